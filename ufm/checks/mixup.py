@@ -1,0 +1,111 @@
+"""Checks of Theorem 3.1 (seed 000) and the properties listed in shared/theory/mixup.md.
+
+Each function takes solver output (numpy) and returns one :class:`ufm.checks.Check`. Tolerances: features are
+compared at 1e-10 relative. At the solver's rounding floor the error is about ``cond(Hessian) * eps``, with
+``cond <= 1 + kappa`` (Hessian ``W^T (diag p - p p^T) W + mu I``), i.e. below 1e-12 for kappa <= 1e3; 1e-10 leaves
+room for kappa up to ~1e5 while any genuine deviation of the closed form (a wrong constant, a missing term) shows
+up at 1e-3 or larger.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ufm.checks import Check
+from ufm.theory import mixup as theory
+
+FEATURE_TOL = 1e-10
+
+
+def relative_errors(h: np.ndarray, h_theory: np.ndarray, scale: float) -> np.ndarray:
+    """``||h - h_theory|| / ||h_theory||``; where the closed form is exactly 0 (C = 2, lam = 1/2), relative to ``scale``."""
+    norm = np.linalg.norm(h_theory, axis=-1)
+    return np.linalg.norm(h - h_theory, axis=-1) / np.where(norm > 0, norm, scale)
+
+
+def feature_error(rel_err: np.ndarray, c, c_prime, lam) -> Check:
+    i = int(np.argmax(rel_err))
+    return Check("feature = Theorem 3.1 closed form (max rel err)", float(rel_err[i]), FEATURE_TOL,
+                 f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}")
+
+
+def same_class_lambda_independence(h, c, c_prime) -> Check:
+    """Same-class features do not move with lambda: max over c of max_lam ||h(lam) - mean_lam h|| / ||mean||."""
+    worst = 0.0
+    for k in np.unique(c):
+        hk = h[(c == k) & (c_prime == k)]
+        mean = hk.mean(axis=0)
+        worst = max(worst, float(np.max(np.linalg.norm(hk - mean, axis=-1)) / np.linalg.norm(mean)))
+    return Check("same-class feature independent of lambda (rel spread)", worst, FEATURE_TOL)
+
+
+def same_class_alignment(W, h, c, c_prime) -> Check:
+    """``1 - cos(h_cc, w_c)`` (Theorem 3.1: h_cc is a positive multiple of w_c)."""
+    same = c == c_prime
+    hs, ws = h[same], W[c[same]]
+    cos = np.sum(hs * ws, axis=-1) / (np.linalg.norm(hs, axis=-1) * np.linalg.norm(ws, axis=-1))
+    return Check("same-class feature along w_c (1 - cos)", float(np.max(1.0 - cos)), 1e-12)
+
+
+def outside_pair_span(W, h, c, c_prime) -> Check:
+    """Relative norm of the component of a different-class feature outside span{w_c, w_c'}."""
+    diff = c != c_prime
+    worst = 0.0
+    for i in np.flatnonzero(diff):
+        Q, _ = np.linalg.qr(np.stack([W[c[i]], W[c_prime[i]]], axis=1))
+        resid = h[i] - Q @ (Q.T @ h[i])
+        worst = max(worst, float(np.linalg.norm(resid) / max(np.linalg.norm(h[i]), np.finfo(float).tiny)))
+    return Check("different-class feature in span{w_c, w_c'} (rel residual)", worst, FEATURE_TOL)
+
+
+def boundary_distance_odd(W, h, c, c_prime, lam, n_lambdas: int) -> Check:
+    """Signed distance s(lam) to the c/c' boundary is odd about 1/2: ``|s(lam) + s(1-lam)| / max|s|``.
+
+    Uses the grid's symmetry: lam_i + lam_{n-1-i} = 1 (to rounding, for ``np.linspace(0, 1, n)``).
+    """
+    diff = c != c_prime
+    s = theory.boundary_distance(W, c[diff], c_prime[diff], h[diff]).reshape(-1, n_lambdas)
+    odd = np.max(np.abs(s + s[:, ::-1])) / np.max(np.abs(s))
+    return Check("boundary distance odd about lam = 1/2 (rel)", float(odd), FEATURE_TOL)
+
+
+def half_mix_bulge(h, c, c_prime, lam, C: int, kappa: float) -> Check:
+    """At lam = 1/2, ``||h_cc'|| / ||(h_cc + h_c'c')/2||`` against the closed form ``2 s/(C|K|)`` (C >= 3)."""
+    expected = theory.half_mix_bulge_ratio(C, kappa)
+    half = np.isclose(lam, 0.5, rtol=0, atol=1e-15)
+    if C < 3 or not np.any(half & (c != c_prime)):
+        why = "C = 2: both vectors are 0" if C < 3 else "lam = 1/2 not on the grid (use an odd grid size)"
+        return Check("lam = 1/2 bulge ratio (solver vs closed form)", float("nan"), None, why)
+    same = {int(k): h[(c == k) & (c_prime == k)].mean(axis=0) for k in np.unique(c)}
+    ratios = [np.linalg.norm(h[i]) / np.linalg.norm((same[int(c[i])] + same[int(c_prime[i])]) / 2)
+              for i in np.flatnonzero(half & (c != c_prime))]
+    err = float(np.max(np.abs(np.array(ratios) - expected)) / expected)
+    return Check("lam = 1/2 bulge ratio (solver vs closed form)", err, FEATURE_TOL,
+                 f"ratio {np.mean(ratios):.12g}, closed form {expected:.12g}")
+
+
+def dimension_independence(z: np.ndarray, z_other: np.ndarray, d: int, d_other: int) -> Check:
+    """Optimal logits ``W h`` are the same for two feature dimensions (and two random ETF embeddings)."""
+    err = float(np.max(np.abs(z - z_other)) / np.max(np.abs(z)))
+    return Check(f"independent of d (logits, d={d} vs d={d_other})", err, FEATURE_TOL)
+
+
+def square_loss_linearity(h_square, c, c_prime, n_lambdas: int) -> Check:
+    """With the square loss the optimum is linear in lam: ``h(lam) = lam h(1) + (1-lam) h(0)``."""
+    diff = c != c_prime
+    hs = h_square[diff].reshape(-1, n_lambdas, h_square.shape[-1])
+    lam = np.linspace(0.0, 1.0, n_lambdas)[None, :, None]
+    linear = lam * hs[:, -1:, :] + (1 - lam) * hs[:, :1, :]
+    err = float(np.max(np.linalg.norm(hs - linear, axis=-1)) / np.max(np.linalg.norm(hs, axis=-1)))
+    return Check("square loss: optimum linear in lambda (rel)", err, FEATURE_TOL)
+
+
+def calibration_gap(W, h, c, c_prime, lam) -> Check:
+    """Reported only: max |max softmax(W h) - max(lam, 1-lam)| (-> 0 as kappa -> infinity; mixup.md)."""
+    z = h @ W.T
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    target = np.where(c == c_prime, 1.0, np.maximum(lam, 1 - lam))
+    gap = np.abs(p.max(axis=-1) - target)
+    return Check("calibration gap |confidence - max(lam, 1-lam)|", float(np.max(gap)), None,
+                 "under-confidence on mixed points; tends to 0 as kappa grows")

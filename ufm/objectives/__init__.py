@@ -1,0 +1,1 @@
+"""Pure JAX objectives ``loss(params, data) -> scalar``, one module per family."""

@@ -1,0 +1,40 @@
+"""Problem definitions: frozen dataclasses of sizes and hyper-parameters, validated on construction."""
+
+from __future__ import annotations
+
+import math
+
+
+class InputError(ValueError):
+    """Bad user input: names the offending field and its valid range (the CLI turns it into exit code 2)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def require(condition: bool, field: str, message: str) -> None:
+    """Raise :class:`InputError` for ``field`` unless ``condition`` holds."""
+    if not condition:
+        raise InputError(field, message)
+
+
+def require_int(value, field: str, low: int) -> None:
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, field,
+            f"must be an integer >= {low}, got {value!r}")
+
+
+def require_positive(value, field: str) -> None:
+    require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0, field,
+            f"must be a finite number > 0, got {value!r}")
+
+
+def require_nonnegative(value, field: str) -> None:
+    require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, field,
+            f"must be a finite number >= 0, got {value!r}")
+
+
+def require_in_unit_interval(value, field: str, *, closed_right: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and 0 <= value and (value <= 1 if closed_right else value < 1)
+    require(ok, field, f"must lie in [0, 1{']' if closed_right else ')'}, got {value!r}")

@@ -1,0 +1,53 @@
+"""The mixup problem with a fixed simplex-ETF classifier (seed 000): sizes, hyper-parameters, subproblem grid."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ufm.etf import simplex_etf
+from ufm.problems import require, require_int, require_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class MixupProblem:
+    """C classes, features in R^d, ETF multiplier m, feature weight decay mu, a uniform grid of n_lambdas in [0, 1].
+
+    Every ordered class pair (c, c'), c = c' included, and every grid lambda is one subproblem
+    ``min_h logsumexp(W h) - y^T W h + (mu/2)||h||^2`` (``ufm.objectives.mixup``). ``seed`` fixes the random
+    isometric embedding of the ETF in R^d (and the solver's random starts).
+    """
+
+    C: int = 10
+    d: int | None = None
+    m: float = 1.0
+    mu: float = 1e-2
+    n_lambdas: int = 101
+    seed: int = 0
+
+    def __post_init__(self):
+        require_int(self.C, "C", 2)
+        if self.d is None:
+            object.__setattr__(self, "d", self.C)
+        require_int(self.d, "d", self.C - 1)
+        require_positive(self.m, "m")
+        require_positive(self.mu, "mu")
+        require_int(self.n_lambdas, "n_lambdas", 2)
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def kappa(self) -> float:
+        """``C m^2 / ((C-1) mu)``: the only combination of (m, mu) the optimal logits depend on."""
+        return self.C * self.m**2 / ((self.C - 1) * self.mu)
+
+    def classifier(self) -> np.ndarray:
+        return simplex_etf(self.C, self.d, self.m, self.seed)
+
+    def lambdas(self) -> np.ndarray:
+        return np.linspace(0.0, 1.0, self.n_lambdas)
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flattened (c, c_prime, lam) of every subproblem, c slowest and lam fastest."""
+        c, c_prime, lam = np.meshgrid(np.arange(self.C), np.arange(self.C), self.lambdas(), indexing="ij")
+        return c.ravel(), c_prime.ravel(), lam.ravel()

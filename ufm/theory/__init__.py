@@ -1,0 +1,1 @@
+"""Closed forms, one module per family; numpy/scipy only, importable without JAX."""
