@@ -24,8 +24,8 @@ the shift vanishes at the optimum, keeping quadratic convergence) by one of:
   joint problems whose Hessians are indefinite away from the optimum and singular at it (rotation symmetry);
 - ``"cg"``: matrix-free truncated conjugate gradients on Hessian-vector products, for large dimension.
 
-A backtracking line search accepts a step when the Armijo condition holds up to rounding of f, or, once f no
-longer changes beyond rounding, when the step halves the gradient norm: this is what lets the polish reach the
+A backtracking line search accepts a step when the Armijo condition holds up to rounding of f or, once f no
+longer changes beyond rounding (where it cannot tell good steps from bad), when the step halves the gradient norm: this is what lets the polish reach the
 rounding floor instead of stalling where loss differences vanish in float64 (the failure of line-searched
 quasi-Newton methods near 1e-9).
 """
@@ -174,7 +174,9 @@ def _line_search(fun, x, f, g, p, args):
         ft, gt = vg(x + t * p, args)
         armijo = ft <= f + 1e-4 * t * slope + 16 * _EPS * jnp.abs(f)
         flat = jnp.abs(ft - f) <= 64 * _EPS * jnp.maximum(1.0, jnp.abs(f))
-        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & (armijo | (flat & (jnp.linalg.norm(gt) <= 0.5 * gnorm)))
+        # Where f is flat to rounding it cannot tell a good step from a bad one: judge by the gradient instead.
+        decrease = jnp.where(flat, jnp.linalg.norm(gt) <= 0.5 * gnorm, armijo)
+        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & decrease
         return ok, ft, gt
 
     def cond(s):
