@@ -1,10 +1,13 @@
 """Checks of Theorem 3.1 (seed 000) and the properties listed in shared/theory/mixup.md.
 
-Each function takes solver output (numpy) and returns one :class:`ufm.checks.Check`. Tolerances: features are
-compared at 1e-10 relative. At the solver's rounding floor the error is about ``cond(Hessian) * eps``, with
-``cond <= 1 + kappa`` (Hessian ``W^T (diag p - p p^T) W + mu I``), i.e. below 1e-12 for kappa <= 1e3; 1e-10 leaves
-room for kappa up to ~1e5 while any genuine deviation of the closed form (a wrong constant, a missing term) shows
-up at 1e-3 or larger.
+Each function takes solver output (numpy) and returns one :class:`ufm.checks.Check`.
+
+Tolerance: features are compared at ``feature_tolerance(kappa) = max(1e-10, 100 eps (1 + kappa))`` relative. At
+the solver's rounding floor the error is about ``cond(Hessian) * eps`` with ``cond <= 1 + kappa`` (Hessian
+``W^T (diag p - p p^T) W + mu I``, ``||W||^2 = gamma = kappa mu``): for kappa <= 4e5 the tolerance is the fixed
+1e-10 (met with a margin of 100x or more at kappa <= 1e3); beyond, float64 itself cannot deliver 1e-10 and the
+tolerance follows the conditioning. Any genuine deviation of a closed form (a wrong constant, a missing term)
+shows up at 1e-3 or larger.
 """
 
 from __future__ import annotations
@@ -17,26 +20,31 @@ from ufm.theory import mixup as theory
 FEATURE_TOL = 1e-10
 
 
+def feature_tolerance(kappa: float) -> float:
+    """Relative tolerance for solver-vs-theory comparisons: 1e-10, or the conditioning floor if larger."""
+    return max(FEATURE_TOL, 100 * np.finfo(float).eps * (1 + kappa))
+
+
 def relative_errors(h: np.ndarray, h_theory: np.ndarray, scale: float) -> np.ndarray:
     """``||h - h_theory|| / ||h_theory||``; where the closed form is exactly 0 (C = 2, lam = 1/2), relative to ``scale``."""
     norm = np.linalg.norm(h_theory, axis=-1)
     return np.linalg.norm(h - h_theory, axis=-1) / np.where(norm > 0, norm, scale)
 
 
-def feature_error(rel_err: np.ndarray, c, c_prime, lam) -> Check:
+def feature_error(rel_err: np.ndarray, c, c_prime, lam, tol: float = FEATURE_TOL) -> Check:
     i = int(np.argmax(rel_err))
-    return Check("feature = Theorem 3.1 closed form (max rel err)", float(rel_err[i]), FEATURE_TOL,
+    return Check("feature = Theorem 3.1 closed form (max rel err)", float(rel_err[i]), tol,
                  f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}")
 
 
-def same_class_lambda_independence(h, c, c_prime) -> Check:
+def same_class_lambda_independence(h, c, c_prime, tol: float = FEATURE_TOL) -> Check:
     """Same-class features do not move with lambda: max over c of max_lam ||h(lam) - mean_lam h|| / ||mean||."""
     worst = 0.0
     for k in np.unique(c):
         hk = h[(c == k) & (c_prime == k)]
         mean = hk.mean(axis=0)
         worst = max(worst, float(np.max(np.linalg.norm(hk - mean, axis=-1)) / np.linalg.norm(mean)))
-    return Check("same-class feature independent of lambda (rel spread)", worst, FEATURE_TOL)
+    return Check("same-class feature independent of lambda (rel spread)", worst, tol)
 
 
 def same_class_alignment(W, h, c, c_prime) -> Check:
@@ -47,7 +55,7 @@ def same_class_alignment(W, h, c, c_prime) -> Check:
     return Check("same-class feature along w_c (1 - cos)", float(np.max(1.0 - cos)), 1e-12)
 
 
-def outside_pair_span(W, h, c, c_prime) -> Check:
+def outside_pair_span(W, h, c, c_prime, tol: float = FEATURE_TOL) -> Check:
     """Relative norm of the component of a different-class feature outside span{w_c, w_c'}."""
     diff = c != c_prime
     worst = 0.0
@@ -55,10 +63,10 @@ def outside_pair_span(W, h, c, c_prime) -> Check:
         Q, _ = np.linalg.qr(np.stack([W[c[i]], W[c_prime[i]]], axis=1))
         resid = h[i] - Q @ (Q.T @ h[i])
         worst = max(worst, float(np.linalg.norm(resid) / max(np.linalg.norm(h[i]), np.finfo(float).tiny)))
-    return Check("different-class feature in span{w_c, w_c'} (rel residual)", worst, FEATURE_TOL)
+    return Check("different-class feature in span{w_c, w_c'} (rel residual)", worst, tol)
 
 
-def boundary_distance_odd(W, h, c, c_prime, lam, n_lambdas: int) -> Check:
+def boundary_distance_odd(W, h, c, c_prime, lam, n_lambdas: int, tol: float = FEATURE_TOL) -> Check:
     """Signed distance s(lam) to the c/c' boundary is odd about 1/2: ``|s(lam) + s(1-lam)| / max|s|``.
 
     Uses the grid's symmetry: lam_i + lam_{n-1-i} = 1 (to rounding, for ``np.linspace(0, 1, n)``).
@@ -66,10 +74,10 @@ def boundary_distance_odd(W, h, c, c_prime, lam, n_lambdas: int) -> Check:
     diff = c != c_prime
     s = theory.boundary_distance(W, c[diff], c_prime[diff], h[diff]).reshape(-1, n_lambdas)
     odd = np.max(np.abs(s + s[:, ::-1])) / np.max(np.abs(s))
-    return Check("boundary distance odd about lam = 1/2 (rel)", float(odd), FEATURE_TOL)
+    return Check("boundary distance odd about lam = 1/2 (rel)", float(odd), tol)
 
 
-def half_mix_bulge(h, c, c_prime, lam, C: int, kappa: float) -> Check:
+def half_mix_bulge(h, c, c_prime, lam, C: int, kappa: float, tol: float = FEATURE_TOL) -> Check:
     """At lam = 1/2, ``||h_cc'|| / ||(h_cc + h_c'c')/2||`` against the closed form ``2 s/(C|K|)`` (C >= 3)."""
     expected = theory.half_mix_bulge_ratio(C, kappa)
     half = np.isclose(lam, 0.5, rtol=0, atol=1e-15)
@@ -80,24 +88,25 @@ def half_mix_bulge(h, c, c_prime, lam, C: int, kappa: float) -> Check:
     ratios = [np.linalg.norm(h[i]) / np.linalg.norm((same[int(c[i])] + same[int(c_prime[i])]) / 2)
               for i in np.flatnonzero(half & (c != c_prime))]
     err = float(np.max(np.abs(np.array(ratios) - expected)) / expected)
-    return Check("lam = 1/2 bulge ratio (solver vs closed form)", err, FEATURE_TOL,
+    return Check("lam = 1/2 bulge ratio (solver vs closed form)", err, tol,
                  f"ratio {np.mean(ratios):.12g}, closed form {expected:.12g}")
 
 
-def dimension_independence(z: np.ndarray, z_other: np.ndarray, d: int, d_other: int) -> Check:
+def dimension_independence(z: np.ndarray, z_other: np.ndarray, d: int, d_other: int,
+                           tol: float = FEATURE_TOL) -> Check:
     """Optimal logits ``W h`` are the same for two feature dimensions (and two random ETF embeddings)."""
     err = float(np.max(np.abs(z - z_other)) / np.max(np.abs(z)))
-    return Check(f"independent of d (logits, d={d} vs d={d_other})", err, FEATURE_TOL)
+    return Check(f"independent of d (logits, d={d} vs d={d_other})", err, tol)
 
 
-def square_loss_linearity(h_square, c, c_prime, n_lambdas: int) -> Check:
+def square_loss_linearity(h_square, c, c_prime, n_lambdas: int, tol: float = FEATURE_TOL) -> Check:
     """With the square loss the optimum is linear in lam: ``h(lam) = lam h(1) + (1-lam) h(0)``."""
     diff = c != c_prime
     hs = h_square[diff].reshape(-1, n_lambdas, h_square.shape[-1])
     lam = np.linspace(0.0, 1.0, n_lambdas)[None, :, None]
     linear = lam * hs[:, -1:, :] + (1 - lam) * hs[:, :1, :]
     err = float(np.max(np.linalg.norm(hs - linear, axis=-1)) / np.max(np.linalg.norm(hs, axis=-1)))
-    return Check("square loss: optimum linear in lambda (rel)", err, FEATURE_TOL)
+    return Check("square loss: optimum linear in lambda (rel)", err, tol)
 
 
 def calibration_gap(W, h, c, c_prime, lam) -> Check:

@@ -90,22 +90,23 @@ def run(problem: MixupProblem, *, progress: bool = True) -> Report:
     z_same = z[same] - z[same].mean(axis=-1, keepdims=True)
     K_solver = float(np.mean(z_same[np.arange(z_same.shape[0]), (c[same] + 1) % problem.C]))
 
+    tol = checks.feature_tolerance(problem.kappa)
     result_checks = [
         Check("solver converged on every subproblem (max rel grad)", main.solution.report()["max_rel_grad_norm"]
               if main.solution.converged.all() else float("inf"), SOLVER.rtol,
               f"{int(np.sum(~main.solution.converged))} not converged" if not main.solution.converged.all() else ""),
-        checks.feature_error(rel_err, c, c_prime, lam),
-        Check("K: solver's non-target logit vs root (rel)", abs(K_solver - K) / abs(K), checks.FEATURE_TOL),
-        checks.same_class_lambda_independence(h, c, c_prime),
+        checks.feature_error(rel_err, c, c_prime, lam, tol),
+        Check("K: solver's non-target logit vs root (rel)", abs(K_solver - K) / abs(K), tol),
+        checks.same_class_lambda_independence(h, c, c_prime, tol),
         checks.same_class_alignment(W, h, c, c_prime),
     ]
     if problem.C >= 3:
-        result_checks.append(checks.outside_pair_span(W, h, c, c_prime))
+        result_checks.append(checks.outside_pair_span(W, h, c, c_prime, tol))
     result_checks += [
-        checks.boundary_distance_odd(W, h, c, c_prime, lam, problem.n_lambdas),
-        checks.half_mix_bulge(h, c, c_prime, lam, problem.C, problem.kappa),
-        checks.dimension_independence(z, alt.h @ alt.W.T, problem.d, other.d),
-        checks.square_loss_linearity(square.h, c, c_prime, problem.n_lambdas),
+        checks.boundary_distance_odd(W, h, c, c_prime, lam, problem.n_lambdas, tol),
+        checks.half_mix_bulge(h, c, c_prime, lam, problem.C, problem.kappa, tol),
+        checks.dimension_independence(z, alt.h @ alt.W.T, problem.d, other.d, tol),
+        checks.square_loss_linearity(square.h, c, c_prime, problem.n_lambdas, tol),
         checks.calibration_gap(W, h, c, c_prime, lam),
     ]
     if problem.C == 2:

@@ -10,6 +10,10 @@ from ufm.etf import simplex_etf
 from ufm.problems import require, require_int, require_positive
 
 
+# Beyond this range the optimum's conditioning (Hessian condition ~ 1 + kappa) leaves no correct digits to test.
+KAPPA_RANGE = (1e-12, 1e12)
+
+
 @dataclasses.dataclass(frozen=True)
 class MixupProblem:
     """C classes, features in R^d, ETF multiplier m, feature weight decay mu, a uniform grid of n_lambdas in [0, 1].
@@ -33,6 +37,10 @@ class MixupProblem:
         require_int(self.d, "d", self.C - 1)
         require_positive(self.m, "m")
         require_positive(self.mu, "mu")
+        kappa = self.C * self.m**2 / ((self.C - 1) * self.mu) if self.m < 1e150 else float("inf")
+        require(KAPPA_RANGE[0] <= kappa <= KAPPA_RANGE[1], "mu",
+                f"kappa = C m^2/((C-1) mu) must lie in [{KAPPA_RANGE[0]:g}, {KAPPA_RANGE[1]:g}] "
+                f"(float64 cannot resolve the optimum beyond), got {kappa:.3g} from m={self.m!r}, mu={self.mu!r}")
         require_int(self.n_lambdas, "n_lambdas", 2)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
 
