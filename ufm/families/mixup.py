@@ -48,7 +48,7 @@ class MixupSolution:
     solution: Solution
 
 
-def solve(problem: MixupProblem, *, loss=mixup_feature_loss, options: SolverOptions = SOLVER,
+def solve(problem: MixupProblem, *, loss=mixup_feature_loss, options: SolverOptions | None = None,
           progress: bool = False) -> MixupSolution:
     """Minimise ``loss`` for every (c, c', lam) of the problem's grid in the full dimension d, from seeded random
     starts (nothing of the ETF structure or of the theorem is used)."""
@@ -57,7 +57,7 @@ def solve(problem: MixupProblem, *, loss=mixup_feature_loss, options: SolverOpti
     data = MixupData(jnp.asarray(W), soft_target(problem.C, c, c_prime, lam), jnp.asarray(problem.mu))
     h0 = np.random.default_rng(problem.seed).standard_normal((c.size, problem.d)) / np.sqrt(problem.d)
     sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),
-                   options=dataclasses.replace(options, progress=progress))
+                   options=dataclasses.replace(options or SOLVER, progress=progress))
     return MixupSolution(W, c, c_prime, lam, np.asarray(sol.params), sol)
 
 
