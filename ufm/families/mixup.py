@@ -48,12 +48,13 @@ class MixupSolution:
     solution: Solution
 
 
-def solve(problem: MixupProblem, *, loss=mixup_feature_loss, options: SolverOptions | None = None,
+def solve(problem: MixupProblem, *, subproblems=None, loss=mixup_feature_loss, options: SolverOptions | None = None,
           progress: bool = False) -> MixupSolution:
-    """Minimise ``loss`` for every (c, c', lam) of the problem's grid in the full dimension d, from seeded random
-    starts (nothing of the ETF structure or of the theorem is used)."""
+    """Minimise ``loss`` for every (c, c', lam) of the problem's grid (or of ``subproblems``, a tuple of three
+    equal-length arrays) in the full dimension d, from seeded random starts (nothing of the ETF structure or of the
+    theorem is used)."""
     W = problem.classifier()
-    c, c_prime, lam = problem.grid()
+    c, c_prime, lam = problem.grid() if subproblems is None else (np.asarray(x) for x in subproblems)
     data = MixupData(jnp.asarray(W), soft_target(problem.C, c, c_prime, lam), jnp.asarray(problem.mu))
     h0 = np.random.default_rng(problem.seed).standard_normal((c.size, problem.d)) / np.sqrt(problem.d)
     sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),

@@ -1,0 +1,77 @@
+"""Run a figure: compute its data from the solver, save data + configuration, plot, save PNG and PDF atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from experiments.style import RC
+from ufm.report import to_json
+
+
+class Progress:
+    """A one-line text progress bar on stderr: ``name [#####.....] 5/10``; silent when ``quiet``."""
+
+    def __init__(self, name: str, total: int, quiet: bool = False):
+        self.name, self.total, self.done, self.quiet, self.t0 = name, max(total, 1), 0, quiet, time.perf_counter()
+        self._draw()
+
+    def step(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.quiet:
+            return
+        filled = int(20 * self.done / self.total)
+        end = "\n" if self.done >= self.total else ""
+        print(f"\r{self.name:<24} [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} "
+              f"{time.perf_counter() - self.t0:6.1f} s", end=end, file=sys.stderr, flush=True)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def run_figure(module, out: Path, *, quick: bool = False, quiet: bool = False) -> list[Path]:
+    """Compute, save and plot one figure module into ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = module.config(quick)
+    progress = Progress(module.NAME, module.steps(config), quiet)
+    data = module.compute(config, progress)
+    files = [out / f"{module.NAME}.{ext}" for ext in ("npz", "json", "png", "pdf")]
+
+    def save_npz(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **data)
+
+    _atomic_write(files[0], save_npz)
+    _atomic_write(files[1], lambda tmp: Path(tmp).write_text(to_json({"figure": module.NAME, "title": module.TITLE,
+                                                                        "quick": quick, "config": config}) + "\n"))
+    with plt.rc_context(RC):
+        fig = module.plot(data, config)
+        for path in files[2:]:
+            _atomic_write(path, lambda tmp, p=path: fig.savefig(tmp, format=p.suffix[1:]))
+        plt.close(fig)
+    return files
+
+
+def load_data(out: Path, name: str) -> tuple[dict, dict]:
+    """The data and configuration a figure was drawn from."""
+    with np.load(out / f"{name}.npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    return data, json.loads((out / f"{name}.json").read_text())["config"]
