@@ -28,3 +28,37 @@ def nc1(H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     keep = keep[w[keep] > np.finfo(np.float64).eps * max(w.max(), 0.0) * sigma_b.shape[0]]
     pinv = (V[:, keep] / w[keep]) @ V[:, keep].T
     return max(float(np.trace(sigma_w @ pinv)) / num_classes, 0.0)
+
+
+def nc2(H: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """NC2 of the centred class means (Papyan et al. 2020): equinorm (std/mean of ``||mu_c - mu_G||``),
+    equiangularity (std of pairwise cosines) and max-angle (mean ``|cos + 1/(K-1)|``)."""
+    means = class_means(np.asarray(H, dtype=np.float64), labels, num_classes)
+    centred = means - np.asarray(H, dtype=np.float64).mean(axis=0)
+    return frame_geometry(centred)
+
+
+def frame_geometry(vectors: np.ndarray) -> dict:
+    """Equinorm, equiangularity and max-angle of K vectors (rows), as in NC2; applied to classifier rows too."""
+    norms = np.linalg.norm(vectors, axis=1)
+    K = vectors.shape[0]
+    cos = (vectors @ vectors.T) / np.outer(norms, norms)
+    off = cos[~np.eye(K, dtype=bool)]
+    return {"equinorm": float(np.std(norms) / np.mean(norms)), "equiangular": float(np.std(off)),
+            "max_angle": float(np.mean(np.abs(off + 1.0 / (K - 1)))), "mean_cosine": float(np.mean(off))}
+
+
+def nc3(W: np.ndarray, H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """NC3 self-duality ``|| W^T/||W||_F - M~/||M~||_F ||_F^2`` with M~ (d x K) the centred class means."""
+    means = class_means(np.asarray(H, dtype=np.float64), labels, num_classes)
+    M = (means - np.asarray(H, dtype=np.float64).mean(axis=0)).T
+    return float(np.sum((W.T / np.linalg.norm(W) - M / np.linalg.norm(M)) ** 2))
+
+
+def nc4(W: np.ndarray, b: np.ndarray, H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """NC4: share of samples whose classifier decision ``argmax_c w_c.h + b_c`` differs from the nearest class mean."""
+    H = np.asarray(H, dtype=np.float64)
+    means = class_means(H, labels, num_classes)
+    decision = np.argmax(H @ W.T + b, axis=1)
+    nearest = np.argmin(((H[:, None, :] - means[None]) ** 2).sum(axis=-1), axis=1)
+    return float(np.mean(decision != nearest))

@@ -8,6 +8,9 @@ import importlib
 
 FAMILIES = {
     "mixup": "ufm.families.mixup",
+    "mse": "ufm.families.square_loss",
+    "mse-deep": "ufm.families.square_loss",
+    "mse-net": "ufm.families.square_loss",
 }
 
 
