@@ -33,6 +33,7 @@ quasi-Newton methods near 1e-9).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from typing import Any, Callable, NamedTuple
@@ -118,6 +119,10 @@ class _State(NamedTuple):
     g: jax.Array
     steps: jax.Array
     status: jax.Array
+
+
+def _dtype(a) -> str:
+    return np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype).str
 
 
 def _rel(g, f):
@@ -238,26 +243,12 @@ def _lbfgs_phase(fun, x, args, opts: SolverOptions):
     return y
 
 
-def minimise(
-    fun: Callable[[Any, Any], jax.Array],
-    params0: Any,
-    args: Any = None,
-    *,
-    args_axes: Any = None,
-    options: SolverOptions = SolverOptions(),
-    log: Callable[[str], None] | None = None,
-) -> Solution:
-    """Minimise ``fun(params, args)`` independently for every element of the leading batch axis of ``params0``.
-
-    ``args_axes`` follows ``jax.vmap``'s ``in_axes`` for ``args`` (``None``: shared by all elements, ``0``: batched;
-    or a pytree of those). Progress (step, worst relative gradient, number still running) goes to ``log``
-    (default: stderr when ``options.progress``). Returns a :class:`Solution` whose arrays are numpy.
-    """
-    if log is None:
-        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
-    example = jax.tree.map(lambda a: a[0], params0)
+@functools.lru_cache(maxsize=64)
+def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axes):
+    """Jitted start (L-BFGS phase + first evaluation) and advance (a chunk of Newton steps) for one objective,
+    options and parameter structure, with a cache of their compiled executables by argument shapes."""
+    example = jax.tree.unflatten(treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaf_specs])
     _, unravel = ravel_pytree(example)
-    x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
     flat_fun = lambda x, a: fun(unravel(x), a)
     vmapped_axes = (0, args_axes)
 
@@ -282,16 +273,47 @@ def minimise(
 
         return jax.vmap(chunk, in_axes=(0, args_axes))(state, args)
 
-    # Compile explicitly so that compilation and solve times are reported separately.
+    return start, advance, unravel, {}
+
+
+def minimise(
+    fun: Callable[[Any, Any], jax.Array],
+    params0: Any,
+    args: Any = None,
+    *,
+    args_axes: Any = None,
+    options: SolverOptions = SolverOptions(),
+    log: Callable[[str], None] | None = None,
+) -> Solution:
+    """Minimise ``fun(params, args)`` independently for every element of the leading batch axis of ``params0``.
+
+    ``args_axes`` follows ``jax.vmap``'s ``in_axes`` for ``args`` (``None``: shared by all elements, ``0``: batched;
+    or a pytree of those). Progress (step, worst relative gradient, number still running) goes to ``log``
+    (default: stderr when ``options.progress``). Returns a :class:`Solution` whose arrays are numpy.
+    """
+    if log is None:
+        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
+    example = jax.tree.map(lambda a: a[0], params0)
+    leaves, treedef = jax.tree.flatten(example)
+    key_options = dataclasses.replace(options, progress=False, label="")
+    start, advance, unravel, executables = _solver_functions(
+        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes)
+    x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
+
+    # Compiled once per (objective, options, shapes): sweeps over values of the same shapes reuse it. Compilation
+    # is explicit so that compilation and solve times are reported separately.
+    signature = jax.tree.map(lambda a: (np.shape(a), _dtype(a)), (x0, args))
+    signature = (jax.tree.structure(signature), tuple(jax.tree.leaves(signature)))
     t0 = time.perf_counter()
-    start_c = start.lower(x0, args).compile()
+    if signature not in executables:
+        start_c = start.lower(x0, args).compile()
+        state_spec = jax.eval_shape(start, x0, args)
+        executables[signature] = (start_c, advance.lower(state_spec, args).compile())
+    start_c, advance_c = executables[signature]
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     state = jax.block_until_ready(start_c(x0, args))
     solve_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    advance_c = advance.lower(state, args).compile()
-    compile_seconds += time.perf_counter() - t0
 
     t0 = time.perf_counter()
     done_steps = 0
