@@ -11,6 +11,8 @@ FAMILIES = {
     "mse": "ufm.families.square_loss",
     "mse-deep": "ufm.families.square_loss",
     "mse-net": "ufm.families.square_loss",
+    "nonneg-lpm": "ufm.families.nonnegative",
+    "nonneg-ufm": "ufm.families.nonnegative",
 }
 
 

@@ -1,0 +1,60 @@
+"""Checks for nonnegative features (seed 002; shared/theory/nonnegative_md.md).
+
+Tolerances as for the square loss: objective 1e-12 relative, geometry 1e-8 relative (a joint nonconvex solve at
+relative gradient ~1e-13 leaves factors within ~1e-13/curvature of the optimum manifold), KKT 1e-8 relative to
+the size of the loss gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ufm.checks import Check
+from ufm.metrics import class_means
+
+OBJECTIVE_TOL = 1e-12
+GEOMETRY_TOL = 1e-8
+KKT_TOL = 1e-8
+
+
+def kkt_residual(grad_W, W, grad_H, H, *, budgets: bool, support_tol: float = 1e-10) -> dict:
+    """KKT residual of ``min f(W, H)`` s.t. H >= 0 (and, with ``budgets``, ||W||^2 and ||H||^2 spheres).
+
+    Budget multipliers are the least-squares ones, ``nu = -<grad, X>/||X||^2`` (exact at a KKT point since the
+    nonnegativity multipliers vanish on the support). Stationarity ``grad + nu X = Lambda`` must be 0 on the support
+    of H and >= 0 off it (Lambda >= 0 is the multiplier of h >= 0). Returns the worst violation relative to
+    ``max(max |grad|, (1 + max |W|) / N)`` and the multipliers (scaled to the constraint's own gradient, 2X/size).
+    """
+    nu_W = -float(np.sum(grad_W * W) / np.sum(W * W)) if budgets else 0.0
+    nu_H = -float(np.sum(grad_H * H) / np.sum(H * H)) if budgets else 0.0
+    rW = grad_W + nu_W * W
+    rH = grad_H + nu_H * H
+    support = H > max(support_tol * H.max(), 1e-12)  # absolute floor: the zero solution has no support
+    worst = max(np.abs(rW).max(), np.abs(rH[support]).max(initial=0.0), np.maximum(0.0, -rH[~support]).max(initial=0.0))
+    # Scale: the loss gradient, or its natural size (1 + max|W|)/N (d CE/d h_i is at most 2 max|w_j|/N) where the
+    # gradient itself vanishes (an interior optimum, e.g. LS with slack budgets, or the zero solution).
+    scale = max(np.abs(grad_W).max(), np.abs(grad_H).max(), (1.0 + np.abs(W).max()) / H.shape[1])
+    return {"residual": float(worst / scale), "nu_W": nu_W, "nu_H": nu_H, "support": int(support.sum())}
+
+
+def geometry(W: np.ndarray, H: np.ndarray, labels: np.ndarray, K: int) -> dict:
+    """Collapse, orthogonality of class means, their norms, margins (features H as d x N columns)."""
+    means = class_means(H.T, labels, K)
+    norms = np.linalg.norm(means, axis=1)
+    scale = max(norms.max(), 1e-300)
+    spread = float(np.max(np.linalg.norm(H.T - means[labels], axis=1)) / scale)
+    cos = means @ means.T / np.outer(np.maximum(norms, 1e-300), np.maximum(norms, 1e-300))
+    Z = W @ H
+    true = Z[labels, np.arange(H.shape[1])]
+    others = np.where(np.eye(K, dtype=bool)[:, labels], np.inf, Z)
+    margins = true[None, :] - others
+    margins = margins[np.isfinite(margins)]
+    return {"means": means, "mean_norm_sq": norms**2, "within_class_spread": spread,
+            "max_abs_cos": float(np.max(np.abs(cos[~np.eye(K, dtype=bool)]))), "margins": margins,
+            "dead_classes": int(np.sum(norms < 1e-6 * scale))}
+
+
+def relative(name: str, values, expected: float, tol: float | None, detail: str = "") -> Check:
+    values = np.atleast_1d(np.asarray(values, dtype=float))
+    err = float(np.max(np.abs(values - expected)) / abs(expected)) if expected != 0 else float(np.max(np.abs(values)))
+    return Check(name, err, tol, detail)

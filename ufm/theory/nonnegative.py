@@ -1,0 +1,74 @@
+"""Nonnegative features with cross-entropy or label smoothing (seed 002; shared/theory/nonnegative_md.md).
+
+Notation: K classes, n samples per class, N = K n, features h >= 0 in R^d (d >= K), classifier W (K x d), no bias.
+Label smoothing with alpha in [0, 1): cross-entropy against ``q = (1 - alpha) e_k + (alpha/K) 1`` (alpha = 0 is CE;
+the other convention q_k = 1 - delta, q_j = delta/(K-1) has delta = alpha (K-1)/K).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def equal_margin_loss(K: int, alpha: float, margin):
+    """``ell_alpha(m) = log(1 + (K-1) e^{-m}) + (alpha (K-1)/K) m``: per-sample loss when every margin equals m."""
+    margin = np.asarray(margin, dtype=float)
+    return np.log1p((K - 1) * np.exp(-margin)) + alpha * (K - 1) / K * margin
+
+
+def smoothing_margin(K: int, alpha: float) -> float:
+    """``m*_alpha = log(1 + K (1 - alpha)/alpha)``: the margin at which softmax equals the LS target (inf for CE)."""
+    return math.inf if alpha == 0 else math.log1p(K * (1 - alpha) / alpha)
+
+
+def target_entropy(K: int, alpha: float) -> float:
+    """Entropy of the LS target q, the least possible LS loss (= ell_alpha(m*_alpha))."""
+    q = np.full(K, alpha / K)
+    q[0] += 1 - alpha
+    q = q[q > 0]
+    return float(-np.sum(q * np.log(q)))
+
+
+def max_margin(K: int, E_W: float, E_H: float) -> float:
+    """``M_max = sqrt(K E_W E_H / (K-1))``: the largest common margin under Model 1's budgets with h >= 0."""
+    return math.sqrt(K * E_W * E_H / (K - 1))
+
+
+def model1_optimum(K: int, E_W: float, E_H: float, alpha: float) -> dict:
+    """Model 1 (positive layer-peeled, budgets (1/K)sum||w_k||^2 <= E_W, (1/N)sum||h_i||^2 <= E_H, h >= 0).
+
+    CE, and LS with ``M_max <= m*_alpha``: unique geometry (collapse; h_k = sqrt(E_H) v_k, v_k orthonormal and
+    nonnegative; w_k = sqrt(E_W/E_H) sqrt(K/(K-1)) (h_k - hbar); every margin M_max), value ell_alpha(M_max).
+    LS with ``M_max > m*_alpha``: value = entropy of q and the minimisers are NOT unique (``unique = False``).
+    """
+    M = max_margin(K, E_W, E_H)
+    m_star = smoothing_margin(K, alpha)
+    unique = M <= m_star
+    value = float(equal_margin_loss(K, alpha, M)) if unique else target_entropy(K, alpha)
+    return {"objective": value, "margin": M if unique else m_star, "M_max": M, "m_star": m_star, "unique": unique,
+            "mean_norm_sq": E_H, "classifier_scale": math.sqrt(E_W / E_H) * math.sqrt(K / (K - 1)),
+            "sign_free_margin": K / (K - 1) * math.sqrt(E_W * E_H)}
+
+
+def model2_optimum(K: int, n: int, lambda_W: float, lambda_H: float, alpha: float) -> dict:
+    """Model 2 (positive UFM with weight decay).
+
+    ``gamma = sqrt(lambda_W lambda_H n K (K-1))``, ``gamma_alpha = gamma + alpha (K-1)/K``. If gamma_alpha >=
+    (K-1)/K the unique minimiser is W = H = 0 (objective log K). Otherwise collapse and orthogonal class means with
+    margin ``m* = log((K-1)(1 - gamma_alpha)/gamma_alpha)`` (true-class probability 1 - gamma_alpha),
+    ``||h_k||^2 = m* sqrt(lambda_W (K-1)/(lambda_H n K))``, ``w_k = a (v_k - vbar)`` with
+    ``a^2 = m* sqrt(lambda_H n K/(lambda_W (K-1)))``, objective ``ell_alpha(m*) + gamma m*``.
+    """
+    gamma = math.sqrt(lambda_W * lambda_H * n * K * (K - 1))
+    gamma_alpha = gamma + alpha * (K - 1) / K
+    if gamma_alpha >= (K - 1) / K:
+        return {"zero": True, "objective": math.log(K), "margin": 0.0, "gamma": gamma, "gamma_alpha": gamma_alpha,
+                "mean_norm_sq": 0.0, "classifier_scale": 0.0, "true_probability": 1.0 / K}
+    m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
+    return {"zero": False, "objective": float(equal_margin_loss(K, alpha, m)) + gamma * m, "margin": m,
+            "gamma": gamma, "gamma_alpha": gamma_alpha,
+            "mean_norm_sq": m * math.sqrt(lambda_W * (K - 1) / (lambda_H * n * K)),
+            "classifier_scale": math.sqrt(m * math.sqrt(lambda_H * n * K / (lambda_W * (K - 1)))),
+            "true_probability": 1 - gamma_alpha, "sign_free_gamma": (K - 1) * math.sqrt(lambda_W * lambda_H * n)}
