@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         t0 = time.perf_counter()
-        report = family.run(problem, progress=not ns.quiet)
+        extra = family.run_options(ns) if hasattr(family, "run_options") else {}
+        report = family.run(problem, progress=not ns.quiet, **extra)
         wall = time.perf_counter() - t0
         table = render_table(report, wall)
         print(table)

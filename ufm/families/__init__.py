@@ -1,6 +1,7 @@
 """Loss families for the CLI. Each module defines NAME, DESCRIPTION, ``add_arguments(parser)``,
 ``problem_from_args(namespace)`` and ``run(problem, progress) -> ufm.report.Report``; FLAGS maps a problem field
-to its command-line flag where the two differ."""
+to its command-line flag where the two differ; an optional ``run_options(namespace) -> dict`` passes further
+keyword arguments to ``run`` (e.g. a sweep). One module may serve several loss names (its variants)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ FAMILIES = {
     "mse-net": "ufm.families.square_loss",
     "nonneg-lpm": "ufm.families.nonnegative",
     "nonneg-ufm": "ufm.families.nonnegative",
+    "md": "ufm.families.memorization_dilation",
 }
 
 

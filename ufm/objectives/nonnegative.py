@@ -57,3 +57,42 @@ def model2_loss(params: dict, data: NonnegData) -> jax.Array:
     """Model 2: ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``, H = G * G >= 0."""
     W, H = model2_factors(params, data)
     return cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
+
+
+class DilationData(NamedTuple):
+    """Model 3 data: noisy-label targets, weight decays, class memberships, the coupling r and the augmented
+    Lagrangian state (multipliers per class, penalty rho)."""
+
+    Q: jax.Array
+    lambda_W: jax.Array
+    lambda_H: jax.Array
+    clean: jax.Array       # N x K: 1 where sample i is clean and of true class k
+    noisy: jax.Array       # N x K: 1 where sample i is noisy and of true class k
+    r: jax.Array
+    multipliers: jax.Array  # K
+    rho: jax.Array
+
+
+def dilation_memorization(H: jax.Array, clean: jax.Array, noisy: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Clean class means mu_k (d x K), dilation D_k (RMS distance of clean class-k features to mu_k) and
+    memorization M_k (mean distance of the noisy samples of true class k to mu_k)."""
+    mu = H @ clean / jnp.sum(clean, axis=0)
+    dist_sq = jnp.sum((H[:, :, None] - mu[:, None, :]) ** 2, axis=0)  # N x K
+    D = jnp.sqrt(jnp.sum(clean * dist_sq, axis=0) / jnp.sum(clean, axis=0))
+    M = jnp.sum(noisy * jnp.sqrt(jnp.where(noisy > 0, dist_sq, 1.0)), axis=0) / jnp.sum(noisy, axis=0)
+    return mu, D, M
+
+
+def coupling(H: jax.Array, data: DilationData) -> jax.Array:
+    """Constraint values ``c_k = M_k - r D_k`` (feasible when <= 0; limited expressivity R1)."""
+    _, D, M = dilation_memorization(H, data.clean, data.noisy)
+    return M - data.r * D
+
+
+def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
+    """Augmented Lagrangian of Model 3: Model 2's objective on the noisy labels plus
+    ``(1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for the inequality constraints c_k <= 0."""
+    W, H = params["W"], params["G"] ** 2
+    base = cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
+    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(H, data))
+    return base + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
