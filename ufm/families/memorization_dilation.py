@@ -29,7 +29,9 @@ from ufm.solver import SolverOptions, minimise
 NAME = "md"
 DESCRIPTION = "memorization-dilation: nonnegative UFM, label noise, coupling M_k <= r D_k (seed 002)"
 FLAGS = {"alpha": "--ls-alpha", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
-SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=2000,
+# rtol 1e-11: the augmented terms carry gradients of size rho r |grad D|, which lifts the rounding floor of the
+# relative gradient just above 1e-12 for r ~ 30 (measured 1.3e-12); the KKT check below is the certificate.
+SOLVER = SolverOptions(rtol=1e-11, linear_solver="eigh", damping=1.0, quasi_newton_steps=2000,
                        quasi_newton_rtol=1e-9, max_steps=200, label="md")
 SWEEP_R = (0.25, 0.5, 1.0, 2.0, 4.0)
 SWEEP_ALPHAS = (0.0, 0.1, 0.3)
@@ -92,10 +94,13 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = 40, tol: f
         if progress:
             print(f"[md] outer {step:2d}  rho {rho:8.2e}  max violation {violation:.3e}  inner rel grad "
                   f"{np.max(sol.rel_grad_norm):.2e}", file=sys.stderr, flush=True)
-        if violation <= tol * max(scale, 1e-300) and np.all(sol.converged):
+        feasible = violation <= tol * max(scale, 1e-300)
+        if feasible and np.any(sol.converged):
             break
-        if violation > 0.25 * previous:
-            rho = min(rho * 10.0, 1e10)
+        # raise the penalty only while the violation itself stalls (never past 1e6: beyond, the inner problems'
+        # conditioning ~ rho r^2 would cost the inner solves their digits)
+        if not feasible and violation > 0.25 * previous:
+            rho = min(rho * 10.0, 1e6)
         previous = violation
     f = np.asarray(sol.loss)
     best = int(np.argmin(np.where(sol.converged, f, np.inf))) if np.any(sol.converged) else int(np.argmin(f))
