@@ -13,12 +13,13 @@ FIGURES = {
     "mixup_geometry": "experiments.mixup_geometry",
     "mixup_coefficients": "experiments.mixup_coefficients",
     "mixup_calibration": "experiments.mixup_calibration",
+    "nonneg": "experiments.nonneg",
+    "memorization_dilation": "experiments.memorization_dilation",
+    "square_loss": "experiments.square_loss",
 }
 PENDING = {
-    "nonneg": "nonnegative features (issue: nonnegative / label smoothing) have not landed yet",
-    "memorization_dilation": "the memorization-dilation model has not landed yet",
-    "square_loss": "square loss with weight decay has not landed yet",
     "local_linearity": "several-point mixup / local linearity has not landed yet",
+    "mixup_joint": "mixup with a learned classifier has not landed yet",
 }
 
 

@@ -95,3 +95,39 @@ def test_unknown_figure_exits_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments", "--only", "nope", "--out", str(tmp_path / "f")],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "--only" in result.stderr and not (tmp_path / "f").exists()
+
+
+def test_nonneg_data_is_the_solver_output(figures):
+    from ufm.families import nonnegative
+    from ufm.problems.nonnegative import NonnegProblem
+
+    data, cfg = load_data(figures[0], "nonneg")
+    lam = cfg["lambdas"][0]
+    p = NonnegProblem(C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", alpha=cfg["alphas"][0], lambda_W=lam,
+                      lambda_H=lam, restarts=cfg["restarts"])
+    sol, _, _ = nonnegative.solve(p)
+    np.testing.assert_allclose(data["objective"][0, 0], sol.loss.min(), rtol=TOL)
+
+
+def test_square_loss_data_is_the_solver_output(figures):
+    from ufm.families import square_loss
+    from ufm.problems.square_loss import SquareLossProblem
+
+    data, cfg = load_data(figures[0], "square_loss")
+    lam = cfg["lambdas"][-1]
+    p = SquareLossProblem(C=cfg["C"], n=cfg["n"], bias="free", lambda_W=lam, lambda_H=lam, restarts=cfg["restarts"])
+    found = square_loss.solve(p)
+    np.testing.assert_allclose(data["W_norm_sq"][1, -1], np.sum(np.asarray(found.params["layers"][-1]) ** 2),
+                               rtol=TOL, atol=1e-20)
+
+
+def test_memorization_dilation_data_is_the_solver_output(figures):
+    from ufm.families import memorization_dilation as md
+    from ufm.problems.nonnegative import MemorizationDilationProblem
+
+    data, cfg = load_data(figures[0], "memorization_dilation")
+    p = MemorizationDilationProblem(C=cfg["C"], n=cfg["n"], noise=cfg["noise"], restarts=cfg["restarts"],
+                                    r=cfg["r_values"][0], alpha=cfg["alphas"][0])
+    out = md.solve(p)
+    # the augmented-Lagrangian path is deterministic; D is a smooth function of the solution: 1e-9
+    np.testing.assert_allclose(data["D"][0], md.measures(p, out["W"], out["H"])["D"].mean(), rtol=1e-9)

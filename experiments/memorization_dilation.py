@@ -1,0 +1,46 @@
+"""Figure 5: memorization-dilation (seed 002, Model 3): dilation against memorization as the expressivity r varies,
+for CE and label smoothing on identical noisy data; raw, and relative to the mean distance between class means."""
+
+from __future__ import annotations
+
+from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.families import memorization_dilation as family
+from ufm.problems.nonnegative import MemorizationDilationProblem
+
+NAME = "memorization_dilation"
+TITLE = "Memorization-dilation: dilation against memorization for CE and label smoothing"
+
+
+def config(quick: bool) -> dict:
+    return {"C": 3, "n": 6 if quick else 10, "noise": 0.34 if quick else 0.2, "restarts": 2 if quick else 3,
+            "r_values": [0.5, 2.0] if quick else list(family.SWEEP_R), "alphas": [0.0, 0.3] if quick else list(family.SWEEP_ALPHAS)}
+
+
+def steps(cfg: dict) -> int:
+    return 1
+
+
+def compute(cfg: dict, progress) -> dict:
+    problem = MemorizationDilationProblem(C=cfg["C"], n=cfg["n"], noise=cfg["noise"], restarts=cfg["restarts"])
+    curve, failures = family.sweep(problem, r_values=cfg["r_values"], alphas=cfg["alphas"], progress=False)
+    if failures:
+        raise RuntimeError("memorization-dilation sweep has uncertified points: " + "; ".join(failures))
+    progress.step()
+    return curve
+
+
+def plot(data: dict, cfg: dict):
+    fig, axes = figure(ncols=2, width=DOUBLE_COLUMN, height=2.8)
+    panels = (("M", "D", "raw", "memorization M", "dilation D"),
+              ("M_rel", "D_rel", "relative to the mean class-mean distance", "M / distance", "D / distance"))
+    for ax, (m, d, title, xlabel, ylabel) in zip(axes[0], panels):
+        for i, alpha in enumerate(cfg["alphas"]):
+            sel = data["alpha"] == alpha
+            ax.plot(data[m][sel], data[d][sel], "o-", color=COLOURS[i], mfc="none",
+                    label="CE" if alpha == 0 else f"LS $\\alpha$ = {alpha:g}")
+            for x, y, r in zip(data[m][sel], data[d][sel], data["r"][sel]):
+                if i == 0:
+                    ax.annotate(f"r={r:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes[0, 0].legend(frameon=False)
+    return fig
