@@ -16,10 +16,22 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = "certificates.json"
+EXIT_FAIL, EXIT_BAD_INPUT = 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors raised instead of printed usage (as ufm.solve)."""
+
+    def error(self, message):
+        raise UsageError(message)
 
 
 def parse_args(argv, families):
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m proofs_check",
         description="Certificates for the theorems ufm verifies: hypotheses, first- and second-order optimality of "
                     "each closed form, global evidence, scalar facts and lemma identities.")
@@ -97,7 +109,12 @@ def versions() -> dict:
 def main(argv=None) -> int:
     import proofs_check
 
-    ns = parse_args(sys.argv[1:] if argv is None else argv, proofs_check.FAMILIES)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        ns = parse_args(argv, proofs_check.FAMILIES)
+    except UsageError as err:
+        print(f"proofs_check: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     log = (lambda msg: None) if ns.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     import json
 
@@ -124,11 +141,15 @@ def main(argv=None) -> int:
         "table": table.splitlines(), "certificates": [c.to_dict() for c in certificates], "wall_seconds": wall,
         "versions": versions(), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_atomically(ns.out, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
+    try:
+        write_atomically(ns.out, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
+    except OSError as err:
+        print(f"proofs_check: error: argument --out: cannot write {ns.out}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for cert in certificates:
         for line in describe_failures(cert):
             print(line, file=sys.stderr)
-    return 1 if n_fail else 0
+    return EXIT_FAIL if n_fail else 0
 
 
 if __name__ == "__main__":
