@@ -285,10 +285,6 @@ def _scalar_instances(problems) -> list[tuple[int, float]]:
     return sorted(pairs)
 
 
-def _F(K, C, kappa):
-    return theory.same_class_equation(K, C, kappa)
-
-
 def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid: int = 200_001) -> Certificate:
     """The root K < 0 of ``F(K) = K (C-1+e^{-CK}) + kappa`` exists, is unique, and ``root`` computes it.
 
@@ -305,13 +301,13 @@ def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid
         K_lo = -min(kappa / (C - 1), 700.0 / C)
         grid = np.linspace(K_lo, 0.0, n_grid)
         with np.errstate(over="ignore"):
-            F = _F(grid, C, kappa)
+            F = theory.same_class_equation(grid, C, kappa)
         dF = np.diff(F) / np.diff(grid)
         deriv = C - 1 + np.exp(-C * grid) * (1 - C * grid)
         Kpos = np.linspace(0.0, 10.0, 10_001)
         sign_change = np.flatnonzero(np.diff(np.sign(F)) != 0)
         K = float(root(C, kappa))
-        Fk, dFk = float(_F(K, C, kappa)), float(C - 1 + np.exp(-C * K) * (1 - C * K))
+        Fk, dFk = float(theory.same_class_equation(K, C, kappa)), float(C - 1 + np.exp(-C * K) * (1 - C * K))
         ok_cell = sign_change.size == 1 and grid[sign_change[0]] <= K <= grid[sign_change[0] + 1]
         record = {"C": C, "kappa": kappa, "K": K, "bracket": [K_lo, 0.0], "F_at_bracket": [float(F[0]), float(F[-1])],
                   "grid_points": n_grid, "sign_changes": int(sign_change.size), "root_in_sign_change_cell": ok_cell,
@@ -322,7 +318,7 @@ def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid
         bracketed.append(float(F[0] < 0 < F[-1]))
         dF_ratio.append(np.min(dF) / C)
         deriv_ratio.append(np.min(deriv) / C)
-        pos_ratio.append(np.min(_F(Kpos, C, kappa)) / kappa)
+        pos_ratio.append(np.min(theory.same_class_equation(Kpos, C, kappa)) / kappa)
         changes.append(abs(sign_change.size - 1))
         in_cell.append(float(ok_cell))
         newton.append(record["newton_correction_rel"])
