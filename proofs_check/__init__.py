@@ -1,0 +1,27 @@
+"""proofs_check: a certificate for every theorem ufm verifies, built only from ufm's public API.
+
+Run ``python -m proofs_check`` (every family) or ``python -m proofs_check mixup`` (one family). Each family is one
+module ``proofs_check/<family>.py`` defining FAMILY, DESCRIPTION and CERTIFICATES, a list of functions that take
+only keyword arguments with defaults and return a :class:`proofs_check.certificate.Certificate`. Adding a family is
+that module plus one line in :data:`FAMILIES`.
+
+A certificate checks, per instance of a grid: the theorem's hypotheses; first-order optimality of the closed form
+itself (gradient or KKT residual at it, no solver); second order (Hessian spectrum at it); global evidence
+(convexity, or seeded solver restarts); the scalar facts the proof relies on; lemmas that are plain identities.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import ufm  # noqa: F401  (enables float64 in JAX before any certificate runs)
+
+FAMILIES = {
+    "mixup": "proofs_check.mixup",
+    "lemmas": "proofs_check.lemmas",
+}
+
+
+def load(name: str):
+    """The module of family ``name`` (a key of :data:`FAMILIES`)."""
+    return importlib.import_module(FAMILIES[name])
