@@ -7,8 +7,7 @@ collapsed (NC1: ``H = M Y``, global mean 0) onto a classifier with ``W M = alpha
 have ``L = 1/2 ((1-alpha)^2 + alpha^2/(C-1))``, whose minimum over alpha is ``1/(2C) > 0`` at ``alpha = (C-1)/C``:
 an NC solution never interpolates.
 
-The formula lives here rather than in ``ufm.theory`` because the square-loss theory module is being written
-separately; it is a one-liner and is checked against the matrix loss, never against itself.
+The formula is ``ufm.theory.square_loss.lemma1_loss``; it is checked against the matrix loss, never against itself.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from scipy import optimize
 
 from proofs_check.certificate import EPS, Certificate, worst
 from ufm.etf import random_isometry
+from ufm.theory import square_loss as square_loss_theory
 
 FAMILY = "lemmas"
 DESCRIPTION = "identities stated as lemmas in the seeds (seed 003, Lemma 1: NC cannot interpolate)"
@@ -33,9 +33,8 @@ VALUE_TOL = 64 * EPS  # the value at the minimum is second order in the alpha er
 
 
 def nc_square_loss(alpha, C: int):
-    """Seed 003, Lemma 1: ``L = 1/2 ((1 - alpha)^2 + alpha^2 / (C - 1))`` for an NC solution of scale alpha."""
-    alpha = np.asarray(alpha, dtype=float)
-    return 0.5 * ((1.0 - alpha) ** 2 + alpha**2 / (C - 1))
+    """Seed 003, Lemma 1: ``L = 1/2 ((1 - alpha)^2 + alpha^2 / (C - 1))`` (``ufm.theory.square_loss.lemma1_loss``)."""
+    return square_loss_theory.lemma1_loss(C, alpha)
 
 
 @functools.lru_cache(maxsize=None)
