@@ -312,8 +312,9 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
     result_checks.insert(0, Check("solver converged at the best restart (rel grad)",
                                   float(found.solution.rel_grad_norm[found.best]) if best_ok else float("inf"),
                                   SOLVER.rtol,
-                                  f"stopped on {kinks} ReLU kinks (nonsmooth point), rel grad "
-                                  f"{found.solution.rel_grad_norm[found.best]:.2e}" if kinks else ""))
+                                  (f"{kinks} ReLU pre-activations at the kink" if best_ok else
+                                   f"stopped on {kinks} ReLU kinks (nonsmooth point), rel grad "
+                                   f"{found.solution.rel_grad_norm[found.best]:.2e}") if kinks else ""))
     headline = [f"ufm {problem.model} square loss: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
                 f"act={problem.act} bias={problem.bias} lambda_W={problem.lambda_W:g}"
                 + (f" lambda_H={problem.lambda_H:g}" if problem.model == "ufm" else f" inputs={problem.inputs}")]
