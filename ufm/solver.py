@@ -22,6 +22,12 @@ the shift vanishes at the optimum, keeping quadratic convergence) by one of:
 - ``"cholesky"``: dense Hessian, for convex problems of moderate dimension (falls back to -g if not PD);
 - ``"eigh"``: dense Hessian, eigenvalues replaced by their absolute values (saddle-free Newton), for nonconvex
   joint problems whose Hessians are indefinite away from the optimum and singular at it (rotation symmetry);
+- ``options.newton_system`` (optional, overrides ``linear_solver``): a function ``(x, g, args, shift) -> p`` that
+  a family supplies when its Hessian has structure to exploit (e.g. ``mu I + W^T A W`` with W shared by the
+  batch, solved through a C x C system); ``x`` is the flat parameter vector of one element. It must solve
+  ``(H + shift I) p = -g`` from the objective's own data; it is trusted like the other solvers (a non-descent or
+  non-finite answer falls back to -g), and the convergence test is unchanged, so an inexact solve costs steps,
+  never correctness;
 - ``"cg"``: matrix-free truncated conjugate gradients on Hessian-vector products, for large dimension (each
   product costs about two passes over the data: the Hessian is never formed, so a batch of subproblems of
   dimension d sharing a C x d matrix costs batched (B x d)(d x C) matrix products per CG iteration).
@@ -78,6 +84,7 @@ class SolverOptions:
     progress: bool = True
     label: str = "newton"
     shard_batch: bool = True
+    newton_system: Callable[[jax.Array, jax.Array, Any, jax.Array], jax.Array] | None = None
 
     def __post_init__(self):
         if self.linear_solver not in ("cholesky", "eigh", "cg"):
@@ -164,6 +171,10 @@ def _cg(hvp, b, shift, max_steps, rtol, active=True):
 
 def _newton_direction(fun, x, g, args, opts: SolverOptions, active=True):
     shift = opts.damping * jnp.linalg.norm(g)
+    if opts.newton_system is not None:
+        p = opts.newton_system(x, g, args, shift)
+        ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
+        return jnp.where(ok, p, -g)
     if opts.linear_solver == "cg":
         # linearize once per Newton step: the primal (e.g. the logits W h and their softmax) is computed here
         # and reused by every CG iteration, so one Hessian-vector product costs two matrix products, not four.
