@@ -298,7 +298,7 @@ def _shard_batch(x0, args, args_axes, devices):
         args = place(args_axes, args)
     else:
         args = jax.tree.map(place, args_axes, args, is_leaf=lambda a: a is None)
-    return place_batched(x0), args
+    return place_batched(x0), args, split
 
 
 def minimise(
@@ -323,12 +323,15 @@ def minimise(
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
     batch = x0.shape[0]
     devices = jax.local_devices()
+    out_sharding = None  # default: the compiler's choice (one device)
     if options.shard_batch and len(devices) > 1:
-        x0, args = _shard_batch(x0, args, args_axes, devices)
+        # The state keeps the batch split across devices between calls (a fixed output sharding, so the compiled
+        # chunk accepts its own output).
+        x0, args, out_sharding = _shard_batch(x0, args, args_axes, devices)
     flat_fun = lambda x, a: fun(unravel(x), a)
     vmapped_axes = (0, args_axes)
 
-    @jax.jit
+    @jax.jit(out_shardings=out_sharding)
     def start(x, args):
         def one(x, args):
             if options.quasi_newton_steps > 0:
@@ -342,7 +345,7 @@ def minimise(
 
     step = _newton_step(flat_fun, options)
 
-    @jax.jit
+    @jax.jit(out_shardings=out_sharding)
     def advance(state, args):
         def chunk(s, a):
             # A while loop, not a fori loop: under vmap it ends as soon as every element has finished, instead
