@@ -22,7 +22,22 @@ the shift vanishes at the optimum, keeping quadratic convergence) by one of:
 - ``"cholesky"``: dense Hessian, for convex problems of moderate dimension (falls back to -g if not PD);
 - ``"eigh"``: dense Hessian, eigenvalues replaced by their absolute values (saddle-free Newton), for nonconvex
   joint problems whose Hessians are indefinite away from the optimum and singular at it (rotation symmetry);
-- ``"cg"``: matrix-free truncated conjugate gradients on Hessian-vector products, for large dimension.
+- ``options.newton_system`` (optional, overrides ``linear_solver``): a function ``(x, g, args, shift) -> p`` that
+  a family supplies when its Hessian has structure to exploit (e.g. ``mu I + W^T A W`` with W shared by the
+  batch, solved through a C x C system); ``x`` is the flat parameter vector of one element. It must solve
+  ``(H + shift I) p = -g`` from the objective's own data; it is trusted like the other solvers (a non-descent or
+  non-finite answer falls back to -g), and the convergence test is unchanged, so an inexact solve costs steps,
+  never correctness;
+- ``"cg"``: matrix-free truncated conjugate gradients on Hessian-vector products, for large dimension (each
+  product costs about two passes over the data: the Hessian is never formed, so a batch of subproblems of
+  dimension d sharing a C x d matrix costs batched (B x d)(d x C) matrix products per CG iteration).
+
+Devices: when jax sees more than one local device and ``options.shard_batch`` (the default), the batch axis is
+split evenly across them with ``jax.sharding`` (``NamedSharding`` over a 1-d mesh of ``jax.local_devices()``;
+shared ``args`` are replicated, the batch is padded to a multiple of the device count with copies of its first
+element, which are dropped from the result). Every element is solved by the same operations whatever the device,
+so results do not depend on the number of devices. Across hosts (``jax.distributed``), each process solves its
+own slice of a sweep on its local devices (README, "Benchmarks and scale-out").
 
 A backtracking line search accepts a step when the Armijo condition holds up to rounding of f or, once f no
 longer changes beyond rounding (where it cannot tell good steps from bad), when the step halves the gradient norm: this is what lets the polish reach the
@@ -69,6 +84,8 @@ class SolverOptions:
     steps_per_report: int = 5
     progress: bool = True
     label: str = "newton"
+    shard_batch: bool = True
+    newton_system: Callable[[jax.Array, jax.Array, Any, jax.Array], jax.Array] | None = None
 
     def __post_init__(self):
         if self.linear_solver not in ("cholesky", "eigh", "cg"):
@@ -129,12 +146,16 @@ def _rel(g, f):
     return jnp.linalg.norm(g) / jnp.maximum(1.0, jnp.abs(f))
 
 
-def _cg(hvp, b, shift, max_steps, rtol):
-    """Truncated CG for (H + shift I) p = b; stops at negative curvature (returns the last iterate, or b)."""
+def _cg(hvp, b, shift, max_steps, rtol, active=True):
+    """Truncated CG for (H + shift I) p = b; stops at negative curvature (returns the last iterate, or b).
+
+    ``active`` False (an element that has already finished) ends the loop at once: under vmap a while loop runs
+    as long as any element's condition holds, so finished elements must not hold it.
+    """
 
     def cond(s):
         k, _, r, _, rr, done = s
-        return (k < max_steps) & ~done & (jnp.sqrt(rr) > rtol * jnp.linalg.norm(b))
+        return active & (k < max_steps) & ~done & (jnp.sqrt(rr) > rtol * jnp.linalg.norm(b))
 
     def body(s):
         k, p, r, d, rr, _ = s
@@ -153,11 +174,17 @@ def _cg(hvp, b, shift, max_steps, rtol):
     return jax.lax.while_loop(cond, body, init)[1]
 
 
-def _newton_direction(fun, x, g, args, opts: SolverOptions):
+def _newton_direction(fun, x, g, args, opts: SolverOptions, active=True):
     shift = opts.damping * jnp.linalg.norm(g)
+    if opts.newton_system is not None:
+        p = opts.newton_system(x, g, args, shift)
+        ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
+        return jnp.where(ok, p, -g)
     if opts.linear_solver == "cg":
-        hvp = lambda v: jax.jvp(lambda y: jax.grad(fun)(y, args), (x,), (v,))[1]
-        return _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))))
+        # linearize once per Newton step: the primal (e.g. the logits W h and their softmax) is computed here
+        # and reused by every CG iteration, so one Hessian-vector product costs two matrix products, not four.
+        _, hvp = jax.linearize(lambda y: jax.grad(fun)(y, args), x)
+        return _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))), active)
     H = jax.hessian(fun)(x, args)
     eye = jnp.eye(x.size, dtype=x.dtype)
     if opts.linear_solver == "eigh":
@@ -169,8 +196,11 @@ def _newton_direction(fun, x, g, args, opts: SolverOptions):
     return jnp.where(ok, p, -g)
 
 
-def _line_search(fun, x, f, g, p, args):
-    """Backtracking from t = 1 (see module docstring for the rounding-aware acceptance rule)."""
+def _line_search(fun, x, f, g, p, args, active=True):
+    """Backtracking from t = 1 (see module docstring for the rounding-aware acceptance rule).
+
+    Finished elements (``active`` False) take no backtracking trials, so they do not hold a vmapped loop open.
+    """
     slope = g @ p
     gnorm = jnp.linalg.norm(g)
     vg = jax.value_and_grad(fun)
@@ -186,7 +216,7 @@ def _line_search(fun, x, f, g, p, args):
 
     def cond(s):
         k, t, ok, _, _ = s
-        return (~ok) & (k < 60)
+        return active & (~ok) & (k < 60)
 
     def body(s):
         k, t, _, _, _ = s
@@ -201,8 +231,9 @@ def _line_search(fun, x, f, g, p, args):
 
 def _newton_step(fun, opts: SolverOptions):
     def step(s: _State, args) -> _State:
-        p = _newton_direction(fun, s.x, s.g, args, opts)
-        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args)
+        active = s.status == RUNNING
+        p = _newton_direction(fun, s.x, s.g, args, opts, active)
+        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active)
         x = jnp.where(ok, s.x + t * p, s.x)
         f = jnp.where(ok, ft, s.f)
         g = jnp.where(ok, gt, s.g)
@@ -243,16 +274,49 @@ def _lbfgs_phase(fun, x, args, opts: SolverOptions):
     return y
 
 
+def _shard_batch(x0, args, args_axes, devices):
+    """Split the batch axis of ``x0`` and of the batched ``args`` across ``devices``; replicate the shared args.
+
+    The batch is padded to a multiple of ``len(devices)`` with copies of element 0 (solved, then dropped).
+    ``args_axes`` is a prefix of ``args`` with leaves None (shared) or 0 (batched), as for ``jax.vmap``.
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("batch",))
+    split, replicate = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+    pad = -x0.shape[0] % len(devices)
+
+    def place_batched(a):
+        a = jnp.asarray(a)
+        if pad:
+            a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)])
+        return jax.device_put(a, split)
+
+    def place(axis, sub):
+        if axis is None:
+            return jax.tree.map(lambda a: jax.device_put(jnp.asarray(a), replicate), sub)
+        if axis != 0:
+            raise ValueError(f"args_axes leaves must be None or 0 to shard the batch, got {axis!r}")
+        return jax.tree.map(place_batched, sub)
+
+    if args_axes is None or isinstance(args_axes, int):
+        args = place(args_axes, args)
+    else:
+        args = jax.tree.map(place, args_axes, args, is_leaf=lambda a: a is None)
+    return place_batched(x0), args, split
+
+
 @functools.lru_cache(maxsize=64)
-def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axes):
+def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axes, out_sharding):
     """Jitted start (L-BFGS phase + first evaluation) and advance (a chunk of Newton steps) for one objective,
-    options and parameter structure, with a cache of their compiled executables by argument shapes."""
+    options, parameter structure and output sharding, with a cache of their compiled executables by argument
+    shapes."""
     example = jax.tree.unflatten(treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaf_specs])
     _, unravel = ravel_pytree(example)
     flat_fun = lambda x, a: fun(unravel(x), a)
     vmapped_axes = (0, args_axes)
 
-    @jax.jit
+    @jax.jit(out_shardings=out_sharding)
     def start(x, args):
         def one(x, args):
             if options.quasi_newton_steps > 0:
@@ -266,10 +330,16 @@ def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axe
 
     step = _newton_step(flat_fun, options)
 
-    @jax.jit
+    @jax.jit(out_shardings=out_sharding)
     def advance(state, args):
         def chunk(s, a):
-            return jax.lax.fori_loop(0, options.steps_per_report, lambda _, t: step(t, a), s)
+            # A while loop, not a fori loop: under vmap it ends as soon as every element has finished, instead
+            # of running the remaining steps of the chunk masked.
+            def cond(carry):
+                k, t = carry
+                return (k < options.steps_per_report) & (t.status == RUNNING)
+
+            return jax.lax.while_loop(cond, lambda carry: (carry[0] + 1, step(carry[1], a)), (0, s))[1]
 
         return jax.vmap(chunk, in_axes=(0, args_axes))(state, args)
 
@@ -295,10 +365,17 @@ def minimise(
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
     example = jax.tree.map(lambda a: a[0], params0)
     leaves, treedef = jax.tree.flatten(example)
+    x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
+    batch = x0.shape[0]
+    devices = jax.local_devices()
+    out_sharding = None  # default: the compiler's choice (one device)
+    if options.shard_batch and len(devices) > 1:
+        # The state keeps the batch split across devices between calls (a fixed output sharding, so the compiled
+        # chunk accepts its own output).
+        x0, args, out_sharding = _shard_batch(x0, args, args_axes, devices)
     key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, unravel, executables = _solver_functions(
-        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes)
-    x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
+        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, out_sharding)
 
     # Compiled once per (objective, options, shapes): sweeps over values of the same shapes reuse it. Compilation
     # is explicit so that compilation and solve times are reported separately.
@@ -329,6 +406,8 @@ def minimise(
         done_steps += options.steps_per_report
     solve_seconds += time.perf_counter() - t0
 
+    if state.x.shape[0] != batch:  # drop the padding added for sharding
+        state = jax.tree.map(lambda a: a[:batch], state)
     f = np.asarray(state.f)
     g = np.asarray(state.g)
     grad_norm = np.linalg.norm(g, axis=-1)
