@@ -28,3 +28,23 @@ def nc1(H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     keep = keep[w[keep] > np.finfo(np.float64).eps * max(w.max(), 0.0) * sigma_b.shape[0]]
     pinv = (V[:, keep] / w[keep]) @ V[:, keep].T
     return max(float(np.trace(sigma_w @ pinv)) / num_classes, 0.0)
+
+
+def nonlinearity(h_mix: np.ndarray, h_points: np.ndarray, lam: np.ndarray, *, normalise: bool = True) -> np.ndarray:
+    """Per-mix non-linearity of a representation (Chaudhry et al., seed 001, eq. 3), float64.
+
+    ``|| f^(Mix_lam(x_1..x_k)) - sum_j lam_j f^(x_j) ||`` with ``f^ = f/||f||`` when ``normalise`` (the seed's
+    definition: every representation scaled to unit norm "for a fair comparison across layers") or ``f^ = f``
+    otherwise. ``h_mix`` (n, d): representations of the mixed inputs; ``h_points`` (n, k, d): of the k inputs that
+    were mixed; ``lam`` (n, k): the weights. Returns (n,); the seed's NonLin is their mean (its sum, up to n).
+
+    Note: normalising each output makes the measure positive even for an exactly linear map (the mix of unit
+    vectors is shorter than a unit vector), see ``ufm.theory.mixup.linear_map_nonlinearity``.
+    """
+    h_mix = np.asarray(h_mix, dtype=np.float64)
+    h_points = np.asarray(h_points, dtype=np.float64)
+    if normalise:
+        h_mix = h_mix / np.linalg.norm(h_mix, axis=-1, keepdims=True)
+        h_points = h_points / np.linalg.norm(h_points, axis=-1, keepdims=True)
+    mixed = np.einsum("nk,nkd->nd", np.asarray(lam, dtype=np.float64), h_points)
+    return np.linalg.norm(h_mix - mixed, axis=-1)
