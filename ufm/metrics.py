@@ -48,3 +48,12 @@ def nonlinearity(h_mix: np.ndarray, h_points: np.ndarray, lam: np.ndarray, *, no
         h_points = h_points / np.linalg.norm(h_points, axis=-1, keepdims=True)
     mixed = np.einsum("nk,nkd->nd", np.asarray(lam, dtype=np.float64), h_points)
     return np.linalg.norm(h_mix - mixed, axis=-1)
+
+
+def nonlinearity_floor(h_points: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Lower bound of the normalised :func:`nonlinearity` for ANY map with these outputs at the mixed points:
+    ``1 - ||sum_j lam_j f^(x_j)||`` (the distance of the mix of unit vectors to the unit sphere). An exactly linear
+    map attains it when the ``f(x_j)`` have equal norms; ``NonLin - floor`` is the part eq. (3) owes to the map."""
+    h_points = np.asarray(h_points, dtype=np.float64)
+    unit = h_points / np.linalg.norm(h_points, axis=-1, keepdims=True)
+    return 1.0 - np.linalg.norm(np.einsum("nk,nkd->nd", np.asarray(lam, dtype=np.float64), unit), axis=-1)

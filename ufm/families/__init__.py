@@ -8,6 +8,7 @@ import importlib
 
 FAMILIES = {
     "mixup": "ufm.families.mixup",
+    "mixup-deep": "ufm.families.mixup_deep",
 }
 
 
