@@ -20,7 +20,7 @@ from ufm.solver import SolverOptions, minimise
 NAME = "mixup-deep"
 DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (seed 001)"
 FLAGS = {"n_lambdas": "--lambdas", "mu_v": "--mu-v", "eval_lambdas": "--eval-lambdas"}
-SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=1000, max_steps=300)
+SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=0, max_steps=300)
 LAYERS = ("g", "h", "z")  # input features (mixed), hidden layer, logits
 
 
@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--lambdas", type=int, default=6, dest="n_lambdas",
                        help="Gauss-Jacobi nodes for the expectation over lam (>= 1)")
     group.add_argument("--consistency", type=float, default=1.0, help="weight of the consistency loss (>= 0)")
-    group.add_argument("--restarts", type=int, default=8, help="seeded random starts per rule (>= 1)")
+    group.add_argument("--restarts", type=int, default=16, help="seeded random starts per rule (>= 1)")
     group.add_argument("--eval-lambdas", type=int, default=99, dest="eval_lambdas",
                        help="lam values per class pair at which NonLin is evaluated (>= 1)")
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")

@@ -40,7 +40,7 @@ class MixupDeepProblem:
     alpha: float = 1.0
     n_lambdas: int = 6
     consistency: float = 1.0
-    restarts: int = 8
+    restarts: int = 16
     eval_lambdas: int = 99
     seed: int = 0
 
