@@ -11,7 +11,7 @@ from ufm.etf import simplex_etf
 from ufm.problems import require, require_int, require_nonnegative, require_positive
 
 RULES = ("erm", "mixup", "consistency")
-ACTIVATIONS = ("softplus", "relu", "linear")
+ACTIVATIONS = ("relu", "softplus", "linear")
 CLASSIFIERS = ("fixed", "learned")
 
 
@@ -31,7 +31,7 @@ class MixupDeepProblem:
     C: int = 4
     d0: int | None = None
     d1: int | None = None
-    activation: str = "softplus"
+    activation: str = "relu"
     sharpness: float = 10.0
     classifier: str = "fixed"
     m: float = 1.0
