@@ -181,16 +181,17 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         arrays[f"{rule}_losses"] = sol.loss
 
     # The seed's qualitative finding (Sec. 3.1): mixup more linear than ERM in the last layer but not in the
-    # intermediate one; the consistency loss more linear than ERM in every layer. Judged on the unnormalised NonLin
-    # (relative to the layer's norm) with a tolerance: the relu limit is only reached to O(1/s).
+    # intermediate one; the consistency loss more linear than ERM in every layer. Judged both on eq. (3) as the seed
+    # defines it and on the unnormalised NonLin (relative to the layer's norm), with a tolerance: the relu limit is
+    # only reached to O(1/s). The two measures can disagree (eq. 3 also moves with the vertex geometry, its floor).
     tol = max(1e-4, 10 * max((c.value for c in result_checks if "relu limit" in c.name), default=0.0))
-    un = {rule: {layer: table[rule][layer]["unnormalised_rel"] for layer in LAYERS} for rule in RULES}
 
-    def compare(rule, layer):
-        diff = un[rule][layer] - un["erm"][layer]
+    def compare(rule, layer, key):
+        diff = table[rule][layer][key] - table["erm"][layer][key]
         return "equal" if abs(diff) <= tol else ("more linear" if diff < 0 else "less linear")
 
-    verdicts = {f"{rule} vs ERM, layer {layer}": compare(rule, layer)
+    verdicts = {f"{rule} vs ERM, layer {layer}": {"eq3": compare(rule, layer, "nonlin"),
+                                                   "unnormalised": compare(rule, layer, "unnormalised_rel")}
                 for rule in ("mixup", "consistency") for layer in ("h", "z")}
     numbers["seed_finding"] = verdicts
     numbers["seconds"] = time.perf_counter() - t0
@@ -226,8 +227,8 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
             r = table[rule][layer]
             headline.append(f"{rule:<12} {layer:<5} {numbers[rule]['loss']:12.8f} {r['nonlin']:9.6f} {r['floor']:9.6f} "
                             f"{r['excess']:10.3e} {r['unnormalised_rel']:10.3e}")
-    headline.append("unnormalised NonLin compared with ERM (seed 001: mixup more linear in the last layer, less in "
-                    f"the hidden one; consistency more linear in all), tolerance {tol:.0e}:")
-    headline += [f"  {k}: {v}" for k, v in verdicts.items()]
+    headline.append("compared with ERM (seed 001: mixup more linear in the last layer, less in the hidden one; "
+                    f"consistency more linear in all), tolerance {tol:.0e}:")
+    headline += [f"  {k}: eq. (3) {v['eq3']}, unnormalised {v['unnormalised']}" for k, v in verdicts.items()]
     config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(SOLVER)}
     return Report(NAME, config, headline, result_checks, overall, numbers, arrays, arrays_name="params.npz")
