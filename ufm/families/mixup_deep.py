@@ -32,7 +32,8 @@ def add_arguments(parser) -> None:
     group.add_argument("--activation", default="relu",
                        help="relu (default; reached by softplus continuation), softplus (smooth) or linear")
     group.add_argument("--sharpness", type=float, default=10.0, help="softplus sharpness s: softplus(s x)/s (> 0)")
-    group.add_argument("--classifier", default="fixed", help="fixed (simplex ETF) or learned")
+    group.add_argument("--classifier", default="learned",
+                       help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
     group.add_argument("--m", type=float, default=1.0, help="ETF multiplier of the fixed classifier (> 0)")
     group.add_argument("--mu", type=float, default=1e-2, help="weight decay of the free features (> 0)")
     group.add_argument("--mu-v", type=float, default=1e-2, dest="mu_v",
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--lambdas", type=int, default=6, dest="n_lambdas",
                        help="Gauss-Jacobi nodes for the expectation over lam (>= 1)")
     group.add_argument("--consistency", type=float, default=1.0, help="weight of the consistency loss (>= 0)")
-    group.add_argument("--restarts", type=int, default=16, help="seeded random starts per rule (>= 1)")
+    group.add_argument("--restarts", type=int, default=8, help="seeded random starts per rule (>= 1)")
     group.add_argument("--eval-lambdas", type=int, default=99, dest="eval_lambdas",
                        help="lam values per class pair at which NonLin is evaluated (>= 1)")
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")

@@ -33,14 +33,14 @@ class MixupDeepProblem:
     d1: int | None = None
     activation: str = "relu"
     sharpness: float = 10.0
-    classifier: str = "fixed"
+    classifier: str = "learned"
     m: float = 1.0
     mu: float = 1e-2
     mu_v: float = 1e-2
     alpha: float = 1.0
     n_lambdas: int = 6
     consistency: float = 1.0
-    restarts: int = 16
+    restarts: int = 8
     eval_lambdas: int = 99
     seed: int = 0
 
