@@ -242,11 +242,12 @@ def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
     sweep = nonlinearity_vs_kappa(problem, W, classes, lam, y[rnd])
     floor = theory.linear_map_nonlinearity(C, y[rnd])
 
+    feature_check = point_checks.feature_error(h, h_theory, vertex_norm)
     result_checks = [
         Check("solver converged on every subproblem (max rel grad)", sol.report()["max_rel_grad_norm"]
               if sol.converged.all() else float("inf"), SOLVER.rtol,
               f"{int(np.sum(~sol.converged))} not converged" if not sol.converged.all() else ""),
-        point_checks.feature_error(h, h_theory, vertex_norm),
+        feature_check,
         point_checks.gap_system_residual(W, h, all_classes, all_lam, problem.kappa),
         point_checks.outside_mixed_span(W, h, all_classes),
     ]
@@ -280,7 +281,7 @@ def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
         "  closed-form CE NonLin vs kappa:  " + "  ".join(f"{r['kappa']:g}: {r['nonlin']:.6f}" for r in sweep),
     ]
     numbers = {"kappa": problem.kappa, "K": K, "vertex_norm": vertex_norm,
-               "max_rel_error": float(point_checks.feature_error(h, h_theory, vertex_norm).value),
+               "max_rel_error": feature_check.value,
                "nonlin_ce": ce, "nonlin_square": sq, "nonlin_vs_kappa": sweep,
                "barycentre_bulge_ratio": theory.barycentre_bulge_ratio(C, problem.kappa, k),
                "seconds": time.perf_counter() - t0}

@@ -152,7 +152,7 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
     result_checks, table, conv, numbers, arrays = [], {}, {}, {}, {}
     for rule in RULES:
         sol, params, best, data, history = train(problem, rule, progress=progress)
-        table[rule] = layer_nonlinearity(problem, params, data)
+        table[rule] = history[-1]["nonlin"]
         # NonLin at every restart that reached the best loss: the spread says whether it is well defined.
         at_best = np.flatnonzero(sol.loss <= sol.loss[best] + 1e-9 * max(1.0, abs(sol.loss[best])))
         spread = max(abs(layer_nonlinearity(problem, {k: v[i] for k, v in sol.params.items()}, data)[layer]["excess"]
