@@ -62,3 +62,32 @@ def nc4(W: np.ndarray, b: np.ndarray, H: np.ndarray, labels: np.ndarray, num_cla
     decision = np.argmax(H @ W.T + b, axis=1)
     nearest = np.argmin(((H[:, None, :] - means[None]) ** 2).sum(axis=-1), axis=1)
     return float(np.mean(decision != nearest))
+
+
+def nonlinearity(h_mix: np.ndarray, h_points: np.ndarray, lam: np.ndarray, *, normalise: bool = True) -> np.ndarray:
+    """Per-mix non-linearity of a representation (Chaudhry et al., seed 001, eq. 3), float64.
+
+    ``|| f^(Mix_lam(x_1..x_k)) - sum_j lam_j f^(x_j) ||`` with ``f^ = f/||f||`` when ``normalise`` (the seed's
+    definition: every representation scaled to unit norm "for a fair comparison across layers") or ``f^ = f``
+    otherwise. ``h_mix`` (n, d): representations of the mixed inputs; ``h_points`` (n, k, d): of the k inputs that
+    were mixed; ``lam`` (n, k): the weights. Returns (n,); the seed's NonLin is their mean (its sum, up to n).
+
+    Note: normalising each output makes the measure positive even for an exactly linear map (the mix of unit
+    vectors is shorter than a unit vector), see ``ufm.theory.mixup.linear_map_nonlinearity``.
+    """
+    h_mix = np.asarray(h_mix, dtype=np.float64)
+    h_points = np.asarray(h_points, dtype=np.float64)
+    if normalise:
+        h_mix = h_mix / np.linalg.norm(h_mix, axis=-1, keepdims=True)
+        h_points = h_points / np.linalg.norm(h_points, axis=-1, keepdims=True)
+    mixed = np.einsum("nk,nkd->nd", np.asarray(lam, dtype=np.float64), h_points)
+    return np.linalg.norm(h_mix - mixed, axis=-1)
+
+
+def nonlinearity_floor(h_points: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Lower bound of the normalised :func:`nonlinearity` for ANY map with these outputs at the mixed points:
+    ``1 - ||sum_j lam_j f^(x_j)||`` (the distance of the mix of unit vectors to the unit sphere). An exactly linear
+    map attains it when the ``f(x_j)`` have equal norms; ``NonLin - floor`` is the part eq. (3) owes to the map."""
+    h_points = np.asarray(h_points, dtype=np.float64)
+    unit = h_points / np.linalg.norm(h_points, axis=-1, keepdims=True)
+    return 1.0 - np.linalg.norm(np.einsum("nk,nkd->nd", np.asarray(lam, dtype=np.float64), unit), axis=-1)

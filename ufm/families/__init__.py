@@ -15,6 +15,7 @@ FAMILIES = {
     "nonneg-lpm": "ufm.families.nonnegative",
     "nonneg-ufm": "ufm.families.nonnegative",
     "md": "ufm.families.memorization_dilation",
+    "mixup-deep": "ufm.families.mixup_deep",
 }
 
 

@@ -1,4 +1,8 @@
-"""Mixup CE with a fixed simplex ETF (seed 000, Theorem 3.1): solve every (c, c', lambda), check, report."""
+"""Mixup CE with a fixed simplex ETF (seed 000, Theorem 3.1): solve every (c, c', lambda), check, report.
+
+``--points k`` (k >= 3) runs several-point Dirichlet mixup instead (seed 001; docs/local_linearity.md): random
+k-point mixes checked against the k-point closed form, and the non-linearity measure of seed 001 eq. (3).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import numpy as np
 
 from ufm.checks import Check
 from ufm.checks import mixup as checks
-from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target, square_feature_loss
+from ufm.checks import mixup_points as point_checks
+from ufm.metrics import nonlinearity
+from ufm.objectives.mixup import (MixupData, mixed_soft_target, mixup_feature_loss, soft_target,
+                                  square_feature_loss)
 from ufm.problems.mixup import MixupProblem
 from ufm.report import Report
 from ufm.solver import Solution, SolverOptions, minimise
@@ -18,7 +25,7 @@ from ufm.theory import mixup as theory
 
 NAME = "mixup"
 DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (seed 000, Theorem 3.1)"
-FLAGS = {"n_lambdas": "--lambdas"}
+FLAGS = {"n_lambdas": "--lambdas", "n_mixes": "--mixes"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="cholesky", max_steps=200)
 
 
@@ -30,10 +37,17 @@ def add_arguments(parser) -> None:
     group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
     group.add_argument("--lambdas", type=int, default=101, dest="n_lambdas", help="lambda grid size on [0, 1] (>= 2)")
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
+    group.add_argument("--points", type=int, default=2,
+                       help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, seed 001)")
+    group.add_argument("--alpha", type=float, default=None,
+                       help="Dirichlet concentration of the k-point weights (> 0; default 1; only with --points >= 3)")
+    group.add_argument("--mixes", type=int, default=None, dest="n_mixes",
+                       help="number of random k-point mixes (>= 1; default 1000; only with --points >= 3)")
 
 
 def problem_from_args(ns) -> MixupProblem:
-    return MixupProblem(C=ns.C, d=ns.d, m=ns.m, mu=ns.mu, n_lambdas=ns.n_lambdas, seed=ns.seed)
+    return MixupProblem(C=ns.C, d=ns.d, m=ns.m, mu=ns.mu, n_lambdas=ns.n_lambdas, seed=ns.seed,
+                        points=ns.points, alpha=ns.alpha, n_mixes=ns.n_mixes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +69,20 @@ def solve(problem: MixupProblem, *, subproblems=None, loss=mixup_feature_loss, o
     theorem is used)."""
     W = problem.classifier()
     c, c_prime, lam = problem.grid() if subproblems is None else (np.asarray(x) for x in subproblems)
-    data = MixupData(jnp.asarray(W), soft_target(problem.C, c, c_prime, lam), jnp.asarray(problem.mu))
-    h0 = np.random.default_rng(problem.seed).standard_normal((c.size, problem.d)) / np.sqrt(problem.d)
+    h, sol = solve_targets(problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options,
+                           progress=progress)
+    return MixupSolution(W, c, c_prime, lam, h, sol)
+
+
+def solve_targets(problem: MixupProblem, W: np.ndarray, y, *, loss=mixup_feature_loss,
+                  options: SolverOptions | None = None, progress: bool = False) -> tuple[np.ndarray, Solution]:
+    """Minimise ``loss`` for every soft target row of ``y`` (n, C) from seeded random starts in R^d."""
+    y = jnp.asarray(y)
+    data = MixupData(jnp.asarray(W), y, jnp.asarray(problem.mu))
+    h0 = np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d)) / np.sqrt(problem.d)
     sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),
                    options=dataclasses.replace(options or SOLVER, progress=progress))
-    return MixupSolution(W, c, c_prime, lam, np.asarray(sol.params), sol)
+    return np.asarray(sol.params), sol
 
 
 def theory_features(problem: MixupProblem, W: np.ndarray, c, c_prime, lam) -> np.ndarray:
@@ -73,6 +96,8 @@ def other_dimension(problem: MixupProblem) -> MixupProblem:
 
 
 def run(problem: MixupProblem, *, progress: bool = True) -> Report:
+    if problem.points > 2:
+        return run_points(problem, progress=progress)
     t0 = time.perf_counter()
     main = solve(problem, progress=progress)
     W, c, c_prime, lam, h = main.W, main.c, main.c_prime, main.lam, main.h
@@ -113,6 +138,18 @@ def run(problem: MixupProblem, *, progress: bool = True) -> Report:
     if problem.C == 2:
         result_checks.append(Check("different-class feature in span{w_c, w_c'}", 0.0, None,
                                    "C = 2: the span is all of the row space, nothing to check"))
+    # Seed 001's eq. (3) on the pair grid: vertices are the same-class optima (lambda-independent).
+    vertex = np.stack([h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
+    vertex_sq = np.stack([square.h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
+    pair_lam = np.stack([lam, 1 - lam], axis=-1)
+    y_grid = np.asarray(soft_target(problem.C, c, c_prime, lam))
+    nl = nonlinearity(h, vertex[np.stack([c, c_prime], -1)], pair_lam)
+    floor = theory.linear_map_nonlinearity(problem.C, y_grid)
+    result_checks += [
+        point_checks.square_normalised_floor(square.h, vertex_sq[np.stack([c, c_prime], -1)], pair_lam, floor),
+        Check("NonLin eq. (3), CE, mean over the grid", float(np.mean(nl)), None,
+              f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}"),
+    ]
     for extra in (alt, square):
         if not extra.solution.converged.all():
             result_checks.append(Check("auxiliary solve converged", float("inf"), SOLVER.rtol,
@@ -129,8 +166,127 @@ def run(problem: MixupProblem, *, progress: bool = True) -> Report:
     ]
     numbers = {"kappa": problem.kappa, "K": K, "K_solver": K_solver, "same_class_norm": same_norm,
                "half_mix_bulge_ratio": theory.half_mix_bulge_ratio(problem.C, problem.kappa),
-               "max_rel_error": float(np.max(rel_err)), "seconds": time.perf_counter() - t0}
+               "max_rel_error": float(np.max(rel_err)), "nonlin": float(np.mean(nl)),
+               "nonlin_floor": float(np.mean(floor)), "seconds": time.perf_counter() - t0}
     arrays = {"W": W, "c": c, "c_prime": c_prime, "lam": lam, "h": h, "h_theory": h_theory, "rel_error": rel_err,
               "loss": main.solution.loss, "grad_norm": main.solution.grad_norm, "steps": main.solution.steps,
               "converged": main.solution.converged}
     return Report(NAME, config, headline, result_checks, main.solution.report(), numbers, arrays)
+
+
+KAPPA_SWEEP = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+def structured_mixes(C: int, k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The C vertices (k copies of one class; their optima are the unmixed features) and, for k < C, the C
+    barycentres of k consecutive distinct classes (lam = 1/k each)."""
+    out = {"vertex": (np.repeat(np.arange(C)[:, None], k, axis=1), np.full((C, k), 1.0 / k))}
+    if k < C:
+        out["barycentre"] = ((np.arange(C)[:, None] + np.arange(k)) % C, np.full((C, k), 1.0 / k))
+    return out
+
+
+def nonlinearity_summary(h_mix, h_vertex, classes, lam, y, C: int) -> dict:
+    """Mean NonLin over the mixes: normalised (eq. 3), the linear-map floor and the excess over it, and the
+    unnormalised distance relative to the vertex norm."""
+    points = h_vertex[classes]
+    nl = nonlinearity(h_mix, points, lam)
+    floor = theory.linear_map_nonlinearity(C, y)
+    raw = nonlinearity(h_mix, points, lam, normalise=False) / np.mean(np.linalg.norm(h_vertex, axis=-1))
+    return {"nonlin": float(np.mean(nl)), "floor": float(np.mean(floor)), "excess": float(np.mean(nl - floor)),
+            "unnormalised_rel": float(np.mean(raw))}
+
+
+def nonlinearity_vs_kappa(problem: MixupProblem, W, classes, lam, y, kappas=KAPPA_SWEEP) -> list[dict]:
+    """Closed-form NonLin of the CE optimum at the same mixes for a sweep of kappa (mu varied, m fixed)."""
+    rows = []
+    C, m = problem.C, problem.m
+    vertex_classes = np.repeat(np.arange(C)[:, None], problem.points, axis=1)
+    for kap in kappas:
+        mu = C * m**2 / ((C - 1) * kap)
+        h_mix = theory.mixed_optimal_features(W, m, mu, classes, lam)
+        h_vertex = theory.mixed_optimal_features(W, m, mu, vertex_classes, np.full(vertex_classes.shape, 1.0))
+        rows.append({"kappa": kap, **nonlinearity_summary(h_mix, h_vertex, classes, lam, y, C)})
+    return rows
+
+
+def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
+    """Several-point mixup (seed 001): random Dirichlet mixes plus vertices and barycentres, checked against the
+    k-point closed form; NonLin of eq. (3) for CE and the square loss, and its closed-form sweep over kappa."""
+    t0 = time.perf_counter()
+    C, k = problem.C, problem.points
+    W = problem.classifier()
+    classes, lam = problem.mixes()
+    extra = structured_mixes(C, k)
+    parts = [(classes, lam)] + list(extra.values())
+    all_classes = np.concatenate([p[0] for p in parts])
+    all_lam = np.concatenate([p[1] for p in parts])
+    sl = {"random": slice(0, len(classes))}
+    start = len(classes)
+    for name, (cl, _) in extra.items():
+        sl[name] = slice(start, start + len(cl))
+        start += len(cl)
+    y = np.asarray(mixed_soft_target(C, all_classes, all_lam))
+
+    h, sol = solve_targets(problem, W, y, progress=progress)
+    h_theory = theory.mixed_optimal_features(W, problem.m, problem.mu, all_classes, all_lam)
+    K = theory.same_class_root(C, problem.kappa)
+    vertex_norm = (C - 1) * abs(K) / problem.m
+    other = other_dimension(problem)
+    W_other = other.classifier()
+    h_alt, sol_alt = solve_targets(other, W_other, y[sl["random"]])
+    h_sq, sol_sq = solve_targets(problem, W, y, loss=square_feature_loss)
+
+    rnd = sl["random"]
+    h_vertex, h_vertex_sq = h[sl["vertex"]], h_sq[sl["vertex"]]
+    ce = nonlinearity_summary(h[rnd], h_vertex, classes, lam, y[rnd], C)
+    sq = nonlinearity_summary(h_sq[rnd], h_vertex_sq, classes, lam, y[rnd], C)
+    sweep = nonlinearity_vs_kappa(problem, W, classes, lam, y[rnd])
+    floor = theory.linear_map_nonlinearity(C, y[rnd])
+
+    feature_check = point_checks.feature_error(h, h_theory, vertex_norm)
+    result_checks = [
+        Check("solver converged on every subproblem (max rel grad)", sol.report()["max_rel_grad_norm"]
+              if sol.converged.all() else float("inf"), SOLVER.rtol,
+              f"{int(np.sum(~sol.converged))} not converged" if not sol.converged.all() else ""),
+        feature_check,
+        point_checks.gap_system_residual(W, h, all_classes, all_lam, problem.kappa),
+        point_checks.outside_mixed_span(W, h, all_classes),
+    ]
+    if "barycentre" in sl:
+        bary_classes = extra["barycentre"][0]
+        result_checks.append(point_checks.barycentre_bulge(h[sl["barycentre"]], h_vertex[bary_classes].mean(axis=1),
+                                                           C, problem.kappa, k))
+    result_checks += [
+        checks.dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, other.d),
+        point_checks.square_linear(h_sq[rnd], h_vertex_sq[classes], lam),
+        point_checks.square_normalised_floor(h_sq[rnd], h_vertex_sq[classes], lam, floor),
+        Check("NonLin eq. (3), CE, mean over the mixes", ce["nonlin"], None,
+              f"linear-map floor {ce['floor']:.6g}; excess {ce['excess']:.3e}; unnormalised/|h_cc| "
+              f"{ce['unnormalised_rel']:.4g}"),
+    ]
+    for name, extra_sol in (("d-independence", sol_alt), ("square-loss", sol_sq)):
+        if not extra_sol.converged.all():
+            result_checks.append(Check(f"auxiliary {name} solve converged", float("inf"), SOLVER.rtol))
+
+    config = {"loss": NAME, **dataclasses.asdict(problem), "kappa": problem.kappa,
+              "solver": dataclasses.asdict(SOLVER)}
+    headline = [
+        f"ufm mixup, {k}-point (Dirichlet alpha={problem.alpha:g}): C={C} d={problem.d} m={problem.m:g} "
+        f"mu={problem.mu:g} kappa={problem.kappa:.6g}  {len(classes)} random mixes + {len(all_classes) - len(classes)}"
+        f" vertices/barycentres = {len(all_classes)} subproblems",
+        f"NonLin eq. (3) (mean over the random mixes; floor = value of any exactly linear map):",
+        f"  CE     {ce['nonlin']:.10f}   excess over floor {ce['excess']:.3e}   unnormalised/|h_cc| "
+        f"{ce['unnormalised_rel']:.6g}",
+        f"  square {sq['nonlin']:.10f}   excess over floor {sq['excess']:.3e}   unnormalised/|h_cc| "
+        f"{sq['unnormalised_rel']:.3e}",
+        "  closed-form CE NonLin vs kappa:  " + "  ".join(f"{r['kappa']:g}: {r['nonlin']:.6f}" for r in sweep),
+    ]
+    numbers = {"kappa": problem.kappa, "K": K, "vertex_norm": vertex_norm,
+               "max_rel_error": feature_check.value,
+               "nonlin_ce": ce, "nonlin_square": sq, "nonlin_vs_kappa": sweep,
+               "barycentre_bulge_ratio": theory.barycentre_bulge_ratio(C, problem.kappa, k),
+               "seconds": time.perf_counter() - t0}
+    arrays = {"W": W, "classes": all_classes, "lam": all_lam, "y": y, "h": h, "h_theory": h_theory, "h_square": h_sq,
+              "loss": sol.loss, "grad_norm": sol.grad_norm, "steps": sol.steps, "converged": sol.converged}
+    return Report(NAME, config, headline, result_checks, sol.report(), numbers, arrays)

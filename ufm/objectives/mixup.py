@@ -22,6 +22,11 @@ def soft_target(C: int, c, c_prime, lam) -> jax.Array:
     return lam * jax.nn.one_hot(c, C) + (1 - lam) * jax.nn.one_hot(c_prime, C)
 
 
+def mixed_soft_target(C: int, classes, lam) -> jax.Array:
+    """k-point mixup target ``sum_j lam_j e_{c_j}`` (seed 001, eq. 1; repeated classes add up): (n, k) -> (n, C)."""
+    return jnp.einsum("...k,...kc->...c", jnp.asarray(lam), jax.nn.one_hot(classes, C))
+
+
 def mixup_feature_loss(h: jax.Array, data: MixupData) -> jax.Array:
     """``f(h) = logsumexp(W h) - y^T W h + (mu/2) ||h||^2``: soft-target CE plus feature weight decay.
 

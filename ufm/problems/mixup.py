@@ -21,6 +21,11 @@ class MixupProblem:
     Every ordered class pair (c, c'), c = c' included, and every grid lambda is one subproblem
     ``min_h logsumexp(W h) - y^T W h + (mu/2)||h||^2`` (``ufm.objectives.mixup``). ``seed`` fixes the random
     isometric embedding of the ETF in R^d (and the solver's random starts).
+
+    ``points`` = k >= 3 (seed 001, several-point mixup) replaces the pair grid by ``n_mixes`` random mixes: k
+    classes drawn uniformly with replacement (repeats allowed) and weights lam ~ Dirichlet(alpha, ..., alpha),
+    soft target ``sum_j lam_j e_{c_j}`` (``mixes``). ``alpha`` and ``n_mixes`` are only used when k >= 3
+    (defaults 1.0 and 1000); with k = 2 the lambda grid is used and they must be left unset.
     """
 
     C: int = 10
@@ -29,6 +34,9 @@ class MixupProblem:
     mu: float = 1e-2
     n_lambdas: int = 101
     seed: int = 0
+    points: int = 2
+    alpha: float | None = None
+    n_mixes: int | None = None
 
     def __post_init__(self):
         require_int(self.C, "C", 2)
@@ -43,6 +51,17 @@ class MixupProblem:
                 f"(float64 cannot resolve the optimum beyond), got {kappa:.3g} from m={self.m!r}, mu={self.mu!r}")
         require_int(self.n_lambdas, "n_lambdas", 2)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        require_int(self.points, "points", 2)
+        if self.points == 2:
+            for field in ("alpha", "n_mixes"):
+                require(getattr(self, field) is None, field, "only used with points >= 3 (points = 2 uses the lambda grid)")
+        else:
+            if self.alpha is None:
+                object.__setattr__(self, "alpha", 1.0)
+            if self.n_mixes is None:
+                object.__setattr__(self, "n_mixes", 1000)
+            require_positive(self.alpha, "alpha")
+            require_int(self.n_mixes, "n_mixes", 1)
 
     @property
     def kappa(self) -> float:
@@ -59,3 +78,15 @@ class MixupProblem:
         """Flattened (c, c_prime, lam) of every subproblem, c slowest and lam fastest."""
         c, c_prime, lam = np.meshgrid(np.arange(self.C), np.arange(self.C), self.lambdas(), indexing="ij")
         return c.ravel(), c_prime.ravel(), lam.ravel()
+
+    def mixes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``n_mixes`` random k-point mixes: classes (n, k) uniform with replacement, lam (n, k) ~ Dirichlet(alpha).
+
+        Seeded by ``seed`` (a stream separate from the ETF embedding's). Any k >= 2 works (tests use k = 2 too).
+        """
+        rng = np.random.default_rng([self.seed, 8])
+        alpha = 1.0 if self.alpha is None else self.alpha
+        n = 1000 if self.n_mixes is None else self.n_mixes
+        classes = rng.integers(0, self.C, size=(n, self.points))
+        lam = rng.dirichlet(np.full(self.points, alpha), size=n)
+        return classes, lam

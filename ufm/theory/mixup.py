@@ -203,3 +203,172 @@ def confidence(C: int, kappa: float, lam) -> np.ndarray:
         return np.maximum(pc, 1 - pc)
     pc, pd, po = _gap_probabilities(a, b, C)
     return np.maximum(np.maximum(pc, pd), po)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several-point (Dirichlet) mixup, seed 001: y = sum_j lam_j e_{c_j} over k mixed points (classes may repeat).
+#
+# The soft target only depends on the s distinct classes named by the mix and their total weights q (s-vector,
+# sum 1). The optimum of f lies in the span of the s mixed rows, and with g_j = z_{s_j} - z_o the logit gaps to
+# the common logit z_o of the C - s other classes (docs/local_linearity.md):
+#     g_j = kappa (q_j - p_j + p_o),   p_j = e^{g_j}/Z,  p_o = 1/Z,  Z = sum_j e^{g_j} + C - s,      (k x k system)
+# the stationarity condition of the strictly convex reduced objective
+#     phi(g) = log(sum_j e^{g_j} + C - s) - q^T g + (||g||^2 - (1^T g)^2/C) / (2 kappa),
+# and  h* = (C-1)/(C m^2) sum_j g_j w_{s_j}.  s = 1 is the same-class case (g = -C K), s = 2 the (a, b) system.
+# s = C (every class mixed, no "other" class): phi is invariant under g -> g + t 1; the level is fixed by
+# 1^T g = 0 (then g = z, the centred logits), as the two-point code does for C = 2.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def distinct_weights(classes, lam):
+    """Distinct classes of each mix and their total weights.
+
+    ``classes`` (n, k) integer, ``lam`` (n, k) in the simplex -> list of n pairs (sorted distinct classes, q).
+    """
+    classes, lam = np.atleast_2d(classes), np.atleast_2d(lam)
+    out = []
+    for cl, la in zip(classes, lam):
+        uniq, inv = np.unique(cl, return_inverse=True)
+        out.append((uniq, np.bincount(inv.ravel(), weights=la, minlength=uniq.size)))
+    return out
+
+
+def _mixed_gap_probabilities(g, C: int):
+    """(p, p_o) for gaps g (n, s) to the common level of the C - s other classes, overflow-free (p_o = 0 if s = C)."""
+    s = g.shape[-1]
+    top = np.maximum(np.max(g, axis=-1, keepdims=True), 0.0)
+    e = np.exp(g - top)
+    eo = np.exp(-top)
+    Z = np.sum(e, axis=-1, keepdims=True) + (C - s) * eo
+    return e / Z, ((C - s) > 0) * eo[..., 0] / Z[..., 0]
+
+
+def mixed_gaps_newton(C: int, kappa: float, q, *, tol: float = 1e-15, max_iter: int = 200) -> np.ndarray:
+    """Minimiser g (n, s) of the reduced objective phi for weights q (n, s), by damped Newton, vectorised over n.
+
+    Valid for any 1 <= s <= C (for s = C the level is fixed by 1^T g = 0). The Hessian
+    ``diag(p) - p p^T + Q / kappa`` with ``Q = I - 11^T/C`` (``Q = I`` when s = C, see the section comment) is
+    positive definite, so phi is strictly convex and Newton with backtracking converges globally.
+    """
+    q = np.atleast_2d(np.asarray(q, dtype=float))
+    n, s = q.shape
+    if s > C:
+        raise ValueError(f"at most C = {C} distinct classes, got {s}")
+    shift_free = s == C  # no other class: fix the free level by 1^T g = 0, i.e. drop the -11^T/C term
+    Q = np.eye(s) - (0.0 if shift_free else 1.0 / C) * np.ones((s, s))
+
+    def phi(g):
+        top = np.maximum(np.max(g, axis=-1), 0.0)
+        lse = top + np.log(np.sum(np.exp(g - top[:, None]), axis=-1) + (C - s) * np.exp(-top))
+        return lse - np.sum(q * g, axis=-1) + np.einsum("ni,ij,nj->n", g, Q, g) / (2 * kappa)
+
+    g = np.zeros((n, s))
+    for _ in range(max_iter):
+        p, _ = _mixed_gap_probabilities(g, C)
+        grad = p - q + g @ Q / kappa
+        hess = p[:, :, None] * np.eye(s) - p[:, :, None] * p[:, None, :] + Q / kappa
+        step = -np.linalg.solve(hess, grad[..., None])[..., 0]
+        # As in different_class_gaps: backtrack on phi only far from the optimum, where phi differences are
+        # meaningful; near it take full steps (phi is flat to rounding there and an Armijo test would stall).
+        far = np.sum(np.abs(step), axis=-1) > 0.5
+        t = np.ones(n)
+        if far.any():
+            f0 = phi(g)
+            slope = np.sum(grad * step, axis=-1)
+            for _ in range(60):
+                bad = far & (phi(g + t[:, None] * step) > f0 + 1e-4 * t * slope)
+                if not bad.any():
+                    break
+                t = np.where(bad, t / 2, t)
+        g = g + t[:, None] * step
+        size = float(np.max(np.sum(np.abs(t[:, None] * step), axis=-1)))
+        if size <= tol * max(1.0, float(np.max(np.sum(np.abs(g), axis=-1)))):
+            break
+    return g
+
+
+def mixed_gaps(C: int, kappa: float, q) -> np.ndarray:
+    """Logit gaps g (n, s) of the k-point optimum for distinct-class weights q (n, s) (section comment above).
+
+    Reuses the two-point closed forms where they apply: s = 1 is the same-class case (``g = -C K``, K the root of
+    Theorem 3.1), s = 2 the (a, b) system of :func:`different_class_gaps`; s >= 3 is solved by
+    :func:`mixed_gaps_newton`.
+    """
+    q = np.atleast_2d(np.asarray(q, dtype=float))
+    s = q.shape[1]
+    if s == 1:
+        return np.full(q.shape, -C * same_class_root(C, kappa))
+    if s == 2:
+        a, b = different_class_gaps(C, kappa, q[:, 0])
+        return np.stack([a, b], axis=-1)
+    return mixed_gaps_newton(C, kappa, q)
+
+
+def mixed_gap_residual(C: int, kappa: float, q, g) -> np.ndarray:
+    """Max-norm residual of the k x k fixed-point system ``g_j = kappa (q_j - p_j + p_o)`` (s = C: p_o = 0)."""
+    p, po = _mixed_gap_probabilities(np.atleast_2d(g), C)
+    return np.max(np.abs(g - kappa * (q - p + po[:, None])), axis=-1)
+
+
+def mixed_optimal_features(W: np.ndarray, m: float, mu: float, classes, lam) -> np.ndarray:
+    """Closed-form optimum h* (n, d) of the k-point problems (classes (n, k), lam (n, k)).
+
+    ``h* = (C-1)/(C m^2) sum_j g_j w_{s_j}`` over the distinct classes s_j of each mix; mixes are grouped by their
+    number of distinct classes and each group's gaps solved in one vectorised call of :func:`mixed_gaps`.
+    """
+    C = W.shape[0]
+    k = kappa(C, m, mu)
+    parts = distinct_weights(classes, lam)
+    h = np.zeros((len(parts), W.shape[1]))
+    sizes = np.array([u.size for u, _ in parts])
+    for s in np.unique(sizes):
+        idx = np.flatnonzero(sizes == s)
+        cls = np.stack([parts[i][0] for i in idx])
+        g = mixed_gaps(C, k, np.stack([parts[i][1] for i in idx]))
+        h[idx] = (C - 1) / (C * m**2) * np.einsum("ns,nsd->nd", g, W[cls])
+    return h
+
+
+def barycentre_gap(C: int, kappa: float, k: int) -> float:
+    """Common gap s at the barycentre of k distinct classes (q = 1/k), the root of ``s (k e^s + C - k) = C kappa/k``.
+
+    Independent scalar check of the k x k system (k = 2: mixup.md's lambda = 1/2 equation). For k = C the level
+    convention 1^T g = 0 gives s = 0 (the uniform point).
+    """
+    if not 1 <= k <= C:
+        raise ValueError(f"need 1 <= k <= C, got k={k}, C={C}")
+    if k == C:
+        return 0.0
+    target = np.log(C * kappa / k)
+    # s > 0 and log s + log(k e^s + C - k) is increasing; bracket from s <= C kappa/(k(C-k)) and s >= W(..) style.
+    fun = lambda u: u + np.logaddexp(np.log(k) + np.exp(u), np.log(C - k)) - target
+    hi = np.log(C * kappa / (k * (C - k)))
+    lo = hi - 1.0
+    while fun(lo) > 0:
+        lo -= 1.0 + abs(lo)
+    return float(np.exp(optimize.brentq(fun, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)))
+
+
+def barycentre_bulge_ratio(C: int, kappa: float, k: int) -> float:
+    """``||h*(barycentre of k distinct classes)|| / ||mean of their k same-class features||`` (k <= C).
+
+    Both are multiples of ``sum_j w_{c_j}``: the ratio is ``k s / (C |K|)`` (k = 2: :func:`half_mix_bulge_ratio`).
+    Undefined (nan) for k = C, where both vectors vanish.
+    """
+    if k >= C:
+        return float("nan")
+    return k * barycentre_gap(C, kappa, k) / (C * abs(same_class_root(C, kappa)))
+
+
+def linear_map_nonlinearity(C: int, y) -> np.ndarray:
+    """Normalised NonLin (seed 001 eq. 3) of any optimum that is EXACTLY linear in the mix, for the fixed ETF.
+
+    Vertices h_c are equal-norm multiples of w_c, so ``sum_j lam_j h^_j = sum_c y_c w_c / m`` has norm
+    ``r = sqrt((C ||y||^2 - 1)/(C-1))`` (ETF Gram matrix) and the normalised mixed feature is its direction:
+    NonLin = 1 - r. This is the floor of eq. (3) (no map does better at these vertices), positive for every proper
+    mix: the per-feature normalisation, not the map, makes it nonzero. ``y`` (n, C): the soft targets
+    ``sum_j lam_j e_{c_j}`` (repeated classes merged).
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    r2 = np.clip((C * np.sum(y * y, axis=-1) - 1) / (C - 1), 0.0, None)
+    return 1.0 - np.sqrt(r2)

@@ -1,0 +1,103 @@
+"""The two-layer unconstrained-features model of seed 001's per-layer question: sizes, rules, quadrature."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import special
+
+from ufm.etf import simplex_etf
+from ufm.problems import require, require_int, require_nonnegative, require_positive
+
+RULES = ("erm", "mixup", "consistency")
+ACTIVATIONS = ("relu", "softplus", "linear")
+CLASSIFIERS = ("fixed", "learned")
+
+
+@dataclasses.dataclass(frozen=True)
+class MixupDeepProblem:
+    """C classes, one free first-layer feature per class in R^d0, a learned layer R^d0 -> R^d1 with ``activation``,
+    a classifier (``fixed`` simplex ETF with multiplier m, or ``learned``); weight decays mu (features, per sample)
+    and mu_v (layer weights, and the classifier when learned).
+
+    Mixup and the consistency loss average over all ordered class pairs and lam ~ Beta(alpha, alpha), integrated by
+    ``n_lambdas``-node Gauss-Jacobi quadrature (exact for polynomials of degree 2 n_lambdas - 1 in lam).
+    ``consistency`` is the weight of the consistency (ICT) term. NonLin is evaluated on every ordered pair of
+    distinct classes at ``eval_lambdas`` equally spaced interior lam, weighted by the Beta(alpha, alpha) density.
+    ``restarts`` seeded random starts per training rule (the problem is nonconvex).
+    """
+
+    C: int = 4
+    d0: int | None = None
+    d1: int | None = None
+    activation: str = "relu"
+    sharpness: float = 10.0
+    classifier: str = "learned"
+    m: float = 1.0
+    mu: float = 1e-2
+    mu_v: float = 1e-2
+    alpha: float = 1.0
+    n_lambdas: int = 6
+    consistency: float = 1.0
+    restarts: int = 8
+    eval_lambdas: int = 99
+    seed: int = 0
+
+    def __post_init__(self):
+        require_int(self.C, "C", 2)
+        if self.d0 is None:
+            object.__setattr__(self, "d0", self.C)
+        if self.d1 is None:
+            object.__setattr__(self, "d1", 2 * self.C)
+        require_int(self.d0, "d0", 1)
+        require_int(self.d1, "d1", self.C - 1 if self.classifier == "fixed" else 1)
+        require(self.activation in ACTIVATIONS, "activation", f"must be one of {', '.join(ACTIVATIONS)}, "
+                f"got {self.activation!r}")
+        require(self.classifier in CLASSIFIERS, "classifier", f"must be one of {', '.join(CLASSIFIERS)}, "
+                f"got {self.classifier!r}")
+        require_positive(self.sharpness, "sharpness")
+        require_positive(self.m, "m")
+        require_positive(self.mu, "mu")
+        require_positive(self.mu_v, "mu_v")
+        require_positive(self.alpha, "alpha")
+        require_int(self.n_lambdas, "n_lambdas", 1)
+        require_nonnegative(self.consistency, "consistency")
+        require_int(self.restarts, "restarts", 1)
+        require_int(self.eval_lambdas, "eval_lambdas", 1)
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+
+    def classifier_matrix(self) -> np.ndarray:
+        """The fixed ETF (C x d1) (also used, scaled, as part of the learned classifier's random start)."""
+        return simplex_etf(self.C, self.d1, self.m, self.seed)
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Jacobi nodes lam in (0, 1) and weights (sum 1) for E_{lam ~ Beta(alpha, alpha)}."""
+        x, w = special.roots_jacobi(self.n_lambdas, self.alpha - 1, self.alpha - 1)
+        return (x + 1) / 2, w / np.sum(w)
+
+    def pairs(self, distinct: bool = False) -> np.ndarray:
+        """Ordered class pairs (c, c') (P x 2); all C^2 of them, or the C (C-1) with c != c'."""
+        c, cp = np.meshgrid(np.arange(self.C), np.arange(self.C), indexing="ij")
+        keep = (c != cp) if distinct else np.ones_like(c, dtype=bool)
+        return np.stack([c[keep], cp[keep]], axis=-1)
+
+    def training_mixes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mixing rows M (n x C) = soft targets, their weights (sum 1) for every ordered pair x quadrature node."""
+        lam, w = self.quadrature()
+        pairs = self.pairs()
+        eye = np.eye(self.C)
+        M = (lam[None, :, None] * eye[pairs[:, 0]][:, None, :]
+             + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]).reshape(-1, self.C)
+        weights = np.tile(w, len(pairs)) / len(pairs)
+        return M, weights, np.repeat(pairs, len(lam), axis=0)
+
+    def evaluation_mixes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pairs (n x 2) of distinct classes, weights lam (n x 2) and density weights (n,) (sum 1) for NonLin."""
+        lam = (np.arange(self.eval_lambdas) + 0.5) / self.eval_lambdas  # midpoints: never 0 or 1
+        dens = np.exp((self.alpha - 1) * (np.log(lam) + np.log1p(-lam)))
+        pairs = self.pairs(distinct=True)
+        n = len(pairs)
+        weights = np.tile(dens / dens.sum(), n) / n
+        lam_all = np.tile(lam, n)
+        return np.repeat(pairs, len(lam), axis=0), np.stack([lam_all, 1 - lam_all], axis=-1), weights
