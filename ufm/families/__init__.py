@@ -8,6 +8,7 @@ import importlib
 
 FAMILIES = {
     "mixup": "ufm.families.mixup",
+    "mixup-joint": "ufm.families.mixup_joint",
 }
 
 
