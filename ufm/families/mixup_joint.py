@@ -128,8 +128,10 @@ def run(problem: MixupJointProblem, *, progress: bool = True) -> Report:
         K = theory.same_class_root(C, kappa)
         rel_err = mixup_checks.relative_errors(H, h_theory, (C - 1) * abs(K) / m)
         P = softmax(H @ W.T)
-        clean = np.flatnonzero(js.lam == 1.0)
-        conf_solver = P[clean, js.c[clean]]
+        # clean points: pure targets e_c, written (c, c, any lam), (c, c', 1) or (c', c, 0)
+        clean = np.flatnonzero((js.c == js.c_prime) | (js.lam == 1.0) | (js.lam == 0.0))
+        true_class = np.where(js.lam == 0.0, js.c_prime, js.c)
+        conf_solver = P[clean, true_class[clean]]
         conf = joint_theory.clean_confidence(C, kappa)
         result_checks += [
             checks.etf_error(etf_errors),
