@@ -105,6 +105,8 @@ def optimal_etf_kappa(C: int, lam_W: float, lam_H: float, nodes, weights,
     dF = lambda u: etf_objective(C, float(np.exp(u)), lam_W, lam_H, nodes, weights)[1]
     grid = np.linspace(*log_kappa_range, n_scan)
     slopes = np.array([dF(u) for u in grid])
+    if slopes[-1] < 0:
+        raise ValueError(f"F still decreases at kappa = e^{log_kappa_range[1]:g}: widen log_kappa_range")
     best = (0.0, float(np.log(C)))
     for i in np.flatnonzero((slopes[:-1] < 0) & (slopes[1:] >= 0)):  # minima only
         u = optimize.brentq(dF, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
