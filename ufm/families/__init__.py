@@ -16,6 +16,7 @@ FAMILIES = {
     "nonneg-ufm": "ufm.families.nonnegative",
     "md": "ufm.families.memorization_dilation",
     "mixup-deep": "ufm.families.mixup_deep",
+    "mixup-joint": "ufm.families.mixup_joint",
 }
 
 

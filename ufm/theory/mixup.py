@@ -104,9 +104,7 @@ def different_class_gaps(C: int, kappa: float, lam, *, tol: float = 1e-15, max_i
     b = np.zeros_like(lam)
 
     def phi(a, b):
-        top = np.maximum(np.maximum(a, b), 0.0)
-        lse = top + np.log(np.exp(a - top) + np.exp(b - top) + (C - 2) * np.exp(-top))
-        return lse - lam * a - (1 - lam) * b + (a * a + b * b - (a + b) ** 2 / C) / (2 * kappa)
+        return reduced_objective(C, kappa, lam, a, b)
 
     for _ in range(max_iter):
         pc, pd, _po = _gap_probabilities(a, b, C)
@@ -134,6 +132,32 @@ def different_class_gaps(C: int, kappa: float, lam, *, tol: float = 1e-15, max_i
         if np.max(np.abs(t * da) + np.abs(t * db)) <= tol * max(1.0, float(np.max(np.abs(a) + np.abs(b)))):
             break
     return a, b
+
+
+def reduced_objective(C: int, kappa: float, lam, a, b):
+    """``phi(a, b) = log(e^a + e^b + C - 2) - lam a - (1-lam) b + (a^2 + b^2 - (a+b)^2/C) / (2 kappa)``.
+
+    The per-feature objective ``f(h)`` restricted to ``h = (C-1)/(C m^2) (a w_c + b w_c')`` (ETF W, multiplier m):
+    the centred logits are ``z_c = a + z_o``, ``z_c' = b + z_o``, ``z_o = -(a+b)/C`` elsewhere, so
+    ``logsumexp(z) - y^T z = log(e^a + e^b + C - 2) - lam a - (1-lam) b`` and ``(mu/2)||h||^2 = ||z||^2/(2 kappa)``
+    with ``||z||^2 = a^2 + b^2 - (a+b)^2/C``. Also valid for C = 2 with b = -a (the term C - 2 vanishes).
+    Overflow-free (log-sum-exp shifted by max(a, b, 0)).
+    """
+    top = np.maximum(np.maximum(a, b), 0.0)
+    lse = top + np.log(np.exp(a - top) + np.exp(b - top) + (C - 2) * np.exp(-top))
+    return lse - lam * a - (1 - lam) * b + (a * a + b * b - (a + b) ** 2 / C) / (2 * kappa)
+
+
+def optimal_objective(C: int, kappa: float, lam) -> tuple[np.ndarray, np.ndarray]:
+    """``f*(lam) = min_h f(h)`` for a different-class pair with an ETF classifier, and ``||z*||^2`` (its logits).
+
+    ``f* = phi(a*, b*)`` with (a*, b*) from :func:`different_class_gaps`. Depends on (m, mu) only through kappa.
+    The same-class value (target e_c, any lam) is the lam = 1 value: both problems are then identical.
+    ``||z*||^2 / (2 kappa) = (mu/2) ||h*||^2``; by the envelope theorem ``d f*/d kappa = -||z*||^2 / (2 kappa^2)``.
+    """
+    lam = np.asarray(lam, dtype=float)
+    a, b = different_class_gaps(C, kappa, lam)
+    return reduced_objective(C, kappa, lam, a, b), a * a + b * b - (a + b) ** 2 / C
 
 
 def _two_class_gaps(kappa, lam, *, tol, max_iter):

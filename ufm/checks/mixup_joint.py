@@ -1,0 +1,97 @@
+"""Checks of the joint mixup problem (issue 9): is the learned classifier a simplex ETF, and does everything else
+follow from Theorem 3.1 (``ufm.theory.mixup``) and the one-dimensional reduction (``ufm.theory.mixup_joint``)?
+
+Tolerances. The solver stops at an absolute gradient norm <= GRAD_TOL = 1e-10 (the issue's target; in the
+weight-scaled variables, which bounds the gradient in the original ones). The error left in the variables is then
+about ``GRAD_TOL / (smallest non-zero Hessian eigenvalue)``; the smallest is of order min(lambda_W, lambda_H) times
+O(1) factors, so errors of 1e-8 are possible in principle at the tolerance, but Newton's last step typically
+lands far below it (observed ETF errors 1e-15 .. 1e-11). The issue asks for the ETF error and the learned m to be
+within 1e-7 (ETF_TOL, M_TOL); features are compared with the closed forms at the same 1e-7. Two objective values
+that should be equal (joint loss and min F) agree to rounding of a sum of T terms: LOSS_TOL = 1e-11 relative. A
+genuine failure of the ETF assumption would show up as an error of order 1e-3 or more, not near these bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ufm.checks import Check
+
+GRAD_TOL = 1e-10
+ETF_TOL = 1e-7
+M_TOL = 1e-7
+FEATURE_TOL = 1e-7
+LOSS_TOL = 1e-11
+CERTIFICATE_TOL = 1e-8
+COLLAPSE_TOL = 1e-8
+QUADRATURE_TOL = 1e-6
+
+
+def converged(grad_norms: np.ndarray, all_converged: bool, failures: dict) -> Check:
+    """Every restart reached the gradient tolerance (absolute norm, weight-scaled variables)."""
+    detail = "" if all_converged else "; ".join(f"{n} restart(s): {msg}" for msg, n in failures.items())
+    value = float(np.max(grad_norms)) if all_converged else float("inf")
+    return Check("solver converged on every restart (max grad norm)", value, GRAD_TOL, detail)
+
+
+def etf_error(errors: np.ndarray) -> Check:
+    """``||W W^T - g (I - 11^T/C)||_F / ||W W^T||_F`` for the nearest g (``ufm.etf.etf_gram_error``), worst restart."""
+    i = int(np.argmax(errors))
+    return Check("W W^T = simplex-ETF Gram (rel Frobenius error, worst restart)", float(errors[i]), ETF_TOL,
+                 f"restart {i}")
+
+
+def multiplier_agreement(m_joint: float, m_reduced: float) -> Check:
+    """The learned multiplier against the minimiser of the one-dimensional reduction F(m) (same quadrature)."""
+    return Check("m (joint) = argmin F(m) (1-D reduction) (rel)", abs(m_joint - m_reduced) / m_reduced, M_TOL,
+                 f"joint {m_joint:.15g}, 1-D {m_reduced:.15g}")
+
+
+def objective_agreement(loss_joint: float, F_min: float) -> Check:
+    """The joint minimum equals ``min_m F(m)``: the ETF family contains the global minimiser."""
+    return Check("joint loss = min F(m) (rel)", abs(loss_joint - F_min) / abs(F_min), LOSS_TOL,
+                 f"joint {loss_joint:.15g}, min F {F_min:.15g}")
+
+
+def restart_spread(losses: np.ndarray) -> Check:
+    """All restarts reach the same loss (no spurious local minimum was found)."""
+    return Check("restarts reach the same loss (max - min, rel)",
+                 float((np.max(losses) - np.min(losses)) / abs(np.min(losses))), LOSS_TOL, f"{losses.size} restarts")
+
+
+def feature_error(rel_err: np.ndarray, c, c_prime, lam) -> Check:
+    """Features against Theorem 3.1's closed forms evaluated at the learned W and m."""
+    i = int(np.argmax(rel_err))
+    return Check("features = Theorem 3.1 at learned (W, m) (max rel err)", float(rel_err[i]), FEATURE_TOL,
+                 f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}")
+
+
+def clean_confidence(solver: np.ndarray, theory: float) -> Check:
+    """Softmax probability of the true class at the clean points against ``1 + (C-1) K / kappa``."""
+    return Check("clean-point confidence = 1 + (C-1)K/kappa (abs)", float(np.max(np.abs(solver - theory))),
+                 FEATURE_TOL, f"{theory:.12g}")
+
+
+def certificate(value: float) -> Check:
+    """``||D^{1/2}(P - Y)||_op / sqrt(lambda_W lambda_H) - 1 <= 0``: Burer-Monteiro certificate of a global minimum."""
+    return Check("global-minimum certificate ||D^1/2 (P-Y)||_op / sqrt(lW lH) - 1", value - 1.0, CERTIFICATE_TOL)
+
+
+def quadrature_doubling(m_n: float, m_2n: float, n: int) -> Check:
+    """The answer (the optimal multiplier) with n and 2n Gauss-Jacobi nodes (1-D reduction)."""
+    return Check(f"quadrature: m with {n} vs {2 * n} nodes (rel)", abs(m_n - m_2n) / m_2n, QUADRATURE_TOL,
+                 f"{m_n:.12g} vs {m_2n:.12g}")
+
+
+def collapse(h: np.ndarray, Y: np.ndarray) -> Check:
+    """Features with equal soft targets are equal: max over targets of ``max ||h - mean|| / ||mean||``."""
+    _, group = np.unique(np.round(Y, 12), axis=0, return_inverse=True)
+    group = group.ravel()
+    worst, largest = 0.0, 0
+    for g in np.unique(group):
+        hg = h[group == g]
+        largest = max(largest, hg.shape[0])
+        mean = hg.mean(axis=0)
+        worst = max(worst, float(np.max(np.linalg.norm(hg - mean, axis=-1)) / np.linalg.norm(mean)))
+    return Check("collapse: equal targets give equal features (rel spread)", worst, COLLAPSE_TOL,
+                 f"{np.unique(group).size} distinct targets, up to {largest} variables each")

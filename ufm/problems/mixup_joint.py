@@ -1,0 +1,92 @@
+"""Mixup with the classifier learned jointly (issue 9): sizes, weight decays, Beta(alpha, alpha) quadrature, targets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ufm.problems import require, require_int, require_positive
+from ufm.theory.mixup_joint import beta_quadrature
+
+
+@dataclasses.dataclass(frozen=True)
+class MixupJointProblem:
+    """C classes, features in R^d, mixing lam ~ Beta(alpha, alpha) (alpha = 0: ERM, no mixup) integrated by an
+    ``n_nodes``-point Gauss-Jacobi rule, weight decays lambda_W (classifier) and lambda_H (features), ``restarts``
+    seeded random starts of the nonconvex joint problem.
+
+    ``samples_per_target`` > 1 gives every ordered (c, c', lam-node) that many separate feature variables (weights
+    split evenly) instead of one per distinct soft target: used once to check that the optimum is collapsed.
+    """
+
+    C: int = 10
+    d: int | None = None
+    alpha: float = 1.0
+    lam_W: float = 5e-2
+    lam_H: float = 5e-2
+    n_nodes: int = 16
+    restarts: int = 3
+    samples_per_target: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        require_int(self.C, "C", 2)
+        if self.d is None:
+            object.__setattr__(self, "d", self.C)
+        require_int(self.d, "d", self.C - 1)
+        require(isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0, "alpha",
+                f"must be 0 (ERM, no mixup) or a finite number > 0, got {self.alpha!r}")
+        require_positive(self.lam_W, "lam_W")
+        require_positive(self.lam_H, "lam_H")
+        require_int(self.n_nodes, "n_nodes", 1)
+        require_int(self.restarts, "restarts", 1)
+        require_int(self.samples_per_target, "samples_per_target", 1)
+        require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def erm(self) -> bool:
+        return self.alpha == 0
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
+        return beta_quadrature(self.alpha, self.n_nodes)
+
+    def ordered_targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(c, c', node index, weight) for every ordered pair and node: weight ``w_k / C^2`` (sums to 1)."""
+        nodes, w = self.quadrature()
+        c, cp, k = (a.ravel() for a in np.meshgrid(np.arange(self.C), np.arange(self.C), np.arange(nodes.size),
+                                                   indexing="ij"))
+        return c, cp, k, w[k] / self.C**2
+
+    def targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The feature variables: (c, c', lam, weight) per variable, weights summing to 1.
+
+        With ``samples_per_target == 1`` one variable per distinct soft target ``lam e_c + (1-lam) e_c'``: for a
+        fixed W each feature solves its own strictly convex problem, which depends on the target only, so at any
+        stationary point features with equal targets are equal (the collapse). Equal targets: (c, c, any lam) and
+        (c, c', lam = 1) are all e_c; (c, c', lam_k) and (c', c, lam_{n-1-k}) coincide (symmetric nodes). The
+        merged variable carries the summed weight. Distinct targets are listed as (c, c, 1) for pure ones and
+        with c < c' for mixed ones. Otherwise every ordered (c, c', node) has ``samples_per_target`` variables.
+        """
+        nodes, _ = self.quadrature()
+        c, cp, k, weight = self.ordered_targets()
+        if self.samples_per_target > 1:
+            s = self.samples_per_target
+            return (np.repeat(c, s), np.repeat(cp, s), np.repeat(nodes[k], s), np.repeat(weight / s, s))
+        n = nodes.size
+        pure_class = np.where(nodes[k] == 1.0, c, cp)  # meaningful where the target is pure
+        pure = (c == cp) | (nodes[k] == 0.0) | (nodes[k] == 1.0)
+        lo, hi = np.minimum(c, cp), np.maximum(c, cp)
+        k_lo = np.where(c < cp, k, n - 1 - k)  # node index seen from the smaller class
+        key = np.where(pure, pure_class, self.C + (lo * self.C + hi) * n + k_lo)
+        keys, inverse = np.unique(key, return_inverse=True)
+        total = np.bincount(inverse, weights=weight)
+        is_pure = keys < self.C
+        mixed = keys[~is_pure] - self.C
+        pair, k_u = np.divmod(mixed, n)
+        c_out = np.concatenate([keys[is_pure], pair // self.C])
+        cp_out = np.concatenate([keys[is_pure], pair % self.C])
+        lam_out = np.concatenate([np.ones(int(is_pure.sum())), nodes[k_u]])
+        w_out = np.concatenate([total[is_pure], total[~is_pure]])
+        return c_out.astype(int), cp_out.astype(int), lam_out, w_out
