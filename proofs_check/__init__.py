@@ -26,6 +26,8 @@ import ufm  # noqa: E402,F401  (enables float64 in JAX before any certificate ru
 FAMILIES = {
     "mixup": "proofs_check.mixup",
     "lemmas": "proofs_check.lemmas",
+    "square_loss": "proofs_check.square_loss",
+    "nonnegative": "proofs_check.nonnegative",
 }
 
 

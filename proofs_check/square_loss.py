@@ -553,6 +553,7 @@ def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier
             seed_err = _rel(W_L, classifier(K, eps, lam, means, "free"))
             record["numbers"]["seed_formula_rel_error"] = seed_err
             out.setdefault("seed", []).append(seed_err)
+            out.setdefault("seed_exact", []).append(abs(seed_err - 1 / math.sqrt(K)) * math.sqrt(K))
             out.setdefault("W", []).append(_rel(W_L, classifier(K, eps, lam, means, "none")))
             target = norm_sq(K, eps, lam, "none")
             out.setdefault("norm", []).append(float(np.max(np.abs(norms - target))) / abs(target))
@@ -573,6 +574,8 @@ def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier
               RB_TOL),
         worst(none["eps_positive"], ni, "bias-free: eps > 0 (smallest)", 0.0, sense=">="),
         worst(none["seed"], ni, "bias-free: the seed's W_L formula MISSES (rel error, smallest)", RB_FAILS, sense=">="),
+        worst(none["seed_exact"], ni, "bias-free: ... by exactly 1/sqrt(K) (|err sqrt(K) - 1|)", RB_TOL,
+              note="orthogonal-frame means: ||eps mu_c/(K lam) - eps (mu_c - mu_G)/(lam (K-1))|| / ||seed|| = 1/sqrt(K)"),
         worst(none["W"], ni, "bias-free correction: W_L^c = eps mu_c/(K lam) (rel)", RB_TOL),
         worst(none["norm"], ni, "bias-free correction: ||W_L^c||^2 = eps(1-eps)/(K lam) (rel)", RB_TOL),
         worst(none["cos"], ni, "bias-free correction: cos = 0, orthogonal frame (abs + std)", RB_TOL),
