@@ -25,6 +25,7 @@ nonnegative unit v_k form a continuum, as the theory says.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -35,7 +36,7 @@ import numpy as np
 from proofs_check.certificate import EPS, Certificate, worst
 from ufm.checks import nonnegative as nonneg_checks
 from ufm.families import nonnegative as family
-from ufm.objectives.nonnegative import NonnegData, cross_entropy, model1_loss, model2_loss, smoothed_targets
+from ufm.objectives.nonnegative import NonnegData, cross_entropy, model1_loss, model2_loss
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.theory import nonnegative as theory
 
@@ -591,7 +592,7 @@ def restarts_never_below(*, problems=RESTART_GRID, closed_value=_closed_value, r
     instances, ids, below, above, dead = [], [], [], [], []
     n_runs = n_conv = 0
     for i, problem in enumerate(problems):
-        problem = NonnegProblem(**{**problem.__dict__, "restarts": restarts, "seed": seed + i})
+        problem = dataclasses.replace(problem, restarts=restarts, seed=seed + i)
         sol, WH, _ = family.solve(problem)
         f_star = float(closed_value(problem))
         rel = (f_star - sol.loss) / max(1.0, abs(f_star))
