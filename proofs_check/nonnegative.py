@@ -324,11 +324,13 @@ def model2_optimality(*, problems=MODEL2_GRID, optimum=theory.model2_optimum, se
         worst(obj, ids, "objective at the point = closed form (|diff| / max(1, |f|))", OBJECTIVE_TOL),
         worst(pkg, ids, "same objective as ufm.objectives.nonnegative.model2_loss at G = sqrt(H)", OBJECTIVE_TOL),
         worst(strict, ids, "second order: reduced Hessian on (W, supp H), min eig / ||Hess||", STRICT_TOL, sense=">="),
-        worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active coords)", -COPOSITIVE_TOL,
-              sense=">=", note="projected power iteration, many starts (evidence); exactly 0 at d > K"),
         worst(strong, [i for i, r in zip(ids, instances) if math.isfinite(r["numbers"]["min_strong_multiplier_rel"])],
               "strict complementarity off the padding: smallest strongly active multiplier (rel)", None),
     ]
+    if cop:  # weakly active coordinates exist (d > K, or the zero solution)
+        measurements.insert(6, worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active "
+                                     "coords)", -COPOSITIVE_TOL, sense=">=",
+                                     note="projected power iteration, many starts (evidence); exactly 0 at d > K"))
     return Certificate(FAMILY, "Model 2 (weight decay) optimum", SOURCE,
                        "collapse, orthogonal nonnegative class means with ||h_k||^2 = m* sqrt(lambda_W (K-1)/"
                        "(lambda_H n K)), w_k = a (v_k - vbar), margin m* = log((K-1)(1-gamma_alpha)/gamma_alpha); "
@@ -449,9 +451,11 @@ def _model1(problems, optimum, theorem: str, statement: str, seed: int) -> Certi
                   OBJECTIVE_TOL),
             worst(strict, unique_ids, "second order: reduced Lagrangian Hessian (tangent to the budget spheres, "
                   "supp H), min eig / ||Hess||", STRICT_TOL, sense=">="),
-            worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active coords)",
-                  -COPOSITIVE_TOL, sense=">=", note="projected power iteration (evidence); exactly 0 at d > K"),
         ]
+        if cop:  # weakly active coordinates exist (d > K)
+            measurements.append(worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active "
+                                      "coords)", -COPOSITIVE_TOL, sense=">=",
+                                      note="projected power iteration (evidence); exactly 0 at d > K"))
     condition = None
     if beyond_ids:
         measurements += [

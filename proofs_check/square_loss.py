@@ -242,7 +242,9 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
         hyp_d.append(record["hypotheses"]["d_minus_K"])
         hyp_decay.append(record["hypotheses"]["min_weight_decay"])
         zero_min_rel.append(eig_zero[0] / max(float(np.max(np.abs(eig_zero))), 1e-300))
-        below_saddle.append(nonzero)
+        # which side of rho = 1 the INSTANCE is on (a hypothesis, independent of the closed form under test)
+        below_saddle.append(problem.layers == 1 and theory.ufm_shrinkage(problem.C, problem.n, problem.lambda_W,
+                                                                        problem.lambda_H)[0] < 1)
     measurements = [
         worst(rel_grad, ids, "first order: ||grad f|| / (||grad fit|| + ||grad decay|| + 1/sqrt(N)) at the point",
               GRAD_TOL, note="JAX gradient of ufm.objectives.square_loss.square_loss, float64, no solver"),
@@ -261,11 +263,12 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
         sad_ids = [i for i, nz in zip(ids, below_saddle) if nz]
         past = [z for z, nz in zip(zero_min_rel, below_saddle) if not nz]
         past_ids = [i for i, nz in zip(ids, below_saddle) if not nz]
-        measurements += [
-            worst(sad, sad_ids, "rho < 1: zero point is a saddle: largest (min eig / max |eig|) there", -STRICT_TOL,
-                  note="negative on every instance: below the threshold W = H = 0 is not a minimum"),
-            worst(past, past_ids, "rho >= 1: zero point, smallest (min eig / max |eig|)", STRICT_TOL, sense=">="),
-        ]
+        if sad:
+            measurements.append(worst(sad, sad_ids, "rho < 1: zero point is a saddle: largest (min eig / max |eig|) "
+                                      "there", -STRICT_TOL, note="below the threshold W = H = 0 is not a minimum"))
+        if past:
+            measurements.append(worst(past, past_ids, "rho >= 1: zero point, smallest (min eig / max |eig|)",
+                                      STRICT_TOL, sense=">="))
     else:
         measurements.append(worst(zero_min_rel, ids, "m >= 3: zero point is a strict local minimum for every beta "
                                   "(min eig / max |eig| there; the Hessian is the decays)", STRICT_TOL, sense=">=",
@@ -562,27 +565,39 @@ def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier
             out.setdefault("energy", []).append(max(abs(e - energy) for e in energies) / energy)
             out.setdefault("nc3", []).append(abs(metrics.nc3(W_L, h.T, labels, K) - nc3_limit(K, "none")))
         instances.append(record)
-    fi, ni = free["ids"], none["ids"]
-    measurements = [
-        worst(free["W"], fi, "free bias: W_L^c = eps (mu_c - mu_G)/(lam (K-1)) (rel)", RB_TOL),
-        worst(free["hypothesis"], fi, "free bias: hypothesis, outputs 1-eps / eps/(K-1) (max abs dev)", RB_TOL),
-        worst(free["norm"], fi, "free bias: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam) (rel)", RB_TOL),
-        worst(free["cos"], fi, "free bias: cos(W^c, W^c') = -1/(K-1) (abs + std)", RB_TOL),
-        worst(free["energy"], fi, "free bias: every factor lam ||theta||^2 = eps (1 - K eps/(K-1)) (rel)", RB_TOL),
-        worst(free["nc3"], fi, "free bias: NC3 = 0 (abs)", RB_TOL),
-        worst(none["sums"], ni, "bias-free: outputs sum to 1 - eps (so the seed's hypothesis, sum 1, is impossible)",
+    fi, ni = free.get("ids", []), none.get("ids", [])
+    measurements = []
+    if fi:
+        measurements += [
+            worst(free["W"], fi, "free bias: W_L^c = eps (mu_c - mu_G)/(lam (K-1)) (rel)", RB_TOL),
+            worst(free["hypothesis"], fi, "free bias: hypothesis, outputs 1-eps / eps/(K-1) (max abs dev)", RB_TOL),
+            worst(free["norm"], fi, "free bias: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam) (rel)", RB_TOL),
+            worst(free["cos"], fi, "free bias: cos(W^c, W^c') = -1/(K-1) (abs + std)", RB_TOL),
+            worst(free["energy"], fi, "free bias: every factor lam ||theta||^2 = eps (1 - K eps/(K-1)) (rel)",
+                  RB_TOL),
+            worst(free["nc3"], fi, "free bias: NC3 = 0 (abs)", RB_TOL),
+        ]
+    if ni:
+        measurements += [
+            worst(none["sums"], ni, "bias-free: outputs sum to 1 - eps (so the seed's hypothesis, sum 1, is "
+                  "impossible)", RB_TOL),
+            worst(none["eps_positive"], ni, "bias-free: eps > 0 (smallest)", 0.0, sense=">="),
+            worst(none["seed"], ni, "bias-free: the seed's W_L formula MISSES (rel error, smallest)", RB_FAILS,
+                  sense=">="),
+            worst(none["seed_exact"], ni, "bias-free: ... by exactly 1/sqrt(K) (|err sqrt(K) - 1|)", RB_TOL,
+                  note="orthogonal-frame means: ||eps mu_c/(K lam) - eps (mu_c - mu_G)/(lam (K-1))|| / ||seed|| "
+                       "= 1/sqrt(K)"),
+            worst(none["W"], ni, "bias-free correction: W_L^c = eps mu_c/(K lam) (rel)", RB_TOL),
+            worst(none["norm"], ni, "bias-free correction: ||W_L^c||^2 = eps(1-eps)/(K lam) (rel)", RB_TOL),
+            worst(none["cos"], ni, "bias-free correction: cos = 0, orthogonal frame (abs + std)", RB_TOL),
+            worst(none["energy"], ni, "bias-free correction: every factor lam ||theta||^2 = eps (1 - eps) (rel)",
+                  RB_TOL),
+            worst(none["nc3"], ni, "bias-free correction: NC3 = 2 - 2 sqrt((K-1)/K) (abs)", RB_TOL),
+        ]
+    measurements += [
+        worst(free.get("identities", []) + none.get("identities", []), fi + ni, "(I1)-(I3) at the point (worst rel)",
               RB_TOL),
-        worst(none["eps_positive"], ni, "bias-free: eps > 0 (smallest)", 0.0, sense=">="),
-        worst(none["seed"], ni, "bias-free: the seed's W_L formula MISSES (rel error, smallest)", RB_FAILS, sense=">="),
-        worst(none["seed_exact"], ni, "bias-free: ... by exactly 1/sqrt(K) (|err sqrt(K) - 1|)", RB_TOL,
-              note="orthogonal-frame means: ||eps mu_c/(K lam) - eps (mu_c - mu_G)/(lam (K-1))|| / ||seed|| = 1/sqrt(K)"),
-        worst(none["W"], ni, "bias-free correction: W_L^c = eps mu_c/(K lam) (rel)", RB_TOL),
-        worst(none["norm"], ni, "bias-free correction: ||W_L^c||^2 = eps(1-eps)/(K lam) (rel)", RB_TOL),
-        worst(none["cos"], ni, "bias-free correction: cos = 0, orthogonal frame (abs + std)", RB_TOL),
-        worst(none["energy"], ni, "bias-free correction: every factor lam ||theta||^2 = eps (1 - eps) (rel)", RB_TOL),
-        worst(none["nc3"], ni, "bias-free correction: NC3 = 2 - 2 sqrt((K-1)/K) (abs)", RB_TOL),
-        worst(free["identities"] + none["identities"], fi + ni, "(I1)-(I3) at the point (worst rel)", RB_TOL),
-        worst(free["eps"] + none["eps"], fi + ni, "eps at the point = closed-form eps (rel)", RB_TOL),
+        worst(free.get("eps", []) + none.get("eps", []), fi + ni, "eps at the point = closed-form eps (rel)", RB_TOL),
     ]
     return Certificate(FAMILY, "seed R-B relations / bias-free fix", SOURCE,
                        "free bias: the seed's W_L, ||W_L||^2, cosine and per-layer norm relations hold at the optimum; "
