@@ -13,12 +13,21 @@ itself (gradient or KKT residual at it, no solver); second order (Hessian spectr
 from __future__ import annotations
 
 import importlib
+import os
 
-import ufm  # noqa: F401  (enables float64 in JAX before any certificate runs)
+# Dense eigenvalue problems here are small (at most ~700 x 700). On a 2-core machine shared with other jobs,
+# multi-threaded OpenBLAS spins on oversubscribed cores and a 500 x 500 eigvalsh took 2.5 s instead of 0.01 s:
+# use one BLAS thread unless the user chose otherwise. Effective only if numpy is not loaded yet (as under
+# ``python -m proofs_check``).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import ufm  # noqa: E402,F401  (enables float64 in JAX before any certificate runs)
 
 FAMILIES = {
     "mixup": "proofs_check.mixup",
     "lemmas": "proofs_check.lemmas",
+    "square_loss": "proofs_check.square_loss",
+    "nonnegative": "proofs_check.nonnegative",
 }
 
 
