@@ -16,10 +16,10 @@ FIGURES = {
     "nonneg": "experiments.nonneg",
     "memorization_dilation": "experiments.memorization_dilation",
     "square_loss": "experiments.square_loss",
+    "local_linearity": "experiments.local_linearity",
+    "mixup_joint": "experiments.mixup_joint",
 }
 PENDING = {
-    "local_linearity": "several-point mixup / local linearity has not landed yet",
-    "mixup_joint": "mixup with a learned classifier has not landed yet",
 }
 
 

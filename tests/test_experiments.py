@@ -131,3 +131,39 @@ def test_memorization_dilation_data_is_the_solver_output(figures):
     out = md.solve(p)
     # the augmented-Lagrangian path is deterministic; D is a smooth function of the solution: 1e-9
     np.testing.assert_allclose(data["D"][0], md.measures(p, out["W"], out["H"])["D"].mean(), rtol=1e-9)
+
+
+def test_local_linearity_data_is_the_solver_output(figures):
+    from experiments.local_linearity import _mixes, _problem
+    from ufm.objectives.mixup import mixed_soft_target
+
+    data, cfg = load_data(figures[0], "local_linearity")
+    k, kappa = cfg["points"][-1], cfg["solver_kappas"][-1]
+    classes, lam = _mixes(cfg, k)
+    np.testing.assert_array_equal(data[f"classes_k{k}"], classes)
+    y = np.asarray(mixed_soft_target(cfg["C"], classes, lam))
+    problem = _problem(cfg, k, kappa)
+    W = problem.classifier()
+    h, sol = family.solve_targets(problem, W, np.concatenate([y, np.eye(cfg["C"])]))
+    assert sol.converged.all() and data[f"solver_converged_k{k}"].all()
+    summary = family.nonlinearity_summary(h[: len(y)], h[len(y):], classes, lam, y, cfg["C"])
+    np.testing.assert_allclose(data[f"solver_nonlin_k{k}"][-1], summary["nonlin"], rtol=TOL)
+    # and the closed-form line through the same kappa (independent of the solver) agrees to the solver's accuracy
+    # (the solver converges to rel. grad 1e-12, so features agree to ~1e-12 and NonLin to 1e-10 with margin)
+    i = int(np.argmin(np.abs(np.log(data["theory_kappas"] / kappa))))
+    assert np.isclose(data["theory_kappas"][i], kappa)
+    assert abs(data[f"theory_nonlin_k{k}"][i] - summary["nonlin"]) <= 1e-10
+
+
+def test_mixup_joint_data_is_the_solver_output(figures):
+    from ufm.families import mixup_joint
+    from ufm.problems.mixup_joint import MixupJointProblem
+
+    data, cfg = load_data(figures[0], "mixup_joint")
+    C, alpha = cfg["classes"][0], cfg["solver_alphas"][-1]
+    p = MixupJointProblem(C=C, alpha=alpha, lam_W=cfg["lam_W"], lam_H=cfg["lam_H"], n_nodes=cfg["n_nodes"],
+                          restarts=cfg["restarts"], seed=cfg["seed"])
+    report = mixup_joint.run(p, progress=False)
+    assert report.passed and data[f"solver_passed_C{C}"].all()
+    np.testing.assert_allclose(data[f"solver_m_C{C}"][-1], report.numbers["m"], rtol=TOL)
+    np.testing.assert_allclose(data[f"solver_m_1d_C{C}"][-1], report.numbers["m_1d"], rtol=TOL)
