@@ -122,6 +122,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two small cases (under a minute)")
     parser.add_argument("--out", default="benchmarks/results.json", help="JSON output (default %(default)s)")
+    parser.add_argument("--cases", type=int, nargs="+", metavar="I",
+                        help="only these cases (indices into the full or quick list, from 0)")
+    parser.add_argument("--case-timeout", type=float, default=None, metavar="S",
+                        help="give up on a case after S seconds (recorded as an error)")
     parser.add_argument("--case-json", help=argparse.SUPPRESS)  # internal: run one case, print its JSON
     ns = parser.parse_args(argv)
     if ns.case_json:
@@ -134,10 +138,20 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     cases = []
-    for spec in QUICK if ns.quick else FULL:
+    specs = QUICK if ns.quick else FULL
+    if ns.cases is not None:
+        bad = [i for i in ns.cases if not 0 <= i < len(specs)]
+        if bad:
+            parser.error(f"argument --cases: {bad[0]} is not a case index (0 to {len(specs) - 1})")
+        specs = [specs[i] for i in ns.cases]
+    for spec in specs:
         print(f"[benchmarks] {spec}", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--case-json", json.dumps(spec)],
-                              capture_output=True, text=True)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--case-json", json.dumps(spec)],
+                                  capture_output=True, text=True, timeout=ns.case_timeout)
+        except subprocess.TimeoutExpired:
+            cases.append({"spec": spec, "error": [f"timed out after {ns.case_timeout:g} s"]})
+            continue
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             cases.append({"spec": spec, "error": proc.stderr.strip().splitlines()[-1:]})
@@ -146,7 +160,7 @@ def main(argv=None) -> int:
     ok = [c for c in cases if "error" not in c]
     text = table(ok) + "\n\n" + growth_table(ok)
     print(text)
-    result = {"mode": "quick" if ns.quick else "full", "machine": common.machine(), "versions": versions(),
+    result = {"mode": "quick" if ns.quick else "full", "selected_cases": ns.cases, "machine": common.machine(), "versions": versions(),
               "dtype": "float64", "wall_s": time.perf_counter() - t0, "cases": cases, "table": text}
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
