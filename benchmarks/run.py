@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     ok = [c for c in cases if "error" not in c]
     text = table(ok) + "\n\n" + growth_table(ok)
     print(text)
-    result = {"mode": "quick" if ns.quick else "full", "selected_cases": ns.cases, "machine": common.machine(), "versions": versions(),
+    result = {"mode": "quick" if ns.quick else "full", "selected_cases": ns.cases, "machine": common.machine(),
+              "versions": versions(),
               "dtype": "float64", "wall_s": time.perf_counter() - t0, "cases": cases, "table": text}
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
