@@ -38,9 +38,14 @@ def plot(data: dict, cfg: dict):
             sel = data["alpha"] == alpha
             ax.plot(data[m][sel], data[d][sel], "o-", color=COLOURS[i], mfc="none",
                     label="CE" if alpha == 0 else f"LS $\\alpha$ = {alpha:g}")
-            for x, y, r in zip(data[m][sel], data[d][sel], data["r"][sel]):
-                if i == 0:
-                    ax.annotate(f"r={r:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6)
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    axes[0, 0].legend(frameon=False)
+    # r labels on the CE curve of the raw panel only: in the relative panel the curves meet and labels would
+    # cover them (there, as in the raw panel, M grows with r along every curve).
+    sel = data["alpha"] == cfg["alphas"][0]
+    for x, y, r in zip(data["M"][sel], data["D"][sel], data["r"][sel]):
+        axes[0, 0].annotate(f"r={r:g}", (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6)
+    axes[0, 0].margins(x=0.08, y=0.08)
+    axes[0, 0].legend(frameon=False, loc="lower left")
+    axes[0, 1].annotate("r grows to the right", (0.97, 0.97), xycoords="axes fraction", ha="right", va="top",
+                        fontsize=6)
     return fig

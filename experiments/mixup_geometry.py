@@ -55,14 +55,14 @@ def compute(cfg: dict, progress) -> dict:
 
 
 def plot(data: dict, cfg: dict):
-    fig, axes = figure(width=SINGLE_COLUMN, height=SINGLE_COLUMN + 0.4)
+    fig, axes = figure(width=SINGLE_COLUMN, height=SINGLE_COLUMN + 0.2)
     ax = axes[0, 0]
     for k, curve in enumerate(data["theory_curves"]):
-        ax.plot(curve[:, 0], curve[:, 1], color="0.6", lw=0.8, zorder=1, label="Theorem 3.1" if k == 0 else None)
+        ax.plot(curve[:, 0], curve[:, 1], color="0.25", lw=0.8, zorder=3, label="Theorem 3.1" if k == 0 else None)
     same = data["c"] == data["c_prime"]
     sc = ax.scatter(*data["h_plane"][~same].T, c=data["lam"][~same], cmap=SEQUENTIAL, vmin=0, vmax=1, marker="o",
-                    s=12, zorder=2, label="different class (solver)")
-    ax.scatter(*data["h_plane"][same].T, c="k", marker="*", s=50, zorder=3, label="same class (solver)")
+                    s=14, zorder=2, label="different class (solver)")
+    ax.scatter(*data["h_plane"][same].T, c="k", marker="*", s=50, zorder=4, label="same class (solver)")
     scale = 1.15 * np.max(np.linalg.norm(data["h_plane"], axis=1)) / np.max(np.linalg.norm(data["W_plane"], axis=1))
     for k, w in enumerate(data["W_plane"]):
         ax.annotate("", xy=scale * w, xytext=(0, 0), arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 1.0})
@@ -71,6 +71,7 @@ def plot(data: dict, cfg: dict):
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xlabel="coordinate 1 in span(W)",
            ylabel="coordinate 2 in span(W)")
     ax.set_title(rf"C = {cfg['C']}, $\kappa$ = {cfg['kappa']:g}")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    fig.colorbar(sc, ax=ax, label=r"mixing coefficient $\lambda$", shrink=0.8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, fontsize=6,
+              columnspacing=1.0, handlelength=1.5)
+    fig.colorbar(sc, ax=ax, label=r"mixing coefficient $\lambda$", shrink=0.7, aspect=30, pad=0.02)
     return fig

@@ -94,10 +94,14 @@ def plot(data: dict, cfg: dict):
     for k in (0, 1):
         ax.plot(*H[:, labels == k], "o", color=COLOURS[k], ms=5, mfc="none", label=f"class {k + 1} features")
     top = 1.2 * H.max()
-    ax.plot([0, top], [0, top], "k--", lw=0.8, label="decision boundary")
+    # the solver's boundary {h : (w_1 - w_2) . h = 0} (no bias), which the theory puts on the diagonal
+    normal = W[0] - W[1]
+    direction = np.array([normal[1], -normal[0]]) / np.linalg.norm(normal)
+    direction *= np.sign(direction.sum()) * top / np.max(np.abs(direction))
+    ax.plot([0, direction[0]], [0, direction[1]], "k--", lw=0.8, label="boundary (solver)")
     ax.set(xlim=(-0.05 * top, top), ylim=(-0.05 * top, top), aspect="equal", xlabel="$h_1$", ylabel="$h_2$",
            title="K = 2: orthogonal axes")
-    ax.legend(frameon=False, loc="upper right", fontsize=6)
+    ax.legend(frameon=False, loc="lower right", bbox_to_anchor=(1.0, 0.08), fontsize=6, handlelength=1.5)
     names = ["CE" if a == 0 else f"LS $\\alpha$={a:g}" for a in data["alphas"]]
     for ax, key, label in ((axes[0, 1], "margin", "margin"), (axes[0, 2], "objective", "objective")):
         for i, name in enumerate(names):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.style import RC
-from ufm.report import to_json
+from ufm.report import atomic_write, to_json
 
 
 class Progress:
@@ -36,17 +34,6 @@ class Progress:
               f"{time.perf_counter() - self.t0:6.1f} s", end=end, file=sys.stderr, flush=True)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def run_figure(module, out: Path, *, quick: bool = False, quiet: bool = False) -> list[Path]:
     """Compute, save and plot one figure module into ``out``; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -59,13 +46,13 @@ def run_figure(module, out: Path, *, quick: bool = False, quiet: bool = False) -
         with open(tmp, "wb") as f:
             np.savez(f, **data)
 
-    _atomic_write(files[0], save_npz)
-    _atomic_write(files[1], lambda tmp: Path(tmp).write_text(to_json({"figure": module.NAME, "title": module.TITLE,
+    atomic_write(files[0], save_npz)
+    atomic_write(files[1], lambda tmp: Path(tmp).write_text(to_json({"figure": module.NAME, "title": module.TITLE,
                                                                         "quick": quick, "config": config}) + "\n"))
     with plt.rc_context(RC):
         fig = module.plot(data, config)
         for path in files[2:]:
-            _atomic_write(path, lambda tmp, p=path: fig.savefig(tmp, format=p.suffix[1:]))
+            atomic_write(path, lambda tmp, p=path: fig.savefig(tmp, format=p.suffix[1:]))
         plt.close(fig)
     return files
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -84,26 +82,10 @@ def describe_failures(cert) -> list[str]:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place (readers never see a partial file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (readers never see a partial file)."""
+    from ufm.report import atomic_write
 
-
-def versions() -> dict:
-    import jax
-    import numpy
-    import scipy
-
-    import ufm
-
-    return {"ufm": ufm.__version__, "python": platform.python_version(), "jax": jax.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "backend": jax.default_backend()}
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def main(argv=None) -> int:
@@ -119,6 +101,7 @@ def main(argv=None) -> int:
     import json
 
     from proofs_check.certificate import FAIL, jsonable
+    from ufm.report import versions
 
     t0 = time.perf_counter()
     certificates = []
@@ -139,7 +122,8 @@ def main(argv=None) -> int:
         "passed": n_fail == 0, "families": ns.families,
         "verdicts": {v: sum(c.verdict == v for c in certificates) for v in ("PASS", "CONDITIONAL", "FAIL")},
         "table": table.splitlines(), "certificates": [c.to_dict() for c in certificates], "wall_seconds": wall,
-        "versions": versions(), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     try:
         write_atomically(ns.out, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")

@@ -33,6 +33,11 @@ def test_mixup_end_to_end(tmp_path):
     assert np.isclose(err.max(), summary["numbers"]["max_rel_error"], rtol=1e-12)
     assert (out / "table.txt").read_text().strip() in result.stdout
     assert not [p for p in tmp_path.iterdir() if p.name != "run"]  # no staging debris
+    # written atomically through private temporary files, but delivered with the permissions of a plain write
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert ((out / "summary.json").stat().st_mode & 0o777) == 0o666 & ~umask
 
 
 def test_default_out_is_a_new_folder_under_runs(tmp_path):

@@ -1,6 +1,7 @@
 """The figure pipeline on reduced configurations: files exist and are valid, and the data behind each figure is
 what the solver returns for that configuration (so a figure cannot plot stale or made-up data)."""
 
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,9 @@ def test_every_figure_has_valid_files(figures):
     for name in PENDING:  # not landed: skipped with a message, never faked
         assert f"{name}: skipped" in result.stderr and not (out / f"{name}.png").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all((p.stat().st_mode & 0o777) == 0o666 & ~umask for p in out.iterdir())  # not tempfile's private mode
 
 
 def test_mixup_geometry_data_is_the_solver_output(figures):

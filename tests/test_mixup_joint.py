@@ -15,12 +15,11 @@ import pytest
 from jax.test_util import check_grads
 from scipy import optimize, stats
 
-from ufm.checks import mixup_joint as checks
 from ufm.etf import etf_gram_error, simplex_etf
 from ufm.families import mixup_joint as family
 from ufm.objectives.mixup_joint import JointData, JointParams, joint_mixup_loss
 from ufm.problems.mixup_joint import MixupJointProblem
-from ufm.solver import SolverOptions, minimise
+from ufm.solver import minimise
 from ufm.theory import mixup as theory
 from ufm.theory import mixup_joint as joint_theory
 

@@ -1,7 +1,6 @@
 """Every objective's derivatives against finite differences (jax.test_util.check_grads, float64), and the
 solver's compile cache (a sweep over values of the same shapes must not recompile)."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads

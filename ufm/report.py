@@ -10,7 +10,7 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -114,6 +114,28 @@ def to_json(obj: Any) -> str:
     return json.dumps(clean(obj), indent=2, default=_json_default, allow_nan=False)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so that readers never
+    see a partial file and a failure leaves nothing behind. The file gets the permissions a plain ``open`` would
+    give (``tempfile`` makes it private)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class OutputDir:
     """An output directory written atomically: files go to a hidden staging directory beside the target, which
     is renamed into place by :meth:`commit`; :meth:`discard` removes it. Opening fails (OSError) if the target
@@ -131,6 +153,7 @@ class OutputDir:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+            os.chmod(self.staging, 0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is private)
         except OSError:
             self._remove_created_parents()
             raise

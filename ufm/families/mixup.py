@@ -275,7 +275,7 @@ def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
         f"ufm mixup, {k}-point (Dirichlet alpha={problem.alpha:g}): C={C} d={problem.d} m={problem.m:g} "
         f"mu={problem.mu:g} kappa={problem.kappa:.6g}  {len(classes)} random mixes + {len(all_classes) - len(classes)}"
         f" vertices/barycentres = {len(all_classes)} subproblems",
-        f"NonLin eq. (3) (mean over the random mixes; floor = value of any exactly linear map):",
+        "NonLin eq. (3) (mean over the random mixes; floor = value of any exactly linear map):",
         f"  CE     {ce['nonlin']:.10f}   excess over floor {ce['excess']:.3e}   unnormalised/|h_cc| "
         f"{ce['unnormalised_rel']:.6g}",
         f"  square {sq['nonlin']:.10f}   excess over floor {sq['excess']:.3e}   unnormalised/|h_cc| "
