@@ -96,3 +96,34 @@ def test_existing_nonempty_out_is_never_overwritten(tmp_path):
     result = run_cli("--loss", "mixup", "--C", "2", "--out", str(out), "--quiet")
     assert result.returncode == 2 and "--out" in result.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("loss, args, flag", [
+    ("mse", ["--C", "1"], "--C"),
+    ("mse", ["--lambda-W", "-1e-3"], "--lambda-W"),
+    ("mse", ["--lambda-H", "-1"], "--lambda-H"),
+    ("mse", ["--n", "0"], "--n"),
+    ("mse", ["--bias", "sometimes"], "--bias"),
+    ("mse-deep", ["--layers", "0"], "--layers"),
+    ("mse-deep", ["--act", "tanh"], "--act"),
+    ("mse-net", ["--inputs", "images"], "--inputs"),
+    ("nonneg-lpm", ["--C", "1"], "--C"),
+    ("nonneg-lpm", ["--E-W", "0"], "--E-W"),
+    ("nonneg-lpm", ["--E-H", "-1"], "--E-H"),
+    ("nonneg-lpm", ["--C", "4", "--d", "3"], "--d"),
+    ("nonneg-ufm", ["--ls-alpha", "1"], "--ls-alpha"),
+    ("nonneg-ufm", ["--lambda-H", "0"], "--lambda-H"),
+    ("md", ["--noise", "1"], "--noise"),
+    ("md", ["--noise", "-0.1"], "--noise"),
+    ("md", ["--r", "0"], "--r"),
+])
+def test_bad_input_of_every_family_exits_2(tmp_path, capsys, loss, args, flag):
+    """The CLI's own entry point (in-process: parsing and validation need no subprocess): one line naming the
+    argument, exit 2, nothing written."""
+    from ufm.solve import main
+
+    out = tmp_path / "out"
+    assert main(["--loss", loss, *args, "--out", str(out), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
