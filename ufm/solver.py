@@ -233,14 +233,19 @@ def _newton_step(fun, opts: SolverOptions):
     def step(s: _State, args) -> _State:
         active = s.status == RUNNING
         p = _newton_direction(fun, s.x, s.g, args, opts, active)
-        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active)
+        # At the tolerance with a tiny Newton step, only the full step is tried: backtracking there (up to 60
+        # halvings where f and the gradient sit at their rounding floor) cannot improve on "converged", and under
+        # vmap it would make the whole batch evaluate the objective 60 more times.
+        xscale = opts.xtol * jnp.maximum(1.0, jnp.linalg.norm(s.x))
+        done_but_polish = (_rel(s.g, s.f) <= opts.rtol) & (jnp.linalg.norm(p) <= xscale)
+        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish)
         x = jnp.where(ok, s.x + t * p, s.x)
         f = jnp.where(ok, ft, s.f)
         g = jnp.where(ok, gt, s.g)
         steps = s.steps + 1
         # Converged: gradient at tolerance and the Newton step just taken was tiny (so the error left is of
         # order its square), or gradient at tolerance and no step possible (the rounding floor).
-        small_step = t * jnp.linalg.norm(p) <= opts.xtol * jnp.maximum(1.0, jnp.linalg.norm(s.x))
+        small_step = t * jnp.linalg.norm(p) <= xscale
         status = jnp.where(
             (_rel(g, f) <= opts.rtol) & (small_step | ~ok),
             CONVERGED,
