@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: the scipy and optax baselines' timing loops, time-to-tolerance, machine info.
+"""Shared pieces of the benchmarks: the scipy and optax baselines' timing loops, time-to-tolerance, machine info,
+and the three-way comparison of a joint (W, H) problem against its closed-form optimal value.
 
 Conventions (the same for every method, so that the table compares like with like):
 
@@ -23,6 +24,7 @@ import time
 import numpy as np
 
 TOLERANCES = (1e-6, 1e-10)
+GAP_TOLERANCES = (1e-6, 1e-8, 1e-10)
 
 
 def machine() -> dict:
@@ -134,3 +136,89 @@ def optax_full_batch(loss, params0, data, error_of, *, optimizer, budget, check_
             "best_error": float(np.nanmin(errors)), "time_to_tol": first_time_below(times, errors, tols),
             "iterations_to_tol": {f"{tol:g}": (check_every * (1 + next((k for k, e in enumerate(errors) if e <= tol))))
                                   if any(e <= tol for e in errors) else None for tol in tols}}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Joint problems (one instance, one start): accuracy is the relative objective gap to the closed-form value L*
+# ----------------------------------------------------------------------------------------------------------------
+
+def relative_gap(f, f_star: float) -> float:
+    """``(L - L*) / |L*|``: the accuracy measure of the joint problems (L* from the package's closed form)."""
+    return (float(f) - f_star) / abs(f_star)
+
+
+def ufm_gap(loss, params0, data, f_star: float, options, tols=GAP_TOLERANCES) -> dict:
+    """``ufm.solver.minimise`` on ``loss(params, data)`` from one start (a batch of one): its row, with the gap of
+    its final objective and time-to-tolerance = its whole solve time where that gap is within tol (module
+    docstring)."""
+    import jax
+
+    from ufm.solver import minimise
+
+    sol = minimise(loss, jax.tree.map(lambda a: a[None], params0), data, args_axes=None, options=options)
+    rep = sol.report()
+    gap = relative_gap(sol.loss[0], f_star)
+    qn = f" after <= {options.quasi_newton_steps} L-BFGS steps" if options.quasi_newton_steps else ""
+    return {"method": f"ufm.solver ({options.linear_solver} Newton{qn})", "compile_s": rep["compile_seconds"],
+            "solve_s": rep["solve_seconds"], "iterations_max": rep["max_steps_taken"], "final_error": gap,
+            "all_converged": rep["all_converged"], "status": rep["failures"] or "converged",
+            "time_to_tol": {f"{t:g}": (rep["solve_seconds"] if gap <= t else None) for t in tols}}
+
+
+def scipy_lbfgsb_gap(fun_and_grad, x0, f_star: float, *, bounds=None, maxiter=20000, tols=GAP_TOLERANCES) -> dict:
+    """scipy L-BFGS-B on one flat problem (``fun_and_grad(x) -> (f, g)``, numpy float64, optional box ``bounds``)
+    to its best accuracy (ftol = gtol = 0), the gap of every iterate evaluated in the callback outside the timed
+    region; time-to-tolerance is the first iterate within tol."""
+    from scipy.optimize import minimize
+
+    stamps, gaps, overhead = [], [], [0.0]
+
+    def record(xk):
+        t_in = time.perf_counter()
+        stamps.append(t_in - overhead[0])
+        gaps.append(relative_gap(fun_and_grad(xk)[0], f_star))
+        overhead[0] += time.perf_counter() - t_in
+
+    t0 = time.perf_counter()
+    res = minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=record,
+                   options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 2 * maxiter})
+    total = time.perf_counter() - overhead[0] - t0
+    final = relative_gap(res.fun, f_star)
+    return {"method": "scipy L-BFGS-B" + (" (bounds)" if bounds is not None else ""), "compile_s": 0.0,
+            "solve_s": total, "iterations_total": int(res.nit), "final_error": final,
+            "best_error": float(min(gaps + [final])), "stop": str(res.message),
+            "time_to_tol": first_time_below([s - t0 for s in stamps] + [total], gaps + [final], tols)}
+
+
+def first_order_optimizer(name: str, sgd_lr: float):
+    """``(optimizer, description)``: SGD with momentum 0.9 at ``sgd_lr`` (``"sgd-momentum"``), or Adam at lr 1e-3,
+    its default in papers (``"adam"``)."""
+    import optax
+
+    if name == "sgd-momentum":
+        return optax.sgd(sgd_lr, momentum=0.9), f"lr {sgd_lr:.3g}, momentum 0.9"
+    if name == "adam":
+        return optax.adam(1e-3), "lr 1e-3"
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def optax_gap(loss, params0, data, f_star: float, name: str, sgd_lr: float, budget: int, check_every: int,
+              tols=GAP_TOLERANCES) -> dict:
+    """The papers' loop (:func:`optax_full_batch`) on ``loss(params, data)``, accuracy = the gap to L*."""
+    optimizer, desc = first_order_optimizer(name, sgd_lr)
+    out = optax_full_batch(loss, params0, data, lambda p: relative_gap(loss(p, data), f_star), optimizer=optimizer,
+                           budget=budget, check_every=check_every, tols=tols)
+    out.update(method=f"optax {name} ({desc}), full batch")
+    return out
+
+
+def joint_results(spec: dict, run_ufm, run_scipy, run_optax) -> list[dict]:
+    """The rows of a joint case: ours, then scipy (unless ``spec["scipy"]`` is false, at most
+    ``spec["scipy_maxiter"]`` iterations), then each optax optimizer of ``spec["optax"]`` (default SGD+momentum
+    and Adam) for ``spec["budget"]`` steps checked every ``spec["check_every"]``."""
+    results = [run_ufm()]
+    if spec.get("scipy", True):
+        results.append(run_scipy(spec.get("scipy_maxiter", 20000)))
+    for name in spec.get("optax", ["sgd-momentum", "adam"]):
+        results.append(run_optax(name, spec["budget"], spec["check_every"]))
+    return results
