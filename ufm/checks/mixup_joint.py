@@ -29,7 +29,8 @@ QUADRATURE_TOL = 1e-6
 
 def converged(grad_norms: np.ndarray, all_converged: bool, failures: dict) -> Check:
     """Every restart reached the gradient tolerance (absolute norm, weight-scaled variables)."""
-    detail = "" if all_converged else "; ".join(f"{n} restart(s): {msg}" for msg, n in failures.items())
+    detail = "" if all_converged else "; ".join(f"{n} restart(s): {msg}" for msg, n in failures.items()) + (
+        f"; max grad norm {float(np.max(grad_norms)):.1e}")
     value = float(np.max(grad_norms)) if all_converged else float("inf")
     return Check("solver converged on every restart (max grad norm)", value, GRAD_TOL, detail)
 

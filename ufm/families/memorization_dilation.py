@@ -21,7 +21,7 @@ from ufm import metrics
 from ufm.checks import Check
 from ufm.checks import nonnegative as checks
 from ufm.objectives.nonnegative import (DilationData, coupling, cross_entropy, dilation_memorization,
-                                        model3_lagrangian, smoothed_targets)
+                                        model2_loss, model3_lagrangian, smoothed_targets)
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, minimise
@@ -95,7 +95,7 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = 40, tol: f
             print(f"[md] outer {step:2d}  rho {rho:8.2e}  max violation {violation:.3e}  inner rel grad "
                   f"{np.max(sol.rel_grad_norm):.2e}", file=sys.stderr, flush=True)
         feasible = violation <= tol * max(scale, 1e-300)
-        if feasible and np.any(sol.converged):
+        if feasible and np.all(sol.converged):
             break
         # raise the penalty only while the violation itself stalls (never past 1e6: beyond, the inner problems'
         # conditioning ~ rho r^2 would cost the inner solves their digits)
@@ -104,11 +104,18 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = 40, tol: f
         previous = violation
     f = np.asarray(sol.loss)
     best = int(np.argmin(np.where(sol.converged, f, np.inf))) if np.any(sol.converged) else int(np.argmin(f))
+    # Model 3 is nonconvex with many KKT points close in value: the dilation of every converged restart shows how
+    # far "the" answer depends on which of them the best restart found.
+    restart_dilation = np.array([float(np.mean(dilation_memorization(params["G"][i] ** 2, clean, noisy)[1]))
+                                 for i in np.flatnonzero(sol.converged)])
     W = np.asarray(params["W"][best])
     H = np.asarray(params["G"][best]) ** 2
-    return {"W": W, "H": H, "multipliers": nu[best], "coupling": c[best], "solution": sol, "best": best,
+    objective = float(model2_loss({"W": params["W"][best], "G": params["G"][best]}, data))
+    return {"W": W, "H": H, "objective": objective, "multipliers": nu[best], "coupling": c[best], "solution": sol,
+            "best": best,
             "outer_steps": step + 1, "rho": rho, "violation": violation, "clean": np.asarray(clean),
-            "noisy": np.asarray(noisy), "Q": np.asarray(data.Q), "restart_objectives": f}
+            "noisy": np.asarray(noisy), "Q": np.asarray(data.Q), "restart_objectives": f,
+            "restart_dilation": restart_dilation}
 
 
 def measures(problem: MemorizationDilationProblem, W: np.ndarray, H: np.ndarray) -> dict:
@@ -156,6 +163,9 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
         Check("KKT residual of f + sum nu_k c_k, H >= 0", k["residual"], 1e-8),
         Check("multipliers nu_k >= 0 (min)", float(max(0.0, -nu.min())), 0.0),
         Check("dilation D (mean over classes)", float(D.mean()), None, f"relative {meas['D_rel'].mean():.6g}"),
+        Check("restarts: spread of D over the converged ones", float(np.ptp(out["restart_dilation"])), None,
+              f"{out['restart_dilation'].size} converged; objectives "
+              + np.array2string(np.sort(out["restart_objectives"]), precision=9)),
         Check("memorization M (mean over classes)", float(M.mean()), None, f"relative {meas['M_rel'].mean():.6g}"),
         Check("share of noisy labels fitted", meas["noisy_fitted"], None),
         Check("NC1 of clean features", meas["NC1_clean"], None),
@@ -175,11 +185,15 @@ def sweep(problem: MemorizationDilationProblem, *, r_values=SWEEP_R, alphas=SWEE
             out = solve(p)
             result, meas = solution_checks(p, out)
             failures += [f"alpha={alpha:g} r={r:g}: {c.name}" for c in result if not c.passed]
+            sol, best = out["solution"], out["best"]
             rows.append([alpha, r, meas["D"].mean(), meas["M"].mean(), meas["D_rel"].mean(), meas["M_rel"].mean(),
-                         meas["noisy_fitted"], meas["NC1_clean"]])
+                         meas["noisy_fitted"], meas["NC1_clean"], out["objective"], sol.rel_grad_norm[best],
+                         sol.grad_norm[best], sol.steps[best], meas["kkt"]["residual"], out["outer_steps"],
+                         np.ptp(out["restart_dilation"])])
             bar.step()
     arr = np.array(rows)
-    names = ("alpha", "r", "D", "M", "D_rel", "M_rel", "noisy_fitted", "NC1_clean")
+    names = ("alpha", "r", "D", "M", "D_rel", "M_rel", "noisy_fitted", "NC1_clean", "objective", "rel_grad_norm",
+             "grad_norm", "inner_steps", "kkt_residual", "outer_steps", "D_restart_spread")
     return {name: arr[:, i] for i, name in enumerate(names)}, failures
 
 
@@ -205,13 +219,25 @@ def run(problem: MemorizationDilationProblem, *, progress: bool = True, sweep_r:
                   Check("LS dilation < CE dilation at every r (relative to class-mean distance)",
                         float(all(verdict["D_rel"])), None, str(dict(zip(SWEEP_ALPHAS[1:], verdict["D_rel"]))))]
         lines = [head, f"sweep over r = {list(SWEEP_R)}, alphas = {list(SWEEP_ALPHAS)} (0 = CE), identical data",
-                 f"{'alpha':>6} {'r':>6} {'D':>10} {'M':>10} {'D/dist':>10} {'M/dist':>10} {'fitted':>7}"]
-        lines += [f"{a:6g} {r:6g} {D:10.6f} {M:10.6f} {Dr:10.6f} {Mr:10.6f} {fit:7.2f}"
-                  for a, r, D, M, Dr, Mr, fit in zip(*(curve[k] for k in ("alpha", "r", "D", "M", "D_rel", "M_rel",
-                                                                         "noisy_fitted")))]
-        conv = {"subproblems": len(curve["r"]), "converged": len(curve["r"]) - len(failures),
-                "all_converged": not failures, "rtol": SOLVER.rtol, "max_rel_grad_norm": float("nan"),
-                "max_grad_norm": float("nan"), "max_steps_taken": 0, "mean_steps_taken": 0.0, "failures": {},
+                 f"{'alpha':>6} {'r':>6} {'D':>10} {'M':>10} {'D/dist':>10} {'M/dist':>10} {'fitted':>7} "
+                 f"{'objective':>17} {'KKT':>8} {'D spread':>9}"]
+        lines += [f"{a:6g} {r:6g} {D:10.6f} {M:10.6f} {Dr:10.6f} {Mr:10.6f} {fit:7.2f} {obj:17.15f} {kkt_:8.1e} "
+                  f"{spread:9.2e}"
+                  for a, r, D, M, Dr, Mr, fit, obj, kkt_, spread in zip(*(curve[k] for k in (
+                      "alpha", "r", "D", "M", "D_rel", "M_rel", "noisy_fitted", "objective", "kkt_residual",
+                      "D_restart_spread")))]
+        lines.append("(best of the converged restarts by objective; D spread = max - min of D over them: Model 3 "
+                     "has many KKT points of nearly equal value)")
+        # one line per sweep point: its best restart's last inner solve (the augmented Lagrangian's final one)
+        converged = int(np.sum(curve["rel_grad_norm"] <= SOLVER.rtol))
+        conv = {"subproblems": len(curve["r"]), "converged": converged,
+                "all_converged": converged == len(curve["r"]), "rtol": SOLVER.rtol,
+                "max_rel_grad_norm": float(np.max(curve["rel_grad_norm"])),
+                "max_grad_norm": float(np.max(curve["grad_norm"])),
+                "max_steps_taken": int(np.max(curve["inner_steps"])),
+                "mean_steps_taken": float(np.mean(curve["inner_steps"])),
+                "failures": {} if not failures else {"sweep points failing a check": len(set(
+                    f.split(":")[0] for f in failures))},
                 "compile_seconds": 0.0, "solve_seconds": time.perf_counter() - t0}
         return Report(NAME, config, lines, result, conv, {"verdict": verdict, "seconds": time.perf_counter() - t0},
                       curve, "curve.npz")

@@ -54,7 +54,9 @@ def model2_factors(params: dict, data: NonnegData) -> tuple[jax.Array, jax.Array
 
 
 def model2_loss(params: dict, data: NonnegData) -> jax.Array:
-    """Model 2: ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``, H = G * G >= 0."""
+    """Model 2: ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``, H = G * G >= 0.
+
+    Reads ``data.Q``, ``data.lambda_W`` and ``data.lambda_H`` only, so it serves Model 3's ``DilationData`` too."""
     W, H = model2_factors(params, data)
     return cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
 
@@ -92,7 +94,5 @@ def coupling(H: jax.Array, data: DilationData) -> jax.Array:
 def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
     """Augmented Lagrangian of Model 3: Model 2's objective on the noisy labels plus
     ``(1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for the inequality constraints c_k <= 0."""
-    W, H = params["W"], params["G"] ** 2
-    base = cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
-    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(H, data))
-    return base + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
+    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
+    return model2_loss(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
