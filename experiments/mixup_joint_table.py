@@ -28,8 +28,8 @@ from ufm.report import OutputDir, to_json, versions
 CLASSES = (3, 5, 10, 20, 50)
 ALPHAS = (0.0, 0.2, 1.0, 2.0)
 DECAYS = ((5e-2, 5e-2), (1e-2, 5e-2), (5e-2, 1e-2))
-COLUMNS = ("C", "alpha", "lambda_W", "lambda_H", "ETF error", "m joint", "m 1-D", "|dm|/m", "m 2n-nodes dm/m",
-           "clean conf", "feature err", "max grad", "cert-1", "s", "checks")
+COLUMNS = ("C", "alpha", "lambda_W", "lambda_H", "ETF error", "m joint", "m 1-D", "m gap (rel)",
+           "m shift, 2n nodes (rel)", "clean conf", "feature err", "max grad", "cert-1", "s", "checks")
 
 
 def row(problem: MixupJointProblem, report) -> dict:
