@@ -325,9 +325,9 @@ def _shard_batch(x0, args, args_axes, devices):
 
 @functools.lru_cache(maxsize=64)
 def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axes, out_sharding):
-    """Jitted start (L-BFGS phase + first evaluation) and advance (a chunk of Newton steps) for one objective,
-    options, parameter structure and output sharding, with a cache of their compiled executables by argument
-    shapes."""
+    """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
+    line's numbers) for one objective, options, parameter structure and output sharding, with a cache of their
+    compiled executables by argument shapes."""
     example = jax.tree.unflatten(treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaf_specs])
     _, unravel = ravel_pytree(example)
     flat_fun = lambda x, a: fun(unravel(x), a)
@@ -360,7 +360,13 @@ def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axe
 
         return jax.vmap(chunk, in_axes=(0, args_axes))(state, args)
 
-    return start, advance, unravel, {}
+    @jax.jit
+    def progress(state):
+        # the host loop's report, compiled with the rest: eager jax ops here would compile op by op on the first
+        # call of every shape (0.2 s counted as solve time, whatever the size)
+        return jnp.sum(state.status == RUNNING), jnp.max(state.f), jnp.max(jax.vmap(_rel)(state.g, state.f))
+
+    return start, advance, progress, unravel, {}
 
 
 def minimise(
@@ -391,7 +397,7 @@ def minimise(
         # chunk accepts its own output).
         x0, args, out_sharding = _shard_batch(x0, args, args_axes, devices)
     key_options = dataclasses.replace(options, progress=False, label="")
-    start, advance, unravel, executables = _solver_functions(
+    start, advance, progress, unravel, executables = _solver_functions(
         fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, out_sharding)
 
     # Compiled once per (objective, options, shapes): sweeps over values of the same shapes reuse it. Compilation
@@ -402,8 +408,9 @@ def minimise(
     if signature not in executables:
         start_c = start.lower(x0, args).compile()
         state_spec = jax.eval_shape(start, x0, args)
-        executables[signature] = (start_c, advance.lower(state_spec, args).compile())
-    start_c, advance_c = executables[signature]
+        executables[signature] = (start_c, advance.lower(state_spec, args).compile(),
+                                  progress.lower(state_spec).compile())
+    start_c, advance_c, progress_c = executables[signature]
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     state = jax.block_until_ready(start_c(x0, args))
@@ -412,11 +419,9 @@ def minimise(
     t0 = time.perf_counter()
     done_steps = 0
     while True:
-        status = np.asarray(state.status)
-        running = int(np.sum(status == RUNNING))
-        rel = np.asarray(jax.vmap(_rel)(state.g, state.f))
-        log(f"[{options.label}] step {done_steps:4d}  running {running:6d}/{status.size}  "
-            f"max loss {float(np.max(state.f)):.6e}  max rel grad {float(np.max(rel)):.3e}")
+        running, max_loss, max_rel = (np.asarray(a) for a in progress_c(state))
+        log(f"[{options.label}] step {done_steps:4d}  running {int(running):6d}/{state.status.shape[0]}  "
+            f"max loss {float(max_loss):.6e}  max rel grad {float(max_rel):.3e}")
         if running == 0:
             break
         state = jax.block_until_ready(advance_c(state, args))
