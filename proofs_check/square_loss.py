@@ -309,7 +309,7 @@ RESTART_GRID = (
     deep_problem(3, 2, 4, 2, "none", 0.9), deep_problem(3, 2, 4, 2, "none", 1.1),
     deep_problem(3, 2, 4, 3, "free", 0.3), deep_problem(3, 2, 4, 3, "free", 2.0),
 )
-RESTARTS = 4  # per instance: half from ufm.families.square_loss.random_params, half from the closed form + noise
+RESTARTS = 4  # per instance: half from ufm.families.square_loss.random_params, half from the closed form + Gaussian noise
 RESTART_OPTIONS = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=0, max_steps=400,
                                 steps_per_report=20, progress=False, label="restarts")
 
@@ -323,7 +323,7 @@ def _restart_group(problems, closed_form, restarts: int, seed: int):
         f_cf.append(float(square_loss(point, data)))
         n_random = restarts // 2
         random = family.random_params(problem, n_random, seed + 17 * i)
-        noise = family.random_params(problem, restarts - n_random, seed + 17 * i + 1)
+        noise = family.gaussian_params(problem, restarts - n_random, seed + 17 * i + 1)
         near = jax.tree.map(lambda p, z: p[None] + 0.5 * z, point, noise)
         if "b" in near:
             near["b"] = near["b"] + 0.1 * jnp.asarray(np.random.default_rng(seed + i).standard_normal(near["b"].shape))

@@ -74,8 +74,16 @@ def layer_shapes(problem: SquareLossProblem) -> list[tuple[int, int]]:
     return list(zip(outs, ins))
 
 
-def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
-    """Seeded Gaussian starts, each factor scaled by 1/sqrt(fan-in) (outputs of order one)."""
+def _semi_orthogonal(rng: np.random.Generator, restarts: int, rows: int, cols: int) -> np.ndarray:
+    """Seeded Haar-random matrices with orthonormal rows or columns (all singular values 1), batched over restarts."""
+    Q, R = np.linalg.qr(rng.standard_normal((restarts, max(rows, cols), min(rows, cols))))
+    Q = Q * np.sign(np.diagonal(R, axis1=1, axis2=2))[:, None, :]  # sign fix: Haar, not QR-convention, distributed
+    return Q if rows >= cols else np.transpose(Q, (0, 2, 1))
+
+
+def gaussian_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
+    """Seeded Gaussian points, each factor scaled by 1/sqrt(fan-in) (outputs of order one): how papers initialise
+    gradient descent, and the perturbations of proofs_check's near-optimum restarts."""
     rng = np.random.default_rng(seed)
     params = {"layers": [jnp.asarray(rng.standard_normal((restarts, o, i)) / np.sqrt(i))
                          for o, i in layer_shapes(problem)]}
@@ -84,6 +92,41 @@ def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
     if problem.bias != "none":
         params["b"] = jnp.zeros((restarts, problem.C))
     return params
+
+
+def balanced_orthogonal_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
+    """Seeded balanced orthogonal points: every factor semi-orthogonal times ``2 n^(1/(2m))`` (m factors).
+
+    Why: a Gaussian square layer has singular values near 0, and for m >= 3 factors each singular mode of the
+    product has a local minimum at 0 (its scalar objective ``(a^m - t)^2/2 + m lambda a^2/2`` is flat to order m
+    at a = 0), so such modes stay dead: from Gaussian starts all 8 restarts of the C = 10, 3-layer linear deep UFM
+    ended rank-deficient (objectives 0.182 and 0.217 against the optimum 0.1466), from these starts all 8 reach it.
+    Every mode starts balanced and above the targets' scale (the product's singular values are ``2^m sqrt(n)``,
+    Y's ``sqrt(n)``), on the far side of the nonzero minimum; nothing of the closed form is used.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = layer_shapes(problem)
+    factors = len(shapes) + (problem.model == "ufm")
+    scale = 2.0 * problem.n ** (0.5 / factors)
+    params = {"layers": [jnp.asarray(scale * _semi_orthogonal(rng, restarts, o, i)) for o, i in shapes]}
+    if problem.model == "ufm":
+        params["H"] = jnp.asarray(scale * _semi_orthogonal(rng, restarts, problem.d, problem.N))
+    if problem.bias != "none":
+        params["b"] = jnp.zeros((restarts, problem.C))
+    return params
+
+
+def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
+    """The solver's seeded restarts: balanced orthogonal for linear models, Gaussian for ReLU.
+
+    The balanced starts' reason (dead product modes, above) is a property of linear products. With ReLU their
+    mixed-sign orthogonal factors put the end points on many kinks: C = 3, 4 bias-free factors, 3 of 6 balanced
+    restarts stopped beside the symmetric point at rel grad 1e-9, unable to converge on the kinks, while Gaussian
+    starts converge there to 4e-16.
+    """
+    if problem.act == "linear":
+        return balanced_orthogonal_params(problem, restarts, seed)
+    return gaussian_params(problem, restarts, seed)
 
 
 def closed_form(problem: SquareLossProblem) -> dict | None:
@@ -173,8 +216,15 @@ def solve(problem: SquareLossProblem, *, progress: bool = False, options: Solver
     data = objective_data(problem)
     p0 = random_params(problem, problem.restarts, problem.seed)
     sol = minimise(square_loss, p0, data, options=dataclasses.replace(options or SOLVER, progress=progress))
-    losses = np.where(sol.converged, sol.loss, np.inf)
-    best = int(np.argmin(losses)) if np.isfinite(losses).any() else int(np.argmin(sol.loss))
+    # the lowest converged restart, unless an unconverged one is lower beyond rounding: then that one, so the
+    # report grades (and fails) the best point found rather than certify a worse one
+    finite = np.where(np.isfinite(sol.loss), sol.loss, np.inf)
+    converged_losses = np.where(sol.converged, finite, np.inf)
+    best = int(np.argmin(finite))
+    if np.isfinite(converged_losses).any():
+        lowest_converged = int(np.argmin(converged_losses))
+        if converged_losses[lowest_converged] <= finite[best] + 1e-10 * max(1.0, abs(finite[best])):
+            best = lowest_converged
     per_restart = [jax.tree.map(lambda a, i=i: a[i], sol.params) for i in range(problem.restarts)]
     return SquareLossSolution(per_restart[best], sol.loss, sol.status, [numerical_ranks(p) for p in per_restart],
                               best, sol)
@@ -368,7 +418,7 @@ def gradient_descent(problem: SquareLossProblem, *, steps: int = 20000, lr: floa
     if not weight_decay:
         data = data._replace(lambda_layers=jnp.zeros_like(data.lambda_layers), lambda_H=jnp.zeros(()),
                              lambda_b=jnp.zeros(()))
-    params = jax.tree.map(lambda a: init_scale * a[0], random_params(problem, 1, problem.seed))
+    params = jax.tree.map(lambda a: init_scale * a[0], gaussian_params(problem, 1, problem.seed))
     opt = optax.sgd(lr, momentum=momentum)
     state = opt.init(params)
 
