@@ -1,5 +1,7 @@
 """The shared solver on problems with known minimisers (independent of any family's theory)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,3 +100,19 @@ def test_polish_tolerates_evaluation_noise_of_large_sums():
 
     sol = minimise(noisy, x0[None], x0, options=SolverOptions(linear_solver="cg", rtol=1e-13, progress=False))
     assert sol.status[0] == CONVERGED and sol.rel_grad_norm[0] <= 1e-13
+
+
+def test_lbfgs_phase_never_ends_above_its_start():
+    """optax's zoom line search still steps when it fails; on ReLU kinks such steps compounded (f 2.35 -> 1e24 on
+    restart 5 below). The phase must return its lowest iterate: bounded by the start's objective, exactly."""
+    from ufm.families import square_loss as family
+    from ufm.problems.square_loss import SquareLossProblem
+
+    problem = SquareLossProblem(C=3, n=2, d=6, layers=2, act="relu", bias="free", restarts=6)
+    parts = [family.balanced_orthogonal_params(problem, 3, problem.seed),
+             family.gaussian_params(problem, 3, problem.seed)]
+    start = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+    data = family.objective_data(problem)
+    f0 = np.asarray(jax.vmap(family.square_loss, in_axes=(0, None))(start, data))
+    sol = minimise(family.square_loss, start, data, options=dataclasses.replace(family.SOLVER, max_steps=0))
+    assert np.all(sol.loss <= f0)
