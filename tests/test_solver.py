@@ -1,4 +1,5 @@
-"""The shared solver on problems with known minimisers (independent of any family's theory)."""
+"""The shared solver on problems with known minimisers (independent of any family's theory; one regression case
+uses the square-loss objective, where the failure was seen)."""
 
 import dataclasses
 
@@ -7,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ufm.families import square_loss as family
+from ufm.problems.square_loss import SquareLossProblem
 from ufm.solver import CONVERGED, MAX_STEPS, NONFINITE, SolverOptions, minimise
 
 
@@ -105,9 +108,6 @@ def test_polish_tolerates_evaluation_noise_of_large_sums():
 def test_lbfgs_phase_never_ends_above_its_start():
     """optax's zoom line search still steps when it fails; on ReLU kinks such steps compounded (f 2.35 -> 1e24 on
     restart 5 below). The phase must return its lowest iterate: bounded by the start's objective, exactly."""
-    from ufm.families import square_loss as family
-    from ufm.problems.square_loss import SquareLossProblem
-
     problem = SquareLossProblem(C=3, n=2, d=6, layers=2, act="relu", bias="free", restarts=6)
     parts = [family.balanced_orthogonal_params(problem, 3, problem.seed),
              family.gaussian_params(problem, 3, problem.seed)]

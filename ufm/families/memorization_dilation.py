@@ -112,8 +112,7 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = 40, tol: f
     H = np.asarray(params["G"][best]) ** 2
     objective = float(model2_loss({"W": params["W"][best], "G": params["G"][best]}, data))
     return {"W": W, "H": H, "objective": objective, "multipliers": nu[best], "coupling": c[best], "solution": sol,
-            "best": best,
-            "outer_steps": step + 1, "rho": rho, "violation": violation, "clean": np.asarray(clean),
+            "best": best, "outer_steps": step + 1, "rho": rho, "violation": violation, "clean": np.asarray(clean),
             "noisy": np.asarray(noisy), "Q": np.asarray(data.Q), "restart_objectives": f,
             "restart_dilation": restart_dilation}
 
