@@ -82,7 +82,8 @@ def render_table(report: Report, wall_seconds: float) -> str:
     lines.append(f"{'check':<{width}}  {'value':>9}  {'tol':>7}  verdict")
     for check in report.checks:
         tol = "-" if check.tol is None else f"{check.tol:.0e}"
-        lines.append(f"{check.name:<{width}}  {check.value:9.2e}  {tol:>7}  {check.verdict}"
+        value = "-" if check.void is not None and not np.isfinite(check.value) else f"{check.value:9.2e}"
+        lines.append(f"{check.name:<{width}}  {value:>9}  {tol:>7}  {check.verdict}"
                      + (f"  ({check.detail})" if check.detail else ""))
     verdict = "ALL CHECKS PASS" if report.passed else f"{len(report.failed_checks)} CHECK(S) FAILED"
     lines.append(f"{verdict}   wall time {wall_seconds:.1f} s")

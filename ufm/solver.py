@@ -14,7 +14,17 @@ ends with a status:
   reduce the loss or the gradient any further (the rounding floor);
 - ``MAX_STEPS``: the step budget ran out first;
 - ``NONFINITE``: the loss or gradient became NaN/inf (the last finite iterate is kept);
-- ``STALLED``: no step decreased the loss beyond rounding nor the gradient norm (a rounding floor above rtol).
+- ``STALLED``: no step decreased the loss beyond rounding nor the gradient norm (a rounding floor above rtol);
+- ``SADDLE``: the gradient reached the tolerance at a point whose Hessian has a clearly negative eigenvalue
+  (below ``-NEGATIVE_CURVATURE * max(1, max |eigenvalue|)``) and no step along that eigenvector decreased the loss.
+
+With the dense ``"eigh"`` solver every step knows the Hessian's smallest eigenvalue. A point at gradient tolerance
+is accepted as converged only if that eigenvalue is not clearly negative; otherwise the solver steps along its
+eigenvector (the sign that does not increase the loss to first order, a backtracking search for a decrease of at
+least a quarter of the quadratic model's ``|lambda_min| t^2 / 2``), so that restarts started on a symmetric
+subspace (e.g. a zero feature block) leave the saddle instead of ending there. Such a restart is never reported as
+converged: it ends ``SADDLE`` if no escape step decreases the loss. Every element's final smallest eigenvalue is
+in ``Solution.min_eigenvalue`` (NaN where the linear solver does not form the Hessian).
 
 Newton directions solve ``(H + shift I) p = -g`` with ``shift = options.damping * ||g||`` (Levenberg-Marquardt;
 the shift vanishes at the optimum, keeping quadratic convergence) by one of:
@@ -59,14 +69,19 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-RUNNING, CONVERGED, MAX_STEPS, NONFINITE, STALLED = -1, 0, 1, 2, 3
+RUNNING, CONVERGED, MAX_STEPS, NONFINITE, STALLED, SADDLE = -1, 0, 1, 2, 3, 4
 STATUS_MESSAGES = {
     CONVERGED: "converged",
     MAX_STEPS: "maximum number of steps reached",
     NONFINITE: "loss or gradient became non-finite",
     STALLED: "stalled: no decrease beyond rounding (tolerance below the rounding floor)",
+    SADDLE: "saddle point: gradient at tolerance but the Hessian has a clearly negative eigenvalue",
 }
 _EPS = float(np.finfo(np.float64).eps)
+# A Hessian eigenvalue below -NEGATIVE_CURVATURE * max(1, max |eigenvalue|) is "clearly negative": far above the
+# rounding of a dense eigensolver (~ eps ||H||) and of the curvature left at a point within the convergence
+# tolerance of a degenerate minimum (zero eigenvalues of the rotation symmetry stay within ~1e-12 there).
+NEGATIVE_CURVATURE = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +120,7 @@ class Solution:
     compile_seconds: float
     solve_seconds: float
     rtol: float
+    min_eigenvalue: np.ndarray | None = None
 
     @property
     def converged(self) -> np.ndarray:
@@ -113,7 +129,8 @@ class Solution:
     def report(self) -> dict:
         """JSON-ready convergence report; ``failures`` counts each non-converged status by its message."""
         failures = {
-            STATUS_MESSAGES[s]: int(np.sum(self.status == s)) for s in (MAX_STEPS, NONFINITE, STALLED) if np.any(self.status == s)
+            STATUS_MESSAGES[s]: int(np.sum(self.status == s))
+            for s in (MAX_STEPS, NONFINITE, STALLED, SADDLE) if np.any(self.status == s)
         }
         return {
             "subproblems": int(self.status.size),
@@ -136,6 +153,7 @@ class _State(NamedTuple):
     g: jax.Array
     steps: jax.Array
     status: jax.Array
+    min_eig: jax.Array
 
 
 def _dtype(a) -> str:
@@ -181,26 +199,67 @@ def _cg(hvp, b, shift, max_steps, rtol, active=True):
     return jnp.where(rr_best < rr0, best, b)
 
 
-def _newton_direction(fun, x, g, args, opts: SolverOptions, active=True):
+class _Direction(NamedTuple):
+    p: jax.Array            # the Newton direction
+    min_eig: jax.Array      # smallest Hessian eigenvalue (nan where the Hessian is not formed)
+    escape: jax.Array       # unit eigenvector of min_eig, signed not to ascend (zeros where not formed)
+    negative: jax.Array     # min_eig is clearly negative
+
+
+def _newton_direction(fun, x, g, args, opts: SolverOptions, active=True) -> _Direction:
     shift = opts.damping * jnp.linalg.norm(g)
+    unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False))
     if opts.newton_system is not None:
         p = opts.newton_system(x, g, args, shift)
         ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
-        return jnp.where(ok, p, -g)
+        return _Direction(jnp.where(ok, p, -g), *unknown)
     if opts.linear_solver == "cg":
         # linearize once per Newton step: the primal (e.g. the logits W h and their softmax) is computed here
         # and reused by every CG iteration, so one Hessian-vector product costs two matrix products, not four.
         _, hvp = jax.linearize(lambda y: jax.grad(fun)(y, args), x)
-        return _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))), active)
+        p = _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))), active)
+        return _Direction(p, *unknown)
     H = jax.hessian(fun)(x, args)
     eye = jnp.eye(x.size, dtype=x.dtype)
     if opts.linear_solver == "eigh":
         w, V = jnp.linalg.eigh(H)
-        return -V @ ((V.T @ g) / (jnp.abs(w) + shift + _EPS * jnp.max(jnp.abs(w))))
+        p = -V @ ((V.T @ g) / (jnp.abs(w) + shift + _EPS * jnp.max(jnp.abs(w))))
+        v = V[:, 0]
+        v = jnp.where(v @ g > 0, -v, v)
+        negative = w[0] < -NEGATIVE_CURVATURE * jnp.maximum(1.0, jnp.max(jnp.abs(w)))
+        return _Direction(p, w[0], v, negative)
     L = jnp.linalg.cholesky(H + shift * eye)
     p = -jax.scipy.linalg.cho_solve((L, True), g)
     ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
-    return jnp.where(ok, p, -g)
+    return _Direction(jnp.where(ok, p, -g), *unknown)
+
+
+def _escape_search(fun, x, f, v, min_eig, args, active=True):
+    """Backtracking along the negative-curvature direction ``v`` (unit) from ``t = max(1, ||x||)``: accepts the
+    first t with ``f(x + t v) <= f + min_eig t^2 / 8`` (a quarter of the quadratic model's decrease) and a decrease
+    beyond rounding. Returns (t, ok, f, g) at the accepted point."""
+    vg = jax.value_and_grad(fun)
+    noise = 64 * _EPS * jnp.maximum(1.0, jnp.abs(f)) * np.sqrt(x.size)
+
+    def trial(t):
+        ft, gt = vg(x + t * v, args)
+        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & (ft <= f + min_eig * t * t / 8) & (ft < f - noise)
+        return ok, ft, gt
+
+    def cond(s):
+        k, _, ok, _, _ = s
+        return active & (~ok) & (k < 60)
+
+    def body(s):
+        k, t, _, _, _ = s
+        t = t / 2
+        ok, ft, gt = trial(t)
+        return k + 1, t, ok, ft, gt
+
+    t0 = jnp.maximum(1.0, jnp.linalg.norm(x))
+    ok, ft, gt = trial(t0)
+    _, t, ok, ft, gt = jax.lax.while_loop(cond, body, (0, t0, ok, ft, gt))
+    return t, ok & active, ft, gt
 
 
 def _line_search(fun, x, f, g, p, args, active=True):
@@ -244,26 +303,40 @@ def _line_search(fun, x, f, g, p, args, active=True):
 def _newton_step(fun, opts: SolverOptions):
     def step(s: _State, args) -> _State:
         active = s.status == RUNNING
-        p = _newton_direction(fun, s.x, s.g, args, opts, active)
+        direction = _newton_direction(fun, s.x, s.g, args, opts, active)
+        p = direction.p
         # At the tolerance with a tiny Newton step, only the full step is tried: backtracking there (up to 60
         # halvings where f and the gradient sit at their rounding floor) cannot improve on "converged", and under
         # vmap it would make the whole batch evaluate the objective 60 more times.
         xscale = opts.xtol * jnp.maximum(1.0, jnp.linalg.norm(s.x))
-        done_but_polish = (_rel(s.g, s.f) <= opts.rtol) & (jnp.linalg.norm(p) <= xscale)
-        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish)
-        x = jnp.where(ok, s.x + t * p, s.x)
+        at_tolerance = _rel(s.g, s.f) <= opts.rtol
+        done_but_polish = at_tolerance & (jnp.linalg.norm(p) <= xscale)
+        # At the tolerance on clearly negative curvature (a saddle): step along its eigenvector instead.
+        escaping = at_tolerance & direction.negative
+        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping)
+        t_e, ok_e, ft_e, gt_e = _escape_search(fun, s.x, s.f, direction.escape, direction.min_eig, args,
+                                               active & escaping)
+        step_vector = jnp.where(escaping, t_e * direction.escape, t * p)
+        ok = jnp.where(escaping, ok_e, ok)
+        ft, gt = jnp.where(escaping, ft_e, ft), jnp.where(escaping, gt_e, gt)
+        x = jnp.where(ok, s.x + step_vector, s.x)
         f = jnp.where(ok, ft, s.f)
         g = jnp.where(ok, gt, s.g)
         steps = s.steps + 1
         # Converged: gradient at tolerance and the Newton step just taken was tiny (so the error left is of
-        # order its square), or gradient at tolerance and no step possible (the rounding floor).
-        small_step = t * jnp.linalg.norm(p) <= xscale
+        # order its square), or gradient at tolerance and no step possible (the rounding floor); never on
+        # clearly negative curvature (a saddle the escape step could not leave).
+        small_step = jnp.linalg.norm(step_vector) <= xscale
         status = jnp.where(
-            (_rel(g, f) <= opts.rtol) & (small_step | ~ok),
-            CONVERGED,
-            jnp.where(~ok, STALLED, jnp.where(steps >= opts.max_steps, MAX_STEPS, RUNNING)),
+            escaping & ~ok,
+            SADDLE,
+            jnp.where(
+                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & ~escaping,
+                CONVERGED,
+                jnp.where(~ok, STALLED, jnp.where(steps >= opts.max_steps, MAX_STEPS, RUNNING)),
+            ),
         )
-        new = _State(x, f, g, steps, status)
+        new = _State(x, f, g, steps, status, direction.min_eig)
         running = s.status == RUNNING
         return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, s)
 
@@ -347,8 +420,11 @@ def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axe
                 x = _lbfgs_phase(flat_fun, x, args, options)
             f, g = jax.value_and_grad(flat_fun)(x, args)
             bad = ~(jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
-            status = jnp.where(bad, NONFINITE, jnp.where(_rel(g, f) <= options.rtol, CONVERGED, RUNNING))
-            return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32))
+            # With the eigh solver a start at gradient tolerance still takes a step: it may be a saddle (e.g. a
+            # start at W = H = 0), which only the step's curvature test can tell.
+            at_tol = (_rel(g, f) <= options.rtol) & (options.linear_solver != "eigh" or options.newton_system is not None)
+            status = jnp.where(bad, NONFINITE, jnp.where(at_tol, CONVERGED, RUNNING))
+            return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32), jnp.asarray(jnp.nan, x.dtype))
 
         return jax.vmap(one, in_axes=vmapped_axes)(x, args)
 
@@ -450,4 +526,47 @@ def minimise(
         compile_seconds=compile_seconds,
         solve_seconds=solve_seconds,
         rtol=options.rtol,
+        min_eigenvalue=np.asarray(state.min_eig),
     )
+
+
+def peak_bytes(n_vars: int, batch: int, options: SolverOptions, data_bytes: int = 0) -> int:
+    """Estimated peak memory (bytes) of :func:`minimise` for ``batch`` elements of ``n_vars`` float64 variables.
+
+    Dense linear solvers hold, per element, the Hessian and its factor or eigenvectors plus the autodiff
+    intermediates of forming it: about four ``n_vars^2`` arrays. Matrix-free CG and the L-BFGS phase need a few
+    dozen vectors per element (the L-BFGS memory of 10 pairs among them). ``data_bytes`` is the objective's own
+    data (shared by the batch) and its largest intermediate, counted twice (value and gradient passes).
+    """
+    n_vars, batch = int(n_vars), int(batch)
+    per_element = 40 * n_vars * 8
+    if options.newton_system is None and options.linear_solver in ("cholesky", "eigh"):
+        per_element += 4 * n_vars * n_vars * 8
+    return batch * per_element + 2 * int(data_bytes)
+
+
+def memory_budget_bytes() -> int:
+    """Memory a run may use: half of the machine's physical memory (what the CLI refuses beyond)."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        total = 8 * 2**30
+    return int(total // 2)
+
+
+def best_element(solution: Solution, rtol: float = 1e-10) -> int:
+    """The best restart of a batch: the lowest converged element (a minimum), unless an element that did not
+    converge (a saddle, a step budget run out) is lower beyond ``rtol`` (relative): then that one, so that the
+    caller grades, and fails, the lowest point found instead of certifying a worse one. With no converged element,
+    the lowest finite one. Non-finite losses are never chosen while a finite one exists."""
+    finite = np.where(np.isfinite(solution.loss), solution.loss, np.inf)
+    lowest = int(np.argmin(finite))
+    converged = np.where(solution.converged, finite, np.inf)
+    if not np.isfinite(converged).any():
+        return lowest
+    lowest_converged = int(np.argmin(converged))
+    if converged[lowest_converged] <= finite[lowest] + rtol * max(1.0, abs(finite[lowest])):
+        return lowest_converged
+    return lowest

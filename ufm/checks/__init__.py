@@ -3,32 +3,71 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
+
+
+class Verdict(str, enum.Enum):
+    """Outcome of one check. ``INFO``: reported, not graded; ``VOID``: undefined at this configuration (a zero
+    vector to normalise, a void span, a trivial optimum), so there is nothing to grade."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INFO = "info"
+    VOID = "VOID"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclasses.dataclass(frozen=True)
 class Check:
     """One verified statement: the measured worst residual ``value`` against ``tol`` (``tol=None``: reported only).
 
-    ``passed`` is False for NaN values, so a broken computation can never pass.
+    ``void``: the reason the check is undefined at this configuration; a void check is not graded, whatever its
+    value. A graded check whose value is NaN or infinite fails (a broken computation can never pass) and says so
+    in its detail.
     """
 
     name: str
     value: float
     tol: float | None
     detail: str = ""
+    void: str | None = None
+
+    def __post_init__(self):
+        value = float(self.value)
+        object.__setattr__(self, "value", value)
+        if self.graded and not math.isfinite(value) and "non-finite" not in self.detail:
+            note = f"graded value is non-finite ({value})"
+            object.__setattr__(self, "detail", f"{note}; {self.detail}" if self.detail else note)
+
+    @classmethod
+    def undefined(cls, name: str, reason: str) -> "Check":
+        """A check that is undefined here (reported as VOID with its reason, never graded)."""
+        return cls(name, float("nan"), None, reason, void=reason)
 
     @property
     def graded(self) -> bool:
-        return self.tol is not None
+        return self.tol is not None and self.void is None
 
     @property
     def passed(self) -> bool:
         return (not self.graded) or (math.isfinite(self.value) and self.value <= self.tol)
 
     @property
-    def verdict(self) -> str:
-        return "info" if not self.graded else ("PASS" if self.passed else "FAIL")
+    def verdict(self) -> Verdict:
+        if self.void is not None:
+            return Verdict.VOID
+        if not self.graded:
+            return Verdict.INFO
+        return Verdict.PASS if self.passed else Verdict.FAIL
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "tol": self.tol, "verdict": self.verdict, "detail": self.detail}
+        return {"name": self.name, "value": self.value, "tol": self.tol, "verdict": self.verdict.value,
+                "detail": self.detail, "void": self.void}
+
+
+def void_unless(check: Check, defined: bool, reason: str) -> Check:
+    """``check`` where it is defined, else the same check reported as VOID with ``reason``."""
+    return check if defined else dataclasses.replace(check, void=reason, detail=reason)
