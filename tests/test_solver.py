@@ -10,7 +10,7 @@ import pytest
 
 from ufm.families import square_loss as family
 from ufm.problems.square_loss import SquareLossProblem
-from ufm.solver import CONVERGED, MAX_STEPS, NONFINITE, SolverOptions, minimise
+from ufm.solver import CONVERGED, MAX_STEPS, NONFINITE, SADDLE, Solution, SolverOptions, best_element, minimise
 
 
 def quadratic(x, args):
@@ -116,3 +116,54 @@ def test_lbfgs_phase_never_ends_above_its_start():
     f0 = np.asarray(jax.vmap(family.square_loss, in_axes=(0, None))(start, data))
     sol = minimise(family.square_loss, start, data, options=dataclasses.replace(family.SOLVER, max_steps=0))
     assert np.all(sol.loss <= f0)
+
+
+def double_well(x, _):
+    """x^2 + (y^2 - 1)^2: minima (0, +-1) at f = 0, a saddle at the origin (Hessian diag(2, -4)). On the line y = 0
+    the gradient has no y component, so Newton from any (x, 0) converges to the saddle unless it uses curvature."""
+    return x[0] ** 2 + (x[1] ** 2 - 1.0) ** 2
+
+
+def test_saddle_is_escaped_not_reported_converged():
+    x0 = jnp.asarray([[0.5, 0.0], [0.0, 0.0], [0.3, 0.2]])  # on the invariant line, at the saddle itself, generic
+    sol = minimise(double_well, x0, options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+    assert np.all(sol.status == CONVERGED), sol.status
+    # every element reaches a minimum: f at rounding level, |y| = 1 (quadratic convergence: 1e-12 is loose)
+    assert np.max(sol.loss) <= 1e-24 and np.allclose(np.abs(np.asarray(sol.params)[:, 1]), 1.0, atol=1e-12, rtol=0)
+    # the curvature there is positive (eigenvalues 2 and 8)
+    assert np.all(sol.min_eigenvalue > 1.0)
+
+
+def test_unescapable_saddle_is_reported_saddle():
+    # x^2 - y^2 + 4|y| with the derivative of |y| taken as sign(y) (0 at the kink): at the origin the gradient is 0
+    # and the Hessian reads diag(2, -2), yet every step along y increases f (the kink dominates). The solver must
+    # not call it a minimum, and the escape cannot succeed: SADDLE.
+    @jax.custom_jvp
+    def kink(y):
+        return 4.0 * jnp.abs(y)
+
+    kink.defjvp(lambda primals, tangents: (kink(primals[0]), 4.0 * jnp.sign(primals[0]) * tangents[0]))
+
+    def kinked(x, _):
+        return x[0] ** 2 - x[1] ** 2 + kink(x[1])
+
+    sol = minimise(kinked, jnp.asarray([[0.5, 0.0]]),
+                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+    assert sol.status[0] == SADDLE and not sol.converged[0]
+    assert sol.min_eigenvalue[0] == pytest.approx(-2.0, rel=1e-12)
+    assert "saddle" in "".join(sol.report()["failures"])
+
+
+def _solution(loss, status):
+    n = len(loss)
+    return Solution(params=None, loss=np.asarray(loss, float), grad_norm=np.zeros(n), rel_grad_norm=np.zeros(n),
+                    steps=np.zeros(n, int), status=np.asarray(status), compile_seconds=0.0, solve_seconds=0.0,
+                    rtol=1e-12)
+
+
+def test_best_element_rule():
+    # lowest converged; a saddle above it is never chosen
+    assert best_element(_solution([1.0, 0.5, 0.7], [SADDLE, CONVERGED, CONVERGED])) == 1
+    assert best_element(_solution([0.3, 0.5, 0.7], [SADDLE, CONVERGED, CONVERGED])) == 0  # lower beyond rounding
+    assert best_element(_solution([0.5 - 1e-14, 0.5], [MAX_STEPS, CONVERGED])) == 1     # equal to rounding
+    assert best_element(_solution([np.nan, 2.0], [NONFINITE, MAX_STEPS])) == 1
