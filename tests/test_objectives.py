@@ -1,6 +1,7 @@
 """Every objective's derivatives against finite differences (jax.test_util.check_grads, float64), and the
 solver's compile cache (a sweep over values of the same shapes must not recompile)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
@@ -19,7 +20,7 @@ rng = np.random.default_rng(0)
 def grads_ok(fun, params, data):
     # second order, forward and reverse modes; check_grads' default float64 tolerances (~1e-5 relative on
     # central differences with eps 1e-6 is what finite differences can resolve)
-    check_grads(lambda p: fun(p, data), (params,), order=2, modes=("fwd", "rev"))
+    check_grads(jax.jit(lambda p: fun(p, data)), (params,), order=2, modes=("fwd", "rev"))
 
 
 def test_mixup_objectives():
