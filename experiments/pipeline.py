@@ -13,6 +13,8 @@ import numpy as np
 from experiments.style import RC
 from ufm.report import atomic_write, to_json
 
+EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration, the two drawings
+
 
 class Progress:
     """A one-line text progress bar on stderr: ``name [#####.....] 5/10``; silent when ``quiet``."""
@@ -40,7 +42,7 @@ def run_figure(module, out: Path, *, quick: bool = False, quiet: bool = False) -
     config = module.config(quick)
     progress = Progress(module.NAME, module.steps(config), quiet)
     data = module.compute(config, progress)
-    files = [out / f"{module.NAME}.{ext}" for ext in ("npz", "json", "png", "pdf")]
+    files = [out / f"{module.NAME}.{ext}" for ext in EXTENSIONS]
 
     def save_npz(tmp):
         with open(tmp, "wb") as f:

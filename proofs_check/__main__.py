@@ -1,56 +1,59 @@
 """``python -m proofs_check [FAMILY ...] [--out PATH] [--quiet]``: run certificates, print the table, write JSON.
 
 Exit code 0: every certificate PASS or CONDITIONAL; 1: at least one FAIL (the failing measurements and instances
-are named on stderr); 2: bad input (one line naming the argument; nothing is written).
+are named on stderr); 2: bad input, --out included (one line naming the argument; checked before any certificate
+runs; nothing is written); 3: the JSON could not be written after the run (one line; nothing left behind);
+130 SIGINT, 143 SIGTERM (nothing left behind). --out is written atomically and only ever replaces a regular
+file: a symbolic link, a device node or another non-regular file at PATH is refused.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import os
 import sys
 import time
 from pathlib import Path
 
+from ufm.cli import (EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_NOT_WRITTEN, Interrupted, UsageError, interruptible,
+                     os_problem, say, warn)
+from ufm.cli import Parser as _Parser
+
 DEFAULT_OUT = "certificates.json"
-EXIT_FAIL, EXIT_BAD_INPUT = 1, 2
+EXIT_FAIL = 1
 
 
-class UsageError(Exception):
-    pass
+def _out_path(text: str) -> Path:
+    """The file ``--out`` names (a folder gets certificates.json inside it), validated creating nothing."""
+    from ufm.report import check_output_file
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors raised instead of printed usage (as ufm.solve)."""
-
-    def error(self, message):
-        raise UsageError(message)
+    out = Path(text)
+    if out.is_dir() and not out.is_symlink():
+        out = out / DEFAULT_OUT
+    try:
+        return check_output_file(out)
+    except OSError as err:
+        raise UsageError(f"argument --out: {os_problem(err, out)}") from None
 
 
 def parse_args(argv, families):
     parser = _Parser(
         prog="python -m proofs_check",
         description="Certificates for the theorems ufm verifies: hypotheses, first- and second-order optimality of "
-                    "each closed form, global evidence, scalar facts and lemma identities.")
+                    "each closed form, global evidence, scalar facts and lemma identities.",
+        epilog=EXIT_CODES_HELP.replace("all checks pass", "no certificate fails").replace("a check failed",
+                                                                                          "a certificate failed"))
     parser.add_argument("families", nargs="*", metavar="FAMILY",
                         help=f"families to certify (default: all of {', '.join(families)})")
     parser.add_argument("--out", default=DEFAULT_OUT,
-                        help=f"where to write the JSON certificates (default: ./{DEFAULT_OUT}; a directory gets "
-                             f"{DEFAULT_OUT} inside it); written atomically, replacing an existing file")
+                        help=f"where to write the JSON certificates (default: ./{DEFAULT_OUT}; a folder gets "
+                             f"{DEFAULT_OUT} inside it); written atomically, replacing an existing regular file "
+                             "(never a link or a device)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ns = parser.parse_args(argv)
     for name in ns.families:
         if name not in families:
             parser.error(f"argument FAMILY: unknown family {name!r} (choose from {', '.join(families)})")
-    out = Path(ns.out)
-    if out.is_dir():
-        out = out / DEFAULT_OUT
-    if not out.parent.is_dir():
-        parser.error(f"argument --out: directory {str(out.parent)!r} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        parser.error(f"argument --out: directory {str(out.parent)!r} is not writable")
-    ns.out = out
+    ns.out = _out_path(ns.out)
     ns.families = list(dict.fromkeys(ns.families)) or list(families)
     return ns
 
@@ -89,13 +92,23 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        with interruptible():
+            return _main(argv)
+    except (Interrupted, KeyboardInterrupt) as err:
+        sig = err if isinstance(err, Interrupted) else Interrupted(2)
+        warn(f"proofs_check: interrupted ({sig.name}); nothing written")
+        return sig.exit_code
+
+
+def _main(argv) -> int:
     import proofs_check
 
-    argv = sys.argv[1:] if argv is None else argv
     try:
         ns = parse_args(argv, proofs_check.FAMILIES)
     except UsageError as err:
-        print(f"proofs_check: error: {err}", file=sys.stderr)
+        warn(f"proofs_check: error: {err}")
         return EXIT_BAD_INPUT
     log = (lambda msg: None) if ns.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     import json
@@ -116,8 +129,7 @@ def main(argv=None) -> int:
     table = render_table(certificates)
     n_fail = sum(cert.verdict == FAIL for cert in certificates)
     verdict = "ALL CERTIFICATES PASS" if n_fail == 0 else f"{n_fail} CERTIFICATE(S) FAIL"
-    print(table)
-    print(f"{verdict}   wall time {wall:.1f} s   -> {ns.out}")
+    printed = say(table) & say(f"{verdict}   wall time {wall:.1f} s   -> {ns.out}")
     summary = {
         "passed": n_fail == 0, "families": ns.families,
         "verdicts": {v: sum(c.verdict == v for c in certificates) for v in ("PASS", "CONDITIONAL", "FAIL")},
@@ -128,13 +140,22 @@ def main(argv=None) -> int:
     try:
         write_atomically(ns.out, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
     except OSError as err:
-        print(f"proofs_check: error: argument --out: cannot write {ns.out}: {err.strerror or err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    for cert in certificates:
-        for line in describe_failures(cert):
-            print(line, file=sys.stderr)
+        warn(f"proofs_check: error: argument --out: certificates not written ({os_problem(err, ns.out)}); nothing "
+             "left behind")
+        return EXIT_NOT_WRITTEN
+    try:
+        if not printed:
+            warn(f"proofs_check: stdout was closed before the table was printed in full; certificates: {ns.out}")
+        for cert in certificates:
+            for line in describe_failures(cert):
+                warn(line)
+    except Interrupted as sig:
+        warn(f"proofs_check: interrupted ({sig.name}) after the certificates were written: {ns.out}")
+        return sig.exit_code
     return EXIT_FAIL if n_fail else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ufm.cli import exit_main
+
+    exit_main(main)

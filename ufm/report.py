@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -121,16 +122,60 @@ def _umask() -> int:
     return mask
 
 
+class OutputError(OSError):
+    """An output location that may not be written (a link, a non-regular file, a non-empty folder, no write
+    permission); the message names the path."""
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _is_real_dir(path: Path) -> bool:
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _require_writable(folder: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder} is not writable")
+
+
+def _require_replaceable(path: Path) -> None:
+    st = _lstat(path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise OutputError(f"{path} is {kind}; only regular files are replaced")
+
+
+def check_output_file(path: Path | str) -> Path:
+    """Validate, creating nothing, that :func:`atomic_write` may write ``path``: it is absent or a regular file
+    (never a link, a device or a folder), and its folder exists and is writable. Returns the absolute path;
+    raises :class:`OutputError` naming the path otherwise."""
+    path = Path(os.path.abspath(path))
+    _require_replaceable(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"folder {path.parent} does not exist")
+    _require_writable(path.parent)
+    return path
+
+
 def atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so that readers never
-    see a partial file and a failure leaves nothing behind. The file gets the permissions a plain ``open`` would
-    give (``tempfile`` makes it private)."""
+    see a partial file and a failure leaves nothing behind. Only a regular file is ever replaced (a link, a device
+    node or a folder at ``path`` raises :class:`OutputError`, checked before writing and again just before the
+    rename). The file gets the permissions a plain ``open`` would give (``tempfile`` makes it private)."""
     path = Path(path)
+    _require_replaceable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        _require_replaceable(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,50 +183,130 @@ def atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
 
 
 class OutputDir:
-    """An output directory written atomically: files go to a hidden staging directory beside the target, which
-    is renamed into place by :meth:`commit`; :meth:`discard` removes it. Opening fails (OSError) if the target
-    exists and is not empty, or if its parent cannot be written."""
+    """A results folder that appears complete, in one step, or not at all.
 
-    def __init__(self, target: Path | str):
-        self.target = Path(target).absolute()
-        if self.target.exists() and (not self.target.is_dir() or any(self.target.iterdir())):
-            raise FileExistsError(f"{self.target} exists and is not an empty directory")
-        self._created_parents = []
-        parent = self.target.parent
-        while not parent.exists():
-            self._created_parents.append(parent)
-            parent = parent.parent
-        try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
-            os.chmod(self.staging, 0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is private)
-        except OSError:
-            self._remove_created_parents()
-            raise
+    Opening only validates (it creates nothing; :class:`OutputError` names the path): the target must not be a
+    symbolic link; if it exists it must be an empty folder (``merge=False``) or a folder (``merge=True``, files
+    of the same names replaced; each of ``replaces`` that exists there must be a regular file); if it does not,
+    its nearest existing ancestor must be a writable folder.
+
+    The first write creates ONE staging folder ``.<name>.incomplete-XXXXXX`` at the highest level the run has to
+    create (beside the target, or beside its first missing ancestor, the folders below it inside), so a killed run
+    leaves at most that one folder, named for what it is. :meth:`commit` renames it into place: rename(2) replaces
+    an empty folder and refuses a non-empty one, a file, a link or a device, so nothing that appeared at the target
+    during the run is touched. Merging into an existing folder, the staging folder is inside it
+    (``.incomplete-XXXXXX``) and commit moves each file over the one of its name, regular files only.
+    :meth:`discard` removes the staging folder.
+    """
+
+    def __init__(self, target: Path | str, *, merge: bool = False, replaces=()):
+        self.target = Path(os.path.abspath(target))
+        self.merge = merge
+        self._staging: Path | None = None  # the folder created at the first write
+        self._top: Path | None = None  # what the staging folder becomes at commit (the target or an ancestor)
+        self._inside = False  # merging: the staging folder is inside the existing target
+        self._check(replaces)
+
+    def _check(self, replaces) -> None:
+        target = self.target
+        st = _lstat(target)
+        if st is not None:
+            if stat.S_ISLNK(st.st_mode):
+                raise OutputError(f"{target} is a symbolic link")
+            if not stat.S_ISDIR(st.st_mode):
+                raise OutputError(f"{target} exists and is not a folder")
+            if self.merge:
+                _require_writable(target)
+                for name in replaces:
+                    _require_replaceable(target / name)
+                return
+            if any(target.iterdir()):
+                raise OutputError(f"{target} exists and is not empty (never overwritten)")
+            _require_writable(target.parent)
+            return
+        ancestor = target.parent
+        while _lstat(ancestor) is None:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise OutputError(f"{ancestor} is not a folder")
+        _require_writable(ancestor)
+
+    @property
+    def staging(self) -> Path:
+        """The folder the files go into (created on first use)."""
+        if self._staging is None:
+            self._create_staging()
+        return self._staging / self.target.relative_to(self._top) if self._top != self.target else self._staging
+
+    def _create_staging(self) -> None:
+        if self.merge and _is_real_dir(self.target):
+            self._top, self._inside = self.target, True
+            self._staging = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=self.target))
+        else:
+            top = self.target
+            while _lstat(top.parent) is None:
+                top = top.parent
+            self._top = top
+            self._staging = Path(tempfile.mkdtemp(prefix=f".{top.name}.incomplete-", dir=top.parent))
+            if top != self.target:
+                (self._staging / self.target.relative_to(top)).mkdir(parents=True)
+        os.chmod(self._staging, 0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is private)
+
+    def path(self, name: str) -> Path:
+        """Where a file ``name`` of the results is written before commit."""
+        return self.staging / name
 
     def write_text(self, name: str, text: str) -> None:
-        (self.staging / name).write_text(text)
+        self.path(name).write_text(text)
 
     def write_npz(self, name: str, arrays: dict) -> None:
-        with open(self.staging / name, "wb") as f:
+        with open(self.path(name), "wb") as f:
             np.savez(f, **arrays)
 
     def commit(self) -> Path:
-        if self.target.exists():
-            self.target.rmdir()  # empty, checked at opening
-        os.replace(self.staging, self.target)
+        """Move the results into place (see the class docstring); raises OSError, leaving the staging folder for
+        :meth:`discard`, if the target was taken during the run."""
+        if self._staging is None:  # nothing written: an empty results folder
+            self._create_staging()
+        staging = self._staging
+        if self._inside:
+            _move_files(staging, self.target)
+        else:
+            parts = self.target.relative_to(self._top).parts
+            src, dest = staging, self._top
+            for i in range(len(parts) + 1):
+                try:
+                    os.rename(src, dest)
+                    break
+                except OSError:
+                    if dest != self.target and _is_real_dir(dest):  # an ancestor appeared meanwhile: go below it
+                        src, dest = src / parts[i], dest / parts[i]
+                        continue
+                    if dest == self.target and self.merge and _is_real_dir(dest):
+                        _move_files(src, dest)
+                        break
+                    raise
+        shutil.rmtree(staging, ignore_errors=True)  # what is left of it: empty folders (nothing if renamed whole)
+        self._staging, self._inside = None, False
         return self.target
 
     def discard(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self._remove_created_parents()
+        """Remove the staging folder and everything in it (no-op if nothing was written)."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging, self._inside = None, False
 
-    def _remove_created_parents(self) -> None:
-        for p in self._created_parents:
-            try:
-                p.rmdir()
-            except OSError:
-                break
+
+def _move_files(src: Path, dest: Path) -> None:
+    """Move every file of ``src`` over the one of its name in ``dest``: all are checked first (regular files only
+    are replaced), then each is renamed (each file atomic)."""
+    names = sorted(os.listdir(src))
+    for name in names:
+        if not (src / name).is_file():
+            raise OutputError(f"{src / name} is not a file")
+        _require_replaceable(dest / name)
+    for name in names:
+        os.replace(src / name, dest / name)
 
 
 def write_report(out: OutputDir, report: Report, table: str, wall_seconds: float) -> Path:

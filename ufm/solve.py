@@ -1,7 +1,15 @@
 """Command line: ``python -m ufm.solve --loss FAMILY [options]``: solve, verify against the theory, report.
 
+``python -m ufm.solve --help`` lists the families and the common flags; ``--loss FAMILY --help`` that family's.
+
 Exit codes: 0 every check within tolerance; 1 a check failed (the solver disagrees with the theory, or did not
-converge); 2 bad input (one line on stderr naming the argument and its valid range; nothing written).
+converge; the failing checks are named on stderr); 2 bad input (one line on stderr naming the argument and its
+valid range; nothing computed, nothing written); 3 the results could not be written after the run (one line naming
+--out; nothing left behind); 130 SIGINT, 143 SIGTERM (everything the run created removed).
+
+Order of work: parse, validate (the problem dataclass, flags that do not apply to the variant, the memory
+estimate against the budget, the output location: nothing created), solve, print the table, write the results
+(the only moment anything is created), print where.
 """
 
 from __future__ import annotations
@@ -13,29 +21,55 @@ import time
 from pathlib import Path
 
 from ufm import families
+from ufm.cli import (EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_NOT_WRITTEN, EXIT_OK, SIZE_HELP, Interrupted,
+                     Parser, UsageError, explicit_dests, gib, interruptible, os_problem, parse_size, say, warn)
 from ufm.problems import InputError
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_CHECK_FAILED = EXIT_FAILED
+PROG = "python -m ufm.solve"
+
+__all__ = ["main", "default_out", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_NOT_WRITTEN"]
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors raised instead of printed usage."""
-
-    def error(self, message):
-        raise UsageError(message)
-
-
-def _common_parser(add_help: bool) -> _Parser:
-    parser = _Parser(prog="python -m ufm.solve", add_help=add_help,
-                     description="Solve an unconstrained-features model objective and check it against theory.")
-    parser.add_argument("--loss", required=True, help="loss family: " + ", ".join(families.FAMILIES))
+def _common_parser(*, families_help: str = "") -> Parser:
+    parser = Parser(prog=PROG, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Solve an unconstrained-features model objective and check it against theory.",
+                    epilog=(families_help + "\n\n" if families_help else "") + EXIT_CODES_HELP)
+    parser.add_argument("-h", "--help", action="store_true", help="show this help (with --loss: that family's flags)")
+    parser.add_argument("--loss", default=None, help="loss family (required): " + ", ".join(families.FAMILIES))
     parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (must not exist or be empty; default runs/<loss>-<time>)")
+                        help="output folder (must not exist or be an empty folder, not a link; default "
+                             "runs/<loss>-<time>); created only when the results are written")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--max-memory", type=parse_size, default=None, dest="max_memory", metavar="SIZE",
+                        help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
+                             "estimated to need more is refused before it starts")
+    return parser
+
+
+def _loss_parser() -> Parser:
+    """The first pass: only --loss and --help, no abbreviations (``--m`` of mixup must not read as --max-memory)."""
+    parser = Parser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--loss", default=None)
+    return parser
+
+
+def _families_help() -> str:
+    lines = ["loss families (python -m ufm.solve --loss NAME --help for its flags):"]
+    width = max(map(len, families.FAMILIES))
+    for name in families.FAMILIES:
+        try:
+            description = getattr(families.load(name), "DESCRIPTION", "")
+        except Exception as err:  # a family that cannot be imported must not hide the others' help
+            description = f"(cannot be loaded: {type(err).__name__})"
+        lines.append(f"  {name:<{width}}  {description}")
+    return "\n".join(lines)
+
+
+def _family_parser(family) -> Parser:
+    parser = _common_parser()
+    family.add_arguments(parser)
     return parser
 
 
@@ -49,54 +83,122 @@ def default_out(loss: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        known, _ = _common_parser(add_help=False).parse_known_args(argv)
-        if known.loss not in families.FAMILIES:
-            raise UsageError(f"argument --loss: unknown loss {known.loss!r}; valid: {', '.join(families.FAMILIES)}")
-        family = families.load(known.loss)
-        parser = _common_parser(add_help=True)
-        family.add_arguments(parser)
-        ns = parser.parse_args(argv)
-        try:
-            problem = family.problem_from_args(ns)
-        except InputError as err:
-            flag = getattr(family, "FLAGS", {}).get(err.field, "--" + err.field.replace("_", "-"))
-            raise UsageError(f"argument {flag}: {err.message}") from None
-    except UsageError as err:
-        if "--help" in argv or "-h" in argv:
-            raise
-        print(f"ufm.solve: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+def flag_of(family, field: str) -> str:
+    """The command-line flag of a problem field or argparse dest (the family's FLAGS, else --field-with-dashes)."""
+    return getattr(family, "FLAGS", {}).get(field, "--" + field.replace("_", "-"))
 
+
+def _refuse_unused_flags(family, loss: str, argv: list[str], ns) -> None:
+    unused = getattr(family, "UNUSED_FLAGS", {}).get(loss, set())
+    if not unused:
+        return
+    given = explicit_dests(lambda: _family_parser(family), argv, vars(ns)) & set(unused)
+    if given:
+        flag = sorted(flag_of(family, dest) for dest in given)[0]
+        raise UsageError(f"argument {flag}: does not apply to --loss {loss}; leave it out")
+
+
+def _refuse_over_budget(family, problem, max_memory: int | None) -> None:
+    estimate = getattr(family, "memory_estimate", None)
+    if estimate is None:
+        return
+    needed, field = estimate(problem)
+    if max_memory is None:
+        from ufm.solver import memory_budget_bytes
+
+        budget = memory_budget_bytes()
+        why = f"half the machine's {gib(2 * budget)} memory; --max-memory changes it"
+    else:
+        budget, why = max_memory, "--max-memory"
+    if needed > budget:
+        raise UsageError(f"argument {flag_of(family, field)}: needs about {gib(needed)} (estimate), more than the "
+                         f"{gib(budget)} budget ({why})")
+
+
+def parse(argv: list[str]):
+    """(family module, namespace, problem) from ``argv``, or None after printing help; raises UsageError."""
+    known, _ = _loss_parser().parse_known_args(argv)
+    if known.loss is None:
+        if known.help:
+            say(_common_parser(families_help=_families_help()).format_help())
+            return None
+        raise UsageError(f"argument --loss is required; valid: {', '.join(families.FAMILIES)} "
+                         f"({PROG} --help describes them)")
+    if known.loss not in families.FAMILIES:
+        raise UsageError(f"argument --loss: unknown loss {known.loss!r}; valid: {', '.join(families.FAMILIES)}")
+    family = families.load(known.loss)
+    parser = _family_parser(family)
+    if known.help:
+        say(parser.format_help())
+        return None
+    ns = parser.parse_args(argv)
+    _refuse_unused_flags(family, ns.loss, argv, ns)  # before validation: its message is the one that applies
+    try:
+        problem = family.problem_from_args(ns)
+    except InputError as err:
+        raise UsageError(f"argument {flag_of(family, err.field)}: {err.message}") from None
+    _refuse_over_budget(family, problem, ns.max_memory)
+    return family, ns, problem
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with interruptible():
+            return _main(argv)
+    except (Interrupted, KeyboardInterrupt) as err:
+        sig = err if isinstance(err, Interrupted) else Interrupted(2)
+        warn(f"ufm.solve: interrupted ({sig.name}); nothing written")
+        return sig.exit_code
+
+
+def _main(argv: list[str]) -> int:
     from ufm.report import OutputDir, render_table, write_report
 
-    out_path = ns.out if ns.out is not None else default_out(ns.loss)
     try:
-        out = OutputDir(out_path)
-    except OSError as err:
-        print(f"ufm.solve: error: argument --out: cannot write {out_path}: {err.strerror or err}", file=sys.stderr)
+        parsed = parse(argv)
+        if parsed is None:
+            return EXIT_OK
+        family, ns, problem = parsed
+        out_path = ns.out if ns.out is not None else default_out(ns.loss)
+        try:
+            out = OutputDir(out_path)  # validates only: nothing is created before the results are written
+        except OSError as err:
+            raise UsageError(f"argument --out: {os_problem(err, out_path)}") from None
+    except UsageError as err:
+        warn(f"ufm.solve: error: {err}")
         return EXIT_BAD_INPUT
 
+    t0 = time.perf_counter()
+    extra = family.run_options(ns) if hasattr(family, "run_options") else {}
+    report = family.run(problem, progress=not ns.quiet, **extra)
+    wall = time.perf_counter() - t0
+    table = render_table(report, wall)
+    code = EXIT_OK if report.passed else EXIT_CHECK_FAILED
+    printed = say(table)
     try:
-        t0 = time.perf_counter()
-        extra = family.run_options(ns) if hasattr(family, "run_options") else {}
-        report = family.run(problem, progress=not ns.quiet, **extra)
-        wall = time.perf_counter() - t0
-        table = render_table(report, wall)
-        print(table)
         target = write_report(out, report, table, wall)
+    except OSError as err:
+        out.discard()
+        warn(f"ufm.solve: error: argument --out: results not written ({os_problem(err, out.target)}; was it "
+             "taken during the run?); nothing left behind")
+        return EXIT_NOT_WRITTEN
     except BaseException:
         out.discard()
         raise
-    print(f"results: {target}")
-    if not report.passed:
-        names = "; ".join(check.name for check in report.failed_checks)
-        print(f"ufm.solve: FAILED: {names}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    return EXIT_OK
+    try:
+        printed = say(f"results: {target}") and printed
+        if not printed:
+            warn(f"ufm.solve: stdout was closed before everything was printed; results: {target}")
+        if not report.passed:
+            warn("ufm.solve: FAILED: " + "; ".join(check.name for check in report.failed_checks))
+    except Interrupted as sig:
+        warn(f"ufm.solve: interrupted ({sig.name}) after the results were written: {target}")
+        return sig.exit_code
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ufm.cli import exit_main
+
+    exit_main(main)

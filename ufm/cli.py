@@ -1,0 +1,170 @@
+"""What the three command lines (``python -m ufm.solve``, ``python -m proofs_check``, ``python -m experiments``)
+share: exit codes, one-line argument errors, negative numbers as values, SIGINT/SIGTERM as exceptions, and
+printing to a reader that may go away.
+
+Exit codes (every command line):
+
+    0    success (every check / certificate passed; figures written)
+    1    a check or certificate failed (named on stderr); results written
+    2    bad input: one line on stderr naming the argument; nothing computed, nothing written
+    3    the results could not be written after the run (one line on stderr naming --out and why; the verdict,
+         if printed, stands, but nothing was left behind)
+    130  interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM: everything the run created is removed
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import sys
+import threading
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_WRITTEN = 0, 1, 2, 3
+EXIT_CODES_HELP = ("exit codes: 0 all checks pass; 1 a check failed; 2 bad input (one line, nothing written); "
+                   "3 results could not be written; 130 SIGINT, 143 SIGTERM (nothing left behind)")
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message names the argument (the command line exits 2 with it)."""
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a Python float (``-1e-3``, ``-.5``, ``-inf`` included)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` (one line) instead of printing usage and exiting, and reads every
+    token that parses as a number as a value: argparse takes ``-1e-3`` for an option (its negative-number pattern
+    knows only ``-1`` and ``-1.5``), so ``--mu -1e-3`` would fail with "expected one argument" instead of reaching
+    the range check that names the valid values."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+    def _parse_optional(self, arg_string):
+        # None: a positional value (argparse's own answer for '-1' and '-1.5'); none of our flags looks like a number.
+        if arg_string.startswith("-") and is_number(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
+
+
+_UNSET = object()
+
+
+def explicit_dests(make_parser, argv: list[str], dests) -> set[str]:
+    """The ``dests`` that ``argv`` sets explicitly (a flag typed, whatever its value, defaults not counted).
+
+    Parses ``argv`` a second time with a fresh parser from ``make_parser()`` whose defaults are a sentinel, so
+    abbreviations, ``--flag=value`` and repeated flags count exactly as argparse reads them."""
+    parser = make_parser()
+    parser.set_defaults(**{dest: _UNSET for dest in dests})
+    ns = parser.parse_args(argv)
+    return {dest for dest, value in vars(ns).items() if value is not _UNSET}
+
+
+_SIZE = re.compile(r"^\s*((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([kKmMgGtTpP]?)(?:i?[bB])?\s*$")
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+SIZE_HELP = "a size > 0: bytes, or with K, M, G, T (powers of 1024), e.g. 512M, 4G, 1.5T"
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``512M``, ``4G``, ``1.5GiB``, ``1e9`` (K, M, G, T, P are powers of 1024; no unit: bytes).
+
+    Raises argparse.ArgumentTypeError (argparse names the flag) unless the size is finite and > 0."""
+    match = _SIZE.match(text)
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()] if match else float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be {SIZE_HELP}; got {text!r}")
+    return max(1, int(value))
+
+
+def os_problem(err: OSError, path) -> str:
+    """What is wrong with an output ``path``, from the OSError that said so (ours name the path themselves)."""
+    return f"cannot write {path}: {err.strerror}" if err.strerror else str(err)
+
+
+def gib(n_bytes: float) -> str:
+    """``n_bytes`` in GiB for a message: '3.2 GiB' (three significant digits)."""
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGINT or SIGTERM, so that cleanup (``except BaseException``, ``finally``)
+    runs exactly as for Ctrl-C. ``exit_code`` is 128 + the signal number (130, 143), the shell's convention."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (the first one only: a second signal must
+    not cut short the cleanup the first started). The previous handlers are restored on leaving. Outside the main
+    thread (signals cannot be handled there) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def say(text: str) -> bool:
+    """Print ``text`` on stdout and flush; False when the reader has gone (a closed pipe, ``| head -1``), which
+    is then not an error: nothing is raised, and stdout is pointed at the null device so that Python's own flush at
+    exit does not print an error either."""
+    try:
+        print(text, flush=True)
+        return True
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+
+
+def warn(text: str) -> None:
+    """One line on stderr (ignored if stderr itself is gone)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (tests): nothing is flushed at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def exit_main(main) -> None:
+    """``sys.exit(main())`` for ``if __name__ == "__main__"``, with a final flush that tolerates a closed pipe."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)
