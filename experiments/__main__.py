@@ -76,7 +76,7 @@ def _main(argv) -> int:
             if name in PENDING:
                 warn(f"{name}: skipped: {PENDING[name]}")
                 continue
-            files = run_figure(importlib.import_module(FIGURES[name]), out.staging, quick=args.quick,
+            files = run_figure(importlib.import_module(FIGURES[name]), out, quick=args.quick,
                                quiet=args.quiet)
             done.append((name, [args.out / f.name for f in files]))
         out.commit()

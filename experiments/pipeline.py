@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.style import RC
-from ufm.report import atomic_write, to_json
+from ufm.report import OutputDir, atomic_write, to_json
 
 EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration, the two drawings
 
@@ -36,12 +36,18 @@ class Progress:
               f"{time.perf_counter() - self.t0:6.1f} s", end=end, file=sys.stderr, flush=True)
 
 
-def run_figure(module, out: Path, *, quick: bool = False, quiet: bool = False) -> list[Path]:
-    """Compute, save and plot one figure module into ``out``; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
+def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list[Path]:
+    """Compute, save and plot one figure module into ``out``; returns the files written.
+
+    ``out`` is a folder (created if missing), or a :class:`ufm.report.OutputDir`, whose staging folder the files
+    go into: it is created only once the data are computed, so an interrupted computation leaves nothing."""
     config = module.config(quick)
     progress = Progress(module.NAME, module.steps(config), quiet)
     data = module.compute(config, progress)
+    if isinstance(out, OutputDir):
+        out = out.staging
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     files = [out / f"{module.NAME}.{ext}" for ext in EXTENSIONS]
 
     def save_npz(tmp):

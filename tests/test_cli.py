@@ -9,11 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
+import fake_family
 from ufm import families
 from ufm.solve import main, parse
 
@@ -251,33 +251,10 @@ def test_reported_unused_flags_are_refused(tmp_path, capsys, loss, flag, value):
 
 # --- memory guard (the family's optional memory_estimate against the budget) -----------------------------------
 
-def _fake_family(monkeypatch, bytes_per_C: int):
-    """A family whose estimate is C * bytes_per_C, driven by field C; its run must never be reached."""
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Problem:
-        C: int
-
-    module = types.ModuleType("ufm_fake_family")
-    module.NAME, module.DESCRIPTION = "fake", "a family for the memory guard's tests"
-    module.add_arguments = lambda parser: parser.add_argument("--C", type=int, default=2)
-    module.problem_from_args = lambda ns: Problem(ns.C)
-    module.memory_estimate = lambda problem: (problem.C * bytes_per_C, "C")
-
-    def run(problem, progress=True):
-        raise AssertionError("the run started although the estimate exceeds the budget")
-
-    module.run = run
-    monkeypatch.setitem(sys.modules, "ufm_fake_family", module)
-    monkeypatch.setitem(families.FAMILIES, "fake", "ufm_fake_family")
-    return module
-
-
 def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
     import ufm.solver
 
-    _fake_family(monkeypatch, 2**30)
+    state = fake_family.install(monkeypatch, bytes_per_C=2**30)
     monkeypatch.setattr(ufm.solver, "memory_budget_bytes", lambda: 8 * 2**30)
     out = ["--out", str(tmp_path / "o"), "--quiet"]
     code, _, stderr = solve(capsys, "--loss", "fake", "--C", "12", *out)
@@ -286,7 +263,7 @@ def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
                                          "the 8 GiB budget (half the machine's 16 GiB memory"), line
     code, _, stderr = solve(capsys, "--loss", "fake", "--C", "12", "--max-memory", "4G", *out)
     assert code == 2 and "needs about 12 GiB (estimate), more than the 4 GiB budget (--max-memory)" in one_line(stderr)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and state.runs == 0
     # within the budget: parsed and validated (the run is not reached here)
     assert parse(["--loss", "fake", "--C", "8", *out]) is not None
     assert parse(["--loss", "fake", "--C", "12", "--max-memory", "12.5G", *out]) is not None
@@ -296,8 +273,7 @@ def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
 def test_families_without_an_estimate_are_not_guarded(monkeypatch, tmp_path):
     import ufm.solver
 
-    module = _fake_family(monkeypatch, 2**30)
-    del module.memory_estimate
+    fake_family.install(monkeypatch)  # no memory_estimate
     monkeypatch.setattr(ufm.solver, "memory_budget_bytes", lambda: 1)
     assert parse(["--loss", "fake", "--C", "1000", "--out", str(tmp_path / "o")]) is not None
 
