@@ -1,7 +1,8 @@
-"""Mixup CE with a fixed simplex ETF (seed 000, Theorem 3.1): solve every (c, c', lambda), check, report.
+"""Mixup CE with a fixed simplex ETF (Theorem 3.1 of Fisher, Meng, Papyan, ICLR 2024): solve every
+(c, c', lambda), check, report.
 
-``--points k`` (k >= 3) runs several-point Dirichlet mixup instead (seed 001; docs/local_linearity.md): random
-k-point mixes checked against the k-point closed form, and the non-linearity measure of seed 001 eq. (3).
+``--points k`` (k >= 3) runs several-point Dirichlet mixup instead (docs/local_linearity.md): random k-point mixes
+checked against the k-point closed form, and the non-linearity measure of Chaudhry et al.'s eq. (3).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from ufm.checks import mixup_points as point_checks
 from ufm.metrics import nonlinearity
 from ufm.objectives.mixup import (MixupData, mixed_soft_target, mixup_feature_loss, soft_target,
                                   square_feature_loss)
+from ufm.problems import InputError
 from ufm.problems.mixup import MixupProblem
 from ufm.report import Report
-from ufm.solver import Solution, SolverOptions, minimise
+from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
 from ufm.theory import mixup as theory
 
 NAME = "mixup"
 DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (seed 000, Theorem 3.1)"
 FLAGS = {"n_lambdas": "--lambdas", "n_mixes": "--mixes"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="cholesky", max_steps=200)
+DEFAULT_LAMBDAS = MixupProblem.n_lambdas
 
 
 def add_arguments(parser) -> None:
@@ -35,7 +38,8 @@ def add_arguments(parser) -> None:
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
     group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (> 0)")
     group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
-    group.add_argument("--lambdas", type=int, default=101, dest="n_lambdas", help="lambda grid size on [0, 1] (>= 2)")
+    group.add_argument("--lambdas", type=int, default=None, dest="n_lambdas",
+                       help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)")
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
     group.add_argument("--points", type=int, default=2,
                        help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, seed 001)")
@@ -45,9 +49,66 @@ def add_arguments(parser) -> None:
                        help="number of random k-point mixes (>= 1; default 1000; only with --points >= 3)")
 
 
+# Every flag applies to the one variant; --lambdas (pair grid) versus --alpha/--mixes (points >= 3) depend on
+# --points and are refused by problem_from_args / MixupProblem instead.
+UNUSED_FLAGS: dict[str, set[str]] = {NAME: set()}
+
+
 def problem_from_args(ns) -> MixupProblem:
-    return MixupProblem(C=ns.C, d=ns.d, m=ns.m, mu=ns.mu, n_lambdas=ns.n_lambdas, seed=ns.seed,
+    if ns.n_lambdas is not None and isinstance(ns.points, int) and ns.points > 2:
+        raise InputError("n_lambdas", "only used with --points 2 (points >= 3 draws random mixes: --mixes)")
+    n_lambdas = DEFAULT_LAMBDAS if ns.n_lambdas is None else ns.n_lambdas
+    return MixupProblem(C=ns.C, d=ns.d, m=ns.m, mu=ns.mu, n_lambdas=n_lambdas, seed=ns.seed,
                         points=ns.points, alpha=ns.alpha, n_mixes=ns.n_mixes)
+
+
+def _subproblems(sizes: dict) -> int:
+    """Number of subproblems of the main solve: the pair grid, or the random mixes plus vertices and barycentres."""
+    C = sizes["C"]
+    if sizes["points"] <= 2:
+        return C * C * sizes["n_lambdas"]
+    return sizes["n_mixes"] + C + (C if sizes["points"] < C else 0)
+
+
+def _estimate(sizes: dict) -> int:
+    """Peak bytes of a run from its sizes (python ints: no overflow, nothing allocated); see memory_estimate."""
+    C, d, k = sizes["C"], sizes["d"], sizes["points"]
+    B = _subproblems(sizes)
+    d_max = max(d, 2 * C + 1)  # the d-independence solve may use 2C + 1
+    # shared data and the largest intermediates of one solve: W, targets, logits, features
+    data = 8 * (C * d_max + 2 * B * C + B * d_max)
+    solve = peak_bytes(d_max, B, SOLVER, data)
+    # the ETF (Helmert basis C x (C-1), isometry d x (C-1)) for both dimensions
+    etf = 8 * (C * C + 2 * d_max * C)
+    # arrays of the report: features of three solves, closed form, vertex stacks (n, 2 or k, d), logits, targets
+    report = 8 * (16 * B * d_max + 8 * B * C)
+    if k > 2:
+        n = sizes["n_mixes"]
+        # (n, k, d) gathers of the closed form and of NonLin (CE, square, the kappa sweep), per-mix python lists
+        report += 8 * 8 * n * k * d_max + n * (400 + 16 * k)
+    return solve + etf + report
+
+
+def _sizes(problem: MixupProblem) -> dict:
+    return {"C": problem.C, "d": problem.d, "n_lambdas": problem.n_lambdas, "points": problem.points,
+            "n_mixes": problem.n_mixes or 0}
+
+
+def driving_field(estimate, sizes: dict, minima: dict) -> str:
+    """The size field whose reduction to its minimum lowers ``estimate(sizes)`` most (the one to name when a run
+    is refused)."""
+    def reduced(field):
+        return estimate({**sizes, field: min(sizes[field], minima[field])})
+    return min(minima, key=reduced)
+
+
+def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
+    """``(peak bytes, driving field)`` of :func:`run`: the main, d-independence and square-loss solves (each
+    ``ufm.solver.peak_bytes`` of its batch, shared data counted once per solve), the ETFs and the report's arrays.
+    From the sizes only; nothing is allocated."""
+    sizes = _sizes(problem)
+    minima = {"C": 2, "d": 1, **({"n_lambdas": 2} if problem.points <= 2 else {"n_mixes": 1, "points": 3})}
+    return _estimate(sizes), driving_field(_estimate, sizes, minima)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +156,39 @@ def other_dimension(problem: MixupProblem) -> MixupProblem:
     return dataclasses.replace(problem, d=d_other, seed=problem.seed + 1)
 
 
+def converged_check(sol: Solution) -> Check:
+    """Every subproblem of the main solve converged (max relative gradient; inf, failing, with the count if not)."""
+    ok = bool(sol.converged.all())
+    return Check("solver converged on every subproblem (max rel grad)",
+                 sol.report()["max_rel_grad_norm"] if ok else float("inf"), SOLVER.rtol,
+                 "" if ok else f"{int(np.sum(~sol.converged))} not converged: "
+                 + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()))
+
+
+def auxiliary_checks(solves) -> list[Check]:
+    """A failing check for each auxiliary solve (name, Solution) that did not converge everywhere."""
+    return [Check(f"auxiliary {name} solve converged", float("inf"), SOLVER.rtol,
+                  f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems not converged")
+            for name, sol in solves if not sol.converged.all()]
+
+
+# Below this norm of the linear mix of unit vertices (r, ``theory.linear_map_norm``) the optimum's direction is not
+# determined by float64 (the exact optimum is 0 at the uniform target; what the solver returns there is rounding
+# noise): eq. (3), which normalises it, is undefined and left out of the reported (ungraded) CE means.
+NONLIN_UNDEFINED_R = 1e-8
+
+
+def nonlinearity_defined(h_mix: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Mixes where the normalised NonLin is defined: a nonzero mixed feature whose target is not (to rounding)
+    uniform."""
+    return (r > NONLIN_UNDEFINED_R) & (np.linalg.norm(h_mix, axis=-1) > 0)
+
+
+def undefined_note(defined: np.ndarray) -> str:
+    left = int(np.sum(~defined))
+    return f"; {left} mix(es) at the uniform target left out (zero optimum: eq. (3) undefined)" if left else ""
+
+
 def run(problem: MixupProblem, *, progress: bool = True) -> Report:
     if problem.points > 2:
         return run_points(problem, progress=progress)
@@ -118,42 +212,34 @@ def run(problem: MixupProblem, *, progress: bool = True) -> Report:
 
     tol = checks.feature_tolerance(problem.kappa)
     result_checks = [
-        Check("solver converged on every subproblem (max rel grad)", main.solution.report()["max_rel_grad_norm"]
-              if main.solution.converged.all() else float("inf"), SOLVER.rtol,
-              f"{int(np.sum(~main.solution.converged))} not converged" if not main.solution.converged.all() else ""),
+        converged_check(main.solution),
         checks.feature_error(rel_err, c, c_prime, lam, tol),
         Check("K: solver's non-target logit vs root (rel)", abs(K_solver - K) / abs(K), tol),
         checks.same_class_lambda_independence(h, c, c_prime, tol),
-        checks.same_class_alignment(W, h, c, c_prime),
-    ]
-    if problem.C >= 3:
-        result_checks.append(checks.outside_pair_span(W, h, c, c_prime, tol))
-    result_checks += [
+        checks.same_class_alignment(W, h, c, c_prime, tol),
+        checks.outside_pair_span(W, h, c, c_prime, same_norm, tol),
         checks.boundary_distance_odd(W, h, c, c_prime, lam, problem.n_lambdas, tol),
         checks.half_mix_bulge(h, c, c_prime, lam, problem.C, problem.kappa, tol),
         checks.dimension_independence(z, alt.h @ alt.W.T, problem.d, other.d, tol),
         checks.square_loss_linearity(square.h, c, c_prime, problem.n_lambdas, tol),
         checks.calibration_gap(W, h, c, c_prime, lam),
     ]
-    if problem.C == 2:
-        result_checks.append(Check("different-class feature in span{w_c, w_c'}", 0.0, None,
-                                   "C = 2: the span is all of the row space, nothing to check"))
-    # Seed 001's eq. (3) on the pair grid: vertices are the same-class optima (lambda-independent).
+    # Eq. (3) of Chaudhry et al. on the pair grid: vertices are the same-class optima (lambda-independent).
     vertex = np.stack([h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
     vertex_sq = np.stack([square.h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
     pair_lam = np.stack([lam, 1 - lam], axis=-1)
     y_grid = np.asarray(soft_target(problem.C, c, c_prime, lam))
-    nl = nonlinearity(h, vertex[np.stack([c, c_prime], -1)], pair_lam)
-    floor = theory.linear_map_nonlinearity(problem.C, y_grid)
+    r = theory.linear_map_norm(problem.C, y_grid)
+    defined = nonlinearity_defined(h, r)
+    nl = nonlinearity(h[defined], vertex[np.stack([c, c_prime], -1)][defined], pair_lam[defined])
+    floor = 1.0 - r[defined]
     result_checks += [
-        point_checks.square_normalised_floor(square.h, vertex_sq[np.stack([c, c_prime], -1)], pair_lam, floor),
+        point_checks.square_normalised_floor(square.h, vertex_sq[np.stack([c, c_prime], -1)], pair_lam, r, tol),
         Check("NonLin eq. (3), CE, mean over the grid", float(np.mean(nl)), None,
-              f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}"),
+              f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}"
+              + undefined_note(defined)),
     ]
-    for extra in (alt, square):
-        if not extra.solution.converged.all():
-            result_checks.append(Check("auxiliary solve converged", float("inf"), SOLVER.rtol,
-                                       "the d-independence or square-loss solve did not converge"))
+    result_checks += auxiliary_checks((("d-independence", alt.solution), ("square-loss", square.solution)))
 
     config = {"loss": NAME, **dataclasses.asdict(problem), "kappa": problem.kappa,
               "solver": dataclasses.asdict(SOLVER)}
@@ -187,14 +273,16 @@ def structured_mixes(C: int, k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def nonlinearity_summary(h_mix, h_vertex, classes, lam, y, C: int) -> dict:
-    """Mean NonLin over the mixes: normalised (eq. 3), the linear-map floor and the excess over it, and the
-    unnormalised distance relative to the vertex norm."""
-    points = h_vertex[classes]
-    nl = nonlinearity(h_mix, points, lam)
-    floor = theory.linear_map_nonlinearity(C, y)
-    raw = nonlinearity(h_mix, points, lam, normalise=False) / np.mean(np.linalg.norm(h_vertex, axis=-1))
+    """Mean NonLin over the mixes: normalised (eq. 3), the linear-map floor and the excess over it (over the mixes
+    where eq. (3) is defined, see :func:`nonlinearity_defined`; ``undefined`` counts the others), and the
+    unnormalised distance relative to the vertex norm (over all mixes)."""
+    defined = nonlinearity_defined(h_mix, theory.linear_map_norm(C, y))
+    points = h_vertex[classes[defined]]
+    nl = nonlinearity(h_mix[defined], points, lam[defined])
+    floor = theory.linear_map_nonlinearity(C, y[defined])
+    raw = nonlinearity(h_mix, h_vertex[classes], lam, normalise=False) / np.mean(np.linalg.norm(h_vertex, axis=-1))
     return {"nonlin": float(np.mean(nl)), "floor": float(np.mean(floor)), "excess": float(np.mean(nl - floor)),
-            "unnormalised_rel": float(np.mean(raw))}
+            "unnormalised_rel": float(np.mean(raw)), "undefined": int(np.sum(~defined))}
 
 
 def nonlinearity_vs_kappa(problem: MixupProblem, W, classes, lam, y, kappas=KAPPA_SWEEP) -> list[dict]:
@@ -242,32 +330,30 @@ def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
     ce = nonlinearity_summary(h[rnd], h_vertex, classes, lam, y[rnd], C)
     sq = nonlinearity_summary(h_sq[rnd], h_vertex_sq, classes, lam, y[rnd], C)
     sweep = nonlinearity_vs_kappa(problem, W, classes, lam, y[rnd])
-    floor = theory.linear_map_nonlinearity(C, y[rnd])
 
-    feature_check = point_checks.feature_error(h, h_theory, vertex_norm)
+    tol = checks.feature_tolerance(problem.kappa)
+    feature_check = point_checks.feature_error(h, h_theory, vertex_norm, tol)
     result_checks = [
-        Check("solver converged on every subproblem (max rel grad)", sol.report()["max_rel_grad_norm"]
-              if sol.converged.all() else float("inf"), SOLVER.rtol,
-              f"{int(np.sum(~sol.converged))} not converged" if not sol.converged.all() else ""),
+        converged_check(sol),
         feature_check,
-        point_checks.gap_system_residual(W, h, all_classes, all_lam, problem.kappa),
-        point_checks.outside_mixed_span(W, h, all_classes),
+        point_checks.gap_system_residual(W, h, all_classes, all_lam, problem.kappa, tol),
+        point_checks.outside_mixed_span(W, h, all_classes, vertex_norm, tol),
     ]
     if "barycentre" in sl:
         bary_classes = extra["barycentre"][0]
         result_checks.append(point_checks.barycentre_bulge(h[sl["barycentre"]], h_vertex[bary_classes].mean(axis=1),
-                                                           C, problem.kappa, k))
+                                                           C, problem.kappa, k, tol))
     result_checks += [
-        checks.dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, other.d),
-        point_checks.square_linear(h_sq[rnd], h_vertex_sq[classes], lam),
-        point_checks.square_normalised_floor(h_sq[rnd], h_vertex_sq[classes], lam, floor),
+        checks.dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, other.d, tol),
+        point_checks.square_linear(h_sq[rnd], h_vertex_sq[classes], lam, tol),
+        point_checks.square_normalised_floor(h_sq[rnd], h_vertex_sq[classes], lam,
+                                             theory.linear_map_norm(C, y[rnd]), tol),
         Check("NonLin eq. (3), CE, mean over the mixes", ce["nonlin"], None,
               f"linear-map floor {ce['floor']:.6g}; excess {ce['excess']:.3e}; unnormalised/|h_cc| "
-              f"{ce['unnormalised_rel']:.4g}"),
+              f"{ce['unnormalised_rel']:.4g}" + (f"; {ce['undefined']} mix(es) at the uniform target left out"
+                                                 if ce["undefined"] else "")),
     ]
-    for name, extra_sol in (("d-independence", sol_alt), ("square-loss", sol_sq)):
-        if not extra_sol.converged.all():
-            result_checks.append(Check(f"auxiliary {name} solve converged", float("inf"), SOLVER.rtol))
+    result_checks += auxiliary_checks((("d-independence", sol_alt), ("square-loss", sol_sq)))
 
     config = {"loss": NAME, **dataclasses.asdict(problem), "kappa": problem.kappa,
               "solver": dataclasses.asdict(SOLVER)}

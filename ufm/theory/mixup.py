@@ -384,15 +384,25 @@ def barycentre_bulge_ratio(C: int, kappa: float, k: int) -> float:
     return k * barycentre_gap(C, kappa, k) / (C * abs(same_class_root(C, kappa)))
 
 
+def linear_map_norm(C: int, y) -> np.ndarray:
+    """``r(y) = ||sum_c y_c w_c|| / m = sqrt(C/(C-1)) ||y - 1/C||``: the norm of the mix of the unit ETF vertices.
+
+    Computed from the centred target, so that r is accurate to a few eps also near 0 (the uniform target, where
+    the exactly linear optimum vanishes); the equivalent ``sqrt((C ||y||^2 - 1)/(C-1))`` would lose half the digits
+    there. ``y`` (n, C) -> (n,).
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    return np.sqrt(C / (C - 1)) * np.linalg.norm(y - 1.0 / C, axis=-1)
+
+
 def linear_map_nonlinearity(C: int, y) -> np.ndarray:
     """Normalised NonLin (seed 001 eq. 3) of any optimum that is EXACTLY linear in the mix, for the fixed ETF.
 
     Vertices h_c are equal-norm multiples of w_c, so ``sum_j lam_j h^_j = sum_c y_c w_c / m`` has norm
-    ``r = sqrt((C ||y||^2 - 1)/(C-1))`` (ETF Gram matrix) and the normalised mixed feature is its direction:
-    NonLin = 1 - r. This is the floor of eq. (3) (no map does better at these vertices), positive for every proper
-    mix: the per-feature normalisation, not the map, makes it nonzero. ``y`` (n, C): the soft targets
-    ``sum_j lam_j e_{c_j}`` (repeated classes merged).
+    ``r = sqrt((C ||y||^2 - 1)/(C-1))`` (ETF Gram matrix; :func:`linear_map_norm`) and the normalised mixed feature
+    is its direction: NonLin = 1 - r. This is the floor of eq. (3) (no map does better at these vertices), positive
+    for every proper mix: the per-feature normalisation, not the map, makes it nonzero. At the uniform target
+    (r = 0) the linear optimum is 0 and eq. (3) is undefined there (no direction); the formula gives 1, the limit of
+    nearby mixes. ``y`` (n, C): the soft targets ``sum_j lam_j e_{c_j}`` (repeated classes merged).
     """
-    y = np.atleast_2d(np.asarray(y, dtype=float))
-    r2 = np.clip((C * np.sum(y * y, axis=-1) - 1) / (C - 1), 0.0, None)
-    return 1.0 - np.sqrt(r2)
+    return 1.0 - linear_map_norm(C, y)
