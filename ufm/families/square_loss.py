@@ -4,6 +4,22 @@ Joint nonconvex problems over all factors: seeded restarts batched on the solver
 saddle-free Newton polish. Where a closed form exists (linear models with bias none/free, the one-layer UFM with a
 decayed bias, networks on orthonormal inputs) the closed-form POINT is also built and evaluated (objective and
 gradient norm), so the comparison does not depend on the luck of random starts near a threshold.
+
+How a run is solved (:func:`solve`):
+
+- ``--restarts R`` seeded random starts, plus one candidate start at the known critical point W = H = 0 (every
+  factor and the bias zero; see :func:`zero_candidate` for where it is added), R + 1 batch elements in all. The
+  solver classifies the candidate: a minimum for deep models and past the threshold, a saddle (left by the escape
+  step) below it; so a restart stuck at a nonzero local minimum is never returned when W = H = 0 is lower.
+- Balanced coordinates: factor i is solved as ``theta_i sqrt(lambda_i / Lambda)`` (Lambda the geometric mean of
+  the factor decays), which turns every factor decay into Lambda and leaves the product, hence the data term,
+  unchanged (the scales multiply to 1; ReLU is positively homogeneous). Unequal decays then cost no conditioning
+  (lambda_W = 1e-9, lambda_H = 100 put W's and H's curvatures 1e11 apart).
+- The objective handed to the solver is ``f / s`` with ``s = min(1, beta) / 4``, ``beta = K n^(1/m) Lambda``
+  (m factors), a lower bound of the linear optimum's objective up to a factor ~m (see :func:`objective_scale`):
+  the solver's rounding window and relative gradient are relative to ``max(1, |f|)``, so for an objective of
+  1e-8 (decays 1e-9) they would be absolute and the Newton polish could not tell its steps apart (all restarts
+  STALLED at relative gradient 1e-9 before this scaling).
 """
 
 from __future__ import annotations
@@ -20,10 +36,11 @@ from jax.flatten_util import ravel_pytree
 from ufm import metrics
 from ufm.checks import Check
 from ufm.checks import square_loss as checks
-from ufm.objectives.square_loss import SquareLossData, forward, square_loss
+from ufm.objectives.square_loss import SquareLossData, forward, scaled_square_loss, square_loss
+from ufm.problems import InputError
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.report import Report
-from ufm.solver import SolverOptions, minimise
+from ufm.solver import SADDLE, STATUS_MESSAGES, SolverOptions, best_element, minimise, peak_bytes
 from ufm.theory import square_loss as theory
 
 NAME = "mse"
@@ -32,8 +49,16 @@ VARIANTS = {"mse": {"model": "ufm", "layers": 1, "C": 10},
             "mse-deep": {"model": "ufm", "layers": 3, "C": 10},
             "mse-net": {"model": "net", "layers": 2, "C": 3}}
 FLAGS = {"lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
+# Flags (argparse dests) that do not apply to a variant; the CLI refuses them when given. mse is the one-layer
+# UFM: its layer count is 1 by definition, it has no hidden layer for an activation, and its features are free
+# (no inputs). mse-deep has free features too. mse-net has fixed inputs instead of features, so no lambda_H.
+UNUSED_FLAGS = {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,
                        quasi_newton_rtol=1e-9, max_steps=200, label="mse")
+_EPS = float(np.finfo(np.float64).eps)
+# Per-factor scales of the random balanced starts, times n^(1/(2m)) (restart i takes START_SCALES[i % 3]): the
+# product's singular values start at 8, 1 and 1/8 times the targets' (m = 3), above, at and below the optimum.
+START_SCALES = (2.0, 1.0, 0.5)
 
 
 def add_arguments(parser) -> None:
@@ -53,17 +78,22 @@ def add_arguments(parser) -> None:
 
 def problem_from_args(ns) -> SquareLossProblem:
     variant = VARIANTS[ns.loss]
-    return SquareLossProblem(C=ns.C if ns.C is not None else variant["C"], n=ns.n,
-                             layers=ns.layers if ns.layers is not None else variant["layers"], model=variant["model"],
-                             act=ns.act, bias=ns.bias, lambda_W=ns.lambda_W, lambda_H=ns.lambda_H, d=ns.d,
-                             inputs=ns.inputs, restarts=ns.restarts, seed=ns.seed)
+    layers = ns.layers if ns.layers is not None else variant["layers"]
+    if variant["model"] == "net" and layers == 1 and ns.d is not None:
+        raise InputError("d", "a one-layer network has no hidden layer, so no width to set")
+    return SquareLossProblem(C=ns.C if ns.C is not None else variant["C"], n=ns.n, layers=layers,
+                             model=variant["model"], act=ns.act, bias=ns.bias, lambda_W=ns.lambda_W,
+                             lambda_H=ns.lambda_H, d=ns.d, inputs=ns.inputs, restarts=ns.restarts, seed=ns.seed)
 
 
-def objective_data(problem: SquareLossProblem) -> SquareLossData:
+def objective_data(problem: SquareLossProblem, balanced: bool = False) -> SquareLossData:
+    """The objective's data; ``balanced``: every factor decay replaced by their geometric mean Lambda (the problem
+    in the balanced coordinates of :func:`to_balanced`)."""
     lambda_b = 0.0 if problem.bias in ("none", "free") else float(problem.bias)
     X = problem.inputs_matrix() if problem.model == "net" else np.zeros((1, problem.N))
-    return SquareLossData(jnp.asarray(problem.targets()), jnp.asarray(X), jnp.full(problem.layers, problem.lambda_W),
-                          jnp.asarray(problem.lambda_H), jnp.asarray(lambda_b),
+    lam_W, lam_H = (balanced_decay(problem),) * 2 if balanced else (problem.lambda_W, problem.lambda_H)
+    return SquareLossData(jnp.asarray(problem.targets()), jnp.asarray(X), jnp.full(problem.layers, lam_W),
+                          jnp.asarray(lam_H), jnp.asarray(lambda_b),
                           jnp.asarray(1.0 if problem.act == "relu" else 0.0))
 
 
@@ -73,6 +103,82 @@ def layer_shapes(problem: SquareLossProblem) -> list[tuple[int, int]]:
     outs = [problem.d] * (problem.layers - 1) + [problem.C]
     return list(zip(outs, ins))
 
+
+def n_variables(problem: SquareLossProblem) -> int:
+    """Number of optimised scalars: every layer, the features H of a UFM, the bias."""
+    return (sum(o * i for o, i in layer_shapes(problem)) + (problem.d * problem.N if problem.model == "ufm" else 0)
+            + (problem.C if problem.bias != "none" else 0))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Balanced coordinates and the objective's scale
+# --------------------------------------------------------------------------------------------------------------
+
+def balanced_decay(problem: SquareLossProblem) -> float:
+    """``Lambda = (prod_i lambda_i)^(1/m)`` over the m factor decays (lambda_H and lambda_W x L for a UFM)."""
+    return float(np.exp(np.mean(np.log(problem.factor_decays))))
+
+
+def _factor_scales(problem: SquareLossProblem) -> tuple[float, float]:
+    """``(c_W, c_H) = (sqrt(lambda_W / Lambda), sqrt(lambda_H / Lambda))``: balanced factor = c x original factor.
+    ``c_W^L c_H = 1`` (UFM) or ``c_W = 1`` (network), so the product is unchanged."""
+    Lam = balanced_decay(problem)
+    return float(np.sqrt(problem.lambda_W / Lam)), float(np.sqrt(problem.lambda_H / Lam))
+
+
+def _rescale(problem: SquareLossProblem, params: dict, power: float) -> dict:
+    c_W, c_H = _factor_scales(problem)
+    out = {"layers": [W * c_W**power for W in params["layers"]]}
+    if "H" in params:
+        out["H"] = params["H"] * c_H**power
+    if "b" in params:
+        out["b"] = params["b"]
+    return out
+
+
+def to_balanced(problem: SquareLossProblem, params: dict) -> dict:
+    """Original -> balanced coordinates (``theta_i sqrt(lambda_i / Lambda)``; batched or not)."""
+    return _rescale(problem, params, 1.0)
+
+
+def from_balanced(problem: SquareLossProblem, params: dict) -> dict:
+    """Balanced -> original coordinates."""
+    return _rescale(problem, params, -1.0)
+
+
+def objective_scale(problem: SquareLossProblem) -> float:
+    """``s = min(1, beta) / 4``, ``beta = K n^(1/m) Lambda``: the solver minimises ``f / s``.
+
+    The linear optimum's objective is ``r/(2K) phi(x*)`` with ``phi(x*) >= min(1, beta)`` (m = 1, 2: beta/(1+beta),
+    beta (2 - beta); m >= 3: ~ m beta for small beta, 1 past the jump) and r/K >= 1/2, so f* >= s up to a factor
+    ~2 at the smallest sizes; a model that fits worse (Gaussian inputs) has a larger f*. Only the order of
+    magnitude matters: f/s must be >= ~1 for the solver's tests to be relative to f.
+    """
+    m = problem.factor_decays.size
+    beta = problem.C * problem.n ** (1.0 / m) * balanced_decay(problem)
+    return min(1.0, beta) / 4.0
+
+
+def solver_options(problem: SquareLossProblem, progress: bool = False) -> SolverOptions:
+    """The family's solver settings for this problem, on the scaled objective f / s: ``rtol = max(1e-12,
+    64 eps / s)`` and the L-BFGS phase's ``max(1e-9, 1e-9 / (4 s))``.
+
+    Why: the gradient of the data term is formed from the residual Y - F, a difference of outputs of size ~1, so
+    its rounding is ~ eps absolute (measured 0.05 - 0.4 eps at decays 1e-8, 1e-9), i.e. ~ eps / s relative to the
+    scaled objective: at decays 1e-9 (s ~ 6e-9) 1e-12 lies below that floor and no restart could converge. In the
+    original units the test asks ``||grad f|| <= max(1e-12, 64 eps / s) max(s, f)``, never looser than the
+    unscaled ``||grad f|| <= 1e-12`` for f < 1 (64 eps = 1.4e-14). The L-BFGS phase (which only brings restarts
+    near a minimum for Newton's polish) keeps its unscaled stopping rule ``||grad f|| <= 1e-9`` for f < 1.
+    """
+    s = objective_scale(problem)
+    return dataclasses.replace(SOLVER, rtol=float(max(SOLVER.rtol, 64 * _EPS / s)),
+                               quasi_newton_rtol=float(max(SOLVER.quasi_newton_rtol, SOLVER.quasi_newton_rtol / (4 * s))),
+                               progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Starts
+# --------------------------------------------------------------------------------------------------------------
 
 def _semi_orthogonal(rng: np.random.Generator, restarts: int, rows: int, cols: int) -> np.ndarray:
     """Seeded Haar-random matrices with orthonormal rows or columns (all singular values 1), batched over restarts."""
@@ -101,24 +207,26 @@ def gaussian_params(problem: SquareLossProblem, restarts: int, seed: int) -> dic
 
 
 def balanced_orthogonal_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
-    """Seeded balanced orthogonal points: every factor semi-orthogonal times ``2 n^(1/(2m))`` (m factors).
+    """Seeded balanced orthogonal points (balanced coordinates): every factor semi-orthogonal times
+    ``START_SCALES[i % 3] n^(1/(2m))`` for restart i (m factors).
 
     Why: a Gaussian square layer has singular values near 0, and for m >= 3 factors each singular mode of the
     product has a local minimum at 0 (its scalar objective ``(a^m - t)^2/2 + m lambda a^2/2`` is flat to order m
     at a = 0), so such modes stay dead: from Gaussian starts all 8 restarts of the C = 10, 3-layer linear deep UFM
     ended rank-deficient (objectives 0.182 and 0.217 against the optimum 0.1466), from these starts all 8 reach it.
-    Every mode starts balanced and above the targets' scale (the product's singular values are ``2^m sqrt(n)``,
-    Y's ``sqrt(n)``), on the far side of the nonzero minimum; nothing of the closed form is used.
+    Every mode starts balanced; the first restart's product has singular values ``2^m sqrt(n)`` (Y's are
+    ``sqrt(n)``), on the far side of the nonzero minimum, the next ones start at and below the targets' scale, so
+    that restarts cover both sides of a nonzero local minimum; nothing of the closed form is used.
     """
     rng = np.random.default_rng(seed)
     factors = len(layer_shapes(problem)) + (problem.model == "ufm")
-    scale = 2.0 * problem.n ** (0.5 / factors)
-    draw = lambda o, i: scale * _semi_orthogonal(rng, restarts, o, i)
+    scale = np.array([START_SCALES[i % len(START_SCALES)] for i in range(restarts)]) * problem.n ** (0.5 / factors)
+    draw = lambda o, i: scale[:, None, None] * _semi_orthogonal(rng, restarts, o, i)
     return _start(problem, restarts, draw, draw)
 
 
-def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
-    """The solver's seeded restarts: balanced orthogonal for linear models, Gaussian for ReLU.
+def _balanced_random_starts(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
+    """Random starts in balanced coordinates: balanced orthogonal for linear models, Gaussian for ReLU.
 
     The balanced starts' reason (dead product modes, above) is a property of linear products. With ReLU their
     mixed-sign orthogonal factors put the end points on many kinks: C = 3, 4 bias-free factors, of 6 balanced
@@ -130,8 +238,89 @@ def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
     return gaussian_params(problem, restarts, seed)
 
 
+def random_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
+    """The solver's seeded random restarts, in the original coordinates (see :func:`_balanced_random_starts`)."""
+    return from_balanced(problem, _balanced_random_starts(problem, restarts, seed))
+
+
+def zero_candidate(problem: SquareLossProblem) -> bool:
+    """Whether W = H = 0 is added as a candidate start: for every linear model, and for ReLU models whose product
+    has degree m >= 3 (a deep UFM, a network of >= 3 layers), where W = 0 is a strict local minimum (the data
+    term's change is O(|theta|^m), the decays' O(|theta|^2)). Not for a two-layer ReLU network: there W = 0 can be
+    a saddle along directions with every hidden unit active, but every pre-activation sits on its kink, where the
+    Hessian the solver forms (relu'(0) = 0) sees only the decays and would call the saddle a minimum."""
+    return problem.act == "linear" or problem.factor_decays.size >= 3
+
+
+def zero_params(problem: SquareLossProblem, count: int = 1) -> dict:
+    """``count`` copies of the critical point W = H = 0: every factor and the bias zero."""
+    return _start(problem, count, lambda o, i: np.zeros((count, o, i)), lambda o, i: np.zeros((count, o, i)))
+
+
+def start_labels(problem: SquareLossProblem) -> list[str]:
+    """What every batch element of :func:`solve` started from."""
+    if problem.act == "linear":
+        labels = [f"random {i} (balanced orthogonal, scale {START_SCALES[i % len(START_SCALES)]:g})"
+                  for i in range(problem.restarts)]
+    else:
+        labels = [f"random {i} (Gaussian)" for i in range(problem.restarts)]
+    return labels + (["candidate W = H = 0"] if zero_candidate(problem) else [])
+
+
+def _balanced_starts(problem: SquareLossProblem) -> dict:
+    starts = _balanced_random_starts(problem, problem.restarts, problem.seed)
+    if zero_candidate(problem):
+        starts = jax.tree.map(lambda a, z: jnp.concatenate([a, z]), starts, zero_params(problem))
+    return starts
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------------------------
+
+def _memory_bytes(C: int, n: int, d: int, layers: int, restarts: int, model: str, bias, inputs: str,
+                  act: str) -> int:
+    N = C * n
+    input_dim = N if inputs == "orthonormal" else 2 * C
+    first_in = input_dim if model == "net" else d
+    shapes = list(zip([d] * (layers - 1) + [C], [first_in] + [d] * (layers - 1)))
+    n_vars = sum(o * i for o, i in shapes) + (d * N if model == "ufm" else 0) + (C if bias != "none" else 0)
+    batch = restarts + (1 if act == "linear" or layers + (model == "ufm") >= 3 else 0)
+    # the objective's data (targets, inputs) and its intermediates (activations, outputs; value and gradient)
+    data = 8 * (2 * C * N + (input_dim * N if model == "net" else N) + 2 * (layers + 1) * max(d, C) * N)
+    solver = peak_bytes(n_vars, batch, SOLVER, data)
+    # after the solve: the batch's parameters (balanced and original), the closed-form point and its gradient,
+    # the inputs' QR (orthonormal: an input_dim x N draw), outputs, features and the checks' d x N and d x d arrays
+    report = 8 * (n_vars * (3 * batch + 8) + (3 * input_dim * N if model == "net" else 0)
+                  + 6 * max(d, C) * N + 4 * d * d)
+    return int(solver + report)
+
+
+def memory_estimate(problem: SquareLossProblem) -> tuple[int, str]:
+    """Estimated peak bytes of :func:`run` (the batched solve with dense Hessians of every restart and the
+    candidate, the closed-form point, the report's arrays), from sizes only, and the field that drives it: the one
+    whose reduction to its smallest accepted value shrinks the estimate most."""
+    sizes = {"C": problem.C, "n": problem.n, "d": problem.d, "layers": problem.layers, "restarts": problem.restarts}
+    rest = {"model": problem.model, "bias": problem.bias, "inputs": problem.inputs, "act": problem.act}
+    estimate = _memory_bytes(**sizes, **rest)
+    smallest = {"C": 2, "n": 1, "d": problem.C, "layers": 2 if problem.act == "relu" else 1, "restarts": 1}
+    reduced = {}
+    for field, low in smallest.items():
+        trial = {**sizes, field: low}
+        if field == "C" and problem.d == problem.C:  # d defaults to C and follows it
+            trial["d"] = low
+        reduced[field] = _memory_bytes(**trial, **rest)
+    return estimate, min(reduced, key=reduced.get)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Closed form and its point
+# --------------------------------------------------------------------------------------------------------------
+
 def closed_form(problem: SquareLossProblem) -> dict | None:
-    """Theory for this problem, with the target product Z (K x N) and bias b of the optimum; None if none is known."""
+    """Theory for this problem, with the target product Z (K x N) and bias b of the optimum; None if none is known.
+
+    ``zero``: the theory's optimum has W = H = 0 (the product Z is exactly 0)."""
     linear = problem.act == "linear"
     K, n = problem.C, problem.n
     Y = problem.targets()
@@ -144,21 +333,24 @@ def closed_form(problem: SquareLossProblem) -> dict | None:
         b = np.zeros(K) if problem.bias == "none" else np.full(K, 1.0 / K)
         # bias-free ReLU: the linear optimum has nonnegative factors, so ReLU is inactive there (a critical point,
         # the optimum only for small depth / C: for ReLU it is compared, not asserted)
-        return {**t, "Z": Z, "b": b, "asserted": linear}
+        return {**t, "Z": Z, "b": b, "asserted": linear, "zero": t["x"] == 0.0}
     if problem.layers == 1 and problem.model == "ufm" and linear:
         t = theory.ufm_optimum(K, n, problem.lambda_W, problem.lambda_H, problem.bias)
         g, beta = theory.ufm_decayed_bias(K, n, problem.lambda_W, problem.lambda_H, float(problem.bias))
         Z = t["a"] * centred + g / K * np.ones_like(Y)
-        return {**t, "Z": Z, "b": t["bias"], "factor_energy": None, "asserted": True}
+        return {**t, "Z": Z, "b": t["bias"], "factor_energy": None, "asserted": True,
+                "zero": t["a"] == 0.0 and g == 0.0}
     return None
 
 
 def closed_form_point(problem: SquareLossProblem, Z: np.ndarray, b: np.ndarray) -> dict:
     """Balanced factors of the target product Z: each of the m factors carries ``sqrt(Lambda/lambda_i) S^{1/m}``.
 
-    With Z = U S V^T: first factor ``c_1 E s V^T`` (times X^T for a network on orthonormal inputs), middle factors
-    ``c_l E s E^T``, last ``c_m U s E^T``; E embeds R^r in the first r coordinates of R^d. For bias-free targets
-    Z = x Y we take U = I, V = Y^T/sqrt(n) exactly, so every factor is nonnegative (ReLU inactive).
+    With Z = U S V^T: m = 1 (a one-layer network) the single layer ``U S V^T X^T``; m >= 2: first factor
+    ``c_1 E s V^T`` (the features H of a UFM, or the first layer times X^T for a network on orthonormal inputs),
+    m - 2 middle factors ``c_l E s E^T``, last ``c_m U s E^T``; E embeds R^r in the first r coordinates of R^d.
+    For bias-free targets Z = x Y we take U = I, V = Y^T/sqrt(n) exactly, so every factor is nonnegative (ReLU
+    inactive).
     """
     K, d = problem.C, problem.d
     decays = problem.factor_decays
@@ -169,38 +361,40 @@ def closed_form_point(problem: SquareLossProblem, Z: np.ndarray, b: np.ndarray) 
     else:
         U, S, Vt = np.linalg.svd(Z, full_matrices=False)
         S = np.where(S > 1e-12 * S.max(initial=0.0), S, 0.0)  # exact rank: S^{1/m} of a rounding-level value is not small
-    r = S.size
-    E = np.eye(d)[:, :r]
-    s = S ** (1.0 / m)
-    Lam = float(np.exp(np.mean(np.log(decays))))
-    c = np.sqrt(Lam / decays)
-    first = c[0] * E @ (s[:, None] * Vt)
-    layers = []
-    if problem.model == "net":
-        layers.append(first @ problem.inputs_matrix().T)
-        factor_index = 1
+    X_T = problem.inputs_matrix().T if problem.model == "net" else None
+    if m == 1:  # a one-layer network: the layer is the whole product
+        params = {"layers": [jnp.asarray((U * S) @ Vt @ X_T)]}
     else:
-        factor_index = 1
-    for _ in range(problem.layers - 1 - (1 if problem.model == "net" else 0) + (0 if problem.model == "net" else 0)):
-        layers.append(c[factor_index] * E @ np.diag(s) @ E.T)
-        factor_index += 1
-    layers.append(c[-1] * U @ np.diag(s) @ E.T)
-    params = {"layers": [jnp.asarray(W) for W in layers]}
-    if problem.model == "ufm":
-        params["H"] = jnp.asarray(first)
+        E = np.eye(d)[:, :S.size]
+        s = S ** (1.0 / m)
+        c = np.sqrt(float(np.exp(np.mean(np.log(decays)))) / decays)
+        first = c[0] * E @ (s[:, None] * Vt)
+        middle = [c[k] * E @ np.diag(s) @ E.T for k in range(1, m - 1)]
+        last = c[-1] * U @ np.diag(s) @ E.T
+        if problem.model == "net":
+            params = {"layers": [jnp.asarray(W) for W in [first @ X_T, *middle, last]]}
+        else:
+            params = {"layers": [jnp.asarray(W) for W in [*middle, last]], "H": jnp.asarray(first)}
     if problem.bias != "none":
         params["b"] = jnp.asarray(b)
     return params
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Solve
+# --------------------------------------------------------------------------------------------------------------
+
 @dataclasses.dataclass(frozen=True)
 class SquareLossSolution:
-    params: dict          # best restart
-    restart_losses: np.ndarray
+    params: dict          # best element, original coordinates
+    restart_losses: np.ndarray   # every batch element's end objective f (original units)
     restart_status: np.ndarray
-    restart_ranks: list   # numerical rank of every factor, per restart
+    restart_ranks: list   # numerical rank of every factor, per element
     best: int
-    solution: object      # the solver's Solution over all restarts
+    solution: object      # the solver's Solution over all elements (balanced coordinates, objective f / s)
+    labels: list          # what every element started from (random restarts, then the W = H = 0 candidate)
+    scale: float          # s of the scaled objective f / s
+    options: SolverOptions
 
 
 def numerical_ranks(params: dict, tol: float = 1e-6) -> list[int]:
@@ -214,21 +408,18 @@ def numerical_ranks(params: dict, tol: float = 1e-6) -> list[int]:
 
 
 def solve(problem: SquareLossProblem, *, progress: bool = False, options: SolverOptions | None = None) -> SquareLossSolution:
-    data = objective_data(problem)
-    p0 = random_params(problem, problem.restarts, problem.seed)
-    sol = minimise(square_loss, p0, data, options=dataclasses.replace(options or SOLVER, progress=progress))
-    # the lowest converged restart, unless an unconverged one is lower beyond rounding: then that one, so the
-    # report grades (and fails) the best point found rather than certify a worse one
-    finite = np.where(np.isfinite(sol.loss), sol.loss, np.inf)
-    converged_losses = np.where(sol.converged, finite, np.inf)
-    best = int(np.argmin(finite))
-    if np.isfinite(converged_losses).any():
-        lowest_converged = int(np.argmin(converged_losses))
-        if converged_losses[lowest_converged] <= finite[best] + 1e-10 * max(1.0, abs(finite[best])):
-            best = lowest_converged
-    per_restart = [jax.tree.map(lambda a, i=i: a[i], sol.params) for i in range(problem.restarts)]
-    return SquareLossSolution(per_restart[best], sol.loss, sol.status, [numerical_ranks(p) for p in per_restart],
-                              best, sol)
+    """Every random restart and the W = H = 0 candidate in one batch, in balanced coordinates on ``f / s``; the
+    best element by :func:`ufm.solver.best_element` (the lowest converged one, unless an unconverged one is lower
+    beyond rounding: then that one, so the report grades, and fails, the best point found)."""
+    opts = dataclasses.replace(options or solver_options(problem), progress=progress)
+    scale = objective_scale(problem)
+    sol = minimise(scaled_square_loss, _balanced_starts(problem), (objective_data(problem, balanced=True),
+                                                                   jnp.asarray(scale)), options=opts)
+    best = best_element(sol)
+    per_element = [from_balanced(problem, jax.tree.map(lambda a, i=i: a[i], sol.params))
+                   for i in range(sol.loss.size)]
+    return SquareLossSolution(per_element[best], sol.loss * scale, sol.status,
+                              [numerical_ranks(p) for p in per_element], best, sol, start_labels(problem), scale, opts)
 
 
 def evaluate(params: dict, data: SquareLossData) -> tuple[float, float]:
@@ -238,12 +429,41 @@ def evaluate(params: dict, data: SquareLossData) -> tuple[float, float]:
     return float(f), gn / max(1.0, abs(float(f)))
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Checks at a solution
+# --------------------------------------------------------------------------------------------------------------
+
+def _zero_checks(problem: SquareLossProblem, F_W: np.ndarray, t: dict | None) -> tuple[bool, str, list]:
+    """Is the solution W = H = 0? Decided by the closed form (the theory's product is exactly 0) and by the
+    solver's point (its product ``F - b 1^T`` below ``ZERO_TOL ||Y||``). Returns (zero, reason, checks): when
+    either says zero the geometry is undefined (VOID with ``reason``, which says who decided); a disagreement of the
+    two is a graded failing check."""
+    Y = problem.targets()
+    size = float(np.linalg.norm(F_W) / np.linalg.norm(Y))
+    solver_zero = size <= checks.ZERO_TOL
+    cf_zero = t is not None and bool(t["zero"])
+    if not (solver_zero or cf_zero):
+        return False, "", []
+    reason = "W = H = 0 " + ("(closed form and solver)" if solver_zero and cf_zero else
+                             "(closed form)" if cf_zero else "(solver's point)")
+    out = []
+    if t is not None:
+        cf_size = float(np.linalg.norm(t["Z"]) / np.linalg.norm(Y))
+        out.append(Check("zero solution: solver's product = closed form's (||F - b 1^T|| / ||Y||, abs)",
+                         abs(size - cf_size), checks.ZERO_TOL,
+                         f"solver {size:.3g}, closed form {cf_size:.3g} ({'zero' if cf_zero else 'nonzero'})"))
+    return True, reason, out
+
+
 def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossData, t: dict | None,
                     converged: bool = True) -> tuple[list, dict]:
     """Checks at one solution: identities, objective and geometry vs theory, NC1-NC4, R-B relations, central path.
 
     The identities are first-order conditions: they are reported but not graded at an unconverged point that
-    sits on ReLU kinks (where the objective has no gradient)."""
+    sits on ReLU kinks (where the objective has no gradient). At a zero solution (W = H = 0, see
+    :func:`_zero_checks`) the identities of the factors, the geometry and the R-B relations are VOID; the
+    objective, eps, bias and closed-form checks stay graded. Tolerances have float64 floors where the compared
+    quantity is formed by cancellation (see :mod:`ufm.checks.square_loss`)."""
     F, h = (np.asarray(a) for a in forward(params, data))
     Y, labels, K, lam = problem.targets(), problem.labels, problem.C, problem.lambda_W
     R = Y - F
@@ -255,25 +475,29 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
         energies.append(problem.lambda_H * float(np.sum(np.asarray(params["H"]) ** 2)))
     objective = float(square_loss(params, data))
     eps = 1.0 - float(np.mean(F[labels, np.arange(problem.N)]))
-    nonzero = np.linalg.norm(W_L) > 1e-8
-    identities = [checks.identity_last_layer(lam, W_L, R, h), checks.identity_factors(energies, R, F, b)]
+    magnitude = np.abs(F) + np.abs(Y)  # of the terms that cancel in R = Y - F (the floors of the identities)
+    zero, zero_reason, out = _zero_checks(problem, F - b[:, None], t)
+    identities = [checks.identity_last_layer(lam, W_L, R, h, magnitude),
+                  checks.identity_factors(energies, R, F, b, magnitude)]
+    if zero:  # both sides vanish: their ratio is rounding noise
+        identities = [Check.undefined(c.name, f"{zero_reason}: both sides vanish, their ratio is rounding noise")
+                      for c in identities]
     if problem.bias != "none":
-        identities.append(checks.identity_bias(lambda_b, b, R))
-    if not nonzero:  # W = H = 0: both sides vanish and their ratio is rounding noise
-        identities = [dataclasses.replace(c, tol=None, detail="zero solution: holds trivially") for c in identities]
+        identities.append(checks.identity_bias(lambda_b, b, R, magnitude))
     kinks = relu_kinks(problem, params, data)
     if kinks and not converged:  # stopped on a kink, where the objective is not differentiable
         identities = [dataclasses.replace(c, tol=None, detail=f"nonsmooth point: {kinks} ReLU pre-activations at 0")
                       for c in identities]
-    out = identities
-    numbers = {"objective": objective, "eps": eps, "factor_energies": energies}
+    out = identities + out
+    numbers = {"objective": objective, "eps": eps, "factor_energies": energies, "zero_solution": zero}
     asserted = t is not None and t["asserted"]
     if t is not None:
         tol = checks.OBJECTIVE_TOL if asserted else None
         out.append(checks.close("objective = closed form (rel)", objective, t["objective"], tol,
                                 f"solver {objective:.15g}, closed form {t['objective']:.15g}"))
         gtol = checks.GEOMETRY_TOL if asserted else None
-        out.append(checks.close("eps = closed form (rel)", eps, t["eps"], gtol, f"eps = {eps:.12g}"))
+        eps_tol = checks.floored(gtol, checks.cancellation_floor(1.0, t["eps"]))
+        out.append(checks.close("eps = closed form (rel)", eps, t["eps"], eps_tol, f"eps = {eps:.12g}"))
         if "WWt" in t:
             out.append(checks.close("W W^T = closed form (rel)", W_L @ W_L.T, t["WWt"], gtol))
         if t.get("factor_energy") is not None:
@@ -281,33 +505,47 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
                                     [t["factor_energy"]] * len(energies), gtol))
         if problem.bias != "none":
             out.append(checks.close("bias = closed form", b, t["b"], gtol))
-    if nonzero:
-        means = metrics.class_means(h.T, labels, K)
-        nc = {"NC1": metrics.nc1(h.T, labels, K), "NC2_means": metrics.nc2(h.T, labels, K),
-              "NC2_classifier": metrics.frame_geometry(W_L), "NC3": metrics.nc3(W_L, h.T, labels, K),
-              "NC4": metrics.nc4(W_L, b, h.T, labels, K)}
-        numbers["nc"] = nc
-        graded = asserted and problem.bias in ("none", "free")
-        g = checks.GEOMETRY_TOL if graded else None
-        out += [Check("NC1 tr(S_W S_B^+)/K", nc["NC1"], 1e-10 if graded else None),
-                Check("NC2 equinorm of centred means", nc["NC2_means"]["equinorm"], g),
-                Check("NC2 equiangularity of classifier rows", nc["NC2_classifier"]["equiangular"], g),
-                checks.close("classifier cosine = closed form", nc["NC2_classifier"]["mean_cosine"],
-                             theory.rb_cosine(K, problem.bias if problem.bias == "free" else "none"), None)
-                if not graded else Check("classifier cosine = closed form (abs)",
-                                         abs(nc["NC2_classifier"]["mean_cosine"] - theory.rb_cosine(K, problem.bias)), g),
-                Check("NC3 = its limit (abs)", abs(nc["NC3"] - theory.nc3_limit(K, problem.bias))
-                      if problem.bias in ("none", "free") else nc["NC3"], g,
-                      f"NC3 = {nc['NC3']:.6g}" + (f", limit {theory.nc3_limit(K, problem.bias):.6g}"
-                                                  if problem.bias in ("none", "free") else "")),
-                Check("NC4 share disagreeing with nearest mean", nc["NC4"], 0.0 if graded else None)]
-        out += rb_checks(problem, W_L, means, eps, graded)
+    graded = asserted and problem.bias in ("none", "free")
+    g = checks.GEOMETRY_TOL if graded else None
+    names = ["NC1 tr(S_W S_B^+)/K", "NC2 equinorm of centred means", "NC2 equiangularity of classifier rows",
+             "classifier cosine = closed form" + (" (abs)" if graded else ""), "NC3 = its limit (abs)",
+             "NC4 share disagreeing with nearest mean"]
+    if zero:
+        void = f"{zero_reason}: the geometry of a zero product is undefined"
+        out += [Check.undefined(name, void) for name in names + rb_check_names(problem)]
         if problem.bias == "free" and problem.layers == 1 and problem.model == "ufm":
-            Hc = h - h.mean(axis=1, keepdims=True)
-            ridge = (Y - Y.mean(axis=1, keepdims=True)) @ Hc.T @ np.linalg.inv(Hc @ Hc.T + problem.N * lam * np.eye(h.shape[0]))
-            out.append(checks.close("central path: W = ridge LS classifier of its features", W_L, ridge,
-                                    checks.GEOMETRY_TOL))
+            out.append(Check.undefined(CENTRAL_PATH, void))
+        return out, numbers
+    means = metrics.class_means(h.T, labels, K)
+    nc = {"NC1": metrics.nc1(h.T, labels, K), "NC2_means": metrics.nc2(h.T, labels, K),
+          "NC2_classifier": metrics.frame_geometry(W_L), "NC3": metrics.nc3(W_L, h.T, labels, K),
+          "NC4": metrics.nc4(W_L, b, h.T, labels, K)}
+    numbers["nc"] = nc
+    cosine = nc["NC2_classifier"]["mean_cosine"]
+    out += [Check(names[0], nc["NC1"], 1e-10 if graded else None),
+            Check(names[1], nc["NC2_means"]["equinorm"], g),
+            Check(names[2], nc["NC2_classifier"]["equiangular"], g),
+            Check(names[3], abs(cosine - theory.rb_cosine(K, problem.bias)), g) if graded else
+            checks.close(names[3], cosine, theory.rb_cosine(K, problem.bias if problem.bias == "free" else "none"),
+                         None),
+            Check(names[4], abs(nc["NC3"] - theory.nc3_limit(K, problem.bias))
+                  if problem.bias in ("none", "free") else nc["NC3"], g,
+                  f"NC3 = {nc['NC3']:.6g}" + (f", limit {theory.nc3_limit(K, problem.bias):.6g}"
+                                              if problem.bias in ("none", "free") else "")),
+            Check(names[5], nc["NC4"], 0.0 if graded else None)]
+    out += rb_checks(problem, W_L, means, eps, graded)
+    if problem.bias == "free" and problem.layers == 1 and problem.model == "ufm":
+        Hc = h - h.mean(axis=1, keepdims=True)
+        gram = Hc @ Hc.T + problem.N * lam * np.eye(h.shape[0])
+        ridge = (Y - Y.mean(axis=1, keepdims=True)) @ Hc.T @ np.linalg.inv(gram)
+        # the ridge inverse loses digits with the Gram matrix's condition (~ ||H||^2 / (N lambda_W))
+        out.append(checks.close(CENTRAL_PATH, W_L, ridge,
+                                checks.floored(checks.GEOMETRY_TOL, checks.ROUNDING * np.linalg.cond(gram)),
+                                f"Gram condition {np.linalg.cond(gram):.3g}"))
     return out, numbers
+
+
+CENTRAL_PATH = "central path: W = ridge LS classifier of its features"
 
 
 def relu_kinks(problem: SquareLossProblem, params: dict, data: SquareLossData, tol: float = 1e-7) -> int:
@@ -323,8 +561,24 @@ def relu_kinks(problem: SquareLossProblem, params: dict, data: SquareLossData, t
     return count
 
 
+RB_NAMES = {"free": ["seed R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
+                     "seed R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
+            "none": ["seed R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
+                     "corrected bias-free: W_L^c = eps mu_c/(K lam)",
+                     "corrected bias-free: ||W_L^c||^2 = eps(1-eps)/(K lam)"],
+            "decayed": ["seed R-B W_L formula with a decayed bias (rel err)"]}
+
+
+def rb_check_names(problem: SquareLossProblem) -> list[str]:
+    return RB_NAMES[problem.bias if problem.bias in ("none", "free") else "decayed"]
+
+
 def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
-    """The seed's relations (stated for a free bias) and their bias-free correction, at a nonzero solution."""
+    """The seed's relations (stated for a free bias) and their bias-free correction, at a nonzero solution.
+
+    Tolerances have the float64 floor of their inputs: eps = 1 - (true-class output) is formed by cancellation
+    against 1 (relative floor ~ eps_machine / eps), and the norm formulas' second factor ``1 - eps`` (bias-free) or
+    ``1 - K eps/(K-1)`` (free bias), small near the threshold, by cancellation too."""
     K, lam = problem.C, problem.lambda_W
     seed_W = theory.rb_classifier(K, eps, lam, means, "free")
     fixed_W = theory.rb_classifier(K, eps, lam, means, "none")
@@ -332,23 +586,47 @@ def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
     fixed_norm = theory.rb_classifier_norm_sq(K, eps, lam, "none")
     norms = np.sum(W_L**2, axis=1)
     err_seed = checks.rel(W_L, seed_W)
+    names = rb_check_names(problem)
+    g = checks.GEOMETRY_TOL if graded else None
+    eps_floor = checks.cancellation_floor(1.0, eps)
     out = []
     if problem.bias == "free":
-        g = checks.GEOMETRY_TOL if graded else None
-        out.append(Check("seed R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))", err_seed, g))
-        out.append(checks.close("seed R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)", norms, np.full(K, seed_norm), g))
+        fit = 1.0 - K * eps / (K - 1)
+        out.append(Check(names[0], err_seed, checks.floored(g, eps_floor)))
+        out.append(checks.close(names[1], norms, np.full(K, seed_norm),
+                                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, fit))))
     elif problem.bias == "none":
         ratio = float(np.sqrt(np.mean(norms) / seed_norm)) if seed_norm > 0 else float("nan")
-        out.append(Check("seed R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
-                         1e-3 / max(err_seed, 1e-300), 1.0 if graded else None,
+        out.append(Check(names[0], 1e-3 / max(err_seed, 1e-300), 1.0 if graded else None,
                          f"rel err {err_seed:.3g}; ||W_L^c|| / seed's = {ratio:.6g}"))
-        g = checks.GEOMETRY_TOL if graded else None
-        out.append(Check("corrected bias-free: W_L^c = eps mu_c/(K lam)", checks.rel(W_L, fixed_W), g))
-        out.append(checks.close("corrected bias-free: ||W_L^c||^2 = eps(1-eps)/(K lam)", norms, np.full(K, fixed_norm), g))
+        out.append(Check(names[1], checks.rel(W_L, fixed_W), checks.floored(g, eps_floor)))
+        out.append(checks.close(names[2], norms, np.full(K, fixed_norm),
+                                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, 1.0 - eps))))
     else:
-        out.append(Check("seed R-B W_L formula with a decayed bias (rel err)", err_seed, None,
+        out.append(Check(names[0], err_seed, None,
                          "the decayed bias forces the bias-free contradiction; reported only"))
     return out
+
+
+def _convergence_checks(problem: SquareLossProblem, found: SquareLossSolution, kinks: int) -> list[Check]:
+    """The best element converged; not every element ended at a saddle."""
+    sol, best = found.solution, found.best
+    ok = bool(sol.converged[best])
+    status = int(sol.status[best])
+    if kinks:
+        detail = (f"{kinks} ReLU pre-activations at the kink" if ok else
+                  f"stopped on {kinks} ReLU kinks (nonsmooth point), rel grad {sol.rel_grad_norm[best]:.2e}")
+    else:
+        detail = "" if ok else f"{STATUS_MESSAGES[status]}, rel grad {sol.rel_grad_norm[best]:.2e}"
+    detail = (f"rel grad of f/s (s = {found.scale:.3g}) in balanced coordinates, element {best} "
+              f"({found.labels[best]})" + (f"; {detail}" if detail else ""))
+    saddles = [i for i, st in enumerate(sol.status) if st == SADDLE]
+    return [Check("solver converged at the best restart (rel grad)",
+                  float(sol.rel_grad_norm[best]) if ok else float("inf"), found.options.rtol, detail),
+            Check("not every restart ended at a saddle (restarts ending SADDLE)", float(len(saddles)),
+                  float(sol.status.size - 1),
+                  f"of {sol.status.size} (the candidate W = H = 0 included); SADDLE at "
+                  f"{[found.labels[i] for i in saddles]}" if saddles else f"none of {sol.status.size}")]
 
 
 def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
@@ -359,13 +637,14 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
     best_ok = bool(found.solution.converged[found.best])
     result_checks, numbers = solution_checks(problem, found.params, data, t, best_ok)
     conv = found.solution.report()
+    saddles = [i for i, st in enumerate(found.restart_status) if st == SADDLE]
+    conv.update({"elements": found.labels, "saddle_restarts": saddles,
+                 "saddle_starts": [found.labels[i] for i in saddles], "objective_scale": found.scale,
+                 "balanced_decay": balanced_decay(problem),
+                 "note": "gradients are of f / objective_scale in balanced coordinates; --restarts random "
+                         "restarts plus the candidate W = H = 0 where it applies"})
     kinks = relu_kinks(problem, found.params, data)
-    result_checks.insert(0, Check("solver converged at the best restart (rel grad)",
-                                  float(found.solution.rel_grad_norm[found.best]) if best_ok else float("inf"),
-                                  SOLVER.rtol,
-                                  (f"{kinks} ReLU pre-activations at the kink" if best_ok else
-                                   f"stopped on {kinks} ReLU kinks (nonsmooth point), rel grad "
-                                   f"{found.solution.rel_grad_norm[found.best]:.2e}") if kinks else ""))
+    result_checks[:0] = _convergence_checks(problem, found, kinks)
     headline = [f"ufm {problem.model} square loss: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
                 f"act={problem.act} bias={problem.bias} lambda_W={problem.lambda_W:g}"
                 + (f" lambda_H={problem.lambda_H:g}" if problem.model == "ufm" else f" inputs={problem.inputs}")]
@@ -384,19 +663,23 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
                                    f"lowest restart {lowest:.15g}"))
         headline.append(f"closed form: objective {t['objective']:.15g}  eps {t['eps']:.12g}"
                         + (f"  x* {t['x']:.12g}  beta {t['beta']:.6g} (threshold {t['beta_c']:.6g})" if "x" in t else
-                           f"  rho {t['rho']:.6g}"))
+                           f"  rho {t['rho']:.6g}") + ("  (W = H = 0)" if t["zero"] else ""))
     else:
         headline.append("closed form: none known for this configuration (identities and NC metrics only)")
-    at_best = np.sum(np.abs(found.restart_losses - found.restart_losses[found.best])
-                     <= 1e-10 * abs(found.restart_losses[found.best]))
+    losses = found.restart_losses
+    at_best = np.sum(np.abs(losses - losses[found.best]) <= 1e-10 * abs(losses[found.best]))
     result_checks.append(Check("restarts ending at the best objective", float(at_best), None,
-                               f"of {problem.restarts}; end objectives {np.array2string(found.restart_losses, precision=10)};"
+                               f"of {losses.size} ({problem.restarts} random"
+                               + (" + the candidate W = H = 0" if zero_candidate(problem) else "")
+                               + f"); end objectives {np.array2string(losses, precision=10)};"
                                f" factor ranks {found.restart_ranks}"))
-    headline.append(f"best restart {found.best}: objective {numbers['objective']:.15g}, eps {numbers['eps']:.12g}")
-    numbers.update({"restart_losses": found.restart_losses, "restart_ranks": found.restart_ranks,
-                    "restart_status": found.restart_status, "seconds": time.perf_counter() - t0})
+    headline.append(f"best restart {found.best} ({found.labels[found.best]}): objective {numbers['objective']:.15g}, "
+                    f"eps {numbers['eps']:.12g}")
+    numbers.update({"restart_losses": losses, "restart_ranks": found.restart_ranks,
+                    "restart_status": found.restart_status, "restart_starts": found.labels,
+                    "seconds": time.perf_counter() - t0})
     config = {"loss": {"ufm": "mse" if problem.layers == 1 else "mse-deep", "net": "mse-net"}[problem.model],
-              **dataclasses.asdict(problem), "solver": dataclasses.asdict(SOLVER)}
+              **dataclasses.asdict(problem), "solver": dataclasses.asdict(found.options)}
     arrays = {f"W{i + 1}": np.asarray(W) for i, W in enumerate(found.params["layers"])}
     if "H" in found.params:
         arrays["H"] = np.asarray(found.params["H"])
@@ -404,7 +687,7 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
         arrays["b"] = np.asarray(found.params["b"])
     F, h = forward(found.params, data)
     arrays.update({"F": np.asarray(F), "features": np.asarray(h), "labels": problem.labels,
-                   "restart_losses": found.restart_losses})
+                   "restart_losses": losses})
     return Report(config["loss"], config, headline, result_checks, conv, numbers, arrays, "solution.npz")
 
 

@@ -43,7 +43,7 @@ def forward(params: dict, data: SquareLossData) -> tuple[jax.Array, jax.Array]:
 def square_loss(params: dict, data: SquareLossData) -> jax.Array:
     """``1/(2N) ||F - Y||_F^2 + sum_l (lambda_l/2)||W_l||^2 + (lambda_H/2)||H||^2 + (lambda_b/2)||b||^2``.
 
-    The seed's normalisation (shared/theory/square_loss_wd.md, "Objective"); a free bias has lambda_b = 0.
+    The seed's normalisation (Rangamani and Banburski, ICASSP 2022); a free bias has lambda_b = 0.
     """
     F, _ = forward(params, data)
     N = data.Y.shape[1]
@@ -54,3 +54,11 @@ def square_loss(params: dict, data: SquareLossData) -> jax.Array:
     if "b" in params:
         loss += 0.5 * data.lambda_b * jnp.sum(params["b"] ** 2)
     return loss
+
+
+def scaled_square_loss(params: dict, args: tuple[SquareLossData, jax.Array]) -> jax.Array:
+    """``square_loss(params, data) / scale`` with ``args = (data, scale)``: the same minimisers, on a scale where the
+    optimum's objective is >= 1, so that the solver's rounding window and relative gradient (both relative to
+    ``max(1, |f|)``) are relative to f itself however small the decays make it."""
+    data, scale = args
+    return square_loss(params, data) / scale

@@ -11,6 +11,13 @@ from ufm.problems import InputError, require, require_int, require_positive
 MODELS = ("ufm", "net")
 ACTIVATIONS = ("linear", "relu")
 INPUTS = ("orthonormal", "gaussian")
+# Accepted weight decays (lambda_W, lambda_H, and a bias decay lambda_b). Below 1e-9 the residual Y - F of the
+# optimum (~ K n^(1/m) lambda, e.g. eps = 2.2e-8 at K = 10, n = 5, lambda = 1e-9) is formed by cancelling outputs
+# of size ~1, so it keeps fewer than 8 correct digits in float64 and the checks built on it (the identities, eps,
+# the R-B relations) have almost nothing left to grade. The upper end only bounds the range so that its extremes
+# are tested: past it the optimum is W = H = 0 unless another decay is tiny, and the solver works in balanced
+# coordinates, where only the geometric mean of the decays enters (their ratio moves the factors' scales only).
+DECAY_RANGE = (1e-9, 1e6)
 
 
 def parse_bias(value) -> str | float:
@@ -22,7 +29,19 @@ def parse_bias(value) -> str | float:
     except (TypeError, ValueError):
         raise InputError("bias", f"must be none, free or a bias weight decay >= 0, got {value!r}") from None
     require(np.isfinite(lambda_b) and lambda_b >= 0, "bias", f"must be none, free or a bias weight decay >= 0, got {value!r}")
-    return "free" if lambda_b == 0 else lambda_b
+    if lambda_b == 0:
+        return "free"
+    require(DECAY_RANGE[0] <= lambda_b <= DECAY_RANGE[1], "bias",
+            f"a bias weight decay must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}] (or 0: free), got {value!r}")
+    return lambda_b
+
+
+def require_decay(value, field: str) -> None:
+    """A weight decay: a finite number in DECAY_RANGE (see there for why the range is bounded)."""
+    require_positive(value, field)
+    require(DECAY_RANGE[0] <= value <= DECAY_RANGE[1], field,
+            f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}] (float64 keeps too few digits of the optimum's "
+            f"residual below), got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +51,9 @@ class SquareLossProblem:
     ``model="ufm"``: free features H (d x N) with weight decay lambda_H under the layers (L = 1 is the one-layer
     UFM); ``model="net"``: fixed inputs X (orthonormal columns, or a seeded Gaussian mixture) instead of H. Every
     layer has weight decay lambda_W; ``bias`` is ``"none"``, ``"free"`` or a bias weight decay. Weight decays must
-    be > 0 (at 0 the infimum over rescaled factors is not attained).
+    be > 0 (at 0 the infimum over rescaled factors is not attained) and lie in ``DECAY_RANGE``. ``act="relu"`` needs
+    ``layers >= 2``: the activation acts between layers, and one layer has none. Constructing a problem allocates
+    nothing (inputs and targets are built on demand), so a huge size is refused by the memory estimate at once.
     """
 
     C: int = 10
@@ -56,8 +77,10 @@ class SquareLossProblem:
         require(self.act in ACTIVATIONS, "act", f"must be one of {', '.join(ACTIVATIONS)}, got {self.act!r}")
         require(self.inputs in INPUTS, "inputs", f"must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         object.__setattr__(self, "bias", parse_bias(self.bias))
-        require_positive(self.lambda_W, "lambda_W")
-        require_positive(self.lambda_H, "lambda_H")
+        require(self.act == "linear" or self.layers >= 2, "act",
+                f"relu acts between layers: with layers = 1 there is none (use linear), got act={self.act!r}")
+        require_decay(self.lambda_W, "lambda_W")
+        require_decay(self.lambda_H, "lambda_H")
         if self.d is None:
             object.__setattr__(self, "d", self.C)
         require_int(self.d, "d", self.C)
