@@ -74,10 +74,14 @@ def _estimate(sizes: dict) -> int:
     """Peak bytes of a run from its sizes (python ints: no overflow, nothing allocated); see memory_estimate."""
     C, d, k = sizes["C"], sizes["d"], sizes["points"]
     B = _subproblems(sizes)
-    d_max = max(d, 2 * C + 1)  # the d-independence solve may use 2C + 1
-    # shared data and the largest intermediates of one solve: W, targets, logits, features
-    data = 8 * (C * d_max + 2 * B * C + B * d_max)
-    solve = peak_bytes(d_max, B, SOLVER, data)
+    d_other = C - 1 if d != C - 1 else 2 * C + 1  # other_dimension
+    d_max = max(d, d_other)
+
+    def solve(dim, batch):  # one solve; its data and largest intermediates: W, targets, logits, features
+        return peak_bytes(dim, batch, SOLVER, 8 * (C * dim + 2 * batch * C + batch * dim))
+
+    # main and square-loss solves in d, the d-independence one in d_other (random mixes only with points >= 3)
+    solves = max(solve(d, B), solve(d_other, B if k <= 2 else sizes["n_mixes"]))
     # the ETF (Helmert basis C x (C-1), isometry d x (C-1)) for both dimensions
     etf = 8 * (C * C + 2 * d_max * C)
     # arrays of the report: features of three solves, closed form, vertex stacks (n, 2 or k, d), logits, targets
@@ -86,7 +90,7 @@ def _estimate(sizes: dict) -> int:
         n = sizes["n_mixes"]
         # (n, k, d) gathers of the closed form and of NonLin (CE, square, the kappa sweep), per-mix python lists
         report += 8 * 8 * n * k * d_max + n * (400 + 16 * k)
-    return solve + etf + report
+    return solves + etf + report
 
 
 def _sizes(problem: MixupProblem) -> dict:
@@ -94,12 +98,13 @@ def _sizes(problem: MixupProblem) -> dict:
             "n_mixes": problem.n_mixes or 0}
 
 
-def driving_field(estimate, sizes: dict, minima: dict) -> str:
-    """The size field whose reduction to its minimum lowers ``estimate(sizes)`` most (the one to name when a run
-    is refused)."""
-    def reduced(field):
-        return estimate({**sizes, field: min(sizes[field], minima[field])})
-    return min(minima, key=reduced)
+def driving_field(estimate, sizes: dict, reference: dict) -> str:
+    """The size field (a key of ``reference``, in its order on ties) whose excess over its reference value (its
+    default) accounts for most of ``estimate(sizes)``: the largest ``estimate(sizes) / estimate(sizes with that
+    field lowered to its reference)``. The one to name when a run is refused."""
+    def share(field):
+        return estimate(sizes) / max(1, estimate({**sizes, field: min(sizes[field], reference[field])}))
+    return max(reference, key=share)
 
 
 def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
@@ -107,8 +112,9 @@ def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
     ``ufm.solver.peak_bytes`` of its batch, shared data counted once per solve), the ETFs and the report's arrays.
     From the sizes only; nothing is allocated."""
     sizes = _sizes(problem)
-    minima = {"C": 2, "d": 1, **({"n_lambdas": 2} if problem.points <= 2 else {"n_mixes": 1, "points": 3})}
-    return _estimate(sizes), driving_field(_estimate, sizes, minima)
+    reference = {"C": 10, "d": sizes["C"], **({"n_lambdas": DEFAULT_LAMBDAS} if problem.points <= 2
+                                              else {"n_mixes": 1000, "points": 3})}
+    return _estimate(sizes), driving_field(_estimate, sizes, reference)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Mixup with the classifier learned jointly (issue 9): sizes, weight decays, Beta(alpha, alpha) quadrature, targets."""
+"""Mixup with the classifier learned jointly: sizes, weight decays, Beta(alpha, alpha) quadrature, targets."""
 
 from __future__ import annotations
 
@@ -10,12 +10,26 @@ import numpy as np
 from ufm.problems import require, require_int, require_positive
 from ufm.theory.mixup_joint import beta_quadrature
 
+# Gauss-Jacobi nodes: the rule converges exponentially in n for the smooth integrands of the 1-D reduction, and
+# scipy's roots_jacobi costs O(n^2) time (1.9 s at n = 1e4, 220 s at 1e5); the run also builds the 2n-node rule.
+MAX_NODES = 1000
+
+
+def count_targets(C: int, n_nodes: int, samples_per_target: int, erm: bool) -> int:
+    """Rows of ``MixupJointProblem.targets()``: ``s C^2 n`` with s > 1 samples per ordered (c, c', node); else the
+    distinct soft targets, ``C + C(C-1)/2 n`` (mirrored nodes merged; ERM: the C pure ones)."""
+    n = 2 if erm else n_nodes
+    if samples_per_target > 1:
+        return samples_per_target * C * C * n
+    return C if erm else C + C * (C - 1) // 2 * n
+
 
 @dataclasses.dataclass(frozen=True)
 class MixupJointProblem:
     """C classes, features in R^d, mixing lam ~ Beta(alpha, alpha) (alpha = 0: ERM, no mixup) integrated by an
     ``n_nodes``-point Gauss-Jacobi rule, weight decays lambda_W (classifier) and lambda_H (features), ``restarts``
-    seeded random starts of the nonconvex joint problem.
+    seeded random starts of the nonconvex joint problem (plus the critical point W = H = 0 where it can be the
+    optimum, ``zero_start``). With ``alpha = 0`` the quadrature is not used and ``n_nodes`` is ignored.
 
     ``samples_per_target`` > 1 gives every ordered (c, c', lam-node) that many separate feature variables (weights
     split evenly) instead of one per distinct soft target: used once to check that the optimum is collapsed.
@@ -41,6 +55,8 @@ class MixupJointProblem:
         require_positive(self.lam_W, "lam_W")
         require_positive(self.lam_H, "lam_H")
         require_int(self.n_nodes, "n_nodes", 1)
+        require(self.n_nodes <= MAX_NODES, "n_nodes", f"must be at most {MAX_NODES} (the quadrature converges "
+                f"exponentially; scipy's Gauss-Jacobi nodes cost O(n^2) time), got {self.n_nodes!r}")
         require_int(self.restarts, "restarts", 1)
         require_int(self.samples_per_target, "samples_per_target", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
@@ -48,6 +64,11 @@ class MixupJointProblem:
     @property
     def erm(self) -> bool:
         return self.alpha == 0
+
+    @property
+    def n_targets(self) -> int:
+        """Number of feature variables (rows of :meth:`targets`), from the sizes alone (python ints)."""
+        return count_targets(self.C, self.n_nodes, self.samples_per_target, self.erm)
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
         return beta_quadrature(self.alpha, self.n_nodes)
