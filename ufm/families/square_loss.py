@@ -264,7 +264,8 @@ def start_labels(problem: SquareLossProblem) -> list[str]:
                   for i in range(problem.restarts)]
     else:
         labels = [f"random {i} (Gaussian)" for i in range(problem.restarts)]
-    return labels + (["candidate W = H = 0"] if zero_candidate(problem) else [])
+    candidate = "candidate W = H = 0" if problem.model == "ufm" else "candidate W = 0"
+    return labels + ([candidate] if zero_candidate(problem) else [])
 
 
 def _balanced_starts(problem: SquareLossProblem) -> dict:
@@ -625,7 +626,7 @@ def _convergence_checks(problem: SquareLossProblem, found: SquareLossSolution, k
                   float(sol.rel_grad_norm[best]) if ok else float("inf"), found.options.rtol, detail),
             Check("not every restart ended at a saddle (restarts ending SADDLE)", float(len(saddles)),
                   float(sol.status.size - 1),
-                  f"of {sol.status.size} (the candidate W = H = 0 included); SADDLE at "
+                  f"of {sol.status.size} (the candidate W = 0 included where it applies); SADDLE at "
                   f"{[found.labels[i] for i in saddles]}" if saddles else f"none of {sol.status.size}")]
 
 
@@ -670,7 +671,7 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
     at_best = np.sum(np.abs(losses - losses[found.best]) <= 1e-10 * abs(losses[found.best]))
     result_checks.append(Check("restarts ending at the best objective", float(at_best), None,
                                f"of {losses.size} ({problem.restarts} random"
-                               + (" + the candidate W = H = 0" if zero_candidate(problem) else "")
+                               + (f" + the {found.labels[-1]}" if zero_candidate(problem) else "")
                                + f"); end objectives {np.array2string(losses, precision=10)};"
                                f" factor ranks {found.restart_ranks}"))
     headline.append(f"best restart {found.best} ({found.labels[found.best]}): objective {numbers['objective']:.15g}, "
