@@ -69,6 +69,8 @@ def _families_help() -> str:
 
 def _family_parser(family) -> Parser:
     parser = _common_parser()
+    if getattr(family, "DESCRIPTION", ""):
+        parser.description += f" This family: {family.DESCRIPTION}."
     family.add_arguments(parser)
     return parser
 
