@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _families_help() -> str:
 def _family_parser(family) -> Parser:
     parser = _common_parser()
     if getattr(family, "DESCRIPTION", ""):
-        parser.description += f" This family: {family.DESCRIPTION}."
+        parser.description = textwrap.fill(f"{parser.description} This family: {family.DESCRIPTION}.", 79)
     family.add_arguments(parser)
     return parser
 
