@@ -138,9 +138,9 @@ def parse(argv: list[str]):
     _refuse_unused_flags(family, ns.loss, argv, ns)  # before validation: its message is the one that applies
     try:
         problem = family.problem_from_args(ns)
+        _refuse_over_budget(family, problem, ns.max_memory)
     except InputError as err:
         raise UsageError(f"argument {flag_of(family, err.field)}: {err.message}") from None
-    _refuse_over_budget(family, problem, ns.max_memory)
     return family, ns, problem
 
 
