@@ -105,10 +105,9 @@ def test_md_large_r_approaches_model2_with_memorised_noisy_labels():
     model2 = float(np.min(family.minimise(family.model2_loss, family.random_params(nn, "ufm"), data,
                                           options=family.SOLVER).loss))
     gaps, fitted = [], []
-    for r in (3.0, 30.0):
+    for r in (3.0, 20.0):  # 20: the top of the accepted range
         out = md.solve(dataclasses.replace(base, r=r))
-        f = float(out["solution"].loss[out["best"]])  # augmented terms vanish at a KKT point (c = 0 or nu = 0)
-        gaps.append(f - model2)
+        gaps.append(out["objective"] - model2)
         fitted.append(md.measures(dataclasses.replace(base, r=r), out["W"], out["H"])["noisy_fitted"])
     assert -1e-12 <= gaps[1] < gaps[0], gaps
     assert fitted[1] == 1.0 and fitted[0] <= fitted[1], fitted

@@ -11,6 +11,7 @@ import numpy as np
 
 from ufm.checks import Check
 from ufm.metrics import class_means
+from ufm.solver import CONVERGED, SADDLE, STATUS_MESSAGES
 
 OBJECTIVE_TOL = 1e-12
 GEOMETRY_TOL = 1e-8
@@ -43,7 +44,8 @@ def geometry(W: np.ndarray, H: np.ndarray, labels: np.ndarray, K: int) -> dict:
     norms = np.linalg.norm(means, axis=1)
     scale = max(norms.max(), 1e-300)
     spread = float(np.max(np.linalg.norm(H.T - means[labels], axis=1)) / scale)
-    cos = means @ means.T / np.outer(np.maximum(norms, 1e-300), np.maximum(norms, 1e-300))
+    unit = means / np.maximum(norms, 1e-300)[:, None]  # a dead class (mu_k = 0) has cosine 0 with every class
+    cos = unit @ unit.T
     Z = W @ H
     true = Z[labels, np.arange(H.shape[1])]
     others = np.where(np.eye(K, dtype=bool)[:, labels], np.inf, Z)
@@ -58,3 +60,26 @@ def relative(name: str, values, expected: float, tol: float | None, detail: str 
     values = np.atleast_1d(np.asarray(values, dtype=float))
     err = float(np.max(np.abs(values - expected)) / abs(expected)) if expected != 0 else float(np.max(np.abs(values)))
     return Check(name, err, tol, detail)
+
+
+def status_counts(status) -> str:
+    """``"3 converged, 1 saddle point, ..."``: how the elements of a batch ended (solver statuses by message)."""
+    status = np.asarray(status)
+    short = {s: m.split(":")[0] for s, m in STATUS_MESSAGES.items()}
+    return ", ".join(f"{int(np.sum(status == s))} {short[s]}" for s in sorted(STATUS_MESSAGES) if np.any(status == s))
+
+
+def converged(name: str, status, rel_grad, best: int, rtol: float, what: str = "restarts", extra: str = "") -> Check:
+    """Graded: the element chosen as best (``ufm.solver.best_element``) ended CONVERGED (value 0; 1 otherwise, so
+    the value stays finite). The detail names its status, its relative gradient and how every element ended; with no
+    converged element it says so (e.g. every restart ended at a saddle point)."""
+    status = np.asarray(status)
+    ok = bool(status[best] == CONVERGED)
+    detail = f"{what}: {status_counts(status)}; best rel grad {float(rel_grad[best]):.2e} (rtol {rtol:.0e}){extra}"
+    if not ok:
+        why = ("no element converged" if not np.any(status == CONVERGED) else
+               "the lowest point found did not converge (lower than every converged one beyond rounding)")
+        if np.all(status == SADDLE):
+            why = "every element ended at a saddle point"
+        detail = f"{why}: best ended '{STATUS_MESSAGES.get(int(status[best]), status[best])}'; {detail}"
+    return Check(name, 0.0 if ok else 1.0, 0.0, detail)

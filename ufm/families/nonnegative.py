@@ -21,7 +21,7 @@ from ufm.objectives.nonnegative import (NonnegData, cross_entropy, model1_factor
                                         model2_loss, smoothed_targets)
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.report import Report
-from ufm.solver import SolverOptions, minimise
+from ufm.solver import SolverOptions, best_element, minimise, peak_bytes
 from ufm.theory import nonnegative as theory
 
 NAME = "nonneg"
@@ -30,7 +30,38 @@ VARIANTS = {"nonneg-lpm": "lpm", "nonneg-ufm": "ufm"}
 FLAGS = {"alpha": "--ls-alpha", "E_W": "--E-W", "E_H": "--E-H", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,
                        quasi_newton_rtol=1e-9, max_steps=300, label="nonneg")
+MAX_PASSES = 8
 LOSSES = {"lpm": (model1_loss, model1_factors), "ufm": (model2_loss, model2_factors)}
+
+
+# Flags of this family that a variant does not read (the CLI refuses them when given explicitly).
+UNUSED_FLAGS = {"nonneg-lpm": {"lambda_W", "lambda_H"}, "nonneg-ufm": {"E_W", "E_H"}}
+
+
+def _peak_bytes(K: int, n: int, d: int, batch: int) -> int:
+    """Peak bytes of one solve (the passes run one after another) and the report's arrays, from sizes only.
+
+    Variables per start ``K d + d N`` (N = K n); the dense Hessian (``ufm.solver.peak_bytes``) and the forward-mode
+    intermediates of forming it, one set per variable: the K x N logits and their ~7 elementwise companions in the
+    cross-entropy, and H = G*G with its products (3 d x N). Measured: the default nonneg-ufm run (K = 10, n = 4,
+    d = 20, 6 restarts) peaks at 465 MB resident above the interpreter with jax loaded; this gives 463 MB."""
+    N = K * n
+    n_vars = K * d + d * N
+    hessian_intermediates = batch * n_vars * (8 * K * N + 3 * d * N) * 8
+    data = (2 * K * N + d * N) * 8
+    report = 2 * batch * n_vars * 8  # restart_W, restart_H and the per-start (W, H) copies
+    return peak_bytes(n_vars, batch, SOLVER, data) + hessian_intermediates + report
+
+
+def memory_estimate(problem: NonnegProblem) -> tuple[int, str]:
+    """Estimated peak bytes of ``run(problem)`` and the field that drives it: the size field (C, n, d, restarts)
+    whose reduction to its minimum (2, 1, C, 1) would shrink the estimate most. Allocates nothing."""
+    K, n, d, R = problem.C, problem.n, problem.d, problem.restarts
+    zero = int(zero_start(problem))
+    total = _peak_bytes(K, n, d, R + zero)
+    at_minimum = {"C": _peak_bytes(2, n, d, R + zero), "n": _peak_bytes(K, 1, d, R + zero),
+                  "d": _peak_bytes(K, n, K, R + zero), "restarts": _peak_bytes(K, n, d, 1 + zero)}
+    return total, min(at_minimum, key=at_minimum.get)
 
 
 def add_arguments(parser) -> None:
@@ -66,20 +97,93 @@ def random_params(problem, model: str) -> dict:
     return {first: jnp.asarray(rng.standard_normal((R, K, d))), "G": jnp.asarray(rng.uniform(0.5, 1.5, (R, d, N)))}
 
 
+def zero_start(problem: NonnegProblem) -> bool:
+    """Whether the known critical point W = 0, G = 0 (H = 0) is added to the starts: where the theory says the zero
+    solution is the optimum (Model 2 with gamma_alpha >= (K-1)/K). In the G parametrisation H = G*G the zero
+    solution is a degenerate minimum (the loss is quartic in G there), which random starts reach only linearly
+    slowly; the start itself is exact. Elsewhere it is not added: W = G = 0 is then a saddle of Model 2 whose descent
+    is along a curve (W ~ t, G ~ sqrt(t)), invisible to the Hessian (diag(lambda_W, 0) there), so a start on it
+    would be reported converged."""
+    return problem.model == "ufm" and bool(theory_for(problem)["zero"])
+
+
+def start_params(problem: NonnegProblem) -> dict:
+    """The seeded random restarts, plus W = G = 0 last where :func:`zero_start` holds."""
+    params = random_params(problem, problem.model)
+    if zero_start(problem):
+        params = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros_like(a[:1])]), params)
+    return params
+
+
+def batch_size(problem: NonnegProblem) -> int:
+    return problem.restarts + int(zero_start(problem))
+
+
 def theory_for(problem: NonnegProblem) -> dict:
     if problem.model == "lpm":
         return theory.model1_optimum(problem.C, problem.E_W, problem.E_H, problem.alpha)
     return theory.model2_optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H, problem.alpha)
 
 
+def _scaled_model1_loss(params: dict, args) -> jax.Array:
+    data, scale = args
+    return model1_loss(params, data) / scale
+
+
+def _scaled_model2_loss(params: dict, args) -> jax.Array:
+    data, scale = args
+    return model2_loss(params, data) / scale
+
+
+SCALED = {"lpm": _scaled_model1_loss, "ufm": _scaled_model2_loss}
+
+
 def solve(problem: NonnegProblem, *, progress: bool = False):
-    loss, factors = LOSSES[problem.model]
+    """Solve from :func:`start_params`; returns the solver's Solution (one element per start; ``loss`` is the
+    model's objective, ``steps`` summed over the passes), each start's (W, H) and the objective data.
+
+    Passes of the same compiled solve on ``L / s``, each from the previous one's end points: the first with s = 1,
+    the next with s = the smallest loss found (while it is below 1 and below half the previous s, at most
+    ``MAX_PASSES``). The solver's test ``||grad|| / max(1, |objective|) <= rtol`` is then ``||grad L|| / max(s, L)
+    <= rtol``: relative to the loss itself where it is tiny (CE at a large margin is ~ (K-1) e^{-M}: 5e-11 at
+    M_max = 24.5, 1e-53 at M_max = 122), where a test against 1 passes at any point (at M_max = 122 every restart
+    "converged" 70 % off the optimal margins; one rescaling from a start 1e19 times above the optimum is not
+    enough at M_max = 367, hence the repeat). ``rel_grad_norm`` and the statuses are the last pass's."""
+    _, factors = LOSSES[problem.model]
+    fun = SCALED[problem.model]
     data = objective_data(problem)
-    sol = minimise(loss, random_params(problem, problem.model), data,
-                   options=dataclasses.replace(SOLVER, progress=progress))
-    WH = [tuple(np.asarray(a) for a in factors(jax.tree.map(lambda x, i=i: x[i], sol.params), data))
-          for i in range(problem.restarts)]
+    t = balance(problem)
+    solved = data
+    if problem.model == "ufm":  # the balanced problem: both weight decays sqrt(lambda_W lambda_H) (see balance)
+        both = jnp.sqrt(data.lambda_W * data.lambda_H)
+        solved = data._replace(lambda_W=both, lambda_H=both)
+    options = dataclasses.replace(SOLVER, progress=progress)
+    scale = 1.0
+    sol = minimise(fun, start_params(problem), (solved, jnp.asarray(scale)), options=options)
+    steps, compile_s, solve_s = sol.steps, sol.compile_seconds, sol.solve_seconds
+    for _ in range(MAX_PASSES - 1):
+        finite = sol.loss[np.isfinite(sol.loss)] * scale
+        lowest = float(finite.min()) if finite.size else 0.0
+        if not 0.0 < lowest < 0.5 * scale:
+            break
+        scale = lowest
+        sol = minimise(fun, sol.params, (solved, jnp.asarray(scale)), options=options)
+        steps, compile_s, solve_s = steps + sol.steps, compile_s + sol.compile_seconds, solve_s + sol.solve_seconds
+    sol = dataclasses.replace(sol, loss=sol.loss * scale, steps=steps, compile_seconds=compile_s, solve_seconds=solve_s)
+    WH = []
+    for i in range(sol.loss.size):
+        W, H = (np.asarray(a) for a in factors(jax.tree.map(lambda x, i=i: x[i], sol.params), solved))
+        WH.append((t * W, H / t))
     return sol, WH, data
+
+
+def balance(problem: NonnegProblem) -> float:
+    """Model 2's exact rescaling symmetry: with ``t = (lambda_H/lambda_W)^(1/4)``, ``(W, H) = (t W', H'/t)`` maps
+    the problem with both weight decays ``sqrt(lambda_W lambda_H)`` onto the given one, value for value (``W H =
+    W' H'``, ``lambda_W t^2 = lambda_H / t^2 = sqrt(lambda_W lambda_H)``). The solve works on the balanced problem,
+    whose factors are of one scale: at lambda_W/lambda_H = 1e15 the unbalanced one ran out of steps, 1.6 % above
+    its optimum. Model 1: 1 (its budgets enter through normalisation only)."""
+    return (problem.lambda_H / problem.lambda_W) ** 0.25 if problem.model == "ufm" else 1.0
 
 
 def kkt(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, data: NonnegData) -> dict:
@@ -94,59 +198,71 @@ def kkt(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, data: NonnegData) 
     return checks.kkt_residual(np.asarray(gW), W, np.asarray(gH), H, budgets=problem.model == "lpm")
 
 
+def _geometry_checks(problem: NonnegProblem, W, H, g: dict, t: dict, graded) -> list[Check]:
+    """Collapse, orthogonal means, their norms, margins, the classifier; K = 2: the decision boundary."""
+    K, means = problem.C, g["means"]
+    result = [
+        Check("collapse: max ||h_i - mu_k|| / max ||mu_k||", g["within_class_spread"], graded),
+        Check("class means orthogonal: max |cos|", g["max_abs_cos"], graded),
+        checks.relative("||mu_k||^2 = closed form", g["mean_norm_sq"], t["mean_norm_sq"], graded),
+        checks.relative("every margin = closed form", g["margins"], t["margin"], graded,
+                        f"margins in [{g['margins'].min():.10g}, {g['margins'].max():.10g}]"),
+    ]
+    # a dead class (mu_k = 0) has no direction: floor the norms so that the check fails with a number, not NaN
+    v = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-300)
+    expected_W = t["classifier_scale"] * ((means - means.mean(axis=0)) if problem.model == "lpm" else (v - v.mean(axis=0)))
+    err = float(np.linalg.norm(W - expected_W) / np.linalg.norm(expected_W))
+    result.append(Check("classifier = simplex ETF of the centred means (rel)", err, graded))
+    if K == 2:  # two orthogonal axes; the boundary (w_0 - w_1).h = 0 contains the diagonal mu_0/|mu_0| + mu_1/|mu_1|
+        diff, diag = W[0] - W[1], v[0] + v[1]
+        result.append(Check("K = 2: decision boundary on the diagonal (|cos|)",
+                            float(abs(diff @ diag) / max(np.linalg.norm(diff) * np.linalg.norm(diag), 1e-300)), graded))
+    return result
+
+
+GEOMETRY_NAMES = ("collapse: max ||h_i - mu_k|| / max ||mu_k||", "class means orthogonal: max |cos|",
+                  "||mu_k||^2 = closed form", "every margin = closed form",
+                  "classifier = simplex ETF of the centred means (rel)")
+
+
 def run(problem: NonnegProblem, *, progress: bool = True) -> Report:
     t0 = time.perf_counter()
     sol, WH, data = solve(problem, progress=progress)
     t = theory_for(problem)
-    K, labels = problem.C, problem.labels
-    losses = np.where(sol.converged, sol.loss, np.inf)
-    best = int(np.argmin(losses)) if np.isfinite(losses).any() else int(np.argmin(sol.loss))
+    K, labels, R = problem.C, problem.labels, problem.restarts
+    best = best_element(sol)
     W, H = WH[best]
     geo = [checks.geometry(w, h, labels, K) for w, h in WH]
     g = geo[best]
     k = kkt(problem, W, H, data)
     at_optimum = np.abs(sol.loss - t["objective"]) <= 1e-10 * abs(t["objective"])
-    spurious = [(i, float(sol.loss[i]), geo[i]["dead_classes"]) for i in range(problem.restarts) if not at_optimum[i]]
+    names = [f"restart {i}" if i < R else "zero start" for i in range(sol.loss.size)]
+    spurious = [(names[i], float(sol.loss[i]), geo[i]["dead_classes"]) for i in range(sol.loss.size) if not at_optimum[i]]
     unique = t.get("unique", True)
     zero = t.get("zero", False)
-    graded = checks.GEOMETRY_TOL if unique and not zero else None
+    graded = checks.GEOMETRY_TOL if unique else None
 
     result = [
-        Check("solver converged at the best restart (rel grad)",
-              float(sol.rel_grad_norm[best]) if sol.converged[best] else float("inf"), SOLVER.rtol),
+        checks.converged("solver converged at the best restart", sol.status, sol.rel_grad_norm, best, SOLVER.rtol,
+                         f"{R} restarts" + (" + the zero start" if zero_start(problem) else "")),
         checks.relative("objective = closed form (rel)", sol.loss[best], t["objective"], checks.OBJECTIVE_TOL,
-                        f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g}"),
+                        f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g} ({names[best]})"),
         Check("KKT residual (W, H >= 0" + (", budgets)" if problem.model == "lpm" else ")"), k["residual"], checks.KKT_TOL,
               f"support {k['support']} of {H.size} entries" + (f", nu_W {k['nu_W']:.6g}, nu_H {k['nu_H']:.6g}"
                                                                   if problem.model == "lpm" else "")),
         Check("H >= 0 exactly (min entry)", float(max(0.0, -H.min())), 0.0),
     ]
     if zero:
+        why = (f"undefined at the optimum W = H = 0 (gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K): directions, "
+               "cosines and ratios of zero vectors")
         result.append(Check("zero solution: ||W|| + ||H||", float(np.linalg.norm(W) + np.linalg.norm(H)),
                             checks.GEOMETRY_TOL, f"gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K"))
+        result += [Check.undefined(name, why) for name in GEOMETRY_NAMES
+                   + (("K = 2: decision boundary on the diagonal (|cos|)",) if K == 2 else ())]
     else:
-        means = g["means"]
-        result += [
-            Check("collapse: max ||h_i - mu_k|| / max ||mu_k||", g["within_class_spread"], graded),
-            Check("class means orthogonal: max |cos|", g["max_abs_cos"], graded),
-            checks.relative("||mu_k||^2 = closed form", g["mean_norm_sq"], t["mean_norm_sq"], graded),
-            checks.relative("every margin = closed form", g["margins"], t["margin"], graded,
-                            f"margins in [{g['margins'].min():.10g}, {g['margins'].max():.10g}]"),
-        ]
-        if problem.model == "lpm":
-            expected_W = t["classifier_scale"] * (means - means.mean(axis=0))
-        else:
-            v = means / np.linalg.norm(means, axis=1, keepdims=True)
-            expected_W = t["classifier_scale"] * (v - v.mean(axis=0))
-        err = float(np.linalg.norm(W - expected_W) / np.linalg.norm(expected_W))
-        result.append(Check("classifier = simplex ETF of the centred means (rel)", err, graded))
-        if K == 2:  # two orthogonal axes; the boundary (w_0 - w_1).h = 0 contains the diagonal mu_0/|mu_0| + mu_1/|mu_1|
-            v = means / np.linalg.norm(means, axis=1, keepdims=True)
-            diff, diag = W[0] - W[1], v[0] + v[1]
-            result.append(Check("K = 2: decision boundary on the diagonal (|cos|)",
-                                float(abs(diff @ diag) / (np.linalg.norm(diff) * np.linalg.norm(diag))), graded))
+        result += _geometry_checks(problem, W, H, g, t, graded)
     if not unique:
-        optimal = [i for i in range(problem.restarts) if at_optimum[i]]
+        optimal = [i for i in range(sol.loss.size) if at_optimum[i]]
         signatures = [np.sort(geo[i]["mean_norm_sq"]) for i in optimal]
         spreads = [geo[i]["within_class_spread"] for i in optimal]
         differ = len(optimal) >= 2 and (np.ptp(spreads) > 1e-6 or
@@ -158,7 +274,7 @@ def run(problem: NonnegProblem, *, progress: bool = True) -> Report:
                                f"{np.array2string(np.array(spreads), precision=3)})" if differ else
                                "geometry did not differ with these restarts")))
     result.append(Check("restarts at spurious points", float(len(spurious)), None,
-                        "; ".join(f"restart {i}: loss {l:.10g}, {dc} dead class(es)" for i, l, dc in spurious)
+                        "; ".join(f"{name}: loss {l:.10g}, {dc} dead class(es)" for name, l, dc in spurious)
                         or "none"))
 
     head = (f"ufm nonnegative {'Model 1 (budgets)' if problem.model == 'lpm' else 'Model 2 (weight decay)'}: "
@@ -171,10 +287,11 @@ def run(problem: NonnegProblem, *, progress: bool = True) -> Report:
     else:
         second = (f"closed form: objective = {t['objective']:.15g}, margin = {t['margin']:.12g}, "
                   f"gamma = {t['gamma']:.6g}, gamma_alpha = {t['gamma_alpha']:.6g}" + ("  (zero solution)" if zero else ""))
-    numbers = {"theory": t, "objective": float(sol.loss[best]), "restart_losses": sol.loss,
-               "dead_classes": [x["dead_classes"] for x in geo], "kkt": k, "seconds": time.perf_counter() - t0}
+    numbers = {"theory": t, "objective": float(sol.loss[best]), "best": best, "restart_losses": sol.loss,
+               "restart_status": sol.status, "dead_classes": [x["dead_classes"] for x in geo], "kkt": k,
+               "seconds": time.perf_counter() - t0}
     config = {"loss": {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model], **dataclasses.asdict(problem),
-              "solver": dataclasses.asdict(SOLVER),
+              "solver": dataclasses.asdict(SOLVER), "zero_start": zero_start(problem),
               "feasibility": "H = G*G elementwise" + ("; W, H scaled onto the budget spheres" if problem.model == "lpm" else "")}
     arrays = {"W": W, "H": H, "labels": labels, "restart_losses": sol.loss,
               "restart_W": np.stack([w for w, _ in WH]), "restart_H": np.stack([h for _, h in WH])}

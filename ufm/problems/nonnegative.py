@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from ufm.problems import require, require_in_unit_interval, require_int, require_positive
+
+# The ranges float64 certifies (see NonnegProblem). Model 1 depends on the budgets only through the largest margin
+# M_max = sqrt(K E_W E_H / (K-1)) (the solve normalises W and H onto the budget spheres).
+M_MAX_RANGE = (0.05, 100.0)
+# Model 2: each weight decay (the solve balances the two exactly, so only their product shapes the problem).
+LAMBDA_RANGE = (1e-15, 1e5)
+# Model 2 just below the threshold gamma_alpha = (K-1)/K: the optimum's margin m* -> 0 (it bifurcates from
+# W = H = 0); below this margin its geometry is not resolved (measured: 3e-7 fails, 3e-5 passes).
+MIN_MODEL2_MARGIN = 1e-3
+# Model 3's expressivity r: at r = 100 the augmented terms (size rho r |grad D|) lift the inner solves' rounding floor
+# above their tolerance 1e-11 (2 of 2 restarts stalled, KKT 3.7e-8); at r = 1e6 (D -> M/r ~ 1e-6) and r = 1e-6
+# (noisy features within 1e-6 D of the clean means) the coupling's curvature ~ 1/D or 1/M stalls every restart.
+R_RANGE = (1e-3, 20.0)
 
 
 def _common(problem) -> None:
@@ -20,11 +34,46 @@ def _common(problem) -> None:
     require(isinstance(problem.seed, int) and problem.seed >= 0, "seed", f"must be an integer >= 0, got {problem.seed!r}")
 
 
+def _require_model1_range(problem) -> None:
+    """Model 1: ``M_max = sqrt(K E_W E_H/(K-1))`` within :data:`M_MAX_RANGE`. Below it the optimum's geometry (equal
+    class-mean norms) is decided at order M_max^2 of a loss ~ log K, under the solver's relative-gradient tolerance
+    1e-12 (E_W = E_H = 1e-6, M_max = 1.2e-6: restarts 'converged' 94 % off; M_max = 1.2e-4: one in six 1e-3 off).
+    Above it the margins carry rounding ~ eps M_max, which lifts the relative gradient's floor to the tolerance
+    (M_max = 200: 2 of 3 restarts stall at 2e-12)."""
+    K = problem.C
+    M = math.sqrt(K * problem.E_W * problem.E_H / (K - 1))
+    low, high = M_MAX_RANGE
+    require(low <= M <= high, "E_W",
+            f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives the largest margin M_max = sqrt(K E_W E_H/(K-1)) = "
+            f"{M:.4g}, outside [{low:g}, {high:g}] where float64 certifies Model 1's optimum")
+
+
+def _require_model2_range(problem) -> None:
+    """Model 2: each weight decay within :data:`LAMBDA_RANGE`, and not within the thin band below the threshold
+    gamma_alpha = (K-1)/K where the optimum's margin m* = log((K-1)(1 - gamma_alpha)/gamma_alpha) is below
+    :data:`MIN_MODEL2_MARGIN` (there the optimum is a nearly zero, degenerate branch: ``m* ~ K eps`` for
+    gamma_alpha = (1 - eps)(K-1)/K)."""
+    low, high = LAMBDA_RANGE
+    for name in ("lambda_W", "lambda_H"):
+        value = getattr(problem, name)
+        require(low <= value <= high, name, f"must lie in [{low:g}, {high:g}] (the range float64 certifies), got {value!r}")
+    K = problem.C
+    gamma_alpha = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1)) + problem.alpha * (K - 1) / K
+    if gamma_alpha < (K - 1) / K:
+        m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
+        require(m >= MIN_MODEL2_MARGIN, "lambda_W",
+                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} puts gamma_alpha = {gamma_alpha:.10g} "
+                f"just below the threshold (K-1)/K = {(K - 1) / K:.10g} (optimal margin {m:.3g} < "
+                f"{MIN_MODEL2_MARGIN:g}: a degenerate optimum float64 does not resolve); move it off the threshold")
+
+
 @dataclasses.dataclass(frozen=True)
 class NonnegProblem:
     """K = C classes, n samples per class, features in R^d_{>=0} (default d = 2K: with d = K random starts often
-    stop with a dead class), label smoothing alpha (0: CE). ``model="lpm"``: budgets E_W, E_H (Model 1);
-    ``model="ufm"``: weight decays lambda_W, lambda_H (Model 2)."""
+    stop with a dead class), label smoothing alpha (0: CE). ``model="lpm"``: budgets E_W, E_H (Model 1), with
+    ``M_max = sqrt(K E_W E_H/(K-1))`` in :data:`M_MAX_RANGE`; ``model="ufm"``: weight decays lambda_W, lambda_H
+    (Model 2), each in :data:`LAMBDA_RANGE`, off the band just below the zero-solution threshold (see
+    :func:`_require_model2_range`)."""
 
     C: int = 10
     n: int = 4
@@ -43,6 +92,10 @@ class NonnegProblem:
         require(self.model in ("lpm", "ufm"), "model", f"must be lpm or ufm, got {self.model!r}")
         for name in ("E_W", "E_H", "lambda_W", "lambda_H"):
             require_positive(getattr(self, name), name)
+        if self.model == "lpm":
+            _require_model1_range(self)
+        else:
+            _require_model2_range(self)
 
     @property
     def N(self) -> int:
@@ -78,8 +131,15 @@ class MemorizationDilationProblem:
         _common(self)
         require_in_unit_interval(self.noise, "noise", closed_right=False)
         require_positive(self.r, "r")
-        require_positive(self.lambda_W, "lambda_W")
-        require_positive(self.lambda_H, "lambda_H")
+        require(R_RANGE[0] <= self.r <= R_RANGE[1], "r",
+                f"must lie in [{R_RANGE[0]:g}, {R_RANGE[1]:g}] (the range float64 certifies: towards 0 the noisy "
+                f"features sit on the clean means, towards infinity the clean ones collapse, where the coupling is "
+                f"not differentiable), got {self.r!r}")
+        for name in ("lambda_W", "lambda_H"):
+            require_positive(getattr(self, name), name)
+            value = getattr(self, name)
+            require(LAMBDA_RANGE[0] <= value <= LAMBDA_RANGE[1], name,
+                    f"must lie in [{LAMBDA_RANGE[0]:g}, {LAMBDA_RANGE[1]:g}] (the range float64 certifies), got {value!r}")
         require(self.n_noisy >= 1 and self.n - self.n_noisy >= 2, "noise",
                 f"needs at least 1 noisy and 2 clean samples per class: n={self.n}, noise={self.noise} gives "
                 f"{self.n_noisy} noisy")

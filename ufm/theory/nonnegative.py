@@ -72,3 +72,30 @@ def model2_optimum(K: int, n: int, lambda_W: float, lambda_H: float, alpha: floa
             "mean_norm_sq": m * math.sqrt(lambda_W * (K - 1) / (lambda_H * n * K)),
             "classifier_scale": math.sqrt(m * math.sqrt(lambda_H * n * K / (lambda_W * (K - 1)))),
             "true_probability": 1 - gamma_alpha, "sign_free_gamma": (K - 1) * math.sqrt(lambda_W * lambda_H * n)}
+
+
+def zero_solution_bound(label_counts, N: int, alpha: float) -> float:
+    """``max_{x >= 0, ||x|| = 1} ||A x||`` for ``A = (1/N)(1/K 1 1^T - Q)`` (K x N; Q the LS targets of labels with
+    the given per-class counts): ``(1 - alpha) sqrt(m_max (K-1)/K) / N`` with m_max the largest count.
+
+    Why: column i of A is ``u_y = ((1 - alpha)/N)(1/K 1 - e_y)`` (y its label), ``<u_j, u_l> = c^2 (delta_jl -
+    1/K)``; for x >= 0 with sums sigma_j over the label groups, ``||A x||^2 = c^2 (sum sigma_j^2 - (sum sigma_j)^2/K)
+    <= c^2 (1 - 1/K) sum sigma_j^2 <= c^2 (1 - 1/K) m_max ||x||^2`` (nonnegative sigma; Cauchy-Schwarz per group),
+    attained by the normalised indicator of the largest group. With balanced labels (m_max = n) this is the Model 2
+    threshold: ``sqrt(lambda_W lambda_H) >= bound`` is ``gamma_alpha >= (K-1)/K``."""
+    counts = np.asarray(label_counts)
+    K = counts.size
+    return float((1 - alpha) * math.sqrt(counts.max() * (K - 1) / K) / N)
+
+
+def zero_solution_optimal(label_counts, N: int, lambda_W: float, lambda_H: float, alpha: float) -> dict:
+    """Sufficient condition for W = H = 0 to minimise Model 2 on ANY labels (and so Model 3, whose constraints it
+    meets: M = D = 0): ``sqrt(lambda_W lambda_H) >= zero_solution_bound``.
+
+    Proof: CE is convex, so ``CE_q(z) >= log K + (1/K 1 - q).z``; hence ``f(W, H) >= log K + <A, W H> +
+    (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``. For fixed H the bound's minimum over W is ``log K - ||A H^T||^2 /
+    (2 lambda_W) + (lambda_H/2)||H||^2``, and ``||A H^T||^2 = sum over the rows x >= 0 of H of ||A x||^2 <= bound^2
+    ||H||^2``: so f >= log K = f(0, 0). (For Model 2 with balanced labels the condition is also necessary.)"""
+    bound = zero_solution_bound(label_counts, N, alpha)
+    root = math.sqrt(lambda_W * lambda_H)
+    return {"zero": root >= bound, "bound": bound, "sqrt_lambda": root, "objective": math.log(len(label_counts))}
