@@ -10,12 +10,21 @@ argument; nothing computed, nothing written); 3 the figures could not be written
 from __future__ import annotations
 
 import importlib
-import sys
 import time
 from pathlib import Path
 
-from ufm.cli import (EXIT_BAD_INPUT, EXIT_NOT_WRITTEN, EXIT_OK, Interrupted, Parser, UsageError, interruptible,
-                     os_problem, say, warn)
+from ufm.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_NOT_WRITTEN,
+    EXIT_OK,
+    Interrupted,
+    Parser,
+    UsageError,
+    interruptible,
+    os_problem,
+    say,
+    warn,
+)
 
 # Figure name -> module; a family that has not landed has no module here and is listed in PENDING instead.
 FIGURES = {

@@ -14,8 +14,17 @@ import sys
 import time
 from pathlib import Path
 
-from ufm.cli import (EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_NOT_WRITTEN, Interrupted, UsageError, interruptible,
-                     os_problem, say, warn)
+from ufm.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES_HELP,
+    EXIT_NOT_WRITTEN,
+    Interrupted,
+    UsageError,
+    interruptible,
+    os_problem,
+    say,
+    warn,
+)
 from ufm.cli import Parser as _Parser
 
 DEFAULT_OUT = "certificates.json"

@@ -10,10 +10,10 @@ import os
 import subprocess
 import sys
 
+import fake_family
 import numpy as np
 import pytest
 
-import fake_family
 from ufm import families
 from ufm.solve import main, parse
 

@@ -9,10 +9,11 @@ import os
 import stat
 import sys
 import types
-
-import pytest
+from pathlib import Path
 
 import fake_family
+import pytest
+
 import proofs_check
 from proofs_check.__main__ import main as proofs_main
 from proofs_check.certificate import Certificate, Measurement
@@ -145,12 +146,12 @@ def test_atomic_write_replaces_regular_files_only(tmp_path, kind):
         (tmp_path / "victim").write_text("victim")
         path.symlink_to(tmp_path / "victim")
     elif kind == "device":
-        path = __import__("pathlib").Path(os.devnull)
+        path = Path(os.devnull)
     else:
         path.mkdir()
     before = os.lstat(path)
     with pytest.raises(OutputError):
-        atomic_write(path, lambda tmp: open(tmp, "w").write("x"))
+        atomic_write(path, lambda tmp: Path(tmp).write_text("x"))
     after = os.lstat(path)
     assert (before.st_mode, before.st_ino) == (after.st_mode, after.st_ino)
     if kind == "symlink":
@@ -161,7 +162,7 @@ def test_atomic_write_replaces_regular_files_only(tmp_path, kind):
 def test_atomic_write_replaces_a_regular_file(tmp_path):
     path = tmp_path / "c.json"
     path.write_text("old")
-    atomic_write(path, lambda tmp: open(tmp, "w").write("new"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text("new"))
     assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["c.json"]
 
 

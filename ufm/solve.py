@@ -22,14 +22,29 @@ import time
 from pathlib import Path
 
 from ufm import families
-from ufm.cli import (EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_NOT_WRITTEN, EXIT_OK, SIZE_HELP, Interrupted,
-                     Parser, UsageError, explicit_dests, gib, interruptible, os_problem, parse_size, say, warn)
+from ufm.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_NOT_WRITTEN,
+    EXIT_OK,
+    SIZE_HELP,
+    Interrupted,
+    Parser,
+    UsageError,
+    explicit_dests,
+    gib,
+    interruptible,
+    os_problem,
+    parse_size,
+    say,
+    warn,
+)
 from ufm.problems import InputError
 
 EXIT_CHECK_FAILED = EXIT_FAILED
 PROG = "python -m ufm.solve"
 
-__all__ = ["main", "default_out", "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_NOT_WRITTEN"]
 
 
 def _common_parser(*, families_help: str = "") -> Parser:
@@ -97,7 +112,7 @@ def _refuse_unused_flags(family, loss: str, argv: list[str], ns) -> None:
         return
     given = explicit_dests(lambda: _family_parser(family), argv, vars(ns)) & set(unused)
     if given:
-        flag = sorted(flag_of(family, dest) for dest in given)[0]
+        flag = min(flag_of(family, dest) for dest in given)
         raise UsageError(f"argument {flag}: does not apply to --loss {loss}; leave it out")
 
 
