@@ -46,7 +46,6 @@ EXIT_CHECK_FAILED = EXIT_FAILED
 PROG = "python -m ufm.solve"
 
 
-
 def _common_parser(*, families_help: str = "") -> Parser:
     parser = Parser(prog=PROG, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Solve an unconstrained-features model objective and check it against theory.",
