@@ -1,5 +1,11 @@
-"""Two-layer unconstrained-features model with input mixup (seed 001's per-layer question): ERM, two-point mixup
-and the consistency (ICT) loss, each trained from seeded restarts; NonLin of seed 001 eq. (3) per layer."""
+"""Two-layer unconstrained-features model with input mixup (the per-layer question of Chaudhry et al.): ERM,
+two-point mixup and the consistency (ICT) loss, each trained from seeded restarts; NonLin of their eq. (3) per layer.
+
+Restarts: the problem is nonconvex; each rule's best restart is ``ufm.solver.best_element``'s (the lowest
+converged, unless an unconverged one is lower beyond rounding: then that one, graded and failed). Restarts that
+ended at a saddle (status SADDLE), stalled or ran out of steps are counted in the convergence record and in the
+convergence check's detail; if every restart of a rule fails, its convergence check fails naming the status.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,27 @@ import numpy as np
 from ufm.checks import Check
 from ufm.checks import mixup_deep as checks
 from ufm.metrics import nonlinearity, nonlinearity_floor
-from ufm.objectives.mixup_deep import DeepMixupData, activation_function, forward, make_loss
-from ufm.problems.mixup_deep import RULES, MixupDeepProblem
+from ufm.objectives.mixup_deep import DeepMixupData, activation_function, forward, make_loss, smooth_loss
+from ufm.families.mixup import driving_field
+from ufm.problems import InputError
+from ufm.problems.mixup_deep import MAX_NODES, RULES, MixupDeepProblem
 from ufm.report import Report
-from ufm.solver import SolverOptions, minimise
+from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, Solution, SolverOptions, best_element, minimise,
+                        peak_bytes)
 
 NAME = "mixup-deep"
 DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (seed 001)"
 FLAGS = {"n_lambdas": "--lambdas", "mu_v": "--mu-v", "eval_lambdas": "--eval-lambdas"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=0, max_steps=300)
+# Degenerate minima: the consistency loss vanishes on a manifold of exactly linear networks (e.g. hidden units in
+# antisymmetric pairs, softplus(x) - softplus(-x) = x), approached along directions whose Hessian eigenvalue is
+# 1e-14 .. 1e-8 and whose growth is cubic or quartic. There f is flat to its rounding (delta_f ~ 64 eps |f|
+# sqrt(#vars)) long before the gradient reaches 1e-12: along f ~ c t^3 the gradient resolvable at f's rounding is
+# ~ 3 c^(1/3) delta_f^(2/3) ~ 1e-10 (C = 2, --restarts 2: both restarts stalled at 2.2e-12 and 1.1e-10 relative,
+# the Newton step's f change 2e-16, with the Levenberg-Marquardt shift ||g|| above every soft eigenvalue). A
+# restart that STALLED there (no step changes f beyond rounding), with no clearly negative curvature and a
+# relative gradient <= FLOOR_RTOL, is accepted as converged to float64's resolution and reported as such.
+FLOOR_RTOL = 1e-9
 LAYERS = ("g", "h", "z")  # input features (mixed), hidden layer, logits
 
 
@@ -31,16 +49,18 @@ def add_arguments(parser) -> None:
     group.add_argument("--d1", type=int, default=None, help="hidden width (default 2C; >= C-1 with a fixed ETF)")
     group.add_argument("--activation", default="relu",
                        help="relu (default; reached by softplus continuation), softplus (smooth) or linear")
-    group.add_argument("--sharpness", type=float, default=10.0, help="softplus sharpness s: softplus(s x)/s (> 0)")
+    group.add_argument("--sharpness", type=float, default=None,
+                       help="softplus sharpness s: softplus(s x)/s (> 0; default 10; only with --activation softplus)")
     group.add_argument("--classifier", default="learned",
                        help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
-    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier of the fixed classifier (> 0)")
+    group.add_argument("--m", type=float, default=None,
+                       help="ETF multiplier of the fixed classifier (> 0; default 1; only with --classifier fixed)")
     group.add_argument("--mu", type=float, default=1e-2, help="weight decay of the free features (> 0)")
     group.add_argument("--mu-v", type=float, default=1e-2, dest="mu_v",
                        help="weight decay of the layer (and of a learned classifier) (> 0)")
     group.add_argument("--alpha", type=float, default=1.0, help="mixup lam ~ Beta(alpha, alpha) (> 0)")
     group.add_argument("--lambdas", type=int, default=6, dest="n_lambdas",
-                       help="Gauss-Jacobi nodes for the expectation over lam (>= 1)")
+                       help=f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})")
     group.add_argument("--consistency", type=float, default=1.0, help="weight of the consistency loss (>= 0)")
     group.add_argument("--restarts", type=int, default=8, help="seeded random starts per rule (>= 1)")
     group.add_argument("--eval-lambdas", type=int, default=99, dest="eval_lambdas",
@@ -48,11 +68,55 @@ def add_arguments(parser) -> None:
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
 
 
+# One variant; --sharpness (softplus only) and --m (fixed classifier only) depend on other flags and are refused
+# by problem_from_args where they do not apply.
+UNUSED_FLAGS: dict[str, set[str]] = {NAME: set()}
+
+
 def problem_from_args(ns) -> MixupDeepProblem:
-    return MixupDeepProblem(C=ns.C, d0=ns.d0, d1=ns.d1, activation=ns.activation, sharpness=ns.sharpness,
-                            classifier=ns.classifier, m=ns.m, mu=ns.mu, mu_v=ns.mu_v, alpha=ns.alpha,
-                            n_lambdas=ns.n_lambdas, consistency=ns.consistency, restarts=ns.restarts,
-                            eval_lambdas=ns.eval_lambdas, seed=ns.seed)
+    if ns.sharpness is not None and ns.activation != "softplus":
+        raise InputError("sharpness", "only used with --activation softplus (relu is reached by continuation "
+                         f"through s = {', '.join(f'{s:g}' for s in RELU_SHARPNESS)})")
+    if ns.m is not None and ns.classifier != "fixed":
+        raise InputError("m", "only used with --classifier fixed (a learned classifier has no multiplier)")
+    defaults = {f.name: f.default for f in dataclasses.fields(MixupDeepProblem)}
+    return MixupDeepProblem(C=ns.C, d0=ns.d0, d1=ns.d1, activation=ns.activation,
+                            sharpness=defaults["sharpness"] if ns.sharpness is None else ns.sharpness,
+                            classifier=ns.classifier, m=defaults["m"] if ns.m is None else ns.m, mu=ns.mu,
+                            mu_v=ns.mu_v, alpha=ns.alpha, n_lambdas=ns.n_lambdas, consistency=ns.consistency,
+                            restarts=ns.restarts, eval_lambdas=ns.eval_lambdas, seed=ns.seed)
+
+
+def _n_vars(C: int, d0: int, d1: int, learned: bool) -> int:
+    return C * d0 + d1 * d0 + (C * d1 if learned else 0)
+
+
+def _estimate(sz: dict) -> int:
+    """Peak bytes of a run from its sizes (python ints, nothing allocated); see :func:`memory_estimate`."""
+    C, d0, d1, R = sz["C"], sz["d0"], sz["d1"], sz["restarts"]
+    n_vars = _n_vars(C, d0, d1, sz["learned"])
+    rows = C + C * C * sz["n_lambdas"]  # the consistency rule's rows (ERM rows plus every pair x node)
+    data = 8 * (2 * rows * C + 2 * rows + C * d1)
+    # one pass keeps per row the mixed input, pre-activation, hidden, logits (and the C unmixed points); the dense
+    # Hessian (forward over reverse) carries one tangent of that per variable, for every restart of the batch
+    residuals = 8 * 2 * (rows * (d0 + 3 * d1 + 3 * C) + C * (d0 + 3 * d1 + 3 * C))
+    solve = peak_bytes(n_vars, R, SOLVER, data) + R * n_vars * residuals
+    n_eval = C * (C - 1) * sz["eval_lambdas"]
+    evaluate = 8 * 12 * n_eval * (d0 + d1 + C)  # mixed inputs, layer outputs, (n, 2, .) gathers, unit copies
+    etf = 8 * (C * C + 2 * d1 * C)
+    params = 8 * 3 * len(RULES) * R * n_vars  # every rule's solution and best parameters kept for the report
+    return solve + evaluate + etf + params
+
+
+def memory_estimate(problem: MixupDeepProblem) -> tuple[int, str]:
+    """``(peak bytes, driving field)`` of :func:`run`: the largest rule's batched solve (``ufm.solver.peak_bytes``
+    of the dense eigh Newton, plus the Hessian's per-variable autodiff residuals over all rows), the NonLin
+    evaluation and the kept parameters. From the sizes only; nothing is allocated."""
+    sizes = {"C": problem.C, "d0": problem.d0, "d1": problem.d1, "restarts": problem.restarts,
+             "n_lambdas": problem.n_lambdas, "eval_lambdas": problem.eval_lambdas,
+             "learned": problem.classifier == "learned"}
+    reference = {"C": 4, "d0": problem.C, "d1": 2 * problem.C, "restarts": 8, "n_lambdas": 6, "eval_lambdas": 99}
+    return _estimate(sizes), driving_field(_estimate, sizes, reference)
 
 
 def rule_data(problem: MixupDeepProblem, rule: str) -> DeepMixupData:
@@ -70,7 +134,7 @@ def rule_data(problem: MixupDeepProblem, rule: str) -> DeepMixupData:
         b = np.concatenate([np.zeros(C), problem.consistency * w_mix])
     else:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    arrays = (M, Y, a, b, problem.classifier_matrix(), problem.mu, problem.mu_v)
+    arrays = (M, Y, a, b, problem.classifier_matrix(), problem.mu, problem.mu_v, problem.sharpness)
     return DeepMixupData(*(jnp.asarray(x, dtype=jnp.float64) for x in arrays))
 
 
@@ -94,7 +158,13 @@ def layer_outputs(problem: MixupDeepProblem, params: dict, data: DeepMixupData, 
 
 
 def layer_nonlinearity(problem: MixupDeepProblem, params: dict, data: DeepMixupData) -> dict:
-    """Per layer: weighted mean NonLin (eq. 3), its floor, the excess, and unnormalised NonLin / vertex norm."""
+    """Per layer: weighted mean NonLin (eq. 3), its floor, the excess, and unnormalised NonLin / vertex norm.
+
+    Eq. (3) normalises every output; where the mixed output or a vertex output is exactly 0 (a relu layer switched
+    off) it is undefined: those mixes are left out of the normalised means (their weight renormalised; ``undefined``
+    counts them) and every normalised number is NaN if none is left. The unnormalised measure is NaN where the
+    layer is 0 at every vertex (no scale).
+    """
     pairs, lam, weights = problem.evaluation_mixes()
     g = np.asarray(params["g"])
     eye = np.eye(problem.C)
@@ -104,12 +174,18 @@ def layer_nonlinearity(problem: MixupDeepProblem, params: dict, data: DeepMixupD
     out = {}
     for layer in LAYERS:
         pts = vertex[layer][pairs]
-        nl = nonlinearity(mixed[layer], pts, lam)
-        floor = nonlinearity_floor(pts, lam)
+        defined = (np.linalg.norm(mixed[layer], axis=-1) > 0) & np.all(np.linalg.norm(pts, axis=-1) > 0, axis=-1)
+        w = weights[defined] / np.sum(weights[defined]) if np.any(defined) else weights[defined]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            nl = nonlinearity(mixed[layer][defined], pts[defined], lam[defined])
+            floor = nonlinearity_floor(pts[defined], lam[defined])
         raw = nonlinearity(mixed[layer], pts, lam, normalise=False)
         scale = float(np.mean(np.linalg.norm(vertex[layer], axis=-1)))
-        out[layer] = {"nonlin": float(weights @ nl), "floor": float(weights @ floor),
-                      "excess": float(weights @ (nl - floor)), "unnormalised_rel": float(weights @ raw) / scale}
+        nan = float("nan")
+        out[layer] = {"nonlin": float(w @ nl) if w.size else nan, "floor": float(w @ floor) if w.size else nan,
+                      "excess": float(w @ (nl - floor)) if w.size else nan,
+                      "unnormalised_rel": float(weights @ raw) / scale if scale > 0 else nan,
+                      "undefined": int(np.sum(~defined))}
     return out
 
 
@@ -122,27 +198,40 @@ def stages(problem: MixupDeepProblem) -> tuple[float, ...]:
     return RELU_SHARPNESS if problem.activation == "relu" else (problem.sharpness,)
 
 
-def smooth_activation(problem: MixupDeepProblem, sharpness: float):
-    name = "softplus" if problem.activation == "relu" else problem.activation
-    return activation_function(name, sharpness)
+def at_rounding_floor(sol: Solution) -> np.ndarray:
+    """Restarts that stalled at f's rounding floor of a degenerate minimum (see FLOOR_RTOL): status STALLED, no
+    clearly negative curvature at the last step, relative gradient <= FLOOR_RTOL."""
+    no_negative = ~(sol.min_eigenvalue < -NEGATIVE_CURVATURE) if sol.min_eigenvalue is not None else True
+    return (sol.status == STALLED) & (sol.rel_grad_norm <= FLOOR_RTOL) & no_negative
+
+
+def accept_rounding_floor(sol: Solution) -> tuple[Solution, np.ndarray]:
+    """``sol`` with the restarts of :func:`at_rounding_floor` marked CONVERGED, and their mask."""
+    floor = at_rounding_floor(sol)
+    return dataclasses.replace(sol, status=np.where(floor, CONVERGED, sol.status)), floor
 
 
 def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLVER, progress: bool = False):
     """All restarts of one rule, through every stage of :func:`stages` (each warm-started from the last).
 
-    Returns (solution of the last stage, best params, index of the best restart, data, per-stage records).
+    Returns (solution of the last stage, best params, index of the best restart, data, per-stage records). The
+    solution's statuses count restarts stalled at the rounding floor of a degenerate minimum as converged
+    (:func:`accept_rounding_floor`); each record's ``floor`` lists them.
     """
     data = rule_data(problem, rule)
     params = initial_params(problem)
     history = []
     for s in stages(problem):
-        sol = minimise(make_loss(smooth_activation(problem, s)), params, data,
+        name = "softplus" if problem.activation == "relu" else problem.activation
+        sol = minimise(smooth_loss(name), params, data._replace(sharpness=jnp.asarray(s, dtype=jnp.float64)),
                        options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"))
         params = {k: jnp.asarray(v) for k, v in sol.params.items()}
-        best = int(np.argmin(np.where(np.isfinite(sol.loss), sol.loss, np.inf)))
+        sol, floor = accept_rounding_floor(sol)
+        best = best_element(sol)
         best_params = {k: v[best] for k, v in sol.params.items()}
         history.append({"sharpness": s, "loss": float(sol.loss[best]), "rel_grad": float(sol.rel_grad_norm[best]),
-                        "converged": bool(sol.converged[best]),
+                        "converged": bool(sol.converged[best]), "statuses": sol.status.tolist(),
+                        "floor": np.flatnonzero(floor).tolist(),
                         "nonlin": layer_nonlinearity(problem, best_params, data)})
     return sol, best_params, best, data, history
 
@@ -153,13 +242,13 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
     for rule in RULES:
         sol, params, best, data, history = train(problem, rule, progress=progress)
         table[rule] = history[-1]["nonlin"]
-        # NonLin at every restart that reached the best loss: the spread says whether it is well defined.
-        at_best = np.flatnonzero(sol.loss <= sol.loss[best] + 1e-9 * max(1.0, abs(sol.loss[best])))
-        spread = max(abs(layer_nonlinearity(problem, {k: v[i] for k, v in sol.params.items()}, data)[layer]["excess"]
-                         - table[rule][layer]["excess"]) for i in at_best for layer in LAYERS)
+        # NonLin at every converged restart that reached the best loss: the spread says whether it is well defined.
+        at_best = np.flatnonzero(sol.converged & (sol.loss <= sol.loss[best] + 1e-9 * max(1.0, abs(sol.loss[best]))))
+        spread = max((abs(layer_nonlinearity(problem, {k: v[i] for k, v in sol.params.items()}, data)[layer]["excess"]
+                          - table[rule][layer]["excess"]) for i in at_best for layer in LAYERS), default=0.0)
         result_checks += [
-            checks.converged(rule, float(sol.rel_grad_norm[best]), bool(sol.converged[best]), SOLVER.rtol),
-            checks.restarts_at_best(rule, sol.loss),
+            checks.converged(rule, sol, best, SOLVER.rtol, history[-1]["floor"], FLOOR_RTOL),
+            checks.restarts_at_best(rule, sol.loss, sol.converged),
             Check(f"{rule}: NonLin spread over the restarts at the best loss", float(spread), None),
             checks.exactly_linear(rule, "g (input mix)", table[rule]["g"]["unnormalised_rel"]),
         ]
@@ -174,7 +263,7 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         if problem.activation == "linear":
             result_checks += [checks.exactly_linear(rule, layer, table[rule][layer]["unnormalised_rel"])
                               for layer in ("h", "z")]
-        rep = sol.report()
+        rep = {**sol.report(), "converged_at_rounding_floor": len(history[-1]["floor"])}
         conv[rule] = rep
         numbers[rule] = {"loss": float(sol.loss[best]), "losses": sol.loss.tolist(), "nonlin": table[rule],
                          "stages": history}
@@ -189,6 +278,8 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
 
     def compare(rule, layer, key):
         diff = table[rule][layer][key] - table["erm"][layer][key]
+        if not np.isfinite(diff):
+            return "undefined (a layer is 0)"
         return "equal" if abs(diff) <= tol else ("more linear" if diff < 0 else "less linear")
 
     verdicts = {f"{rule} vs ERM, layer {layer}": {"eq3": compare(rule, layer, "nonlin"),
@@ -213,6 +304,10 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
     for c in conv.values():
         for message, count in c["failures"].items():
             overall["failures"][message] = overall["failures"].get(message, 0) + count
+    floor_count = sum(c["converged_at_rounding_floor"] for c in conv.values())
+    if floor_count:  # reported beside the failures: converged, but only to f's rounding floor
+        overall["failures"][f"stalled at f's rounding floor of a degenerate minimum, rel grad <= {FLOOR_RTOL:g} "
+                            "(accepted as converged)"] = floor_count
     headline = [
         f"ufm mixup-deep: C={problem.C} d0={problem.d0} d1={problem.d1} activation={problem.activation}"
         + (f"(s={problem.sharpness:g})" if problem.activation == "softplus" else "")

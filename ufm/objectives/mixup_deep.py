@@ -18,10 +18,12 @@ One objective covers the three training rules of seed 001, Sec. 3, through its d
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 
 def activation_function(name: str, sharpness: float = 10.0) -> Callable[[jax.Array], jax.Array]:
     """relu, identity, or ``softplus(s x)/s`` (sharpness s; -> relu as s -> infinity, uniformly within log(2)/s):
@@ -37,7 +39,9 @@ def activation_function(name: str, sharpness: float = 10.0) -> Callable[[jax.Arr
 
 class DeepMixupData(NamedTuple):
     """Rows of input mixes M (n x C), soft targets Y (n x C), CE weights a (n,), consistency weights b (n,), the
-    fixed classifier W (C x d1; unused when learned), weight decays mu (features) and mu_v (layers)."""
+    fixed classifier W (C x d1; unused when learned), weight decays mu (features) and mu_v (layers), and the
+    softplus sharpness used by :func:`smooth_loss` (data, not a constant, so that one compiled objective serves
+    every stage of a continuation)."""
 
     M: jax.Array
     Y: jax.Array
@@ -46,6 +50,7 @@ class DeepMixupData(NamedTuple):
     W: jax.Array
     mu: jax.Array
     mu_v: jax.Array
+    sharpness: jax.Array = 10.0
 
 
 def forward(params: dict, data: DeepMixupData, act: Callable, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -70,3 +75,17 @@ def make_loss(act: Callable) -> Callable[[dict, DeepMixupData], jax.Array]:
         return data.a @ ce + data.b @ jnp.sum(gap * gap, axis=-1) + decay
 
     return loss
+
+
+@functools.lru_cache(maxsize=None)
+def smooth_loss(name: str) -> Callable[[dict, DeepMixupData], jax.Array]:
+    """The objective with ``softplus(s x)/s``, s = ``data.sharpness`` (``name`` "softplus"), or the identity
+    (``name`` "linear"); one function object per name, so compiled solves are reused across stages and runs."""
+    if name == "softplus":
+        def loss(params: dict, data: DeepMixupData) -> jax.Array:
+            s = data.sharpness
+            return make_loss(lambda x: jax.nn.softplus(s * x) / s)(params, data)
+        return loss
+    if name == "linear":
+        return make_loss(lambda x: x)
+    raise ValueError(f"smooth_loss: activation must be softplus or linear, got {name!r}")

@@ -1,4 +1,4 @@
-"""The two-layer unconstrained-features model of seed 001's per-layer question: sizes, rules, quadrature."""
+"""The two-layer unconstrained-features model of the per-layer question (Chaudhry et al.): sizes, rules, quadrature."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from ufm.problems import require, require_int, require_nonnegative, require_posi
 RULES = ("erm", "mixup", "consistency")
 ACTIVATIONS = ("relu", "softplus", "linear")
 CLASSIFIERS = ("fixed", "learned")
+# Gauss-Jacobi nodes: scipy's roots_jacobi costs O(n^2) time (220 s at n = 1e5); the quadrature of a smooth
+# integrand converges exponentially, far before this.
+MAX_NODES = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,8 @@ class MixupDeepProblem:
         require_positive(self.mu_v, "mu_v")
         require_positive(self.alpha, "alpha")
         require_int(self.n_lambdas, "n_lambdas", 1)
+        require(self.n_lambdas <= MAX_NODES, "n_lambdas", f"must be at most {MAX_NODES} (Gauss-Jacobi nodes cost "
+                f"O(n^2) time; the quadrature converges exponentially), got {self.n_lambdas!r}")
         require_nonnegative(self.consistency, "consistency")
         require_int(self.restarts, "restarts", 1)
         require_int(self.eval_lambdas, "eval_lambdas", 1)
