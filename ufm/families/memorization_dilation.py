@@ -152,6 +152,16 @@ def balance(problem: MemorizationDilationProblem) -> float:
     return (problem.lambda_H / problem.lambda_W) ** 0.25
 
 
+def constraint_residual(c: np.ndarray, nu: np.ndarray, rho: float, scale: np.ndarray) -> np.ndarray:
+    """Per restart ``max_k |max(c_k, -nu_k/rho)| / scale``: the augmented Lagrangian's KKT residual of ``c <= 0``
+    (``nu`` the multipliers the inner problem used; ``scale`` = r max_k D_k, the constraint's own size).
+
+    ``|max(c, -nu/rho)| = |min(-c, nu/rho)|`` vanishes iff c <= 0, nu >= 0 and nu c = 0, and ``rho max(c, -nu/rho)
+    = max(0, nu + rho c) - nu`` is the change of the multipliers. Without the absolute value a slack constraint
+    (c < 0) passes at any multiplier: ``max(-0.1, -nu/rho) = -0.1 <= tol`` even at nu = 1."""
+    return np.max(np.abs(np.maximum(c, -nu / rho)), axis=-1) / scale
+
+
 def scaled_lagrangian(params: dict, args) -> jax.Array:
     """``f / s + (1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for ``args = (DilationData, s)``: Model 3's
     augmented Lagrangian (``ufm.objectives.nonnegative.model3_lagrangian``) with the objective in units of its
@@ -195,7 +205,7 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = OUTER_STEP
         D, M = (np.asarray(a) for a in measure(params["G"]))
         c = M - problem.r * D
         scale = np.maximum(problem.r * D.max(axis=1), 1e-300)
-        residual = np.max(np.abs(np.maximum(c, -nu / rho)), axis=1) / scale  # |nu_new - nu| / (rho r D)
+        residual = constraint_residual(c, nu, rho, scale)
         nu = np.maximum(0.0, nu + rho * c)
         done = sol.converged & (residual <= tol)
         worst = float(np.max(np.where(done, 0.0, residual)))

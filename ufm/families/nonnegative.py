@@ -31,6 +31,8 @@ FLAGS = {"alpha": "--ls-alpha", "E_W": "--E-W", "E_H": "--E-H", "lambda_W": "--l
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,
                        quasi_newton_rtol=1e-9, max_steps=300, label="nonneg")
 MAX_PASSES = 8
+PASS_MARGIN = 8.0  # a pass divides by (smallest loss so far) / PASS_MARGIN: its test stays relative unless the loss
+                   # falls PASS_MARGIN-fold within it
 LOSSES = {"lpm": (model1_loss, model1_factors), "ufm": (model2_loss, model2_factors)}
 
 
@@ -143,9 +145,9 @@ def solve(problem: NonnegProblem, *, progress: bool = False):
     model's objective, ``steps`` summed over the passes), each start's (W, H) and the objective data.
 
     Passes of the same compiled solve on ``L / s``, each from the previous one's end points: the first with s = 1,
-    the next with s = the smallest loss found (while it is below 1 and below half the previous s, at most
-    ``MAX_PASSES``). The solver's test ``||grad|| / max(1, |objective|) <= rtol`` is then ``||grad L|| / max(s, L)
-    <= rtol``: relative to the loss itself where it is tiny (CE at a large margin is ~ (K-1) e^{-M}: 5e-11 at
+    the next with s = (smallest loss found) / PASS_MARGIN, repeated while a pass ends with a loss below its s (at
+    most ``MAX_PASSES``). The solver's test ``||grad|| / max(1, |objective|) <= rtol`` is then ``||grad L|| /
+    max(s, L) <= rtol``, i.e. ``||grad L|| / L <= rtol`` in the last pass: relative to the loss itself where it is tiny (CE at a large margin is ~ (K-1) e^{-M}: 5e-11 at
     M_max = 24.5, 1e-53 at M_max = 122), where a test against 1 passes at any point (at M_max = 122 every restart
     "converged" 70 % off the optimal margins; one rescaling from a start 1e19 times above the optimum is not
     enough at M_max = 367, hence the repeat). ``rel_grad_norm`` and the statuses are the last pass's."""
@@ -164,9 +166,9 @@ def solve(problem: NonnegProblem, *, progress: bool = False):
     for _ in range(MAX_PASSES - 1):
         finite = sol.loss[np.isfinite(sol.loss)] * scale
         lowest = float(finite.min()) if finite.size else 0.0
-        if not 0.0 < lowest < 0.5 * scale:
+        if not 0.0 < lowest < scale:  # every loss >= s: the pass's test was relative to the loss already
             break
-        scale = lowest
+        scale = lowest / PASS_MARGIN
         sol = minimise(fun, sol.params, (solved, jnp.asarray(scale)), options=options)
         steps, compile_s, solve_s = steps + sol.steps, compile_s + sol.compile_seconds, solve_s + sol.solve_seconds
     sol = dataclasses.replace(sol, loss=sol.loss * scale, steps=steps, compile_seconds=compile_s, solve_seconds=solve_s)
@@ -244,7 +246,8 @@ def run(problem: NonnegProblem, *, progress: bool = True) -> Report:
 
     result = [
         checks.converged("solver converged at the best restart", sol.status, sol.rel_grad_norm, best, SOLVER.rtol,
-                         f"{R} restarts" + (" + the zero start" if zero_start(problem) else "")),
+                         f"{R} restarts" + (" + the zero start" if zero_start(problem) else ""),
+                         "; last pass on L/s, s the smallest loss: ||grad L||/max(s, L) <= rtol"),
         checks.relative("objective = closed form (rel)", sol.loss[best], t["objective"], checks.OBJECTIVE_TOL,
                         f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g} ({names[best]})"),
         Check("KKT residual (W, H >= 0" + (", budgets)" if problem.model == "lpm" else ")"), k["residual"], checks.KKT_TOL,
