@@ -165,7 +165,7 @@ def test_best_element_rule_and_all_saddles_fail():
     planted = dataclasses.replace(found, solution=saddle, restart_status=saddle.status)
     converged, saddles = family._convergence_checks(problem, planted, 0)
     assert not saddles.passed and saddles.value == 3 and "SADDLE at" in saddles.detail
-    assert not converged.passed and "saddle" in converged.detail
+    assert not converged.passed and converged.value == 1.0 and "saddle" in converged.detail
     one = dataclasses.replace(found.solution, status=np.array([family.SADDLE, 0, 0]))
     assert family._convergence_checks(problem, dataclasses.replace(found, solution=one), 0)[1].passed
 
@@ -266,12 +266,13 @@ def test_unused_flags_and_meaningless_settings():
 
 
 @pytest.mark.parametrize("field, value", [("lambda_W", 9e-10), ("lambda_H", 2e6), ("bias", "1e-10"),
-                                          ("bias", "1e7")])
+                                          ("bias", "2e3")])
 def test_decays_outside_the_accepted_range_are_refused(field, value):
     with pytest.raises(InputError) as info:
         SquareLossProblem(**{field: value})
     assert info.value.field == field
     SquareLossProblem(lambda_W=1e-9, lambda_H=1e6, bias=1e-9)  # the extremes are accepted
+    SquareLossProblem(bias=1e3)
 
 
 def test_memory_estimate_from_sizes_only():

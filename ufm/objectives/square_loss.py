@@ -56,9 +56,12 @@ def square_loss(params: dict, data: SquareLossData) -> jax.Array:
     return loss
 
 
-def scaled_square_loss(params: dict, args: tuple[SquareLossData, jax.Array]) -> jax.Array:
-    """``square_loss(params, data) / scale`` with ``args = (data, scale)``: the same minimisers, on a scale where the
-    optimum's objective is >= 1, so that the solver's rounding window and relative gradient (both relative to
-    ``max(1, |f|)``) are relative to f itself however small the decays make it."""
-    data, scale = args
+def scaled_square_loss(params: dict, args: tuple) -> jax.Array:
+    """``square_loss(params', data) / scale`` with ``args = (data, scale, bias_scale)`` and params' = params with the
+    bias multiplied by ``bias_scale``: the same minimisers (a positive rescaling of f and a diagonal change of the
+    bias variable), on a scale where the solver's tests (relative to ``max(1, |f|)``) are relative to f itself
+    however small the decays make it, and where a decayed bias has the curvature of the other variables."""
+    data, scale, bias_scale = args
+    if "b" in params:
+        params = {**params, "b": params["b"] * bias_scale}
     return square_loss(params, data) / scale
