@@ -3,8 +3,8 @@
 Drawn: C in {2, 3, 4}, n in {1, 2, 3}, layers 1..3, width d in {C, C + 2}, bias none / free / decayed, model ufm or
 net (orthonormal or Gaussian inputs), act linear (ReLU in about one draw of four, with layers >= 2: one layer has
 no hidden activation and is refused), lambda_W and lambda_H log-uniform over the accepted range ``DECAY_RANGE`` =
-[1e-9, 1e6] and lambda_b over ``BIAS_DECAY_RANGE`` = [1e-9, 1e3], their ends drawn on purpose, restarts 1..3,
-seed 0..3. The invariant is
+[1e-9, 1e6] (lambda_W >= ``GAUSSIAN_INPUTS_MIN_DECAY`` = 1e-6 on Gaussian inputs) and lambda_b over
+``BIAS_DECAY_RANGE`` = [1e-9, 1e3], their ends drawn on purpose, restarts 1..3, seed 0..3. The invariant is
 ``tests.properties.assert_named_outcome``: every run passes, or fails only by a check named in
 ``genuine_failures`` below, with its documented reason; never a traceback, a NaN in a graded check or a VOID
 without its reason.
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.properties import assert_named_outcome
 from ufm.families import square_loss as family
-from ufm.problems.square_loss import BIAS_DECAY_RANGE, DECAY_RANGE, SquareLossProblem
+from ufm.problems.square_loss import BIAS_DECAY_RANGE, DECAY_RANGE, GAUSSIAN_INPUTS_MIN_DECAY, SquareLossProblem
 
 CI = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") == "ci"
 
@@ -51,11 +51,12 @@ def problems(draw) -> SquareLossProblem:
     layers = draw(st.integers(1, 3))
     act = draw(st.sampled_from(["linear", "linear", "linear", "relu"])) if layers >= 2 else "linear"
     bias = draw(st.one_of(st.sampled_from(["none", "free"]), _log_uniform(*BIAS_DECAY_RANGE)))
+    inputs = draw(st.sampled_from(["orthonormal", "gaussian"])) if model == "net" else "orthonormal"
+    lambda_W = draw(_log_uniform(GAUSSIAN_INPUTS_MIN_DECAY, DECAY_RANGE[1]) if inputs == "gaussian" else DECAYS)
     return SquareLossProblem(
-        C=C, n=draw(st.sampled_from([1, 2, 3])), layers=layers, model=model, act=act, bias=bias,
-        lambda_W=draw(DECAYS), lambda_H=draw(DECAYS) if model == "ufm" else SquareLossProblem.lambda_H,
-        d=C + draw(st.sampled_from([0, 2])) if model == "ufm" or layers >= 2 else None,
-        inputs=draw(st.sampled_from(["orthonormal", "gaussian"])) if model == "net" else "orthonormal",
+        C=C, n=draw(st.sampled_from([1, 2, 3])), layers=layers, model=model, act=act, bias=bias, lambda_W=lambda_W,
+        lambda_H=draw(DECAYS) if model == "ufm" else SquareLossProblem.lambda_H,
+        d=C + draw(st.sampled_from([0, 2])) if model == "ufm" or layers >= 2 else None, inputs=inputs,
         restarts=draw(st.integers(1, 3)), seed=draw(st.integers(0, 3)))
 
 

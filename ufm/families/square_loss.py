@@ -570,14 +570,16 @@ CENTRAL_PATH = "central path: W = ridge LS classifier of its features"
 
 
 def relu_kinks(problem: SquareLossProblem, params: dict, data: SquareLossData, tol: float = 1e-7) -> int:
-    """Number of ReLU pre-activations within ``tol`` (relative to the largest) of the kink at 0."""
+    """Number of ReLU pre-activations within ``tol`` (relative to the largest) of the kink at 0, exact zeros
+    included: a sample whose features are all dead upstream has pre-activations exactly 0, a kink in the upstream
+    factors (restarts of a 3-layer ReLU network stalled with 12 - 18 of them and no other kink)."""
     if problem.act != "relu":
         return 0
     h = params["H"] if "H" in params else data.X
     count = 0
     for W in params["layers"][:-1]:
         z = np.asarray(W @ h)
-        count += int(np.sum((np.abs(z) <= tol * np.abs(z).max()) & (z != 0)))
+        count += int(np.sum(np.abs(z) <= tol * np.abs(z).max()))
         h = jnp.maximum(W @ h, 0.0)
     return count
 

@@ -23,6 +23,11 @@ DECAY_RANGE = (1e-9, 1e6)
 # 7e-7, at 1e6 also with the bias solved in its balanced scale b sqrt(1 + lambda_b); and past 1e3 the bias is
 # ~ 1/(K lambda_b) < 1e-3 / K, the bias-free problem (--bias none) to that order.
 BIAS_DECAY_RANGE = (1e-9, 1e3)
+# A network on Gaussian inputs does not interpolate its targets: the residual stays ~0.1 as the decay vanishes,
+# the data term's curvature (~1) then sits beside the factors' rescaling directions (~lambda_W), and below 1e-6
+# the Newton polish runs out of steps (C = 2, n = 3, 2 layers, free bias: every restart at lambda_W = 1e-7 and
+# 1e-9 ended "maximum steps" at rel grad 1e-5 - 1e-2; at 1e-6 all converge).
+GAUSSIAN_INPUTS_MIN_DECAY = 1e-6
 
 
 def parse_bias(value) -> str | float:
@@ -92,6 +97,10 @@ class SquareLossProblem:
         require_int(self.d, "d", self.C)
         require_int(self.restarts, "restarts", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
+        if self.model == "net" and self.inputs == "gaussian":
+            require(self.lambda_W >= GAUSSIAN_INPUTS_MIN_DECAY, "lambda_W",
+                    f"must be >= {GAUSSIAN_INPUTS_MIN_DECAY:g} for a network on Gaussian inputs (they are not "
+                    f"interpolated: below, the optimum is too ill-conditioned to polish), got {self.lambda_W!r}")
         if self.model == "net" and self.inputs == "orthonormal":
             require(self.input_dim >= self.N, "n", f"orthonormal inputs need N = C n <= input dimension {self.input_dim}")
 
