@@ -17,6 +17,11 @@ LAMBDA_RANGE = (1e-15, 1e5)
 # Model 2 just below the threshold gamma_alpha = (K-1)/K: the optimum's margin m* -> 0 (it bifurcates from
 # W = H = 0); below this margin its geometry is not resolved (measured: 3e-7 fails, 3e-5 passes).
 MIN_MODEL2_MARGIN = 1e-3
+# Model 2 with label smoothing: the LS loss has a finite minimiser in the margins (m*_alpha), so at tiny weight decay
+# the loss sits at H(q) and only the weight-decay term, ~gamma, decides the geometry (orthogonal, equal-norm means).
+# Measured (K = 2, n = 1, alpha = 0.5): gamma = 1e-8 (1.8e-8 of the loss): restarts stall 1.6e-3 off; gamma = 1e-6
+# (1.8e-6): right to 1e-15; alpha = 0.01, gamma = 1e-8 (3.2e-7): right to 2e-16. For CE, gamma >= loss/(m* + 1).
+MIN_DECAY_SHARE = 1e-6
 # Model 3's expressivity r: at r = 100 the augmented terms (size rho r |grad D|) lift the inner solves' rounding floor
 # above their tolerance 1e-11 (2 of 2 restarts stalled, KKT 3.7e-8); at r = 1e6 (D -> M/r ~ 1e-6) and r = 1e-6
 # (noisy features within 1e-6 D of the clean means) the coupling's curvature ~ 1/D or 1/M stalls every restart.
@@ -50,22 +55,30 @@ def _require_model1_range(problem) -> None:
 
 
 def _require_model2_range(problem) -> None:
-    """Model 2: each weight decay within :data:`LAMBDA_RANGE`, and not within the thin band below the threshold
+    """Model 2: each weight decay within :data:`LAMBDA_RANGE`; not within the thin band below the threshold
     gamma_alpha = (K-1)/K where the optimum's margin m* = log((K-1)(1 - gamma_alpha)/gamma_alpha) is below
     :data:`MIN_MODEL2_MARGIN` (there the optimum is a nearly zero, degenerate branch: ``m* ~ K eps`` for
-    gamma_alpha = (1 - eps)(K-1)/K)."""
+    gamma_alpha = (1 - eps)(K-1)/K); and gamma at least :data:`MIN_DECAY_SHARE` of the optimal loss (binds only
+    with label smoothing)."""
     low, high = LAMBDA_RANGE
     for name in ("lambda_W", "lambda_H"):
         value = getattr(problem, name)
         require(low <= value <= high, name, f"must lie in [{low:g}, {high:g}] (the range float64 certifies), got {value!r}")
     K = problem.C
-    gamma_alpha = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1)) + problem.alpha * (K - 1) / K
+    gamma = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1))
+    gamma_alpha = gamma + problem.alpha * (K - 1) / K
     if gamma_alpha < (K - 1) / K:
         m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
         require(m >= MIN_MODEL2_MARGIN, "lambda_W",
                 f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} puts gamma_alpha = {gamma_alpha:.10g} "
                 f"just below the threshold (K-1)/K = {(K - 1) / K:.10g} (optimal margin {m:.3g} < "
                 f"{MIN_MODEL2_MARGIN:g}: a degenerate optimum float64 does not resolve); move it off the threshold")
+        # the optimal loss ell_alpha(m) + gamma m (ufm.theory.nonnegative.model2_optimum)
+        loss = math.log1p((K - 1) * math.exp(-m)) + problem.alpha * (K - 1) / K * m + gamma * m
+        require(gamma >= MIN_DECAY_SHARE * loss, "lambda_W",
+                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} gives gamma = {gamma:.3g}, below "
+                f"{MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha = {problem.alpha:g} "
+                f"the weight decay alone decides the optimum's geometry, and float64 does not resolve it")
 
 
 @dataclasses.dataclass(frozen=True)
