@@ -9,8 +9,9 @@ no hidden activation and is refused), lambda_W and lambda_H log-uniform over the
 ``genuine_failures`` below, with its documented reason; never a traceback, a NaN in a graded check or a VOID
 without its reason.
 
-Cost: each new array shape compiles the solver (4 - 9 s on the 2-core machine), so the ci profile runs few
-examples (``CI_EXAMPLES``); ``UFM_HYPOTHESIS_PROFILE=long`` runs the profile's number.
+Cost: each new array shape compiles the solver (4 - 9 s on the 2-core machine), so the ci profile draws 3
+examples besides the explicit ones (both ends of the decay ranges, a ReLU model); ``UFM_HYPOTHESIS_PROFILE=long``
+draws the profile's number.
 """
 
 from __future__ import annotations
@@ -73,5 +74,6 @@ def check_outcome(problem: SquareLossProblem) -> None:
 @example(SquareLossProblem(C=2, n=1, lambda_W=DECAY_RANGE[0], lambda_H=DECAY_RANGE[0], restarts=1))
 @example(SquareLossProblem(C=3, n=2, layers=2, bias=BIAS_DECAY_RANGE[1], lambda_W=DECAY_RANGE[1],
                            lambda_H=DECAY_RANGE[0], restarts=2))
+@example(SquareLossProblem(C=2, n=1, layers=2, act="relu", bias="free", d=4, restarts=2))
 def test_square_loss_runs_have_named_outcomes(problem):
     check_outcome(problem)
