@@ -88,10 +88,94 @@ def test_unconverged_solver_fails_the_run(monkeypatch):
 
 def test_kappa_outside_float64_range_is_rejected():
     with pytest.raises(InputError) as info:
-        MixupProblem(C=3, m=1e200)
+        MixupProblem(C=3, mu=1e-14)
     assert info.value.field == "mu" and "kappa" in info.value.message
+
+
+@pytest.mark.parametrize("m", [1e-9, 2e3, 1e200])
+def test_multiplier_outside_the_solvers_scale_is_rejected(m):
+    """m = 1e-12 passed the gradient test at a random start (every check failed), m = 1e4 stalled: refused."""
+    with pytest.raises(InputError) as info:
+        MixupProblem(C=3, m=m, mu=m * m)
+    assert info.value.field == "m"
 
 
 def test_tolerance_follows_conditioning_only_beyond_1e5():
     assert checks.feature_tolerance(1e3) == 1e-10
     assert checks.feature_tolerance(1e9) == pytest.approx(100 * np.finfo(float).eps * (1 + 1e9))
+
+
+# ---------------------------------------------------------------- regressions (user reports)
+
+def _refused(argv):
+    """``ufm.solve.main`` in-process: (exit code, stderr lines, seconds); nothing may be written."""
+    import contextlib
+    import io
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from ufm.solve import main
+
+    err = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        t0 = time.perf_counter()
+        code = main([*argv, "--out", str(Path(tmp) / "out"), "--quiet"])
+        seconds = time.perf_counter() - t0
+        assert list(Path(tmp).iterdir()) == []
+    return code, err.getvalue().strip().splitlines(), seconds
+
+
+def test_square_floor_check_is_defined_at_a_zero_feature():
+    """C = 2, lam = 1/2: the square-loss optimum is exactly 0 (uniform target). The normalised-NonLin check divided
+    by its norm (NaN, graded: a failure). Weighted by r it is defined: a zero feature with r = 0 contributes 0;
+    a zero feature where r > 0 (a wrong optimum) contributes r and fails (1e-10: the feature tolerance)."""
+    from ufm.checks import mixup_points as point_checks
+
+    vertices = np.array([[[1.0], [-1.0]], [[1.0], [-1.0]]])  # h_0 = -h_1, d = 1
+    lam = np.array([[0.5, 0.5], [0.75, 0.25]])
+    r = theory.linear_map_norm(2, np.array([[0.5, 0.5], [0.75, 0.25]]))
+    assert r[0] == 0.0 and r[1] == pytest.approx(0.5, rel=1e-15)
+    good = point_checks.square_normalised_floor(np.array([[0.0], [0.5]]), vertices, lam, r, 1e-10)
+    assert good.passed and good.value < 1e-15 and "1 zero feature" in good.detail  # rounding of r
+    wrong = point_checks.square_normalised_floor(np.array([[0.0], [0.0]]), vertices, lam, r, 1e-10)
+    assert not wrong.passed and wrong.value == pytest.approx(0.5, rel=1e-15)
+    # and a whole run where the solver returns exact zeros there (C = 2, d = 1, seed 0: both lam = 1/2 features)
+    report = family.run(MixupProblem(C=2, d=1, m=1.0, mu=1e-2, n_lambdas=5, seed=0), progress=False)
+    assert report.passed, [c.to_dict() for c in report.failed_checks]
+    assert all(np.isfinite(c.value) for c in report.checks if c.graded)
+
+
+@pytest.mark.parametrize("kwargs", [dict(C=3, mu=1.5e-7, n_lambdas=5), dict(points=3, n_mixes=20, mu=1.5e-8)])
+def test_tolerances_follow_conditioning_at_large_kappa(kwargs):
+    """kappa = 1e7 (pair grid) and 7.4e7 (3-point): five checks used a fixed 1e-10 that float64 cannot deliver
+    there (observed 5.4e-10 .. 8.7e-9 ~ kappa eps). Every graded comparison now uses feature_tolerance(kappa) =
+    100 eps (1 + kappa) (1 - cos: its square, floored at 1e-12), and the runs pass."""
+    problem = MixupProblem(**kwargs)
+    report = family.run(problem, progress=False)
+    assert report.passed, [c.to_dict() for c in report.failed_checks]
+    tol = checks.feature_tolerance(problem.kappa)
+    assert tol > 1e-10
+    for check in report.checks:
+        if check.graded and "converged" not in check.name:
+            assert check.tol in (tol, checks.alignment_tolerance(tol)), (check.name, check.tol)
+
+
+def test_lambdas_does_not_apply_to_points_and_huge_sizes_are_refused_at_once():
+    code, lines, _ = _refused(["--loss", "mixup", "--points", "3", "--lambdas", "5"])
+    assert code == 2 and len(lines) == 1 and "argument --lambdas:" in lines[0]
+    for argv, flag in ((["--C", "1000000"], "--C"), (["--d", "100000000"], "--d"),
+                       (["--lambdas", "1000000000"], "--lambdas"), (["--points", "3", "--mixes", "10000000000"], "--mixes"),
+                       (["--points", "100000000000", "--mixes", "10"], "--points")):
+        code, lines, seconds = _refused(["--loss", "mixup", *argv])
+        assert code == 2 and len(lines) == 1 and f"argument {flag}:" in lines[0] and "needs about" in lines[0], lines
+        assert seconds < 5.0
+
+
+def test_memory_estimate_allocates_nothing():
+    """C = 10^6 is estimated (python integers, no overflow) without building the ETF: well under a second."""
+    import time
+
+    t0 = time.perf_counter()
+    needed, field = family.memory_estimate(MixupProblem(C=10**6))
+    assert time.perf_counter() - t0 < 0.5 and field == "C" and needed > 10**20

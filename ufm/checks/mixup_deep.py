@@ -14,29 +14,35 @@ from ufm.checks import Check
 LINEAR_TOL = 1e-10  # relative to the layer's vertex norm: the composition of linear maps is exact up to rounding
 
 
-def converged(rule: str, solution, best: int, rtol: float, floor=(), floor_rtol: float | None = None) -> Check:
-    """The best restart (``ufm.solver.best_element``) converged: relative gradient <= ``rtol``, or, for the
-    restarts in ``floor``, stalled at f's rounding floor of a degenerate minimum with relative gradient <=
-    ``floor_rtol`` (``ufm.families.mixup_deep.FLOOR_RTOL``; the tolerance is then that one). The detail counts the
-    restarts that did not converge, by status (saddles included), and names the best one's status when it is
-    among them."""
+def converged(rule: str, solution, best: int, rtol: float, floor: dict | None = None) -> Check:
+    """The best restart (``ufm.solver.best_element``) converged: relative gradient <= ``rtol``, or, for a restart
+    in ``floor`` ({restart: (Newton-predicted decrease, f's rounding window)},
+    ``ufm.families.mixup_deep.accept_rounding_floor``), stalled at f's rounding floor of a degenerate minimum where
+    the Newton model predicts no decrease f can resolve (value and tolerance are then those two numbers). The detail
+    counts the restarts that did not converge, by status (saddles included), and names the best one's status when
+    it is among them."""
     from ufm.solver import STATUS_MESSAGES
 
+    floor = floor or {}
     ok = bool(solution.converged[best])
-    at_floor = best in set(floor)
     rel_grad = float(solution.rel_grad_norm[best])
     failures = "; ".join(f"{n}/{solution.status.size} restart(s): {msg}" for msg, n in solution.report()["failures"].items())
-    if ok:
-        detail = (f"stalled at the rounding floor of f (degenerate minimum): accepted to {floor_rtol:g}"
-                  if at_floor else "")
-    else:
+    if not ok:
         detail = (f"best restart {best}: {STATUS_MESSAGES[int(solution.status[best])]}, rel grad {rel_grad:.2e}"
                   + ("" if solution.converged.any() else "; no restart converged"))
-    if len(floor):
+        value, tol = float("inf"), rtol
+    elif best in floor:
+        value, tol = floor[best]
+        detail = (f"stalled at f's rounding floor (degenerate minimum, rel grad {rel_grad:.2e}): no trial along the "
+                  f"Newton ray decreased f beyond its rounding window {tol:.2e}, the Newton model's decrease in the "
+                  f"well-conditioned directions is {value:.2e}")
+    else:
+        detail, value, tol = "", rel_grad, rtol
+    if floor:
         detail = "; ".join(x for x in (detail, f"{len(floor)} restart(s) accepted at the rounding floor") if x)
     detail = "; ".join(x for x in (detail, failures) if x)
-    return Check(f"{rule}: best restart converged (rel grad)", rel_grad if ok else float("inf"),
-                 floor_rtol if at_floor else rtol, detail)
+    name = f"{rule}: best restart converged (rel grad, or Newton decrease at f's rounding floor)"
+    return Check(name, value, tol, detail)
 
 
 def restarts_at_best(rule: str, loss: np.ndarray, converged: np.ndarray, rtol: float = 1e-9) -> Check:

@@ -16,8 +16,9 @@ stalled restart is no minimum (they are counted in the convergence check's detai
 
 The quadrature check is reported, not graded: it compares two 1-D reductions (theory with n and 2n nodes), not the
 solver with the theory. Every graded check is about the n-node problem the run solves; whether n nodes resolve the
-Beta(alpha, alpha) law itself depends on n and on kappa (the integrand sharpens as kappa grows: 16 nodes move m by
-2.7e-5 at lambda_W = lambda_H = 1e-6, one node by 1e-2 at the defaults), and the run says so in its headline.
+Beta(alpha, alpha) law itself depends on n and on kappa (the integrand sharpens as kappa grows: 16 nodes moved m by
+2.7e-5 at lambda_W = lambda_H = 1e-6, C = 10, now outside the accepted range; one node moves it by 1e-2 at the
+defaults), and the run says so in its headline.
 """
 
 from __future__ import annotations

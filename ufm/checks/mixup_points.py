@@ -91,16 +91,18 @@ def square_normalised_floor(h_square_mix, h_square_points, lam, r, tol: float = 
     (relative to the vertex norm) moves its direction, and NonLin, by ~delta / r. At the uniform target (C = 2,
     lam = 1/2) r = 0 and the feature is 0: eq. (3) normalises a zero vector and is undefined. The weighted
     difference is at most ~2 delta at every r (also where the direction is rounding noise, r <~ delta, since
-    |NonLin - floor| <= 2 there), so it is graded against the feature tolerance; a zero feature counts as
-    direction 0 (its term is then r |2r - 1| <= r, exactly 0 at r = 0).
+    |NonLin - floor| <= 2 there), so it is graded against the feature tolerance. A feature that is exactly 0 has no
+    direction: its term is r (0 at the uniform target, where 0 is the optimum; a failure where r > tol).
     """
-    unit_mix = unit_rows(np.asarray(h_square_mix, dtype=float))
+    h_square_mix = np.asarray(h_square_mix, dtype=float)
+    unit_mix = unit_rows(h_square_mix)
     pts = np.asarray(h_square_points, dtype=float)
     unit_pts = unit_rows(pts.reshape(-1, pts.shape[-1])).reshape(pts.shape)
     nl = np.linalg.norm(unit_mix - np.einsum("nk,nkd->nd", np.asarray(lam, dtype=float), unit_pts), axis=-1)
     r = np.asarray(r, dtype=float)
-    err = float(np.max(r * np.abs(nl - (1.0 - r))))
-    zero = int(np.sum(np.linalg.norm(h_square_mix, axis=-1) == 0))
+    is_zero = np.linalg.norm(h_square_mix, axis=-1) == 0
+    err = float(np.max(np.where(is_zero, r, r * np.abs(nl - (1.0 - r)))))
+    zero = int(np.sum(is_zero))
     mean = f"mean {np.mean(nl[r > 0]):.6g} over the mixes with r > 0 " if np.any(r > 0) else ""
     return Check("square loss: normalised NonLin = floor 1 - r(q) (r-weighted abs)", err, tol,
                  mean + "(eq. 3 is positive for an exactly linear map)" + (f"; {zero} zero feature(s)" if zero else ""))

@@ -45,9 +45,10 @@ def add_arguments(parser) -> None:
     group.add_argument("--C", type=int, default=10, help="number of classes (>= 2)")
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
     group.add_argument("--alpha", type=float, default=1.0,
-                       help="lam ~ Beta(alpha, alpha) (> 0); 0 means ERM (no mixup)")
-    group.add_argument("--lam-W", type=float, default=5e-2, dest="lam_W", help="classifier weight decay (> 0)")
-    group.add_argument("--lam-H", type=float, default=5e-2, dest="lam_H", help="feature weight decay (> 0)")
+                       help="lam ~ Beta(alpha, alpha) (in [1e-6, 1e6]); 0 means ERM (no mixup)")
+    group.add_argument("--lam-W", type=float, default=5e-2, dest="lam_W",
+                       help="classifier weight decay (> 0; lam_W lam_H >= 1e-10, lam_W / lam_H in [1e-4, 1e4])")
+    group.add_argument("--lam-H", type=float, default=5e-2, dest="lam_H", help="feature weight decay (> 0; see --lam-W)")
     group.add_argument("--nodes", type=int, default=None, dest="n_nodes",
                        help=f"Gauss-Jacobi nodes for the Beta(alpha, alpha) average (1 .. {MAX_NODES}; default "
                        f"{MixupJointProblem.n_nodes}; not with --alpha 0)")

@@ -12,6 +12,11 @@ from ufm.problems import require, require_int, require_positive
 
 # Beyond this range the optimum's conditioning (Hessian condition ~ 1 + kappa) leaves no correct digits to test.
 KAPPA_RANGE = (1e-12, 1e12)
+# The solver's relative-gradient test (||grad|| / max(1, |f|) <= 1e-12) is not scale-free in m, since the
+# gradient W^T (p - y) + mu h scales with ||W|| = m: above 1e3 its own rounding (~eps m) stops the polish short of
+# the tolerance (m = 3e3 at kappa = 1e12 and m = 1e4 at kappa = 1: stalled subproblems), below ~1e-12 a random
+# start already meets it without moving (m = 1e-12: every check failed); 1e-8 keeps four orders of margin.
+M_RANGE = (1e-8, 1e3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +49,10 @@ class MixupProblem:
             object.__setattr__(self, "d", self.C)
         require_int(self.d, "d", self.C - 1)
         require_positive(self.m, "m")
+        require(M_RANGE[0] <= self.m <= M_RANGE[1], "m", f"must lie in [{M_RANGE[0]:g}, {M_RANGE[1]:g}] (the "
+                f"solver's gradient tolerance is not scale-free in m), got {self.m!r}")
         require_positive(self.mu, "mu")
-        kappa = self.C * self.m**2 / ((self.C - 1) * self.mu) if self.m < 1e150 else float("inf")
+        kappa = self.C * self.m**2 / ((self.C - 1) * self.mu)
         require(KAPPA_RANGE[0] <= kappa <= KAPPA_RANGE[1], "mu",
                 f"kappa = C m^2/((C-1) mu) must lie in [{KAPPA_RANGE[0]:g}, {KAPPA_RANGE[1]:g}] "
                 f"(float64 cannot resolve the optimum beyond), got {kappa:.3g} from m={self.m!r}, mu={self.mu!r}")

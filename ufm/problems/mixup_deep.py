@@ -16,6 +16,16 @@ CLASSIFIERS = ("fixed", "learned")
 # Gauss-Jacobi nodes: scipy's roots_jacobi costs O(n^2) time (220 s at n = 1e5); the quadrature of a smooth
 # integrand converges exponentially, far before this.
 MAX_NODES = 1000
+# Gauss-Jacobi needs alpha - 1 > -1 in floating point (alpha >= 1.2e-16) and overflows near 1e300.
+ALPHA_RANGE = (1e-6, 1e6)
+# Where the solver's relative-gradient test (not scale-free) reaches its tolerance, from runs at the extremes
+# (C = 2 .. 3, both classifiers): mu = 1e-8 and m = 1e4 ran out of steps, softplus sharpness 1e-6 (outputs ~
+# log 2 / s = 7e5) stalled; mu, mu_v in 1e-6 .. 1e6, m in 1e-6 .. 1e3, s in 1e-3 .. 1e6, consistency up to 1e9
+# converged.
+DECAY_RANGE = (1e-6, 1e6)
+M_RANGE = (1e-6, 1e3)
+SHARPNESS_RANGE = (1e-3, 1e6)
+CONSISTENCY_MAX = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +69,21 @@ class MixupDeepProblem:
                 f"got {self.activation!r}")
         require(self.classifier in CLASSIFIERS, "classifier", f"must be one of {', '.join(CLASSIFIERS)}, "
                 f"got {self.classifier!r}")
-        require_positive(self.sharpness, "sharpness")
-        require_positive(self.m, "m")
-        require_positive(self.mu, "mu")
-        require_positive(self.mu_v, "mu_v")
+        for field, (low, high) in (("sharpness", SHARPNESS_RANGE), ("m", M_RANGE), ("mu", DECAY_RANGE),
+                                   ("mu_v", DECAY_RANGE)):
+            value = getattr(self, field)
+            require_positive(value, field)
+            require(low <= value <= high, field, f"must lie in [{low:g}, {high:g}] (where the solver's gradient "
+                    f"tolerance is reached), got {value!r}")
         require_positive(self.alpha, "alpha")
+        require(ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1], "alpha",
+                f"must lie in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] (Beta quadrature), got {self.alpha!r}")
         require_int(self.n_lambdas, "n_lambdas", 1)
         require(self.n_lambdas <= MAX_NODES, "n_lambdas", f"must be at most {MAX_NODES} (Gauss-Jacobi nodes cost "
                 f"O(n^2) time; the quadrature converges exponentially), got {self.n_lambdas!r}")
         require_nonnegative(self.consistency, "consistency")
+        require(self.consistency <= CONSISTENCY_MAX, "consistency", f"must be at most {CONSISTENCY_MAX:g}, got "
+                f"{self.consistency!r}")
         require_int(self.restarts, "restarts", 1)
         require_int(self.eval_lambdas, "eval_lambdas", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
@@ -100,7 +116,8 @@ class MixupDeepProblem:
     def evaluation_mixes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (n x 2) of distinct classes, weights lam (n x 2) and density weights (n,) (sum 1) for NonLin."""
         lam = (np.arange(self.eval_lambdas) + 0.5) / self.eval_lambdas  # midpoints: never 0 or 1
-        dens = np.exp((self.alpha - 1) * (np.log(lam) + np.log1p(-lam)))
+        log_dens = (self.alpha - 1) * (np.log(lam) + np.log1p(-lam))
+        dens = np.exp(log_dens - np.max(log_dens))  # scaled: alpha = 1e6 would underflow to 0 / 0
         pairs = self.pairs(distinct=True)
         n = len(pairs)
         weights = np.tile(dens / dens.sum(), n) / n

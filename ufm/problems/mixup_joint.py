@@ -13,6 +13,15 @@ from ufm.theory.mixup_joint import beta_quadrature
 # Gauss-Jacobi nodes: the rule converges exponentially in n for the smooth integrands of the 1-D reduction, and
 # scipy's roots_jacobi costs O(n^2) time (1.9 s at n = 1e4, 220 s at 1e5); the run also builds the 2n-node rule.
 MAX_NODES = 1000
+# Where the run's fixed tolerances (ufm.checks.mixup_joint) hold. The optimal kappa grows as lambda_W lambda_H
+# falls (kappa* ~ 6e5 at 1e-10, 7e6 at 1e-12) and the gradient tolerance 1e-10 then leaves errors far above 1e-7:
+# at 1e-12 converged restarts had ETF errors 1e-5 (C = 3, 4; 100x the tolerance); at 1e-11 the worst was 2% of it.
+# The test is not scale-free either: at lambda_W / lambda_H = 1e-10 (product 1e-10) every check failed by 1e2..1e6,
+# while at 1e-4 .. 1e4 (products >= 1e-10, alpha 1e-3 .. 1e3, C = 2 .. 4) every check held with margin >= 7.
+DECAY_PRODUCT_MIN = 1e-10
+DECAY_RATIO_MAX = 1e4
+# Gauss-Jacobi needs alpha - 1 > -1 in floating point (alpha >= 1.2e-16) and overflows near 1e300; tested 1e-6 .. 1e12.
+ALPHA_RANGE = (1e-6, 1e6)
 
 
 def count_targets(C: int, n_nodes: int, samples_per_target: int, erm: bool) -> int:
@@ -50,10 +59,17 @@ class MixupJointProblem:
         if self.d is None:
             object.__setattr__(self, "d", self.C)
         require_int(self.d, "d", self.C - 1)
-        require(isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 0, "alpha",
-                f"must be 0 (ERM, no mixup) or a finite number > 0, got {self.alpha!r}")
+        require(isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha)
+                and (self.alpha == 0 or ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1]), "alpha",
+                f"must be 0 (ERM, no mixup) or in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}], got {self.alpha!r}")
         require_positive(self.lam_W, "lam_W")
         require_positive(self.lam_H, "lam_H")
+        require(self.lam_W * self.lam_H >= DECAY_PRODUCT_MIN, "lam_H",
+                f"lambda_W lambda_H must be >= {DECAY_PRODUCT_MIN:g} (below, the optimum's kappa exceeds ~6e5 and the "
+                f"gradient tolerance no longer delivers the checks' 1e-7), got {self.lam_W * self.lam_H:.3g}")
+        require(1 / DECAY_RATIO_MAX <= self.lam_W / self.lam_H <= DECAY_RATIO_MAX, "lam_H",
+                f"lambda_W / lambda_H must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient "
+                f"tolerance is not scale-free), got {self.lam_W / self.lam_H:.3g}")
         require_int(self.n_nodes, "n_nodes", 1)
         require(self.n_nodes <= MAX_NODES, "n_nodes", f"must be at most {MAX_NODES} (the quadrature converges "
                 f"exponentially; scipy's Gauss-Jacobi nodes cost O(n^2) time), got {self.n_nodes!r}")

@@ -95,10 +95,11 @@ def trivial_threshold(C: int, nodes, weights) -> float:
 
 
 def optimal_etf_kappa(C: int, lam_W: float, lam_H: float, nodes, weights,
-                      log_kappa_range: tuple[float, float] = (-8.0, 20.0), n_scan: int = 57) -> tuple[float, float]:
+                      log_kappa_range: tuple[float, float] = (-8.0, 28.0), n_scan: int = 73) -> tuple[float, float]:
     """Global minimiser of the one-dimensional reduction F over kappa >= 0: ``(kappa*, F(kappa*))``.
 
-    Every sign change of dF/dkappa on a log-spaced scan is refined by Brent's method in log kappa to full
+    The scan covers kappa in [e^-8, e^28 = 1.4e12] (the fixed-ETF family resolves kappa up to 1e12). Every sign
+    change of dF/dkappa on a log-spaced scan is refined by Brent's method in log kappa to full
     precision (dF/dkappa is computed from the root-solved gaps, not by differencing F); the smallest F among those
     and F(0) = log C wins. kappa* = 0 (W = 0) is returned when the trivial point is optimal.
     """
