@@ -24,7 +24,12 @@ from hypothesis import strategies as st
 
 from tests.properties import assert_named_outcome
 from ufm.families import square_loss as family
-from ufm.problems.square_loss import BIAS_DECAY_RANGE, DECAY_RANGE, GAUSSIAN_INPUTS_MIN_DECAY, SquareLossProblem
+from ufm.problems.square_loss import (
+    BIAS_DECAY_RANGE,
+    DECAY_RANGE,
+    GAUSSIAN_INPUTS_MIN_DECAY,
+    SquareLossProblem,
+)
 
 CI = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") == "ci"
 
