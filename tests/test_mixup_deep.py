@@ -104,7 +104,8 @@ def test_training_reaches_gradient_tolerance():
     problem = MixupDeepProblem(**{**SMALL, "activation": "softplus"})
     report = family.run(problem, progress=False)
     conv = [c for c in report.checks if "converged" in c.name]
-    assert len(conv) == 3 and all(c.passed and c.value <= 1e-12 for c in conv), [c.to_dict() for c in conv]
+    assert len(conv) == 3 and all(c.passed for c in conv), [c.to_dict() for c in conv]
+    assert all(report.numbers[rule]["stages"][-1]["rel_grad"] <= 1e-12 for rule in ("erm", "mixup", "consistency"))
     assert report.passed
     nl = {rule: report.numbers[rule]["nonlin"] for rule in ("erm", "mixup", "consistency")}
     assert nl["consistency"]["h"]["unnormalised_rel"] < 0.5 * nl["mixup"]["h"]["unnormalised_rel"]

@@ -18,9 +18,9 @@ def converged(rule: str, solution, best: int, rtol: float, floor: dict | None = 
     """The best restart (``ufm.solver.best_element``) converged: relative gradient <= ``rtol``, or, for a restart
     in ``floor`` ({restart: (Newton-predicted decrease, f's rounding window)},
     ``ufm.families.mixup_deep.accept_rounding_floor``), stalled at f's rounding floor of a degenerate minimum where
-    the Newton model predicts no decrease f can resolve (value and tolerance are then those two numbers). The detail
-    counts the restarts that did not converge, by status (saddles included), and names the best one's status when
-    it is among them."""
+    the Newton model predicts no decrease f can resolve. Graded 0 (yes) or 1 (no), finite either way; the detail
+    gives the numbers, counts the restarts that did not converge, by status (saddles included), and names the best
+    one's status when it is among them."""
     from ufm.solver import STATUS_MESSAGES
 
     floor = floor or {}
@@ -30,19 +30,17 @@ def converged(rule: str, solution, best: int, rtol: float, floor: dict | None = 
     if not ok:
         detail = (f"best restart {best}: {STATUS_MESSAGES[int(solution.status[best])]}, rel grad {rel_grad:.2e}"
                   + ("" if solution.converged.any() else "; no restart converged"))
-        value, tol = float("inf"), rtol
     elif best in floor:
-        value, tol = floor[best]
+        decrease, window = floor[best]
         detail = (f"stalled at f's rounding floor (degenerate minimum, rel grad {rel_grad:.2e}): no trial along the "
-                  f"Newton ray decreased f beyond its rounding window {tol:.2e}, the Newton model's decrease in the "
-                  f"well-conditioned directions is {value:.2e}")
+                  f"Newton ray decreased f beyond its rounding window {window:.2e}, the Newton model's decrease in "
+                  f"the clearly curved directions is {decrease:.2e}")
     else:
-        detail, value, tol = "", rel_grad, rtol
+        detail = f"rel grad {rel_grad:.2e} (rtol {rtol:.0e})"
     if floor:
         detail = "; ".join(x for x in (detail, f"{len(floor)} restart(s) accepted at the rounding floor") if x)
     detail = "; ".join(x for x in (detail, failures) if x)
-    name = f"{rule}: best restart converged (rel grad, or Newton decrease at f's rounding floor)"
-    return Check(name, value, tol, detail)
+    return Check(f"{rule}: best restart converged (0 = yes)", 0.0 if ok else 1.0, 0.0, detail)
 
 
 def restarts_at_best(rule: str, loss: np.ndarray, converged: np.ndarray, rtol: float = 1e-9) -> Check:

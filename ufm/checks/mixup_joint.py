@@ -38,17 +38,19 @@ QUADRATURE_TOL = 1e-6
 
 
 def converged(solution, best: int, starts=None) -> Check:
-    """The best restart reached the gradient tolerance (absolute norm, weight-scaled variables); the detail counts
-    every restart that did not (by status) and names the best one's status if it is among them."""
+    """The best restart ended CONVERGED (gradient norm <= the tolerance): graded 0 (yes) or 1 (no), finite either
+    way; the detail gives its gradient norm, counts every restart that did not converge (by status, saddles
+    included) and names the best one's status if it is among them."""
     from ufm.solver import STATUS_MESSAGES
 
     ok = bool(solution.converged[best])
     others = "; ".join(f"{n} restart(s): {msg}" for msg, n in solution.report()["failures"].items())
     kind = f" ({starts[best]} start)" if starts is not None else ""
-    detail = (f"restart {best}{kind}" + ("" if ok else f": {STATUS_MESSAGES[int(solution.status[best])]}, grad norm "
-                                         f"{float(solution.grad_norm[best]):.1e}") + (f"; {others}" if others else ""))
-    value = float(solution.grad_norm[best]) if ok else float("inf")
-    return Check("solver converged at the best restart (grad norm)", value, GRAD_TOL, detail)
+    why = "" if ok else (": " + STATUS_MESSAGES[int(solution.status[best])]
+                         + ("" if solution.converged.any() else "; no restart converged"))
+    detail = (f"restart {best}{kind}{why}, grad norm {float(solution.grad_norm[best]):.1e} (tol {GRAD_TOL:.0e})"
+              + (f"; {others}" if others else ""))
+    return Check("solver converged at the best restart (0 = yes)", 0.0 if ok else 1.0, 0.0, detail)
 
 
 def etf_error(errors: np.ndarray, restarts: np.ndarray) -> Check:

@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("mixup")
     group.add_argument("--C", type=int, default=10, help="number of classes (>= 2)")
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
-    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-8, 1e3])")
+    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-8, 1e2])")
     group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
     group.add_argument("--lambdas", type=int, default=None, dest="n_lambdas",
                        help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)")
@@ -163,18 +163,21 @@ def other_dimension(problem: MixupProblem) -> MixupProblem:
 
 
 def converged_check(sol: Solution) -> Check:
-    """Every subproblem of the main solve converged (max relative gradient; inf, failing, with the count if not)."""
-    ok = bool(sol.converged.all())
-    return Check("solver converged on every subproblem (max rel grad)",
-                 sol.report()["max_rel_grad_norm"] if ok else float("inf"), SOLVER.rtol,
-                 "" if ok else f"{int(np.sum(~sol.converged))} not converged: "
-                 + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()))
+    """Every subproblem of the main solve converged: graded on the number that did not (0 passes; a count, not an
+    infinite value, so that a failing check stays finite), with the max relative gradient and the statuses."""
+    rep = sol.report()
+    bad = int(np.sum(~sol.converged))
+    detail = f"max rel grad {rep['max_rel_grad_norm']:.2e} (rtol {SOLVER.rtol:.0e})" + (
+        f"; {bad} not converged: " + "; ".join(f"{n} {msg}" for msg, n in rep["failures"].items()) if bad else "")
+    return Check("solver converged on every subproblem (number not converged)", float(bad), 0.0, detail)
 
 
 def auxiliary_checks(solves) -> list[Check]:
-    """A failing check for each auxiliary solve (name, Solution) that did not converge everywhere."""
-    return [Check(f"auxiliary {name} solve converged", float("inf"), SOLVER.rtol,
-                  f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems not converged")
+    """A failing check (the number not converged) for each auxiliary solve (name, Solution) that did not converge
+    everywhere."""
+    return [Check(f"auxiliary {name} solve converged (number not converged)", float(np.sum(~sol.converged)), 0.0,
+                  f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems: "
+                  + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()))
             for name, sol in solves if not sol.converged.all()]
 
 
