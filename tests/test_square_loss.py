@@ -221,19 +221,28 @@ def test_one_layer_network_closed_form_point_has_one_layer():
 
 @pytest.mark.parametrize("kwargs", [{"lambda_W": 1e-9, "lambda_H": 1e-9},
                                     {"lambda_W": 1e-9, "lambda_H": 1e2},
-                                    {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8}])
+                                    {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8},
+                                    {"bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9},
+                                    {"layers": 3, "bias": 1e3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1}])
 def test_extreme_decays_converge_with_float64_floors(kwargs):
     """At decays 1e-9 every restart STALLED at rel grad ~1e-9 (the solver's rounding window is relative to
     max(1, |f|) and f ~ 4e-8) and the identities / eps / R-B checks failed at 1e-3 - 1e-2; with unequal decays
     (1e-9, 100) the converged restart's geometry missed 1e-8 (2e-8 - 2e-7). Now: balanced coordinates, f / s, and
-    tolerances floored at 64 eps x (size of the cancelled terms) / (size of the result)."""
+    tolerances floored at 64 eps x (size of the cancelled terms) / (size of the result). Found by the property
+    tests: a decayed bias at decays 1e-9 is ~ rho / K, formed by cancellation (bias check 2.7e-8 against 1e-8), and
+    with lambda_b = 1e3 on a 3-layer UFM every random restart ran out of steps until the bias was solved in its
+    balanced scale b sqrt(1 + lambda_b)."""
     report = run(C=3, n=2, **kwargs)
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
+    if "closed_form" not in report.numbers:  # decayed bias, 3 layers: no closed form, the identities are graded
+        assert all(check(report, name).graded for name in ("(I1)", "(I2)", "(I3)"))
+        return
     t = report.numbers["closed_form"]
     eps_check = check(report, "eps = closed form")
     assert eps_check.tol == max(1e-8, 64 * np.finfo(float).eps / t["eps"])  # the stated floor, nothing looser
     assert check(report, "objective = closed form").tol == 1e-12  # no floor: f has no cancellation
-    assert check(report, "NC2 equinorm").tol == 1e-8
+    if kwargs.get("bias", "none") == "none":
+        assert check(report, "NC2 equinorm").tol == 1e-8
 
 
 def test_restarts_cover_the_zero_basin():

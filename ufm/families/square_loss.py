@@ -542,7 +542,13 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
         if t.get("factor_energy") is not None:
             out.append(checks.close("every factor's lambda ||theta||^2 = closed form", energies,
                                     [t["factor_energy"]] * len(energies), gtol))
-        if problem.bias != "none":
+        if problem.bias not in ("none", "free"):
+            # a decayed bias b = (1 - g)/(K (1 + lambda_b)) is formed by cancellation on both sides: 1 - g in the
+            # closed form, the mean residual (lambda_b b = mean R) in the solver; at small decays 1 - g ~ 2 rho
+            fit = problem.C * (1.0 + float(problem.bias)) * float(np.max(np.abs(t["b"])))
+            out.append(checks.close("bias = closed form", b, t["b"],
+                                    checks.floored(gtol, checks.cancellation_floor(1.0, fit))))
+        elif problem.bias == "free":
             out.append(checks.close("bias = closed form", b, t["b"], gtol))
     graded = asserted and problem.bias in ("none", "free")
     g = checks.GEOMETRY_TOL if graded else None
