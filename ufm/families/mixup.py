@@ -229,7 +229,7 @@ def run(problem: MixupProblem, *, progress: bool = True) -> Report:
         checks.outside_pair_span(W, h, c, c_prime, same_norm, tol),
         checks.boundary_distance_odd(W, h, c, c_prime, lam, problem.n_lambdas, tol),
         checks.half_mix_bulge(h, c, c_prime, lam, problem.C, problem.kappa, tol),
-        checks.dimension_independence(z, alt.h @ alt.W.T, problem.d, other.d, tol),
+        checks.dimension_independence(z, alt.h @ alt.W.T, problem.d, other.d, (problem.C - 1) * abs(K), tol),
         checks.square_loss_linearity(square.h, c, c_prime, problem.n_lambdas, tol),
         checks.calibration_gap(W, h, c, c_prime, lam),
     ]
@@ -290,7 +290,8 @@ def nonlinearity_summary(h_mix, h_vertex, classes, lam, y, C: int) -> dict:
     nl = nonlinearity(h_mix[defined], points, lam[defined])
     floor = theory.linear_map_nonlinearity(C, y[defined])
     raw = nonlinearity(h_mix, h_vertex[classes], lam, normalise=False) / np.mean(np.linalg.norm(h_vertex, axis=-1))
-    return {"nonlin": float(np.mean(nl)), "floor": float(np.mean(floor)), "excess": float(np.mean(nl - floor)),
+    mean = (lambda a: float(np.mean(a))) if np.any(defined) else (lambda a: float("nan"))  # none defined: NaN
+    return {"nonlin": mean(nl), "floor": mean(floor), "excess": mean(nl - floor),
             "unnormalised_rel": float(np.mean(raw)), "undefined": int(np.sum(~defined))}
 
 
@@ -353,7 +354,7 @@ def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
         result_checks.append(point_checks.barycentre_bulge(h[sl["barycentre"]], h_vertex[bary_classes].mean(axis=1),
                                                            C, problem.kappa, k, tol))
     result_checks += [
-        checks.dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, other.d, tol),
+        checks.dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, other.d, (C - 1) * abs(K), tol),
         point_checks.square_linear(h_sq[rnd], h_vertex_sq[classes], lam, tol),
         point_checks.square_normalised_floor(h_sq[rnd], h_vertex_sq[classes], lam,
                                              theory.linear_map_norm(C, y[rnd]), tol),
