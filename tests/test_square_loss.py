@@ -222,7 +222,7 @@ def test_one_layer_network_closed_form_point_has_one_layer():
 @pytest.mark.parametrize("kwargs", [{"lambda_W": 1e-9, "lambda_H": 1e-9},
                                     {"lambda_W": 1e-9, "lambda_H": 1e2},
                                     {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8},
-                                    {"bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9},
+                                    {"C": 2, "n": 1, "bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
                                     {"layers": 3, "bias": 1e3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1}])
 def test_extreme_decays_converge_with_float64_floors(kwargs):
     """At decays 1e-9 every restart STALLED at rel grad ~1e-9 (the solver's rounding window is relative to
@@ -232,8 +232,11 @@ def test_extreme_decays_converge_with_float64_floors(kwargs):
     tests: a decayed bias at decays 1e-9 is ~ rho / K, formed by cancellation (bias check 2.7e-8 against 1e-8), and
     with lambda_b = 1e3 on a 3-layer UFM every random restart ran out of steps until the bias was solved in its
     balanced scale b sqrt(1 + lambda_b)."""
-    report = run(C=3, n=2, **kwargs)
+    report = run(**{"C": 3, "n": 2, **kwargs})
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
+    if kwargs.get("bias") == 1.0:  # b = (1 - g)/(K (1 + lambda_b)), 1 - g ~ 4e-9: the stated floor, above 1e-8
+        g, _ = theory.ufm_decayed_bias(2, 1, 1e-9, 1e-9, 1.0)
+        assert check(report, "bias = closed form").tol == pytest.approx(64 * np.finfo(float).eps / (1 - g), rel=1e-6)
     if "closed_form" not in report.numbers:  # decayed bias, 3 layers: no closed form, the identities are graded
         assert all(check(report, name).graded for name in ("(I1)", "(I2)", "(I3)"))
         return
