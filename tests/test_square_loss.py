@@ -317,3 +317,17 @@ def test_relu_kinks_count_exact_zeros():
     M = np.array([[1.0, -1.0], [2.0, -0.5]])  # sample 1 negative at both units, no entry near 0
     params = {"layers": [family.jnp.asarray(M @ X.T), family.jnp.eye(2), family.jnp.eye(2)]}
     assert family.relu_kinks(problem, params, data) == 2  # sample 1's two second-layer pre-activations are 0
+
+
+def test_relu_best_above_the_known_critical_point_fails_by_name():
+    """Found by the property tests: a narrow bias-free ReLU UFM (d = C = 2, decays 1e-9) whose only random restart
+    died (objective 1/2, both units dead) passed except for the zero-agreement check, which compared it with a
+    closed form that ReLU does not assert. The linear optimum (objective ~ (1/2) m beta = 3e-9, m = 3, beta =
+    K n^(1/m) Lambda = 2e-9) is a known critical point of the ReLU model (factors >= 0, ReLU inactive), so a best
+    point above it fails, by name, with the dead units in the detail; the zero agreement is reported, not graded,
+    for ReLU."""
+    report = run(C=2, n=1, layers=2, act="relu", lambda_W=1e-9, lambda_H=1e-9, d=2, restarts=1)
+    failed = {c.name: c for c in report.failed_checks}
+    assert family.BEST_NOT_ABOVE in failed and "dead ReLU units" in failed[family.BEST_NOT_ABOVE].detail
+    assert abs(report.numbers["closed_form_point"]["objective"] - 3e-9) <= 1e-15
+    assert not check(report, "zero solution").graded

@@ -488,8 +488,9 @@ def _zero_checks(problem: SquareLossProblem, F_W: np.ndarray, t: dict | None) ->
     out = []
     if t is not None:
         cf_size = float(np.linalg.norm(t["Z"]) / np.linalg.norm(Y))
+        # graded where the closed form is the optimum (linear models); for ReLU it is a known critical point only
         out.append(Check("zero solution: solver's product = closed form's (||F - b 1^T|| / ||Y||, abs)",
-                         abs(size - cf_size), checks.ZERO_TOL,
+                         abs(size - cf_size), checks.ZERO_TOL if t["asserted"] else None,
                          f"solver {size:.3g}, closed form {cf_size:.3g} ({'zero' if cf_zero else 'nonzero'})"))
     return True, reason, out
 
@@ -524,9 +525,10 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
     if problem.bias != "none":
         identities.append(checks.identity_bias(lambda_b, b, R, magnitude))
     kinks = relu_kinks(problem, params, data)
-    if kinks and not converged:  # stopped on a kink, where the objective is not differentiable
-        identities = [dataclasses.replace(c, tol=None, detail=f"nonsmooth point: {kinks} ReLU pre-activations at 0")
-                      for c in identities]
+    if not converged:  # first-order conditions of a critical point: the convergence check fails the run
+        why = (f"nonsmooth point: {kinks} ReLU pre-activations at 0" if kinks else
+               "not a converged point: reported, not graded")
+        identities = [c if c.void else dataclasses.replace(c, tol=None, detail=why) for c in identities]
     out = identities + out
     numbers = {"objective": objective, "eps": eps, "factor_energies": energies, "zero_solution": zero}
     asserted = t is not None and t["asserted"]
@@ -608,6 +610,19 @@ def relu_kinks(problem: SquareLossProblem, params: dict, data: SquareLossData, t
     return count
 
 
+def relu_dead_units(problem: SquareLossProblem, params: dict, data: SquareLossData) -> int:
+    """Number of hidden ReLU units whose pre-activation is < 0 on every sample (dead: no gradient reaches them)."""
+    if problem.act != "relu":
+        return 0
+    h = params["H"] if "H" in params else data.X
+    count = 0
+    for W in params["layers"][:-1]:
+        z = np.asarray(W @ h)
+        count += int(np.sum(np.all(z < 0, axis=1)))
+        h = jnp.maximum(W @ h, 0.0)
+    return count
+
+
 RB_NAMES = {"free": ["seed R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
                      "seed R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
             "none": ["seed R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
@@ -656,6 +671,7 @@ def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
 
 
 CONVERGED_NAME = "solver converged at the best restart"
+BEST_NOT_ABOVE = "best restart not above the closed-form point (rel; ReLU: a known critical point)"
 
 
 def _convergence_checks(problem: SquareLossProblem, found: SquareLossSolution, kinks: int) -> list[Check]:
@@ -669,6 +685,9 @@ def _convergence_checks(problem: SquareLossProblem, found: SquareLossSolution, k
     if kinks:
         detail += (f"; {kinks} ReLU pre-activations at the kink" if ok else
                    f"; stopped on {kinks} ReLU kinks (nonsmooth point)")
+    dead = relu_dead_units(problem, found.params, objective_data(problem))
+    if dead:
+        detail += f"; {dead} dead ReLU units"
     if not ok:
         why = ("no element converged" if not np.any(sol.converged) else
                "the lowest point found did not converge (lower than every converged one beyond rounding)")
@@ -713,6 +732,13 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
         result_checks.append(Check("no restart below the closed form (rel)", max(0.0, (t["objective"] - lowest) / t["objective"]),
                                    checks.OBJECTIVE_TOL if t["asserted"] else None,
                                    f"lowest restart {lowest:.15g}"))
+        if not t["asserted"]:  # ReLU: the closed-form point is a known critical point, so the best is not above it
+            dead = relu_dead_units(problem, found.params, data)
+            result_checks.append(Check(
+                BEST_NOT_ABOVE, max(0.0, (numbers["objective"] - f_point) / f_point), checks.OBJECTIVE_TOL,
+                f"best {numbers['objective']:.15g}, closed-form point {f_point:.15g}"
+                + (f"; best point has {dead} dead ReLU units" if dead else "")
+                + (f", {kinks} ReLU pre-activations at the kink" if kinks else "")))
         headline.append(f"closed form: objective {t['objective']:.15g}  eps {t['eps']:.12g}"
                         + (f"  x* {t['x']:.12g}  beta {t['beta']:.6g} (threshold {t['beta_c']:.6g})" if "x" in t else
                            f"  rho {t['rho']:.6g}") + ("  (W = H = 0)" if t["zero"] else ""))
