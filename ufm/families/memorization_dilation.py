@@ -22,6 +22,7 @@ solver start, and the restarts must not end below it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 
@@ -152,6 +153,15 @@ def balance(problem: MemorizationDilationProblem) -> float:
     return (problem.lambda_H / problem.lambda_W) ** 0.25
 
 
+@jax.jit
+def _dilation_memorization(G, clean, noisy):
+    """Per restart (leading axis of G): D_k and M_k of H = G*G."""
+    return jax.vmap(lambda g: dilation_memorization(g**2, clean, noisy)[1:])(G)
+
+
+_losses = jax.jit(jax.vmap(model2_loss, in_axes=(0, None)))  # every restart's objective
+
+
 def constraint_residual(c: np.ndarray, nu: np.ndarray, rho: float, scale: np.ndarray) -> np.ndarray:
     """Per restart ``max_k |max(c_k, -nu_k/rho)| / scale``: the augmented Lagrangian's KKT residual of ``c <= 0``
     (``nu`` the multipliers the inner problem used; ``scale`` = r max_k D_k, the constraint's own size).
@@ -191,8 +201,8 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = OUTER_STEP
     data = DilationData(smoothed_targets(jnp.asarray(problem.labels), K, problem.alpha), jnp.asarray(both),
                         jnp.asarray(both), clean, noisy, jnp.asarray(problem.r), jnp.asarray(nu), jnp.asarray(rho))
     axes = (DilationData(None, None, None, None, None, None, 0, None), None)
-    measure = jax.vmap(lambda G: dilation_memorization(G**2, clean, noisy)[1:])
-    loss = jax.vmap(model2_loss, in_axes=(0, None))
+    measure = functools.partial(_dilation_memorization, clean=clean, noisy=noisy)
+    loss = _losses
     previous, stale, done, units = np.inf, 0, np.zeros(R, bool), 1.0
     best_worst, best_grad, best_done = np.inf, np.inf, 0
     inner_steps = np.zeros(R, int)

@@ -12,15 +12,21 @@ from ufm.problems import require, require_in_unit_interval, require_int, require
 # The ranges float64 certifies (see NonnegProblem). Model 1 depends on the budgets only through the largest margin
 # M_max = sqrt(K E_W E_H / (K-1)) (the solve normalises W and H onto the budget spheres).
 M_MAX_RANGE = (0.05, 50.0)
+# Model 1 with label smoothing beyond the budget condition: the optimal margins are m*_alpha, a part m*/M_max of
+# logits of size M_max, and the loss is flat to rounding on a set whose extent grows with M_max/m* (K = 4,
+# alpha = 0.999: M_max = 1000 m* certified; 10^4 m*: stalled, KKT residual 1.7e-8).
+MAX_LS_RATIO = 1000.0
 # Model 2: each weight decay (the solve balances the two exactly, so only their product shapes the problem).
 LAMBDA_RANGE = (1e-15, 1e5)
 # Model 2 just below the threshold gamma_alpha = (K-1)/K: the optimum's margin m* -> 0 (it bifurcates from
 # W = H = 0); below this margin its geometry is not resolved (measured: 3e-7 fails, 3e-5 passes).
 MIN_MODEL2_MARGIN = 1e-3
 # Model 2 with label smoothing: the LS loss has a finite minimiser in the margins (m*_alpha), so at tiny weight decay
-# the loss sits at H(q) and only the weight-decay term, ~gamma, decides the geometry (orthogonal, equal-norm means).
-# Measured (K = 2, n = 1, alpha = 0.5): gamma = 1e-8 (1.8e-8 of the loss): restarts stall 1.6e-3 off; gamma = 1e-6
-# (1.8e-6): right to 1e-15; alpha = 0.01, gamma = 1e-8 (3.2e-7): right to 2e-16. For CE, gamma >= loss/(m* + 1).
+# the loss sits near H(q) and only the weight-decay term gamma m* (its value at the optimum) decides the geometry
+# (orthogonal, equal-norm means). Measured, as a share of the optimal loss (K = 2, n = 1): alpha = 0.5, gamma = 1e-8
+# (share 2e-8): restarts stall 1.6e-3 off; alpha = 0.984, gamma = 1.4e-6, m* = 0.031 (6e-8): converged 1.3e-5 off;
+# alpha = 0.5, gamma = 1e-6 (2e-6): right to 1e-15; alpha = 0.01, gamma = 1e-8 (1.7e-6): right to 2e-16. For CE the
+# share is m*/(1 + m*) (the CE part of the optimal loss is ~gamma): never binding.
 MIN_DECAY_SHARE = 1e-6
 # Model 3's expressivity r: at r = 100 the augmented terms (size rho r |grad D|) lift the inner solves' rounding floor
 # above their tolerance 1e-11 (2 of 2 restarts stalled, KKT 3.7e-8); at r = 1e6 (D -> M/r ~ 1e-6) and r = 1e-6
@@ -45,21 +51,29 @@ def _require_model1_range(problem) -> None:
     1e-12 (E_W = E_H = 1e-6, M_max = 1.2e-6: restarts 'converged' 94 % off; M_max = 1.2e-4: one in six 1e-3 off).
     Above it the margins carry rounding ~ eps M_max, which lifts the relative gradient's floor to the tolerance:
     at M_max = 61 to 122 the converged restarts end at 3e-13 to 5e-13 and one or two of three stall between 2e-12
-    and 3e-10 (with the geometry right to 1e-14); at M_max = 50 they end near 1e-16."""
+    and 3e-10 (with the geometry right to 1e-14); up to M_max = 50 stalls are rare and at the rounding floor of a
+    degenerate minimum (accepted by the family, see ``ufm.families.nonnegative.FLOOR_RTOL``). With label smoothing,
+    also ``M_max <= MAX_LS_RATIO m*_alpha``."""
     K = problem.C
     M = math.sqrt(K * problem.E_W * problem.E_H / (K - 1))
     low, high = M_MAX_RANGE
     require(low <= M <= high, "E_W",
             f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives the largest margin M_max = sqrt(K E_W E_H/(K-1)) = "
             f"{M:.4g}, outside [{low:g}, {high:g}] where float64 certifies Model 1's optimum")
+    if problem.alpha > 0:
+        m_star = math.log1p(K * (1 - problem.alpha) / problem.alpha)  # ufm.theory.nonnegative.smoothing_margin
+        require(M <= MAX_LS_RATIO * m_star, "E_W",
+                f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives M_max = {M:.4g}, above {MAX_LS_RATIO:g} times the "
+                f"label-smoothing margin m*_alpha = {m_star:.4g}: the optimal margins m* are too small a part of "
+                f"logits of size M_max for float64")
 
 
 def _require_model2_range(problem) -> None:
     """Model 2: each weight decay within :data:`LAMBDA_RANGE`; not within the thin band below the threshold
     gamma_alpha = (K-1)/K where the optimum's margin m* = log((K-1)(1 - gamma_alpha)/gamma_alpha) is below
     :data:`MIN_MODEL2_MARGIN` (there the optimum is a nearly zero, degenerate branch: ``m* ~ K eps`` for
-    gamma_alpha = (1 - eps)(K-1)/K); and gamma at least :data:`MIN_DECAY_SHARE` of the optimal loss (binds only
-    with label smoothing)."""
+    gamma_alpha = (1 - eps)(K-1)/K); and the weight-decay term gamma m* at least :data:`MIN_DECAY_SHARE` of the
+    optimal loss (binds only with label smoothing)."""
     low, high = LAMBDA_RANGE
     for name in ("lambda_W", "lambda_H"):
         value = getattr(problem, name)
@@ -75,10 +89,10 @@ def _require_model2_range(problem) -> None:
                 f"{MIN_MODEL2_MARGIN:g}: a degenerate optimum float64 does not resolve); move it off the threshold")
         # the optimal loss ell_alpha(m) + gamma m (ufm.theory.nonnegative.model2_optimum)
         loss = math.log1p((K - 1) * math.exp(-m)) + problem.alpha * (K - 1) / K * m + gamma * m
-        require(gamma >= MIN_DECAY_SHARE * loss, "lambda_W",
-                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} gives gamma = {gamma:.3g}, below "
-                f"{MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha = {problem.alpha:g} "
-                f"the weight decay alone decides the optimum's geometry, and float64 does not resolve it")
+        require(gamma * m >= MIN_DECAY_SHARE * loss, "lambda_W",
+                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} gives a weight-decay term gamma m* = "
+                f"{gamma * m:.3g}, below {MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha "
+                f"= {problem.alpha:g} that term alone decides the optimum's geometry, and float64 does not resolve it")
 
 
 @dataclasses.dataclass(frozen=True)
