@@ -195,7 +195,8 @@ BETA_SCALED = 1e-3
 
 def solver_options(problem: SquareLossProblem, progress: bool = False) -> SolverOptions:
     """The family's solver settings for this problem, on the scaled objective f / s: ``rtol = max(1e-12, 4 eps /
-    s)`` rounded up to a power of ten, and the L-BFGS phase's ``max(1e-9, 1e3 rtol)``.
+    s)`` rounded up to a power of ten, the L-BFGS phase's ``max(1e-9, 1e3 rtol)``, and SCALED_MAX_STEPS Newton
+    steps where s < 1.
 
     Why: the gradient of the data term is formed from the residual Y - F, a difference of outputs of size ~1, so
     its rounding floor is absolute (measured 0.05 - 0.4 eps at decays 1e-8 and 1e-9, C = 3 and 10), i.e. ~ eps / s
@@ -209,9 +210,16 @@ def solver_options(problem: SquareLossProblem, progress: bool = False) -> Solver
     the default settings wherever s = 1, keep the number of distinct settings, hence of compilations in a sweep
     over decays, small.
     """
-    rtol = max(SOLVER.rtol, 10.0 ** math.ceil(math.log10(4 * _EPS / objective_scale(problem)) - 1e-9))
-    return dataclasses.replace(SOLVER, rtol=float(rtol), progress=progress,
-                               quasi_newton_rtol=float(max(SOLVER.quasi_newton_rtol, 1e3 * rtol)))
+    s = objective_scale(problem)
+    rtol = max(SOLVER.rtol, 10.0 ** math.ceil(math.log10(4 * _EPS / s) - 1e-9))
+    return dataclasses.replace(SOLVER, rtol=float(rtol), progress=progress, max_steps=SOLVER.max_steps if s == 1.0
+                               else SCALED_MAX_STEPS, quasi_newton_rtol=float(max(SOLVER.quasi_newton_rtol, 1e3 * rtol)))
+
+
+# Newton steps where the objective is scaled (beta < 1e-3): there the polish moves along the factors' rescaling
+# directions, whose curvature is ~ Lambda against the fit's ~1, at a linear rate: one restart of a 3-layer network
+# at decays 1e-9 (C = 2, n = 1) needed 736 steps (200 ended "maximum steps" at rel grad 15, failing the run).
+SCALED_MAX_STEPS = 1000
 
 
 # --------------------------------------------------------------------------------------------------------------
