@@ -101,7 +101,7 @@ def test_progress_is_shown_by_default(tmp_path, capsys):
     (["--lambdas", "1"], "--lambdas"),
     (["--C", "three"], "--C"),
     (["--seed", "-1"], "--seed"),
-    (["--m", "1e200"], "--mu"),  # kappa overflows: named by the kappa range error
+    (["--m", "1e200"], "--m"),  # outside the accepted range of m (the tolerances hold for m in [1e-8, 100])
     (["--max-memory", "0"], "--max-memory"),
     (["--max-memory", "4X"], "--max-memory"),
     (["--max-memory", "nan"], "--max-memory"),
