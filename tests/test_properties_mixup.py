@@ -100,7 +100,7 @@ def deep_problems(draw):
         classifier=classifier, m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
         mu=draw(decay), mu_v=draw(decay), alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
         n_lambdas=draw(sizes([2], [1, 2])),
-        consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),
+        consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),  # [0, max]
         restarts=draw(sizes([2], [1, 2])), eval_lambdas=draw(sizes([3], [1, 3])), seed=draw(st.integers(0, 3)))
 
 
