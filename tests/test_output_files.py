@@ -431,3 +431,16 @@ def test_experiments_interrupted_leaves_nothing(tmp_path, capsys, fake_figures):
     fake_figures.during = interrupt
     assert experiments_main("--out", str(tmp_path / "figs")) == 143
     assert "interrupted (SIGTERM)" in one_line(capsys.readouterr().err) and tree(tmp_path) == []
+
+
+def test_summary_json_turns_non_finite_array_entries_into_null():
+    # a NaN inside an array of the numbers (e.g. a per-restart measure undefined at W = H = 0) used to raise
+    # "Out of range float values are not JSON compliant" after the verdict was printed
+    import json
+
+    import numpy as np
+
+    from ufm.report import to_json
+
+    text = to_json({"a": np.array([1.0, np.nan, np.inf]), "b": [np.float64("nan")], "c": np.array([[2.0]])})
+    assert json.loads(text) == {"a": [1.0, None, None], "b": [None], "c": [[2.0]]}

@@ -111,6 +111,8 @@ def to_json(obj: Any) -> str:
             return [clean(v) for v in x]
         if isinstance(x, np.generic):
             return clean(x.item())
+        if isinstance(x, np.ndarray):  # arrays too: a NaN inside one must become null, not break the writing
+            return clean(x.tolist())
         return x
 
     return json.dumps(clean(obj), indent=2, default=_json_default, allow_nan=False)
