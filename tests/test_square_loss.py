@@ -223,6 +223,7 @@ def test_one_layer_network_closed_form_point_has_one_layer():
                                     {"lambda_W": 1e-9, "lambda_H": 1e2},
                                     {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8},
                                     {"C": 2, "n": 1, "bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
+                                    {"C": 2, "n": 1, "bias": 1e-3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
                                     {"layers": 3, "bias": 1e3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
                                     {"C": 2, "n": 1, "model": "net", "layers": 3, "d": 2, "lambda_W": 1e-9,
                                      "restarts": 1}])
@@ -231,15 +232,16 @@ def test_extreme_decays_converge_with_float64_floors(kwargs):
     max(1, |f|) and f ~ 4e-8) and the identities / eps / R-B checks failed at 1e-3 - 1e-2; with unequal decays
     (1e-9, 100) the converged restart's geometry missed 1e-8 (2e-8 - 2e-7). Now: balanced coordinates, f / s, and
     tolerances floored at 64 eps x (size of the cancelled terms) / (size of the result). Found by the property
-    tests: a decayed bias at decays 1e-9 is ~ rho / K, formed by cancellation (bias check 2.7e-8 against 1e-8), and
+    tests: a decayed bias at decays 1e-9 is ~ rho / K, formed by cancellation (bias check 2.7e-8 against 1e-8; with
+    lambda_b = 1e-3 the bias direction's curvature is ~ lambda_b, and the point's own error 2.7e-8 too), and
     with lambda_b = 1e3 on a 3-layer UFM every random restart ran out of steps until the bias was solved in its
     balanced scale b sqrt(1 + lambda_b); a 3-layer network's only random restart needed 736 Newton steps (200
     were allowed: "maximum steps", rel grad 15, the run failed)."""
     report = run(**{"C": 3, "n": 2, **kwargs})
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
-    if kwargs.get("bias") == 1.0:  # b = (1 - g)/(K (1 + lambda_b)), 1 - g ~ 4e-9: the stated floor, above 1e-8
+    if kwargs.get("bias") == 1.0:  # b = (1 - g)/(K (1 + lambda_b)), 1 - g ~ 4e-9: at least its float64 floor
         g, _ = theory.ufm_decayed_bias(2, 1, 1e-9, 1e-9, 1.0)
-        assert check(report, "bias = closed form").tol == pytest.approx(64 * np.finfo(float).eps / (1 - g), rel=1e-6)
+        assert check(report, "bias = closed form").tol >= 64 * np.finfo(float).eps / (1 - g) > 1e-8
     if "closed_form" not in report.numbers:  # decayed bias, 3 layers: no closed form, the identities are graded
         assert all(check(report, name).graded for name in ("(I1)", "(I2)", "(I3)"))
         return
