@@ -92,10 +92,10 @@ def test_kappa_outside_float64_range_is_rejected():
     assert info.value.field == "mu" and "kappa" in info.value.message
 
 
-@pytest.mark.parametrize("m", [1e-9, 2e2, 1e200])
+@pytest.mark.parametrize("m", [5e-3, 2e2, 1e200])
 def test_multiplier_outside_the_solvers_scale_is_rejected(m):
-    """m = 1e-12 passed the gradient test at a random start (every check failed), m = 1e3 (kappa = 1e9) stalled:
-    refused."""
+    """m = 1e-8 (kappa = 1) stopped with features off by 2.8e-8 (the gradient test bounds p - y by 1e-12 / m), m = 1e3
+    (kappa = 1e9) stalled: refused."""
     with pytest.raises(InputError) as info:
         MixupProblem(C=3, m=m, mu=m * m)
     assert info.value.field == "m"

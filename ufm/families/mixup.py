@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("mixup")
     group.add_argument("--C", type=int, default=10, help="number of classes (>= 2)")
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
-    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-8, 1e2])")
+    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-2, 1e2])")
     group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
     group.add_argument("--lambdas", type=int, default=None, dest="n_lambdas",
                        help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)")
