@@ -119,7 +119,8 @@ def _refused(argv):
     from ufm.solve import main
 
     err = io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), \
+            contextlib.redirect_stdout(io.StringIO()):
         t0 = time.perf_counter()
         code = main([*argv, "--out", str(Path(tmp) / "out"), "--quiet"])
         seconds = time.perf_counter() - t0
@@ -166,7 +167,8 @@ def test_lambdas_does_not_apply_to_points_and_huge_sizes_are_refused_at_once():
     code, lines, _ = _refused(["--loss", "mixup", "--points", "3", "--lambdas", "5"])
     assert code == 2 and len(lines) == 1 and "argument --lambdas:" in lines[0]
     for argv, flag in ((["--C", "1000000"], "--C"), (["--d", "100000000"], "--d"),
-                       (["--lambdas", "1000000000"], "--lambdas"), (["--points", "3", "--mixes", "10000000000"], "--mixes"),
+                       (["--lambdas", "1000000000"], "--lambdas"),
+                       (["--points", "3", "--mixes", "10000000000"], "--mixes"),
                        (["--points", "100000000000", "--mixes", "10"], "--points")):
         code, lines, seconds = _refused(["--loss", "mixup", *argv])
         assert code == 2 and len(lines) == 1 and f"argument {flag}:" in lines[0] and "needs about" in lines[0], lines

@@ -146,7 +146,7 @@ def test_degenerate_consistency_minimum_is_accepted_at_the_rounding_floor():
     problem = MixupDeepProblem(C=2, restarts=2, activation="softplus", eval_lambdas=3)
     sol, _, best, data, history = family.train(problem, "consistency")
     assert sol.converged[best]
-    for i, (decrease, window) in history[-1]["floor"].items():
+    for decrease, window in history[-1]["floor"].values():
         assert decrease <= window < 1e-12  # f's rounding, not a blanket acceptance
     # the acceptance rule itself: a stalled restart with a gradient above its floor stays unconverged
     loss = family.smooth_loss("softplus")

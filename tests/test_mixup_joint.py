@@ -231,7 +231,8 @@ def _main(argv):
     from ufm.solve import main
 
     err = io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), \
+            contextlib.redirect_stdout(io.StringIO()):
         t0 = time.perf_counter()
         code = main([*argv, "--out", str(Path(tmp) / "out"), "--quiet"])
         seconds = time.perf_counter() - t0

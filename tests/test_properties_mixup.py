@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from properties import assert_named_outcome
+
 from ufm.families import mixup, mixup_deep, mixup_joint
 from ufm.problems import mixup_deep as deep_ranges
 from ufm.problems import mixup_joint as joint_ranges

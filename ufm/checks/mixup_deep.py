@@ -26,7 +26,8 @@ def converged(rule: str, solution, best: int, rtol: float, floor: dict | None = 
     floor = floor or {}
     ok = bool(solution.converged[best])
     rel_grad = float(solution.rel_grad_norm[best])
-    failures = "; ".join(f"{n}/{solution.status.size} restart(s): {msg}" for msg, n in solution.report()["failures"].items())
+    failures = "; ".join(f"{n}/{solution.status.size} restart(s): {msg}"
+                         for msg, n in solution.report()["failures"].items())
     if not ok:
         detail = (f"best restart {best}: {STATUS_MESSAGES[int(solution.status[best])]}, rel grad {rel_grad:.2e}"
                   + ("" if solution.converged.any() else "; no restart converged"))

@@ -19,9 +19,9 @@ import numpy as np
 
 from ufm.checks import Check
 from ufm.checks import mixup_deep as checks
+from ufm.families.mixup import driving_field
 from ufm.metrics import nonlinearity, nonlinearity_floor
 from ufm.objectives.mixup_deep import DeepMixupData, activation_function, forward, make_loss, smooth_loss
-from ufm.families.mixup import driving_field
 from ufm.problems import InputError
 from ufm.problems.mixup_deep import MAX_NODES, RULES, MixupDeepProblem
 from ufm.report import Report
@@ -60,11 +60,13 @@ def add_arguments(parser) -> None:
     group.add_argument("--activation", default="relu",
                        help="relu (default; reached by softplus continuation), softplus (smooth) or linear")
     group.add_argument("--sharpness", type=float, default=None,
-                       help="softplus sharpness s: softplus(s x)/s (in [1e-3, 1e6]; default 10; only with --activation softplus)")
+                       help="softplus sharpness s: softplus(s x)/s (in [1e-3, 1e6]; default 10; only with "
+                       "--activation softplus)")
     group.add_argument("--classifier", default="learned",
                        help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
     group.add_argument("--m", type=float, default=None,
-                       help="ETF multiplier of the fixed classifier (in [1e-6, 1e3]; default 1; only with --classifier fixed)")
+                       help="ETF multiplier of the fixed classifier (in [1e-2, 1e2]; default 1; only with "
+                       "--classifier fixed)")
     group.add_argument("--mu", type=float, default=1e-2, help="weight decay of the free features (in [1e-6, 1e6])")
     group.add_argument("--mu-v", type=float, default=1e-2, dest="mu_v",
                        help="weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6])")
@@ -268,7 +270,8 @@ def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLV
     for s in stages(problem):
         name = "softplus" if problem.activation == "relu" else problem.activation
         stage_data = data._replace(sharpness=jnp.asarray(s, dtype=jnp.float64))
-        sol = minimise(smooth_loss(name), params, stage_data, options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"))
+        sol = minimise(smooth_loss(name), params, stage_data,
+                       options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"))
         params = {k: jnp.asarray(v) for k, v in sol.params.items()}
         sol, floor = accept_rounding_floor(sol, smooth_loss(name), stage_data, options.damping)
         best = best_element(sol)
@@ -350,7 +353,8 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
             overall["failures"][message] = overall["failures"].get(message, 0) + count
     floor_count = sum(c["converged_at_rounding_floor"] for c in conv.values())
     if floor_count:  # reported beside the failures: converged, but only to f's rounding floor
-        overall["failures"]["stalled at f's rounding floor of a degenerate minimum (accepted as converged)"] = floor_count
+        message = "stalled at f's rounding floor of a degenerate minimum (accepted as converged)"
+        overall["failures"][message] = floor_count
     headline = [
         f"ufm mixup-deep: C={problem.C} d0={problem.d0} d1={problem.d1} activation={problem.activation}"
         + (f"(s={problem.sharpness:g})" if problem.activation == "softplus" else "")

@@ -20,12 +20,12 @@ import numpy as np
 from ufm.checks import Check
 from ufm.checks import mixup as mixup_checks
 from ufm.checks import mixup_joint as checks
-from ufm.families.mixup import driving_field
 from ufm.etf import etf_gram_error
+from ufm.families.mixup import driving_field
 from ufm.objectives.mixup_joint import JointData, JointParams, features, joint_mixup_loss
+from ufm.problems import InputError
 from ufm.problems.mixup_joint import MAX_NODES, MixupJointProblem, count_targets
 from ufm.report import Report
-from ufm.problems import InputError
 from ufm.solver import STATUS_MESSAGES, Solution, SolverOptions, best_element, minimise, peak_bytes
 from ufm.theory import mixup as theory
 from ufm.theory import mixup_joint as joint_theory
@@ -48,7 +48,8 @@ def add_arguments(parser) -> None:
                        help="lam ~ Beta(alpha, alpha) (in [1e-6, 1e6]); 0 means ERM (no mixup)")
     group.add_argument("--lam-W", type=float, default=5e-2, dest="lam_W",
                        help="classifier weight decay (> 0; lam_W lam_H >= 1e-10, lam_W / lam_H in [1e-4, 1e4])")
-    group.add_argument("--lam-H", type=float, default=5e-2, dest="lam_H", help="feature weight decay (> 0; see --lam-W)")
+    group.add_argument("--lam-H", type=float, default=5e-2, dest="lam_H",
+                       help="feature weight decay (> 0; see --lam-W)")
     group.add_argument("--nodes", type=int, default=None, dest="n_nodes",
                        help=f"Gauss-Jacobi nodes for the Beta(alpha, alpha) average (1 .. {MAX_NODES}; default "
                        f"{MixupJointProblem.n_nodes}; not with --alpha 0)")
@@ -257,7 +258,8 @@ def run(problem: MixupJointProblem, *, progress: bool = True) -> Report:
                         "more --nodes for the Beta law itself")
     config = {"loss": NAME, **dataclasses.asdict(problem),
               "solver": dataclasses.asdict(solver_options(problem, js.weight.size))}
-    numbers = {"etf_error": float(np.max(etf_errors[graded])) if m_1d > 0 else float("nan"), "etf_error_restarts": etf_errors, "m": m,
+    numbers = {"etf_error": float(np.max(etf_errors[graded])) if m_1d > 0 else float("nan"),
+               "etf_error_restarts": etf_errors, "m": m,
                "m_restarts": m_restarts, "m_1d": m_1d, "m_1d_2n": m_2n, "m_erm_1d": m_erm, "kappa": kappa,
                "kappa_1d": kappa_1d, "loss": loss, "F_min": F_min, "losses": sol.loss, "best": best,
                "graded_restarts": graded, "starts": list(js.starts),
