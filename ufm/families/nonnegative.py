@@ -120,6 +120,7 @@ def start_params(problem: NonnegProblem) -> dict:
 
 
 def batch_size(problem: NonnegProblem) -> int:
+    """Starts solved: the restarts, plus the zero start where it applies."""
     return problem.restarts + int(zero_start(problem))
 
 
@@ -131,10 +132,9 @@ def theory_for(problem: NonnegProblem) -> dict:
 
 def _scaled_model1_loss(params: dict, args) -> jax.Array:
     """``L / s`` plus the gauge ``(log ||V||^2)^2 / 2 + (log ||G*G||^2)^2 / 2``. Model 1's loss depends on V and P = G*G
-    only through V/||V|| and P/||P||: their norms are exact null directions of its Hessian, along which a damped
-    Newton step divides rounding noise by ~eps max|eigenvalue| (at M_max = 50 restarts stalled at relative
-    gradient 8e-12 while the optimum's floor is 4e-14). The gauge vanishes with its gradient at unit norms and leaves
-    (W, H), and so the minimisers and the loss, unchanged."""
+    only through V/||V|| and P/||P||: their norms are two exact null directions of its Hessian, along which a damped
+    Newton step divides the gradient's rounding noise by the shift (see FLOOR_RTOL); the gauge fixes them. It
+    vanishes with its gradient at unit norms and leaves (W, H), the minimisers and the loss unchanged."""
     data, scale = args
     gauge = jnp.log(jnp.sum(params["V"] ** 2)) ** 2 + jnp.log(jnp.sum(params["G"] ** 4)) ** 2
     return model1_loss(params, data) / scale + 0.5 * gauge
@@ -172,13 +172,14 @@ def _hessian_eigenvalues(fun, params, args):
     return jnp.linalg.eigvalsh(jax.hessian(lambda y: fun(unravel(y), args))(x))
 
 
-def accept_rounding_floor(sol, fun, args) -> tuple:
+def accept_rounding_floor(sol, fun, args, args_of=None) -> tuple:
     """``sol`` with every element that STALLED at its rounding floor (see FLOOR_RTOL) marked CONVERGED, and
-    ``{element: (grad norm, f-resolvable gradient)}`` of those."""
+    ``{element: (grad norm, f-resolvable gradient)}`` of those. ``args``: the objective's arguments, shared by the
+    batch; or ``args_of(i)``: element i's (where some are batched)."""
     accepted = {}
     for i in np.flatnonzero((sol.status == STALLED) & (sol.rel_grad_norm <= FLOOR_RTOL)):
         params = jax.tree.map(lambda a, i=i: a[i], sol.params)
-        w = np.asarray(_hessian_eigenvalues(fun, params, args))
+        w = np.asarray(_hessian_eigenvalues(fun, params, args if args_of is None else args_of(int(i))))
         lam_max = float(np.max(np.abs(w)))
         if w[0] < -NEGATIVE_CURVATURE * max(1.0, lam_max):
             continue
