@@ -167,3 +167,11 @@ def test_best_element_rule():
     assert best_element(_solution([0.3, 0.5, 0.7], [SADDLE, CONVERGED, CONVERGED])) == 0  # lower beyond rounding
     assert best_element(_solution([0.5 - 1e-14, 0.5], [MAX_STEPS, CONVERGED])) == 1     # equal to rounding
     assert best_element(_solution([np.nan, 2.0], [NONFINITE, MAX_STEPS])) == 1
+
+
+def test_small_step_into_tolerance_on_negative_curvature_is_not_converged():
+    # From (1e-10, 0) on the double well's invariant line one Newton step lands within tolerance of the saddle;
+    # the Hessian formed for that step already shows curvature -4, so the point must not be called converged.
+    sol = minimise(double_well, jnp.asarray([[1e-10, 0.0]]),
+                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+    assert sol.status[0] == CONVERGED and abs(abs(float(sol.params[0, 1])) - 1.0) <= 1e-12

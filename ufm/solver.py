@@ -324,14 +324,15 @@ def _newton_step(fun, opts: SolverOptions):
         g = jnp.where(ok, gt, s.g)
         steps = s.steps + 1
         # Converged: gradient at tolerance and the Newton step just taken was tiny (so the error left is of
-        # order its square), or gradient at tolerance and no step possible (the rounding floor); never on
-        # clearly negative curvature (a saddle the escape step could not leave).
+        # order its square), or gradient at tolerance and no step possible (the rounding floor); never where the
+        # Hessian just formed has clearly negative curvature (a saddle: the next step escapes it or ends SADDLE),
+        # including a small step INTO tolerance (seen: a square-loss start ended CONVERGED at eigenvalue -9.3e3).
         small_step = jnp.linalg.norm(step_vector) <= xscale
         status = jnp.where(
             escaping & ~ok,
             SADDLE,
             jnp.where(
-                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & ~escaping,
+                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & ~direction.negative,
                 CONVERGED,
                 jnp.where(~ok, STALLED, jnp.where(steps >= opts.max_steps, MAX_STEPS, RUNNING)),
             ),
