@@ -22,8 +22,9 @@ from ufm.problems.mixup_deep import MixupDeepProblem
 from ufm.problems.mixup_joint import MixupJointProblem
 
 # Compilation dominates (a new array shape costs a few seconds): a third of the profile's examples per property
-# (2 in ci, 20 in long), and in ci the sizes come from the smallest values only, so that both examples share their
-# compiled shapes (the hyper-parameters still vary over their whole range).
+# (2 in ci, 20 in long), and in ci the sizes come from one value each, so that both examples share their compiled
+# shapes (the hyper-parameters still vary over their whole range): for the two nonconvex families the sizes of
+# tests/test_mixup_deep.py's SMALL and tests/test_mixup_joint.py's BASE, whose compiled solves a suite run reuses.
 EXAMPLES = max(2, settings.default.max_examples // 3)
 CI = settings.default.max_examples <= 6
 
@@ -90,18 +91,18 @@ def test_mixup_points(problem):
 
 @st.composite
 def deep_problems(draw):
-    C = draw(sizes([2], [2, 3]))
-    classifier = draw(sizes(["learned"], ["fixed", "learned"]))  # a parameter structure of its own: compiled apart
+    C = draw(sizes([3], [2, 3]))
+    classifier = draw(sizes(["fixed"], ["fixed", "learned"]))  # a parameter structure of its own: compiled apart
     activation = draw(sizes(["softplus"], ["softplus", "linear"]))
     decay = log_uniform(*deep_ranges.DECAY_RANGE)
     return MixupDeepProblem(
-        C=C, d0=draw(sizes([1], [1, C])), d1=draw(sizes([C], [max(1, C - 1), C])), activation=activation,
+        C=C, d0=draw(sizes([3], [1, C])), d1=draw(sizes([4], [max(1, C - 1), C])), activation=activation,
         sharpness=draw(log_uniform(*deep_ranges.SHARPNESS_RANGE)) if activation == "softplus" else 10.0,
         classifier=classifier, m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
         mu=draw(decay), mu_v=draw(decay), alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
-        n_lambdas=draw(sizes([2], [1, 2])),
+        n_lambdas=draw(sizes([3], [1, 2])),
         consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),  # [0, max]
-        restarts=draw(sizes([2], [1, 2])), eval_lambdas=draw(sizes([3], [1, 3])), seed=draw(st.integers(0, 3)))
+        restarts=draw(sizes([4], [1, 2])), eval_lambdas=draw(sizes([9], [1, 3])), seed=draw(st.integers(0, 3)))
 
 
 @settings(max_examples=EXAMPLES)
@@ -112,11 +113,14 @@ def test_mixup_deep(problem):
 
 @st.composite
 def joint_problems(draw):
-    """Decays by their product (>= DECAY_PRODUCT_MIN; up to 1e6, far past the zero-solution threshold ~0.1) and
-    ratio (within DECAY_RATIO_MAX), both log-uniform with their extremes."""
-    C = draw(sizes([2], [2, 3]))
-    alpha = draw(st.one_of(st.just(0.0), log_uniform(*joint_ranges.ALPHA_RANGE)))
-    product = draw(log_uniform(joint_ranges.DECAY_PRODUCT_MIN, 1e6))
+    """Decays by their product (>= DECAY_PRODUCT_MIN; up to 1e6, far past the zero-solution threshold ~0.1, where
+    W = H = 0 joins the starts) and ratio (within DECAY_RATIO_MAX), both log-uniform with their extremes. In ci the
+    product stays in [1e-6, 0.05]: below 1e-6 the L-BFGS phase alone takes ~10 s, and above the threshold the zero
+    start makes another batch size (both are the long profile's)."""
+    C = draw(sizes([3], [2, 3]))
+    alpha = draw(log_uniform(*joint_ranges.ALPHA_RANGE) if CI else
+                 st.one_of(st.just(0.0), log_uniform(*joint_ranges.ALPHA_RANGE)))
+    product = draw(log_uniform(1e-6, 0.05) if CI else log_uniform(joint_ranges.DECAY_PRODUCT_MIN, 1e6))
     ratio = draw(log_uniform(1 / joint_ranges.DECAY_RATIO_MAX, joint_ranges.DECAY_RATIO_MAX))
     lam_W, lam_H = (product * ratio) ** 0.5, (product / ratio) ** 0.5
     while lam_W * lam_H < joint_ranges.DECAY_PRODUCT_MIN:  # rounding of the square roots
@@ -124,7 +128,7 @@ def joint_problems(draw):
     while lam_W / lam_H > joint_ranges.DECAY_RATIO_MAX:
         lam_W *= 1 - 2**-52
     return MixupJointProblem(C=C, d=draw(sizes([C], [C - 1, C])), alpha=alpha, lam_W=lam_W, lam_H=lam_H,
-                             n_nodes=draw(sizes([2], [1, 2, 3])), restarts=draw(sizes([1], [1, 2])),
+                             n_nodes=draw(sizes([16], [1, 2, 3])), restarts=draw(sizes([2], [1, 2])),
                              seed=draw(st.integers(0, 3)))
 
 
