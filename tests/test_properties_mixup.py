@@ -127,6 +127,8 @@ def joint_problems(draw):
         lam_W *= 1 + 2**-52
     while lam_W / lam_H > joint_ranges.DECAY_RATIO_MAX:
         lam_W *= 1 - 2**-52
+    while lam_W / lam_H < 1 / joint_ranges.DECAY_RATIO_MAX:
+        lam_W *= 1 + 2**-52
     return MixupJointProblem(C=C, d=draw(sizes([C], [C - 1, C])), alpha=alpha, lam_W=lam_W, lam_H=lam_H,
                              n_nodes=draw(sizes([16], [1, 2, 3])), restarts=draw(sizes([2], [1, 2])),
                              seed=draw(st.integers(0, 3)))

@@ -143,10 +143,15 @@ def solve(problem: MixupProblem, *, subproblems=None, loss=mixup_feature_loss, o
 
 def solve_targets(problem: MixupProblem, W: np.ndarray, y, *, loss=mixup_feature_loss,
                   options: SolverOptions | None = None, progress: bool = False) -> tuple[np.ndarray, Solution]:
-    """Minimise ``loss`` for every soft target row of ``y`` (n, C) from seeded random starts in R^d."""
+    """Minimise ``loss`` for every soft target row of ``y`` (n, C) from seeded random starts in R^d.
+
+    The starts are N(0, 1/(d m^2)): logits ``W h0`` of order 1 whatever the classifier's scale m (with N(0, 1/d)
+    starts, m = 100 gave logits ~100, a saturated softmax with curvature mu only, and a subproblem ran out of its
+    200 Newton steps)."""
     y = jnp.asarray(y)
     data = MixupData(jnp.asarray(W), y, jnp.asarray(problem.mu))
-    h0 = np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d)) / np.sqrt(problem.d)
+    h0 = (np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d))
+          / (np.sqrt(problem.d) * problem.m))
     sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),
                    options=dataclasses.replace(options or SOLVER, progress=progress))
     return np.asarray(sol.params), sol
