@@ -400,3 +400,56 @@ def test_md_ranges_and_sweep_flags():
         with pytest.raises(InputError) as info:
             md.problem_from_args(parser.parse_args(["--sweep", "r", *flags]))
         assert info.value.field == field
+
+
+# --------------------------------------------------- defects found by the property tests (tests/test_properties_*)
+
+def test_md_penalty_rises_only_for_the_constraint_residual():
+    assert md.next_penalty(10.0, worst=1e-3, previous=2e-3, tol=1e-11) == 100.0  # residual stalls: raise
+    assert md.next_penalty(10.0, worst=1e-4, previous=1e-3, tol=1e-11) == 10.0   # residual falls fast: keep
+    assert md.next_penalty(1e3, worst=2e-14, previous=1e-14, tol=1e-11) == 1e3   # only inner solves unfinished
+    assert md.next_penalty(1e6, worst=1.0, previous=1.0, tol=1e-11) == md.RHO_MAX
+
+
+def test_accept_rounding_floor():
+    """A STALLED element at a minimum with gradient below sqrt(2 lambda_max delta_f) and relative gradient <= 1e-8
+    is accepted; on negative curvature, or above FLOOR_RTOL, it is not."""
+    from ufm.solver import Solution
+
+    def fun(params, args):
+        x = params["x"]
+        return 1.0 + jnp.sum(args * x**2)
+
+    x = jnp.asarray([[1e-9, 0.0], [1e-9, 0.0], [1e-6, 0.0], [1e-9, 0.0]])
+    g = np.array([2e-9, 2e-9, 2e-6, 2e-9])
+    sol = Solution(params={"x": x}, loss=np.ones(4), grad_norm=g, rel_grad_norm=g, steps=np.ones(4, int),
+                   status=np.array([STALLED, STALLED, STALLED, MAX_STEPS]), compile_seconds=0.0, solve_seconds=0.0,
+                   rtol=1e-12, min_eigenvalue=np.zeros(4))
+    curvature = [jnp.asarray([1.0, 1.0]), jnp.asarray([1.0, -1.0]), jnp.asarray([1.0, 1.0]), jnp.asarray([1.0, 1.0])]
+    accepted_sol, accepted = family.accept_rounding_floor(sol, fun, None, lambda i: curvature[i])
+    assert list(accepted) == [0] and accepted[0][0] <= accepted[0][1]
+    assert list(accepted_sol.status) == [CONVERGED, STALLED, STALLED, MAX_STEPS]
+
+
+def test_kkt_residual_scales_each_block():
+    """Model 1 at E_W = 1.9e-6, E_H = 1e3 (W ~ 1e-3, H ~ 30): a W-gradient of 3e-9 is rounding of terms ~ max|H|/N,
+    not a violation (the shared scale (1 + max|W|)/N made it 2.4e-8 > 1e-8)."""
+    N = 8
+    W, H = np.full((4, 4), 1e-3), np.full((4, N), 30.0)
+    out = nn_checks.kkt_residual(np.full((4, 4), 3e-9), W, np.zeros((4, N)), H, budgets=False)
+    assert out["residual"] == pytest.approx(3e-9 / (31.0 / N))
+    assert out["residual"] < 1e-8
+
+
+def test_label_smoothing_corners_are_refused():
+    """Model 1 with LS far beyond the budget condition (M_max = 1e4 m*: stalled, KKT 1.7e-8) and Model 2 with LS at
+    a weight-decay term gamma m* below 1e-6 of the loss (alpha = 0.984, lambda_W lambda_H = 1e-12: converged 1.3e-5
+    off the geometry) are refused; CE at the same weight decays is not."""
+    with pytest.raises(InputError) as info:
+        NonnegProblem(model="lpm", C=4, alpha=0.999, E_W=1.0, E_H=(1e4 * theory.smoothing_margin(4, 0.999))**2 * 3 / 4)
+    assert "m*_alpha" in info.value.message
+    with pytest.raises(InputError) as info:
+        NonnegProblem(model="ufm", C=2, n=1, alpha=0.984375, lambda_W=1e-15, lambda_H=1e3)
+    assert "gamma m*" in info.value.message
+    NonnegProblem(model="ufm", C=2, n=1, alpha=0.0, lambda_W=1e-15, lambda_H=1e3)
+    NonnegProblem(model="ufm", C=2, n=1, alpha=0.5, lambda_W=1e-6, lambda_H=1e-6)  # share 2e-6: accepted

@@ -2,7 +2,7 @@
 
 Drawn: C in {2, 3, 4}, n from its minimum 3 (one noisy, two clean samples per class) to 5, d in {C, C + 2},
 restarts 1..3, noise in [0, 1) (kept where it leaves at least one noisy and two clean samples per class), r
-log-uniform over the accepted ``R_RANGE`` (ends included), weight decays each log-uniform over ``LAMBDA_RANGE``
+log-uniform over the accepted ``R_RANGE`` (ends included), weight decays each log-uniform over ``MD_LAMBDA_RANGE``
 (ends included: the proven zero solution and far from it), alpha in [0, 1) with 0 and values near 1. The invariant
 is ``tests.properties.assert_named_outcome``.
 
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.properties import assert_named_outcome
 from ufm.families import memorization_dilation as md
 from ufm.problems import InputError
-from ufm.problems.nonnegative import LAMBDA_RANGE, R_RANGE, MemorizationDilationProblem
+from ufm.problems.nonnegative import MD_LAMBDA_RANGE, R_RANGE, MemorizationDilationProblem
 
 LONG = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") != "ci"
 ALL_SHAPES = [(C, n, d, R) for C in (2, 3, 4) for n in (3, 4, 5) for d in (C, C + 2) for R in (1, 2, 3)]
@@ -36,13 +36,27 @@ def log_uniform(low: float, high: float):
                      st.floats(math.log10(low), math.log10(high)).map(lambda e: min(max(10.0**e, low), high)))
 
 
-# Genuine failures (findings, not defects): none known at this writing; a check named here must say why.
-GENUINE: dict[str, str] = {}
+HARD_CORNER = (0.1, 1e-6)  # r and sqrt(lambda_W lambda_H) at or below which the inner solves may stall
+
+
+def genuine(problem) -> dict[str, str]:
+    """Genuine failures (findings, not defects) at this configuration.
+
+    Small r with small weight decays: the memorising noisy features are pinned to within r D_k of the clean means
+    against a cross-entropy that, barely regularised, pushes them away; the augmented-Lagrangian inner problems are
+    then ill-conditioned and can stall above their tolerance, named in the convergence check (seen: K = 3, n = 4,
+    d = 5, one restart, r = 0.05, weight decays 1e-8: stalled at relative gradient 6.2e-7, constraint residual
+    6.6e-12, rho 1e4; d = 3 with 3 restarts at the same r and decays: certified). The accepted range stops at
+    r = 0.05 and decays 1e-8 (beyond, every restart failed in the cases tried)."""
+    if problem.r <= HARD_CORNER[0] and math.sqrt(problem.lambda_W * problem.lambda_H) <= HARD_CORNER[1]:
+        why = "small r with small weight decays: ill-conditioned inner solves can stall (named status)"
+        return {md.CONVERGED_NAME: why, md.KKT: why}
+    return {}
 
 
 @settings(max_examples=60 if LONG else 3)
-@given(shape=shapes, noise=st.floats(0.0, 0.99), r=log_uniform(*R_RANGE), lambda_W=log_uniform(*LAMBDA_RANGE),
-       lambda_H=log_uniform(*LAMBDA_RANGE), alpha=alphas, seed=st.integers(0, 3))
+@given(shape=shapes, noise=st.floats(0.0, 0.99), r=log_uniform(*R_RANGE), lambda_W=log_uniform(*MD_LAMBDA_RANGE),
+       lambda_H=log_uniform(*MD_LAMBDA_RANGE), alpha=alphas, seed=st.integers(0, 3))
 def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
     C, n, d, R = shape
     try:
@@ -50,4 +64,4 @@ def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
                                               lambda_H=lambda_H, restarts=R, seed=seed)
     except InputError:  # too few noisy or clean samples per class at this n
         assume(False)
-    assert_named_outcome(md.run(problem, progress=False), genuine_failures=GENUINE)
+    assert_named_outcome(md.run(problem, progress=False), genuine_failures=genuine(problem))

@@ -173,6 +173,14 @@ def constraint_residual(c: np.ndarray, nu: np.ndarray, rho: float, scale: np.nda
     return np.max(np.abs(np.maximum(c, -nu / rho)), axis=-1) / scale
 
 
+def next_penalty(rho: float, worst: float, previous: float, tol: float) -> float:
+    """The penalty for the next outer step: x10 (at most RHO_MAX) while the constraint residual of the unfinished
+    restarts (``worst``) is above ``tol`` and did not drop below a quarter of the previous one; else unchanged.
+    Raising it where only the inner solves are unfinished worsens their conditioning (K = 2, n = 4, r = 0.01, weight
+    decays 1e-15: rho reached 1e6 at a residual of 2e-14, and every inner solve stalled at 8e-8)."""
+    return min(rho * 10.0, RHO_MAX) if tol < worst > 0.25 * previous else rho
+
+
 def scaled_lagrangian(params: dict, args) -> jax.Array:
     """``f / s + (1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for ``args = (DilationData, s)``: Model 3's
     augmented Lagrangian (``ufm.objectives.nonnegative.model3_lagrangian``) with the objective in units of its
@@ -249,11 +257,7 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = OUTER_STEP
         best_worst, best_grad, best_done = min(best_worst, worst), min(best_grad, grad), max(best_done, int(done.sum()))
         if stale >= PATIENCE:
             break
-        # raise the penalty only while the constraint residual of the unfinished restarts is above tol and stalls
-        # (raising it where only the inner solves are unfinished worsens their conditioning: K = 2, n = 4, r = 0.01
-        # ended at rho 1e6 with residual 2e-14, every inner solve stalled at 8e-8)
-        if tol < worst > 0.25 * previous:
-            rho = min(rho * 10.0, RHO_MAX)
+        rho = next_penalty(rho, worst, previous, tol)
         previous = worst
     f = np.asarray(loss(params, data))
     nu = nu * units  # the multipliers of f itself

@@ -31,8 +31,14 @@ MIN_DECAY_SHARE = 1e-6
 # Model 3's expressivity r: at r = 100 the augmented terms (size rho r |grad D|) lift the inner solves' rounding floor
 # above their tolerance 1e-11 (2 of 2 restarts stalled, KKT 3.7e-8); at r = 1e6 (D -> M/r ~ 1e-6) and r = 1e-6
 # (noisy features within 1e-6 D of the clean means) the coupling's curvature ~ 1/D or 1/M stalls every restart;
-# at r = 1e-3 (K = 2, n = 3, d = 2) the inner solves ended at relative gradient 2e-4 with rho at its cap.
-R_RANGE = (1e-2, 20.0)
+# at r = 1e-3 (K = 2, n = 3, d = 2) the inner solves ended at relative gradient 2e-4 with rho at its cap, at r = 0.01
+# with weight decays 1e-8 (K = 3, n = 4, d = 3, 3 restarts) every restart stalled at 1.3e-6; r = 0.05 certified.
+R_RANGE = (0.05, 20.0)
+# Model 3's weight decays: small ones let the memorising features grow against the coupling. At 1e-15 (objective
+# 1.4e-11) with r = 0.01 (K = 2, n = 4, d = 4) the inner solves ended between relative gradients 2e-8 and 1e-2, one
+# on negative curvature; at 1e-10 with r = 0.01 and r = 0.05 (K = 3, n = 4, d = 3, one restart) they ran out of
+# steps at 7e-6; at 1e-8 (and the reported 1e-7) certified.
+MD_LAMBDA_RANGE = (1e-8, 1e5)
 
 
 def _common(problem) -> None:
@@ -142,7 +148,8 @@ class MemorizationDilationProblem:
     Per class k: ``n - n_noisy`` clean samples labelled k and ``n_noisy = round(noise n)`` samples whose TRUE class
     is k but whose label is another class, drawn uniformly among the other K-1 with a fixed seed. Hard coupling
     (R1): ``M_k <= r D_k`` for every class, with D_k the RMS distance of clean class-k features to their mean mu_k and
-    M_k the mean distance of the noisy samples of true class k to mu_k.
+    M_k the mean distance of the noisy samples of true class k to mu_k. Accepted: r in :data:`R_RANGE`, each weight
+    decay in :data:`MD_LAMBDA_RANGE` (the ranges float64 certifies).
     """
 
     C: int = 3
@@ -167,8 +174,9 @@ class MemorizationDilationProblem:
         for name in ("lambda_W", "lambda_H"):
             require_positive(getattr(self, name), name)
             value = getattr(self, name)
-            require(LAMBDA_RANGE[0] <= value <= LAMBDA_RANGE[1], name,
-                    f"must lie in [{LAMBDA_RANGE[0]:g}, {LAMBDA_RANGE[1]:g}] (the range float64 certifies), got {value!r}")
+            require(MD_LAMBDA_RANGE[0] <= value <= MD_LAMBDA_RANGE[1], name,
+                    f"must lie in [{MD_LAMBDA_RANGE[0]:g}, {MD_LAMBDA_RANGE[1]:g}] (the range float64 certifies), "
+                    f"got {value!r}")
         require(self.n_noisy >= 1 and self.n - self.n_noisy >= 2, "noise",
                 f"needs at least 1 noisy and 2 clean samples per class: n={self.n}, noise={self.noise} gives "
                 f"{self.n_noisy} noisy")
