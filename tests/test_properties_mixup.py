@@ -95,11 +95,18 @@ def deep_problems(draw):
     classifier = draw(sizes(["fixed"], ["fixed", "learned"]))  # a parameter structure of its own: compiled apart
     activation = draw(sizes(["softplus"], ["softplus", "linear"]))
     decay = log_uniform(*deep_ranges.DECAY_RANGE)
+    mu = draw(decay)
+    ratio = draw(log_uniform(1 / deep_ranges.DECAY_RATIO_MAX, deep_ranges.DECAY_RATIO_MAX))
+    mu_v = min(max(mu / ratio, deep_ranges.DECAY_RANGE[0]), deep_ranges.DECAY_RANGE[1])
+    while mu / mu_v > deep_ranges.DECAY_RATIO_MAX:  # rounding
+        mu_v *= 1 + 2**-52
+    while mu / mu_v < 1 / deep_ranges.DECAY_RATIO_MAX:
+        mu_v *= 1 - 2**-52
     return MixupDeepProblem(
         C=C, d0=draw(sizes([3], [1, C])), d1=draw(sizes([4], [max(1, C - 1), C])), activation=activation,
         sharpness=draw(log_uniform(*deep_ranges.SHARPNESS_RANGE)) if activation == "softplus" else 10.0,
         classifier=classifier, m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
-        mu=draw(decay), mu_v=draw(decay), alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
+        mu=mu, mu_v=mu_v, alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
         n_lambdas=draw(sizes([3], [1, 2])),
         consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),  # [0, max]
         restarts=draw(sizes([4], [1, 2])), eval_lambdas=draw(sizes([9], [1, 3])), seed=draw(st.integers(0, 3)))

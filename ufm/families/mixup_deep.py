@@ -60,7 +60,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--activation", default="relu",
                        help="relu (default; reached by softplus continuation), softplus (smooth) or linear")
     group.add_argument("--sharpness", type=float, default=None,
-                       help="softplus sharpness s: softplus(s x)/s (in [1e-3, 1e6]; default 10; only with "
+                       help="softplus sharpness s: softplus(s x)/s (in [0.1, 1e6]; default 10; only with "
                        "--activation softplus)")
     group.add_argument("--classifier", default="learned",
                        help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
@@ -69,7 +69,8 @@ def add_arguments(parser) -> None:
                        "--classifier fixed)")
     group.add_argument("--mu", type=float, default=1e-2, help="weight decay of the free features (in [1e-6, 1e6])")
     group.add_argument("--mu-v", type=float, default=1e-2, dest="mu_v",
-                       help="weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6])")
+                       help="weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6]; "
+                       "mu / mu_v in [1e-4, 1e4])")
     group.add_argument("--alpha", type=float, default=1.0, help="mixup lam ~ Beta(alpha, alpha) (in [1e-6, 1e6])")
     group.add_argument("--lambdas", type=int, default=6, dest="n_lambdas",
                        help=f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})")
