@@ -17,6 +17,7 @@ FAMILIES = {
     "md": "ufm.families.memorization_dilation",
     "mixup-deep": "ufm.families.mixup_deep",
     "mixup-joint": "ufm.families.mixup_joint",
+    "ce": "ufm.families.ce",
 }
 
 
