@@ -26,7 +26,7 @@ TITLE = "Nonnegative features: the K = 2 picture, margin and objective against w
 
 def config(quick: bool) -> dict:
     return {"K": 3, "n": 2, "d": 6, "alphas": [0.0, 0.1], "restarts": 2,
-            "lambdas": np.geomspace(1e-3, 0.3, 4 if quick else 10).tolist(), "picture": {"K": 2, "n": 3, "d": 2}}
+            "lambdas": np.geomspace(1e-3, 0.3, 2 if quick else 10).tolist(), "picture": {"K": 2, "n": 3, "d": 2}}
 
 
 def steps(cfg: dict) -> int:

@@ -79,7 +79,7 @@ def plot(data: dict, cfg: dict):
         nc4 = max(float(np.max(data[f"gd_{bias}_{tag}_NC4"][1:])) for tag in ("wd", "nowd"))
         ax.set(xlabel="gradient-descent step", ylabel="NC metric", ylim=(floor / 3, 30),
                title=f"gradient descent, {'free bias' if bias == 'free' else 'no bias'}, "
-                     f"$\lambda$ = {cfg['gd_lambda']:g} or 0")
+                     rf"$\lambda$ = {cfg['gd_lambda']:g} or 0")
         ax.text(0.97, 0.55, f"NC4 (max after step 0) = {nc4:g}", transform=ax.transAxes, ha="right", fontsize=6)
     handles, labels = axes[1, 1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize=6)

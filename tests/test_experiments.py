@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from inprocess import run_main
 from scipy import special
 
 from experiments.pipeline import load_data
@@ -22,9 +23,8 @@ TOL = 1e-12
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    result = subprocess.run([sys.executable, "-m", "experiments", "--out", str(out), "--quick"], capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = run_main("experiments", "--out", str(out), "--quick")
+    assert result.code == 0, result.stderr
     return out, result
 
 
@@ -96,6 +96,7 @@ def test_quadrature_of_the_calibration_error_is_converged():
 
 
 def test_unknown_figure_exits_2(tmp_path):
+    """The one run of ``python -m experiments`` as a user starts it (the figures above run in-process)."""
     result = subprocess.run([sys.executable, "-m", "experiments", "--only", "nope", "--out", str(tmp_path / "f")],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "--only" in result.stderr and not (tmp_path / "f").exists()

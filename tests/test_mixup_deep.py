@@ -6,12 +6,11 @@ products is ~1e-15); the objective is compared with a direct numpy evaluation at
 """
 
 import dataclasses
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from inprocess import assert_refused, run_main
 from scipy import special
 
 from ufm.families import mixup_deep as family
@@ -123,11 +122,8 @@ def test_problem_validation():
 
 def test_cli_bad_input(tmp_path):
     out = tmp_path / "never"
-    res = subprocess.run([sys.executable, "-m", "ufm.solve", "--loss", "mixup-deep", "--mu-v", "-1", "--out", str(out)],
-                         capture_output=True, text=True, cwd=tmp_path)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "argument --mu-v:" in lines[0]
+    assert_refused(run_main("ufm.solve", "--loss", "mixup-deep", "--mu-v", "-1", "--out", str(out)),
+                   "argument --mu-v:")
     assert not out.exists()
 
 

@@ -5,13 +5,12 @@ solver output. Joint solves use C = 3 only (each costs a compilation of ~10 s on
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from inprocess import assert_refused, run_main
 from jax.test_util import check_grads
 from scipy import optimize, stats
 
@@ -211,11 +210,8 @@ def test_etf_error_detects_a_non_etf_optimum():
 def test_cli_bad_input(tmp_path, args, flag):
     """Bad input exits 2 with one line on stderr naming the argument, and writes nothing (alpha = 0 is ERM)."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "ufm.solve", "--loss", "mixup-joint", "--C", "3", *args,
-                           "--out", str(out)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"argument {flag}:" in lines[0]
+    assert_refused(run_main("ufm.solve", "--loss", "mixup-joint", "--C", "3", *args, "--out", str(out)),
+                   f"argument {flag}:")
     assert not out.exists()
 
 

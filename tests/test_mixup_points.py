@@ -6,11 +6,10 @@ Theory-vs-theory comparisons (two independent numpy routes) use 1e-12.
 """
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from inprocess import assert_refused, run_main
 
 from ufm.families import mixup as family
 from ufm.metrics import nonlinearity
@@ -159,15 +158,14 @@ def test_problem_validation():
     assert MixupProblem(points=3).n_mixes == 1000 and MixupProblem(points=3).alpha == 1.0
 
 
-def _cli(*args, tmp_path):
-    return subprocess.run([sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--quiet", *args],
-                          capture_output=True, text=True, cwd=tmp_path)
+def _cli(*args):
+    return run_main("ufm.solve", "--loss", "mixup", "--quiet", *args)
 
 
 def test_cli_points(tmp_path):
     out = tmp_path / "run"
-    res = _cli("--points", "3", "--C", "10", "--mixes", "60", "--out", str(out), tmp_path=tmp_path)
-    assert res.returncode == 0, res.stdout + res.stderr
+    res = _cli("--points", "3", "--C", "10", "--mixes", "60", "--out", str(out))
+    assert res.code == 0, res.stdout + res.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] and summary["config"]["points"] == 3
     assert summary["numbers"]["max_rel_error"] <= FEATURE_TOL
@@ -182,8 +180,5 @@ def test_cli_points(tmp_path):
 ])
 def test_cli_bad_input(tmp_path, args, flag):
     out = tmp_path / "never"
-    res = _cli(*args, "--out", str(out), tmp_path=tmp_path)
-    assert res.returncode == 2
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"argument {flag}:" in lines[0]
+    assert_refused(_cli(*args, "--out", str(out)), f"argument {flag}:")
     assert not out.exists()

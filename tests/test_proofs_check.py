@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 import types
 
 import numpy as np
 import pytest
+from inprocess import assert_refused, run_main
 
 import proofs_check
 from proofs_check import lemmas
@@ -116,9 +116,8 @@ def test_verdict_rules():
 
 def test_cli_lemmas_writes_certificates(tmp_path):
     out = tmp_path / "certs.json"
-    r = subprocess.run([sys.executable, "-m", "proofs_check", "lemmas", "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    r = run_main("proofs_check", "lemmas", "--out", str(out), "--quiet")
+    assert r.code == 0, r.stderr
     assert "ALL CERTIFICATES PASS" in r.stdout and "Seed 003 Lemma 1" in r.stdout
     data = json.loads(out.read_text())
     assert data["passed"] and data["verdicts"]["PASS"] == 2 and data["families"] == ["lemmas"]
@@ -127,11 +126,9 @@ def test_cli_lemmas_writes_certificates(tmp_path):
 
 
 @pytest.mark.parametrize("args, flag", [(["nosuchfamily"], "FAMILY"), (["--out", "/nonexistent/dir/c.json"], "--out")])
-def test_cli_bad_input(tmp_path, args, flag):
-    r = subprocess.run([sys.executable, "-m", "proofs_check", *args], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=120)
-    assert r.returncode == 2
-    assert len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr  # one line naming the argument
+def test_cli_bad_input(tmp_path, monkeypatch, args, flag):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run_main("proofs_check", *args), flag)  # one line naming the argument
     assert not any(tmp_path.iterdir())
 
 

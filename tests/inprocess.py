@@ -1,0 +1,42 @@
+"""Run a command line's ``main(argv)`` in the test process: the same parsing, validation and solve as the
+``python -m`` module (whose ``__main__`` only calls ``main``), without a new interpreter importing JAX and
+compiling again. One end-to-end subprocess run per command line stays in its own test file."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import time
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def error_lines(self) -> list[str]:
+        return self.stderr.strip().splitlines()
+
+
+def run_main(module: str, *argv: str) -> Outcome:
+    """``module.main(list(argv))`` with stdout and stderr captured; e.g. ``run_main("ufm.solve", "--loss", ...)``."""
+    packages = ("proofs_check", "experiments")  # command lines whose main lives in the package's __main__
+    main = importlib.import_module(f"{module}.__main__" if module in packages else module).main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        t0 = time.perf_counter()
+        code = main(list(argv))
+        seconds = time.perf_counter() - t0
+    return Outcome(code, out.getvalue(), err.getvalue(), seconds)
+
+
+def assert_refused(outcome: Outcome, flag: str) -> None:
+    """Exit 2 with exactly one line on stderr naming the argument."""
+    assert outcome.code == 2, (outcome.code, outcome.stderr)
+    lines = outcome.error_lines
+    assert len(lines) == 1 and flag in lines[0], lines
