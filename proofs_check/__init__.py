@@ -28,6 +28,7 @@ FAMILIES = {
     "lemmas": "proofs_check.lemmas",
     "square_loss": "proofs_check.square_loss",
     "nonnegative": "proofs_check.nonnegative",
+    "ce": "proofs_check.ce",
 }
 
 

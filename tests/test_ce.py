@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
+from proofs_check import ce as proofs_check_ce
 from ufm.checks import ce as checks
 from ufm.families import ce as family
 from ufm.objectives.ce import CEData, ce_loss, cross_entropy
@@ -140,6 +141,16 @@ def test_checks_reject_a_wrong_closed_form():
     wrong = {**t, "margin": 3 * t["t"], "ratio": math.sqrt(2.0)}
     failed = {c.name for c in checks.solution_checks(problem, W, H, b, f, wrong)[0] if not c.passed}
     assert failed == {checks.GEOMETRY[3], checks.GEOMETRY[4]}
+
+
+def test_scalar_certificate_passes_and_rejects_a_wrong_reduction():
+    """proofs_check's scalar certificate (numpy only, ~0.1 s): PASS as shipped; a root without the (K-1)/K factor,
+    or a threshold at rho = 1/2, turns it FAIL."""
+    assert proofs_check_ce.scalar_reduction().verdict == "PASS"
+    no_factor = lambda K, rho, method="explicit": 0.0 if rho >= 1 else math.log1p((1 - rho) * K / rho)
+    assert proofs_check_ce.scalar_reduction(root=no_factor).verdict == "FAIL"
+    early = lambda K, rho, method="explicit": 0.0 if rho >= 0.5 else theory.optimal_product(K, rho)
+    assert proofs_check_ce.scalar_reduction(root=early).verdict == "FAIL"
 
 
 def test_family_runs_both_regimes_and_a_bias():
