@@ -38,7 +38,7 @@ def test_one_layer_ufm_matches_closed_form(C, bias, lam):
 
 
 @pytest.mark.parametrize("C, layers, bias", [(3, 2, "none"), (3, 2, "free"), (3, 3, "none"), (2, 3, "none"),
-                                             (10, 3, "none"), (10, 3, "free")])
+                                             (10, 3, "free")])  # (10, 3, "none"): the next test
 def test_deep_linear_ufm_matches_closed_form(C, layers, bias):
     report = run(C=C, layers=layers, bias=bias)
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
@@ -46,16 +46,18 @@ def test_deep_linear_ufm_matches_closed_form(C, layers, bias):
 
 
 def test_balanced_starts_all_reach_the_deep_optimum():
-    """C = 10, 4 factors: from Gaussian starts every restart ended rank-deficient (0.182, 0.217 vs 0.1466); the
-    balanced orthogonal starts at and above the targets' scale (START_SCALES 2 and 1) must both reach the closed
-    form (to 1e-10 relative, the restart-count criterion). The candidate W = H = 0 is a strict local minimum of
-    m = 4 factors and ends there (objective 1/2, to the rounding of f/s times s), above them."""
-    report = run(C=10, n=5, layers=3, restarts=2)
+    """C = 10, 4 factors (n = 2): from Gaussian starts every restart ends rank-deficient (0.155, 0.194 vs the
+    closed form 0.1171); the balanced orthogonal starts at and above the targets' scale (START_SCALES 2 and 1) must
+    both reach the closed form (to 1e-10 relative, the restart-count criterion; scale 1/2 ends at 0.270). The
+    candidate W = H = 0 is a strict local minimum of m = 4 factors and ends there (objective 1/2, to the rounding of
+    f/s times s), above them."""
+    report = run(C=10, layers=3)
+    assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
+    assert check(report, "every factor").graded
     losses = report.numbers["restart_losses"]
     assert report.numbers["restart_starts"][-1] == "candidate W = H = 0" and abs(losses[-1] - 0.5) <= 1e-15
     assert check(report, "restarts ending at the best objective").value == 2
-    assert check(report, "objective = closed form").passed
-    gaussian = SquareLossProblem(C=10, n=5, layers=3, restarts=3)
+    gaussian = SquareLossProblem(C=10, n=2, layers=3, restarts=3)
     start = family.gaussian_params(gaussian, 3, gaussian.seed)
     sol = family.minimise(family.square_loss, start, family.objective_data(gaussian), options=family.SOLVER)
     assert np.min(sol.loss) > report.numbers["closed_form"]["objective"] * (1 + 1e-3)  # why the balanced starts
