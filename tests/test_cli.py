@@ -146,7 +146,7 @@ def test_help_without_loss_lists_families_and_common_flags(capsys, flag):
     assert code == 0 and stderr == ""
     for name in families.FAMILIES:
         assert f"\n  {name} " in stdout
-    for common in ("--loss", "--out", "--quiet", "--max-memory", "exit codes"):
+    for common in ("--loss", "--out", "--quiet", "--max-memory", "--cache-dir", "--no-cache", "exit codes"):
         assert common in stdout
 
 

@@ -20,7 +20,9 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_WRITTEN = 0, 1, 2, 3
 EXIT_CODES_HELP = ("exit codes: 0 all checks pass; 1 a check failed; 2 bad input (one line, nothing written); "
@@ -94,6 +96,69 @@ def os_problem(err: OSError, path) -> str:
 def gib(n_bytes: float) -> str:
     """``n_bytes`` in GiB for a message: '3.2 GiB' (three significant digits)."""
     return f"{n_bytes / 2**30:.3g} GiB"
+
+
+CACHE_ENV = "UFM_CACHE_DIR"
+JAX_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ufm/jax``, else ``~/.cache/ufm/jax``: the per-user home of compiled executables."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ufm" / "jax"
+
+
+def cache_dir_choice(flag: Path | None, off: bool) -> tuple[Path | None, str]:
+    """(folder, what named it) of the persistent compilation cache: None with ``off``; else ``flag`` (--cache-dir),
+    $UFM_CACHE_DIR, the folder JAX itself was given ($JAX_COMPILATION_CACHE_DIR: JAX's own settings are then left
+    as they are, path None) or :func:`default_cache_dir`. Raises UsageError where the folder, or the first of its
+    parents that exists, is not a folder (nothing is created here)."""
+    if off:
+        return None, "--no-cache"
+    if flag is not None:
+        path, source = flag, "argument --cache-dir"
+    elif os.environ.get(CACHE_ENV):
+        path, source = Path(os.environ[CACHE_ENV]), f"environment variable {CACHE_ENV}"
+    elif os.environ.get(JAX_CACHE_ENV):
+        return None, JAX_CACHE_ENV
+    else:
+        path, source = default_cache_dir(), "the default cache folder"
+    path = path.absolute()
+    for folder in (path, *path.parents):
+        if os.path.exists(folder):
+            if not os.path.isdir(folder):
+                what = path if folder == path else f"{path} (its parent {folder})"
+                hint = "" if flag is not None else "; --cache-dir DIR or --no-cache overrides it"
+                raise UsageError(f"{source}: {what} is not a folder{hint}")
+            break
+    return path, source
+
+
+def use_compilation_cache(path: Path | None, source: str, prog: str) -> bool:
+    """Point JAX's persistent compilation cache (process-global: for a program, not a library) at ``path``, small
+    and fast compilations included, so that a second identical run loads its executables instead of compiling
+    them. ``source`` "--no-cache" turns it off; JAX_COMPILATION_CACHE_DIR leaves JAX's own settings alone. A folder
+    that cannot be created or written is not an error: one warning on stderr, and the run compiles from scratch.
+    Returns whether the cache is in use."""
+    import jax
+
+    if source == "--no-cache":
+        jax.config.update("jax_enable_compilation_cache", False)
+        return False
+    if path is None:
+        return True
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        warn(f"{prog}: warning: {source}: compilation cache not used ({os_problem(err, path)}); compiling afresh")
+        return False
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    # JAX's defaults keep only compilations over 1 s; every solve here is a handful of shorter ones.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return True
 
 
 class Interrupted(BaseException):

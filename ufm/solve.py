@@ -8,14 +8,21 @@ valid range; nothing computed, nothing written); 3 the results could not be writ
 --out; nothing left behind); 130 SIGINT, 143 SIGTERM (everything the run created removed).
 
 Order of work: parse, validate (the problem dataclass, flags that do not apply to the variant, the memory
-estimate against the budget, the output location: nothing created), solve, print the table, write the results
-(the only moment anything is created), print where.
+estimate against the budget, the output location, the compilation cache folder: nothing created), point JAX's
+persistent compilation cache at its folder (creating the folder: the only thing made outside --out), solve, print
+the table, write the results (the only moment anything is created in --out), print where.
+
+Compilation cache: --cache-dir DIR, else $UFM_CACHE_DIR, else the folder given to JAX itself
+($JAX_COMPILATION_CACHE_DIR, with JAX's own thresholds), else $XDG_CACHE_HOME/ufm/jax (~/.cache/ufm/jax);
+--no-cache turns it off. A folder that cannot be written costs one warning and a run compiled from scratch; a
+path that is not a folder is bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import sys
 import textwrap
 import time
@@ -23,6 +30,7 @@ from pathlib import Path
 
 from ufm import families
 from ufm.cli import (
+    CACHE_ENV,
     EXIT_BAD_INPUT,
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -32,12 +40,14 @@ from ufm.cli import (
     Interrupted,
     Parser,
     UsageError,
+    cache_dir_choice,
     explicit_dests,
     gib,
     interruptible,
     os_problem,
     parse_size,
     say,
+    use_compilation_cache,
     warn,
 )
 from ufm.problems import InputError
@@ -59,6 +69,13 @@ def _common_parser(*, families_help: str = "") -> Parser:
     parser.add_argument("--max-memory", type=parse_size, default=None, dest="max_memory", metavar="SIZE",
                         help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
                              "estimated to need more is refused before it starts")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", type=Path, default=None, dest="cache_dir", metavar="DIR",
+                       help="folder of the persistent compilation cache, shared by runs: a repeated run loads its "
+                            f"compiled solves instead of compiling them (default ${CACHE_ENV}, else "
+                            "$XDG_CACHE_HOME/ufm/jax or ~/.cache/ufm/jax); created if missing")
+    cache.add_argument("--no-cache", action="store_true", dest="no_cache",
+                       help="no persistent compilation cache (compile everything, write nothing)")
     return parser
 
 
@@ -158,18 +175,23 @@ def parse(argv: list[str]):
     return family, ns, problem
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """The command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    ``program``: this process is the command line itself (``python -m ufm.solve``), so the persistent compilation
+    cache of --cache-dir / --no-cache is set in JAX's global configuration. Called in-process (a library, a test)
+    the flags are validated alike but JAX's configuration is left as the caller has it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         with interruptible():
-            return _main(argv)
+            return _main(argv, program)
     except (Interrupted, KeyboardInterrupt) as err:
         sig = err if isinstance(err, Interrupted) else Interrupted(2)
         warn(f"ufm.solve: interrupted ({sig.name}); nothing written")
         return sig.exit_code
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], program: bool) -> int:
     from ufm.report import OutputDir, render_table, write_report
 
     try:
@@ -182,9 +204,12 @@ def _main(argv: list[str]) -> int:
             out = OutputDir(out_path)  # validates only: nothing is created before the results are written
         except OSError as err:
             raise UsageError(f"argument --out: {os_problem(err, out_path)}") from None
+        cache_dir, cache_source = cache_dir_choice(ns.cache_dir, ns.no_cache)
     except UsageError as err:
         warn(f"ufm.solve: error: {err}")
         return EXIT_BAD_INPUT
+    if program:
+        use_compilation_cache(cache_dir, cache_source, "ufm.solve")
 
     t0 = time.perf_counter()
     extra = family.run_options(ns) if hasattr(family, "run_options") else {}
@@ -218,4 +243,4 @@ def _main(argv: list[str]) -> int:
 if __name__ == "__main__":
     from ufm.cli import exit_main
 
-    exit_main(main)
+    exit_main(functools.partial(main, program=True))
