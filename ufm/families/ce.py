@@ -117,7 +117,7 @@ def run(problem: CEProblem, *, progress: bool = True) -> Report:
     result.insert(0, checks.convergence_check(bool(sol.converged[best]), best, status, sol.rel_grad_norm[best],
                                               options.rtol))
     flat = lambda tree: np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(tree)])
-    result += checks.closed_form_point_checks(float(f_point), flat(grad), flat(grad_fit), t)
+    result += checks.closed_form_point_checks(float(f_point), flat(grad), flat(grad_fit), t, problem.N)
     result += checks.restart_checks(sol.loss, t, problem.C)
     numbers.update({"closed_form": {k: v for k, v in t.items() if k not in ("WWt", "MMt")},
                     "restart_losses": sol.loss, "restart_status": sol.status, "seconds": time.perf_counter() - t0})
