@@ -1,5 +1,6 @@
 """Solver performance work (issue 7): batch sharding across devices, the structured mixup Newton solve, and
-finished elements of a vmapped batch not changing anyone's answer."""
+finished elements of a vmapped batch not changing anyone's answer. Multi-device runs use forced host devices
+(XLA_FLAGS) in subprocesses, each with a timeout, so that a deadlock fails instead of hanging the suite."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
     from ufm.solver import SolverOptions, minimise
     assert jax.device_count() == 4, jax.devices()
     out = {}
-    for n_lambdas in (7, 4):  # 5*5*7 = 175 subproblems (padded to 176), then 100 (a multiple of 4)
+    for n_lambdas in (7, 4):  # 5*5*7 = 175 subproblems (slices 43, 44, 44, 44), then 100 (a multiple of 4)
         C, d = 5, 6
         W = simplex_etf(C, d, 1.0, 0)
         c, cp, lam = (x.ravel() for x in np.meshgrid(np.arange(C), np.arange(C), np.linspace(0, 1, n_lambdas),
@@ -53,7 +54,8 @@ SHARDED_SCRIPT = textwrap.dedent("""
         a, b = sols[False], sols[True]
         out[n_lambdas] = {
             "n": int(c.size),
-            "devices_used": len(b.params.sharding.device_set),
+            "devices_used": len(set(b.devices)),
+            "one_device": list(a.devices),
             "max_abs_diff": float(np.max(np.abs(np.asarray(a.params) - np.asarray(b.params)))),
             "max_abs_h": float(np.max(np.abs(np.asarray(a.params)))),
             "same_steps": bool(np.array_equal(a.steps, b.steps)),
@@ -70,8 +72,8 @@ def test_sharded_batch_matches_one_device():
     the same as on one device: same steps and statuses, features equal to 64 ulps of the largest feature. Not
     bitwise: XLA blocks the batched matrix products differently for a per-device batch of 44 than for 175, so
     iterates differ in the last bits (measured: 4.4e-15 on features of size 3.3, about 6 ulps); 64 ulps is still
-    far below the problem's own rounding floor (cond(H) eps, cond <= 1 + kappa = 126 here). The second case
-    has no padding, so its result is still laid out over all 4 devices."""
+    far below the problem's own rounding floor (cond(H) eps, cond <= 1 + kappa = 126 here). Both cases name
+    all 4 devices (175 is not a multiple of 4: the slices differ by one element, nothing is padded)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -81,7 +83,45 @@ def test_sharded_batch_matches_one_device():
         assert case["shape"][0] == case["n"]  # padding dropped
         assert case["all_converged"] and case["same_steps"] and case["same_status"]
         assert case["max_abs_diff"] <= 64 * np.finfo(float).eps * case["max_abs_h"], case
-    assert out["4"]["devices_used"] == 4
+        assert case["devices_used"] == 4 and len(case["one_device"]) == 1
+
+
+def _mixup_cli(devices: int, out) -> tuple[dict, dict]:
+    """``python -m ufm.solve --loss mixup --C 10`` (its default grid: 101 lambdas x 100 ordered pairs = 10100
+    subproblems) on ``devices`` forced host devices, compiling afresh (``--no-cache``: nothing is written to the
+    user's compilation cache): its summary.json and features.npz."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    command = [sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "10", "--quiet", "--no-cache"]
+    proc = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with np.load(out / "features.npz") as z:
+        return json.loads((out / "summary.json").read_text()), {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def mixup_cli_one_device(tmp_path_factory):
+    return _mixup_cli(1, tmp_path_factory.mktemp("mixup-1-device"))
+
+
+@pytest.mark.parametrize("devices", [2, 4])
+def test_mixup_cli_on_host_devices_matches_one_device(mixup_cli_one_device, devices, tmp_path):
+    """The CLI's default mixup grid (10100 subproblems) on 2 and 4 host devices: it finishes (it used to
+    deadlock once a device held 601 or more 10 x 10 Cholesky factorizations: jaxlib's batched LAPACK kernel
+    then waits on the intra-op thread pool that the other devices' programs occupy), names its devices, and
+    gives the one-device run's verdicts, statuses, steps and features. Features to 256 ulps of the largest (the
+    per-device batch changes how XLA blocks batched products; measured: 2.3e-14 on features of size 4.0, about
+    26 ulps; the rounding floor is cond(H) eps, cond <= 1 + kappa = 112)."""
+    base, base_arrays = mixup_cli_one_device
+    summary, arrays = _mixup_cli(devices, tmp_path)
+    assert len(base["convergence"]["devices"]) == 1
+    assert len(set(summary["convergence"]["devices"])) == devices
+    assert summary["convergence"]["subproblems"] == 10100 and summary["passed"] and base["passed"]
+    assert [(c["name"], c["verdict"]) for c in summary["checks"]] == [(c["name"], c["verdict"]) for c in base["checks"]]
+    for key in ("c", "c_prime", "steps", "converged"):
+        np.testing.assert_array_equal(arrays[key], base_arrays[key])
+    h = base_arrays["h"]
+    np.testing.assert_allclose(arrays["h"], h, rtol=0, atol=256 * np.finfo(float).eps * np.max(np.abs(h)))
 
 
 def test_batch_equals_one_at_a_time():

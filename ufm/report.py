@@ -77,6 +77,8 @@ def render_table(report: Report, wall_seconds: float) -> str:
         f"max rel grad {conv['max_rel_grad_norm']:.1e}, steps <= {conv['max_steps_taken']}, "
         f"compile {conv['compile_seconds']:.1f} s, solve {conv['solve_seconds']:.2f} s"
     )
+    if conv.get("devices"):
+        lines.append(f"devices: {', '.join(conv['devices'])}")
     for message, count in conv.get("failures", {}).items():
         lines.append(f"  ! {count} subproblem(s): {message}")
     width = max(len(check.name) for check in report.checks)

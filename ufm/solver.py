@@ -43,11 +43,17 @@ the shift vanishes at the optimum, keeping quadratic convergence) by one of:
   dimension d sharing a C x d matrix costs batched (B x d)(d x C) matrix products per CG iteration).
 
 Devices: when jax sees more than one local device and ``options.shard_batch`` (the default), the batch axis is
-split evenly across them with ``jax.sharding`` (``NamedSharding`` over a 1-d mesh of ``jax.local_devices()``;
-shared ``args`` are replicated, the batch is padded to a multiple of the device count with copies of its first
-element, which are dropped from the result). Every element is solved by the same operations whatever the device,
-so results do not depend on the number of devices. Across hosts (``jax.distributed``), each process solves its
-own slice of a sweep on its local devices (README, "Benchmarks and scale-out").
+cut into contiguous slices, one per device (sizes differ by at most one; shared ``args`` are copied to each), and
+every device solves its slice with its own compiled program: all loops are local to a device and nothing passes
+between devices until the host gathers the results. An element's iterates and steps therefore do not depend on the
+number of devices (its features can differ in the last bits: XLA blocks batched products by batch size). Each
+device compiles its own program, so compile time grows with the device count. Accelerators run their slices at
+the same time; on the CPU platform the slices run one after another, because there jaxlib's batched LAPACK
+kernels (Cholesky, eigh) split a batch of more than ~2e5 flops into tasks on the one intra-op thread pool (a thread
+per core) and block their own pool thread until the tasks finish: host devices running side by side can fill every
+pool thread with such waits, leaving none to run the tasks (a deadlock: 2 or 4 host devices on 2 cores, once a
+device holds 601 or more 10 x 10 Cholesky factorizations). Across hosts (``jax.distributed``), each process solves
+its own slice of a sweep on its local devices (README, "Benchmarks and scale-out").
 
 A backtracking line search accepts a step when the Armijo condition holds up to rounding of f or, once f no
 longer changes beyond rounding (where it cannot tell good steps from bad), when the step halves the gradient norm: this is what lets the polish reach the
@@ -121,6 +127,7 @@ class Solution:
     solve_seconds: float
     rtol: float
     min_eigenvalue: np.ndarray | None = None
+    devices: tuple[str, ...] = ()
 
     @property
     def converged(self) -> np.ndarray:
@@ -144,6 +151,7 @@ class Solution:
             "failures": failures,
             "compile_seconds": self.compile_seconds,
             "solve_seconds": self.solve_seconds,
+            "devices": list(self.devices),
         }
 
 
@@ -373,35 +381,43 @@ def _lbfgs_phase(fun, x, args, opts: SolverOptions):
 
 
 def _shard_batch(x0, args, args_axes, devices):
-    """Split the batch axis of ``x0`` and of the batched ``args`` across ``devices``; replicate the shared args.
+    """Cut the batch axis of ``x0`` and of the batched ``args`` into contiguous slices, one per device (sizes differ
+    by at most one), each placed on its device with its own copy of the shared args.
 
-    The batch is padded to a multiple of ``len(devices)`` with copies of element 0 (solved, then dropped).
     ``args_axes`` is a prefix of ``args`` with leaves None (shared) or 0 (batched), as for ``jax.vmap``.
     """
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    bounds = [k * x0.shape[0] // len(devices) for k in range(len(devices) + 1)]
 
-    mesh = Mesh(np.array(devices), ("batch",))
-    split, replicate = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
-    pad = -x0.shape[0] % len(devices)
+    def part(lo, hi, device):
+        def place(axis, sub):
+            if axis is None:
+                return jax.tree.map(lambda a: jax.device_put(jnp.asarray(a), device), sub)
+            if axis != 0:
+                raise ValueError(f"args_axes leaves must be None or 0 to shard the batch, got {axis!r}")
+            return jax.tree.map(lambda a: jax.device_put(jnp.asarray(a)[lo:hi], device), sub)
 
-    def place_batched(a):
-        a = jnp.asarray(a)
-        if pad:
-            a = jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)])
-        return jax.device_put(a, split)
+        if args_axes is None or isinstance(args_axes, int):
+            sliced = place(args_axes, args)
+        else:
+            sliced = jax.tree.map(place, args_axes, args, is_leaf=lambda a: a is None)
+        return jax.device_put(x0[lo:hi], device), sliced
 
-    def place(axis, sub):
-        if axis is None:
-            return jax.tree.map(lambda a: jax.device_put(jnp.asarray(a), replicate), sub)
-        if axis != 0:
-            raise ValueError(f"args_axes leaves must be None or 0 to shard the batch, got {axis!r}")
-        return jax.tree.map(place_batched, sub)
+    return [part(lo, hi, device) for lo, hi, device in zip(bounds, bounds[1:], devices)]
 
-    if args_axes is None or isinstance(args_axes, int):
-        args = place(args_axes, args)
-    else:
-        args = jax.tree.map(place, args_axes, args, is_leaf=lambda a: a is None)
-    return place_batched(x0), args, split
+
+def _executables(start, advance, progress, cache, x0, args, device):
+    """Compiled start, advance and progress for these argument shapes on ``device`` (None: one device, wherever
+    jax places the arguments), from ``cache`` or compiled into it."""
+    signature = jax.tree.map(lambda a: (np.shape(a), _dtype(a)), (x0, args))
+    signature = (jax.tree.structure(signature), tuple(jax.tree.leaves(signature)), device)
+    if signature not in cache:
+        start_c = start.lower(x0, args).compile()
+        state_spec = jax.eval_shape(start, x0, args)
+        if device is not None:  # the state stays on its device between calls
+            sharding = jax.sharding.SingleDeviceSharding(device)
+            state_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), state_spec)
+        cache[signature] = (start_c, advance.lower(state_spec, args).compile(), progress.lower(state_spec).compile())
+    return cache[signature]
 
 
 @functools.lru_cache(maxsize=64)
@@ -474,46 +490,55 @@ def minimise(
     leaves, treedef = jax.tree.flatten(example)
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
     batch = x0.shape[0]
-    devices = jax.local_devices()
-    out_sharding = None  # default: the compiler's choice (one device)
+    devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
-        # The state keeps the batch split across devices between calls (a fixed output sharding, so the compiled
-        # chunk accepts its own output).
-        x0, args, out_sharding = _shard_batch(x0, args, args_axes, devices)
+        parts = _shard_batch(x0, args, args_axes, devices)
+    else:
+        devices, parts = [None], [(x0, args)]
     key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, progress, unravel, executables = _solver_functions(
-        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, out_sharding)
+        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None)
 
-    # Compiled once per (objective, options, shapes): sweeps over values of the same shapes reuse it. Compilation
-    # is explicit so that compilation and solve times are reported separately.
-    signature = jax.tree.map(lambda a: (np.shape(a), _dtype(a)), (x0, args))
-    signature = (jax.tree.structure(signature), tuple(jax.tree.leaves(signature)))
+    # Compiled once per (objective, options, shapes, device): sweeps over values of the same shapes reuse it.
+    # Compilation is explicit so that compilation and solve times are reported separately.
     t0 = time.perf_counter()
-    if signature not in executables:
-        start_c = start.lower(x0, args).compile()
-        state_spec = jax.eval_shape(start, x0, args)
-        executables[signature] = (start_c, advance.lower(state_spec, args).compile(),
-                                  progress.lower(state_spec).compile())
-    start_c, advance_c, progress_c = executables[signature]
+    compiled = [_executables(start, advance, progress, executables, x, a, device)
+                for (x, a), device in zip(parts, devices)]
     compile_seconds = time.perf_counter() - t0
+    # One device's program at a time on the CPU platform (see the module docstring: concurrent host devices can
+    # deadlock in jaxlib's LAPACK kernels); elsewhere every device's program is dispatched before waiting.
+    serial = devices[0] is None or devices[0].platform == "cpu"
+
+    def run(calls):
+        if serial:
+            return [jax.block_until_ready(call()) for call in calls]
+        return jax.block_until_ready([call() for call in calls])
+
     t0 = time.perf_counter()
-    state = jax.block_until_ready(start_c(x0, args))
+    states = run([functools.partial(c[0], x, a) for c, (x, a) in zip(compiled, parts)])
     solve_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     done_steps = 0
     while True:
-        running, max_loss, max_rel = (np.asarray(a) for a in progress_c(state))
-        log(f"[{options.label}] step {done_steps:4d}  running {int(running):6d}/{state.status.shape[0]}  "
+        numbers = np.array([[np.asarray(v) for v in c[2](s)] for c, s in zip(compiled, states)])
+        running_each = numbers[:, 0].astype(np.int64)
+        running, max_loss, max_rel = int(np.sum(running_each)), np.max(numbers[:, 1]), np.max(numbers[:, 2])
+        log(f"[{options.label}] step {done_steps:4d}  running {running:6d}/{batch}  "
             f"max loss {float(max_loss):.6e}  max rel grad {float(max_rel):.3e}")
         if running == 0:
             break
-        state = jax.block_until_ready(advance_c(state, args))
+        live = np.flatnonzero(running_each)  # a slice whose elements have all finished is left as it is
+        for k, s in zip(live, run([functools.partial(compiled[k][1], states[k], parts[k][1]) for k in live])):
+            states[k] = s
         done_steps += options.steps_per_report
     solve_seconds += time.perf_counter() - t0
 
-    if state.x.shape[0] != batch:  # drop the padding added for sharding
-        state = jax.tree.map(lambda a: a[:batch], state)
+    if len(states) == 1:
+        state = states[0]
+        devices = sorted(state.x.devices(), key=lambda d: d.id)
+    else:  # gathered on the host, in batch order
+        state = jax.tree.map(lambda *a: np.concatenate([np.asarray(v) for v in a]), *states)
     f = np.asarray(state.f)
     g = np.asarray(state.g)
     grad_norm = np.linalg.norm(g, axis=-1)
@@ -528,6 +553,7 @@ def minimise(
         solve_seconds=solve_seconds,
         rtol=options.rtol,
         min_eigenvalue=np.asarray(state.min_eig),
+        devices=tuple(str(d) for d in devices),
     )
 
 
