@@ -64,6 +64,8 @@ BAD = {
     "mixup-joint": {"--C": int_below(2), "--d": int_below(9), "--alpha": NEGATIVE, "--lam-W": NOT_POSITIVE,
                     "--lam-H": NOT_POSITIVE, "--nodes": int_below(1), "--restarts": int_below(1),
                     "--samples-per-target": int_below(1), "--seed": SEED},
+    "ce": {"--C": int_below(2), "--n": int_below(1), "--d": int_below(3), "--lambda-W": NOT_POSITIVE,
+           "--lambda-H": NOT_POSITIVE, "--restarts": int_below(1), "--seed": SEED},
 }
 
 
@@ -97,7 +99,8 @@ def test_bad_values_are_refused_naming_the_flag(loss, data):
 # before anything is allocated.
 HUGE = {"mixup": ["--C", "100000"], "mse": ["--C", "1000000"], "mse-deep": ["--d", "10000000"],
         "mse-net": ["--d", "10000000"], "nonneg-lpm": ["--C", "1000000"], "nonneg-ufm": ["--n", "10000000000"],
-        "md": ["--n", "10000000000"], "mixup-deep": ["--d1", "10000000"], "mixup-joint": ["--C", "1000000"]}
+        "md": ["--n", "10000000000"], "mixup-deep": ["--d1", "10000000"], "mixup-joint": ["--C", "1000000"],
+        "ce": ["--C", "1000000"]}
 
 
 @pytest.mark.parametrize("loss", list(HUGE))

@@ -124,9 +124,18 @@ def double_well(x, _):
     return x[0] ** 2 + (x[1] ** 2 - 1.0) ** 2
 
 
-def test_saddle_is_escaped_not_reported_converged():
+# Dense (the Hessian's spectrum) and matrix-free (CG, with a Lanczos estimate of the smallest eigenvalue at
+# tolerance) nonconvex modes must both tell a saddle from a minimum.
+CURVATURE = pytest.mark.parametrize("dense_max_vars", [1500, 0], ids=["dense", "matrix-free"])
+
+
+@CURVATURE
+def test_saddle_is_escaped_not_reported_converged(dense_max_vars):
     x0 = jnp.asarray([[0.5, 0.0], [0.0, 0.0], [0.3, 0.2]])  # on the invariant line, at the saddle itself, generic
-    sol = minimise(double_well, x0, options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+    sol = minimise(double_well, x0, options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False,
+                                                          dense_max_vars=dense_max_vars))
+    assert sol.linear_algebra == ("dense eigh (saddle-free)" if dense_max_vars else
+                                  "matrix-free CG + Lanczos curvature test")
     assert np.all(sol.status == CONVERGED), sol.status
     # every element reaches a minimum: f at rounding level, |y| = 1 (quadratic convergence: 1e-12 is loose)
     assert np.max(sol.loss) <= 1e-24 and np.allclose(np.abs(np.asarray(sol.params)[:, 1]), 1.0, atol=1e-12, rtol=0)
@@ -134,7 +143,8 @@ def test_saddle_is_escaped_not_reported_converged():
     assert np.all(sol.min_eigenvalue > 1.0)
 
 
-def test_unescapable_saddle_is_reported_saddle():
+@CURVATURE
+def test_unescapable_saddle_is_reported_saddle(dense_max_vars):
     # x^2 - y^2 + 4|y| with the derivative of |y| taken as sign(y) (0 at the kink): at the origin the gradient is 0
     # and the Hessian reads diag(2, -2), yet every step along y increases f (the kink dominates). The solver must
     # not call it a minimum, and the escape cannot succeed: SADDLE.
@@ -148,7 +158,8 @@ def test_unescapable_saddle_is_reported_saddle():
         return x[0] ** 2 - x[1] ** 2 + kink(x[1])
 
     sol = minimise(kinked, jnp.asarray([[0.5, 0.0]]),
-                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False,
+                                         dense_max_vars=dense_max_vars))
     assert sol.status[0] == SADDLE and not sol.converged[0]
     assert sol.min_eigenvalue[0] == pytest.approx(-2.0, rel=1e-12)
     assert "saddle" in "".join(sol.report()["failures"])
@@ -169,9 +180,69 @@ def test_best_element_rule():
     assert best_element(_solution([np.nan, 2.0], [NONFINITE, MAX_STEPS])) == 1
 
 
-def test_small_step_into_tolerance_on_negative_curvature_is_not_converged():
+@CURVATURE
+def test_small_step_into_tolerance_on_negative_curvature_is_not_converged(dense_max_vars):
     # From (1e-10, 0) on the double well's invariant line one Newton step lands within tolerance of the saddle;
-    # the Hessian formed for that step already shows curvature -4, so the point must not be called converged.
+    # the Hessian formed for that step already shows curvature -4 (matrix-free: the point is tested at tolerance
+    # before it can be called converged), so the point must not be called converged.
     sol = minimise(double_well, jnp.asarray([[1e-10, 0.0]]),
-                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False))
+                   options=SolverOptions(linear_solver="eigh", damping=1.0, progress=False,
+                                         dense_max_vars=dense_max_vars))
     assert sol.status[0] == CONVERGED and abs(abs(float(sol.params[0, 1])) - 1.0) <= 1e-12
+
+
+def test_lanczos_finds_the_smallest_eigenvalue_of_a_large_saddle():
+    """n = 400 with one negative eigenvalue -1e-3 among [1, 10]: clearly negative (below -1e-6 max|eig|); the
+    matrix-free mode must escape to a minimum, the dense mode gives the reference answer."""
+    rng = np.random.default_rng(1)
+    n = 400
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eig = np.concatenate([[-1e-3], rng.uniform(1.0, 10.0, n - 1)])
+    A = jnp.asarray((Q * eig) @ Q.T)
+    v = jnp.asarray(Q[:, 0])
+
+    def quartic_saddle(x, _):  # the quadratic's negative direction capped by a quartic: minima at x = +-c v
+        return 0.5 * x @ A @ x + 0.25 * (x @ v) ** 4
+
+    sols = {k: minimise(quartic_saddle, jnp.zeros((1, n)), options=SolverOptions(
+        linear_solver="eigh", damping=1.0, progress=False, dense_max_vars=k)) for k in (1500, 0)}
+    for sol in sols.values():
+        assert sol.converged[0] and abs(abs(float(np.asarray(sol.params[0]) @ Q[:, 0])) - np.sqrt(1e-3)) <= 1e-9
+        assert sol.loss[0] == pytest.approx(-0.25 * 1e-6, rel=1e-9)
+
+
+def test_batch_is_solved_in_chunks_within_the_memory_budget():
+    """A budget below the whole batch's estimate: chunks of the same size, one compilation, the same answer."""
+    rng = np.random.default_rng(0)
+    n, d = 7, 5
+    M = rng.standard_normal((n, d, d))
+    A = M @ np.transpose(M, (0, 2, 1)) + np.eye(d)
+    b = rng.standard_normal((n, d))
+    args = (jnp.asarray(A), jnp.asarray(b))
+    whole = minimise(quadratic, jnp.zeros((n, d)), args, args_axes=0, options=SolverOptions(progress=False))
+    from ufm.solver import element_bytes
+    options = SolverOptions(progress=False, max_memory_bytes=3 * element_bytes(d, SolverOptions()))
+    lines = []
+    chunked = minimise(quadratic, jnp.zeros((n, d)), args, args_axes=0, options=options, log=lines.append)
+    assert any("in chunks of 3" in line for line in lines)
+    np.testing.assert_array_equal(np.asarray(chunked.params), np.asarray(whole.params))
+    np.testing.assert_array_equal(chunked.status, whole.status)
+    assert chunked.loss.shape == (n,)
+
+
+def test_linear_algebra_is_chosen_by_size_and_memory():
+    from ufm.solver import dense_bytes, linear_algebra
+    eigh = SolverOptions(linear_solver="eigh")
+    assert linear_algebra(eigh, 1500) == "dense eigh (saddle-free)"
+    assert linear_algebra(eigh, 1501) == "matrix-free CG + Lanczos curvature test"
+    assert linear_algebra(eigh, 1000, budget_bytes=dense_bytes(1000) - 1) == "matrix-free CG + Lanczos curvature test"
+    assert linear_algebra(SolverOptions(), 10**6) == "matrix-free CG"
+    assert linear_algebra(SolverOptions(linear_solver="cg"), 2) == "matrix-free CG"
+
+
+def test_extreme_eigenvalues_dense_and_lanczos_agree():
+    from ufm.solver import extreme_eigenvalues
+    for dense_max_vars in (1500, 0):
+        low, top = extreme_eigenvalues(double_well, jnp.zeros(2), None,
+                                       SolverOptions(linear_solver="eigh", dense_max_vars=dense_max_vars))
+        assert low == pytest.approx(-4.0, rel=1e-12) and top == pytest.approx(4.0, rel=1e-12)

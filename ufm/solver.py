@@ -102,6 +102,9 @@ class SolverOptions:
     quasi_newton_steps: int = 0
     quasi_newton_rtol: float = 1e-8
     cg_max_steps: int = 200
+    dense_max_vars: int = 1500
+    lanczos_steps: int = 32
+    max_memory_bytes: int | None = None
     steps_per_report: int = 5
     progress: bool = True
     label: str = "newton"
@@ -111,6 +114,40 @@ class SolverOptions:
     def __post_init__(self):
         if self.linear_solver not in ("cholesky", "eigh", "cg"):
             raise ValueError(f"linear_solver must be cholesky, eigh or cg, got {self.linear_solver!r}")
+
+    @property
+    def tests_curvature(self) -> bool:
+        """Nonconvex mode (``"eigh"`` asked for): a point at tolerance is a minimum only once its curvature is
+        known not to be clearly negative (dense: the Hessian's spectrum; matrix-free: a Lanczos estimate)."""
+        return self.linear_solver == "eigh" and self.newton_system is None
+
+
+# What actually runs for one element (see :func:`linear_algebra`).
+STRUCTURED, DENSE_CHOLESKY, DENSE_EIGH, MATRIX_FREE, MATRIX_FREE_LANCZOS = (
+    "structured", "dense cholesky", "dense eigh (saddle-free)", "matrix-free CG",
+    "matrix-free CG + Lanczos curvature test")
+
+
+def dense_bytes(n_vars: int) -> int:
+    """Peak bytes of one element's dense Newton step: the Hessian, its factor or eigenvectors and the autodiff
+    intermediates of forming it (about four ``n_vars^2`` float64 arrays)."""
+    return 4 * int(n_vars) ** 2 * 8
+
+
+def linear_algebra(options: SolverOptions, n_vars: int, budget_bytes: int | None = None) -> str:
+    """The linear algebra :func:`minimise` uses for elements of ``n_vars`` variables: a family's structured
+    solve if it gives one; dense (Cholesky, or saddle-free eigh) up to ``options.dense_max_vars`` variables and
+    while one element's Hessian fits in the memory budget; above that matrix-free truncated CG on
+    Hessian-vector products, with a Lanczos estimate of the smallest eigenvalue at tolerance in nonconvex mode
+    (``"eigh"``). ``"cg"`` asks for matrix-free at every size."""
+    budget = memory_budget_bytes() if budget_bytes is None else int(budget_bytes)
+    if options.newton_system is not None:
+        return STRUCTURED
+    dense = (options.linear_solver != "cg" and n_vars <= options.dense_max_vars
+             and dense_bytes(n_vars) <= budget)
+    if dense:
+        return DENSE_EIGH if options.linear_solver == "eigh" else DENSE_CHOLESKY
+    return MATRIX_FREE_LANCZOS if options.tests_curvature else MATRIX_FREE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +164,7 @@ class Solution:
     solve_seconds: float
     rtol: float
     min_eigenvalue: np.ndarray | None = None
+    linear_algebra: str = ""
     devices: tuple[str, ...] = ()
 
     @property
@@ -151,6 +189,7 @@ class Solution:
             "failures": failures,
             "compile_seconds": self.compile_seconds,
             "solve_seconds": self.solve_seconds,
+            "linear_algebra": self.linear_algebra,
             "devices": list(self.devices),
         }
 
@@ -207,35 +246,84 @@ def _cg(hvp, b, shift, max_steps, rtol, active=True):
     return jnp.where(rr_best < rr0, best, b)
 
 
+def _lanczos_extremes(hvp, n, steps, active):
+    """Smallest Ritz value of the Hessian (an upper bound on its smallest eigenvalue, usually within rounding of
+    it for an isolated extreme eigenvalue), its unit Ritz vector and the largest |Ritz value|, from ``steps``
+    Lanczos iterations with full reorthogonalisation started from a fixed pseudo-random vector. An invariant
+    subspace found early ends the recurrence (the unused rows then hold a large placeholder eigenvalue).
+    ``active`` False ends the loop at once (see :func:`_cg`)."""
+    steps = min(int(steps), int(n))
+    q0 = jax.random.normal(jax.random.PRNGKey(0), (n,))
+    q0 = q0 / jnp.linalg.norm(q0)
+
+    def cond(s):
+        j, _, _, _, _, done = s
+        return active & (j < steps) & ~done
+
+    def body(s):
+        j, V, alpha, beta, q, _ = s
+        V = V.at[j].set(q)
+        w = hvp(q)
+        a = q @ w
+        w = w - V.T @ (V @ w)
+        w = w - V.T @ (V @ w)  # twice: orthogonal to working precision
+        b = jnp.linalg.norm(w)
+        done = b <= 1e3 * _EPS * jnp.maximum(jnp.abs(a), jnp.max(jnp.abs(alpha)))
+        return j + 1, V, alpha.at[j].set(a), beta.at[j].set(b), w / jnp.where(done, 1.0, b), done
+
+    zeros = jnp.zeros(steps, q0.dtype)
+    used, V, alpha, beta, _, _ = jax.lax.while_loop(
+        cond, body, (0, jnp.zeros((steps, n), q0.dtype), zeros, zeros, q0, False))
+    valid = jnp.arange(steps) < used
+    top = jnp.max(jnp.where(valid, jnp.abs(alpha) + beta, 0.0))
+    T = jnp.diag(jnp.where(valid, alpha, 2 * top + 1)) + jnp.diag(jnp.where(valid[1:], beta[:-1], 0.0), 1)
+    theta, Y = jnp.linalg.eigh(T + jnp.triu(T, 1).T)
+    v = V.T @ Y[:, 0]
+    ran = active & (used > 0)
+    return (jnp.where(ran, theta[0], jnp.nan), v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(q0.dtype).tiny),
+            jnp.where(ran, jnp.max(jnp.abs(jnp.where(valid, theta, 0.0))), jnp.nan))
+
+
 class _Direction(NamedTuple):
     p: jax.Array            # the Newton direction
-    min_eig: jax.Array      # smallest Hessian eigenvalue (nan where the Hessian is not formed)
-    escape: jax.Array       # unit eigenvector of min_eig, signed not to ascend (zeros where not formed)
+    min_eig: jax.Array      # smallest Hessian eigenvalue (nan where not known at this point)
+    escape: jax.Array       # unit eigenvector of min_eig, signed not to ascend (zeros where not known)
     negative: jax.Array     # min_eig is clearly negative
+    curvature_known: jax.Array  # min_eig was computed at this point
 
 
-def _newton_direction(fun, x, g, args, opts: SolverOptions, active=True) -> _Direction:
+def _clearly_negative(min_eig, top):
+    return min_eig < -NEGATIVE_CURVATURE * jnp.maximum(1.0, top)
+
+
+def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, active=True) -> _Direction:
     shift = opts.damping * jnp.linalg.norm(g)
-    unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False))
-    if opts.newton_system is not None:
+    unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False), jnp.asarray(False))
+    if algebra == STRUCTURED:
         p = opts.newton_system(x, g, args, shift)
         ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
         return _Direction(jnp.where(ok, p, -g), *unknown)
-    if opts.linear_solver == "cg":
+    if algebra in (MATRIX_FREE, MATRIX_FREE_LANCZOS):
         # linearize once per Newton step: the primal (e.g. the logits W h and their softmax) is computed here
         # and reused by every CG iteration, so one Hessian-vector product costs two matrix products, not four.
         _, hvp = jax.linearize(lambda y: jax.grad(fun)(y, args), x)
         p = _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))), active)
-        return _Direction(p, *unknown)
+        if algebra == MATRIX_FREE:
+            return _Direction(p, *unknown)
+        # Nonconvex: the curvature is estimated only where it decides the status (at gradient tolerance).
+        at_tolerance = _rel(g, f) <= opts.rtol
+        min_eig, v, top = _lanczos_extremes(hvp, x.size, opts.lanczos_steps, active & at_tolerance)
+        v = jnp.where(v @ g > 0, -v, v)
+        known = active & at_tolerance
+        return _Direction(p, min_eig, jnp.where(known, v, 0.0), known & _clearly_negative(min_eig, top), known)
     H = jax.hessian(fun)(x, args)
     eye = jnp.eye(x.size, dtype=x.dtype)
-    if opts.linear_solver == "eigh":
+    if algebra == DENSE_EIGH:
         w, V = jnp.linalg.eigh(H)
         p = -V @ ((V.T @ g) / (jnp.abs(w) + shift + _EPS * jnp.max(jnp.abs(w))))
         v = V[:, 0]
         v = jnp.where(v @ g > 0, -v, v)
-        negative = w[0] < -NEGATIVE_CURVATURE * jnp.maximum(1.0, jnp.max(jnp.abs(w)))
-        return _Direction(p, w[0], v, negative)
+        return _Direction(p, w[0], v, _clearly_negative(w[0], jnp.max(jnp.abs(w))), jnp.asarray(True))
     L = jnp.linalg.cholesky(H + shift * eye)
     p = -jax.scipy.linalg.cho_solve((L, True), g)
     ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
@@ -308,10 +396,10 @@ def _line_search(fun, x, f, g, p, args, active=True):
     return t, ok, ft, gt
 
 
-def _newton_step(fun, opts: SolverOptions):
+def _newton_step(fun, opts: SolverOptions, algebra: str):
     def step(s: _State, args) -> _State:
         active = s.status == RUNNING
-        direction = _newton_direction(fun, s.x, s.g, args, opts, active)
+        direction = _newton_direction(fun, s.x, s.f, s.g, args, opts, algebra, active)
         p = direction.p
         # At the tolerance with a tiny Newton step, only the full step is tried: backtracking there (up to 60
         # halvings where f and the gradient sit at their rounding floor) cannot improve on "converged", and under
@@ -335,17 +423,21 @@ def _newton_step(fun, opts: SolverOptions):
         # order its square), or gradient at tolerance and no step possible (the rounding floor); never where the
         # Hessian just formed has clearly negative curvature (a saddle: the next step escapes it or ends SADDLE),
         # including a small step INTO tolerance (seen: a square-loss start ended CONVERGED at eigenvalue -9.3e3).
+        # Matrix-free, the curvature is known only at points that were at tolerance: a step into tolerance is
+        # followed by one more step there, which tests it.
         small_step = jnp.linalg.norm(step_vector) <= xscale
+        curvature_ok = ~direction.negative & (direction.curvature_known | (algebra != MATRIX_FREE_LANCZOS))
         status = jnp.where(
             escaping & ~ok,
             SADDLE,
             jnp.where(
-                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & ~direction.negative,
+                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & curvature_ok,
                 CONVERGED,
                 jnp.where(~ok, STALLED, jnp.where(steps >= opts.max_steps, MAX_STEPS, RUNNING)),
             ),
         )
-        new = _State(x, f, g, steps, status, direction.min_eig)
+        min_eig = jnp.where(direction.curvature_known | (algebra != MATRIX_FREE_LANCZOS), direction.min_eig, s.min_eig)
+        new = _State(x, f, g, steps, status, min_eig)
         running = s.status == RUNNING
         return jax.tree.map(lambda a, b: jnp.where(running, a, b), new, s)
 
@@ -421,7 +513,7 @@ def _executables(start, advance, progress, cache, x0, args, device):
 
 
 @functools.lru_cache(maxsize=64)
-def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axes, out_sharding):
+def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding):
     """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
     line's numbers) for one objective, options, parameter structure and output sharding, with a cache of their
     compiled executables by argument shapes."""
@@ -439,13 +531,13 @@ def _solver_functions(fun, options: SolverOptions, treedef, leaf_specs, args_axe
             bad = ~(jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
             # With the eigh solver a start at gradient tolerance still takes a step: it may be a saddle (e.g. a
             # start at W = H = 0), which only the step's curvature test can tell.
-            at_tol = (_rel(g, f) <= options.rtol) & (options.linear_solver != "eigh" or options.newton_system is not None)
+            at_tol = (_rel(g, f) <= options.rtol) & (not options.tests_curvature)
             status = jnp.where(bad, NONFINITE, jnp.where(at_tol, CONVERGED, RUNNING))
             return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32), jnp.asarray(jnp.nan, x.dtype))
 
         return jax.vmap(one, in_axes=vmapped_axes)(x, args)
 
-    step = _newton_step(flat_fun, options)
+    step = _newton_step(flat_fun, options, algebra)
 
     @jax.jit(out_shardings=out_sharding)
     def advance(state, args):
@@ -488,8 +580,24 @@ def minimise(
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
     example = jax.tree.map(lambda a: a[0], params0)
     leaves, treedef = jax.tree.flatten(example)
+    n_vars = sum(int(np.size(leaf)) for leaf in leaves)
+    batch = int(jax.tree.leaves(params0)[0].shape[0])
+    budget = memory_budget_bytes() if options.max_memory_bytes is None else int(options.max_memory_bytes)
+    algebra = linear_algebra(options, n_vars, budget)
+    per_chunk = max(1, budget // element_bytes(n_vars, options, algebra))
+    if batch > per_chunk:
+        # Fewer elements at once, not an out-of-memory error: equal chunks (the last padded with copies of its
+        # first element), so that one compiled executable serves them all.
+        log(f"[{options.label}] {batch} elements in chunks of {per_chunk} (memory budget {budget / 2**30:.1f} GiB)")
+        parts = []
+        for lo in range(0, batch, per_chunk):
+            index = np.arange(lo, lo + per_chunk)
+            index = np.where(index < batch, index, lo)
+            parts.append((min(per_chunk, batch - lo), minimise(
+                fun, jax.tree.map(lambda a: jnp.asarray(a)[index], params0), _take(args, args_axes, index),
+                args_axes=args_axes, options=options, log=log)))
+        return _concatenate(parts)
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
-    batch = x0.shape[0]
     devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
         parts = _shard_batch(x0, args, args_axes, devices)
@@ -497,7 +605,7 @@ def minimise(
         devices, parts = [None], [(x0, args)]
     key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, progress, unravel, executables = _solver_functions(
-        fun, key_options, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None)
+        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None)
 
     # Compiled once per (objective, options, shapes, device): sweeps over values of the same shapes reuse it.
     # Compilation is explicit so that compilation and solve times are reported separately.
@@ -553,23 +661,88 @@ def minimise(
         solve_seconds=solve_seconds,
         rtol=options.rtol,
         min_eigenvalue=np.asarray(state.min_eig),
+        linear_algebra=algebra,
         devices=tuple(str(d) for d in devices),
     )
 
 
-def peak_bytes(n_vars: int, batch: int, options: SolverOptions, data_bytes: int = 0) -> int:
-    """Estimated peak memory (bytes) of :func:`minimise` for ``batch`` elements of ``n_vars`` float64 variables.
+def extreme_eigenvalues(fun, params, args=None, options: SolverOptions = SolverOptions(linear_solver="eigh")):
+    """``(smallest, largest |.|)`` eigenvalue of the Hessian of ``fun(params, args)`` at one (unbatched) point, as
+    the solver itself measures curvature there: the dense spectrum where :func:`linear_algebra` would form the
+    Hessian, a Lanczos estimate (``options.lanczos_steps``; the smallest Ritz value bounds the smallest
+    eigenvalue from above) otherwise. For reports on a finished solve (e.g. whether a stalled point is a
+    minimum)."""
+    n_vars = sum(int(np.size(a)) for a in jax.tree.leaves(params))
+    if linear_algebra(options, n_vars) in (DENSE_EIGH, DENSE_CHOLESKY):
+        w = np.asarray(_dense_spectrum(fun, params, args))
+        return float(w[0]), float(np.max(np.abs(w)))
+    low, _, top = _lanczos_at(fun, params, args, options.lanczos_steps)
+    return float(low), float(top)
 
-    Dense linear solvers hold, per element, the Hessian and its factor or eigenvectors plus the autodiff
-    intermediates of forming it: about four ``n_vars^2`` arrays. Matrix-free CG and the L-BFGS phase need a few
-    dozen vectors per element (the L-BFGS memory of 10 pairs among them). ``data_bytes`` is the objective's own
-    data (shared by the batch) and its largest intermediate, counted twice (value and gradient passes).
-    """
+
+@functools.partial(jax.jit, static_argnums=0)
+def _dense_spectrum(fun, params, args):
+    x, unravel = ravel_pytree(params)
+    return jnp.linalg.eigvalsh(jax.hessian(lambda y: fun(unravel(y), args))(x))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _lanczos_at(fun, params, args, steps):
+    x, unravel = ravel_pytree(params)
+    _, hvp = jax.linearize(jax.grad(lambda y: fun(unravel(y), args)), x)
+    return _lanczos_extremes(hvp, x.size, steps, True)
+
+
+def _take(args, args_axes, index):
+    """The elements ``index`` of the batched leaves of ``args`` (``args_axes`` as for ``jax.vmap``)."""
+    if args_axes is None:
+        return args
+    if isinstance(args_axes, int):
+        return jax.tree.map(lambda a: jnp.take(jnp.asarray(a), index, axis=args_axes), args)
+    return jax.tree.map(lambda axis, sub: sub if axis is None else _take(sub, axis, index), args_axes, args,
+                        is_leaf=lambda a: a is None)
+
+
+def _concatenate(parts) -> Solution:
+    """One :class:`Solution` from ``(count, solution)`` chunks (the first ``count`` elements of each)."""
+    first = parts[0][1]
+    cat = lambda get: np.concatenate([np.asarray(get(sol))[:k] for k, sol in parts])
+    return dataclasses.replace(
+        first,
+        params=jax.tree.map(lambda *a: jnp.concatenate([x[:k] for x, (k, _) in zip(a, parts)]),
+                            *[sol.params for _, sol in parts]),
+        loss=cat(lambda x: x.loss), grad_norm=cat(lambda x: x.grad_norm),
+        rel_grad_norm=cat(lambda x: x.rel_grad_norm), steps=cat(lambda x: x.steps),
+        status=cat(lambda x: x.status), min_eigenvalue=cat(lambda x: x.min_eigenvalue),
+        compile_seconds=sum(sol.compile_seconds for _, sol in parts),
+        solve_seconds=sum(sol.solve_seconds for _, sol in parts))
+
+
+def element_bytes(n_vars: int, options: SolverOptions, algebra: str | None = None, tangent_bytes: int = 0) -> int:
+    """Estimated peak bytes of one batch element: a few dozen vectors (iterate, gradients, line-search trials,
+    CG's and the L-BFGS phase's 10 pairs), plus, by the :func:`linear_algebra` that runs, the dense Hessian's
+    :func:`dense_bytes` and its forward-over-reverse tangents (one per variable, ``tangent_bytes`` each: the
+    objective's intermediates of one evaluation), or the Lanczos basis and one linearisation (residuals and a
+    tangent: three times ``tangent_bytes``)."""
+    n_vars, tangent_bytes = int(n_vars), int(tangent_bytes)
+    algebra = linear_algebra(options, n_vars) if algebra is None else algebra
+    if algebra in (DENSE_EIGH, DENSE_CHOLESKY):
+        extra = dense_bytes(n_vars) + n_vars * tangent_bytes
+    else:
+        extra = 3 * tangent_bytes + (options.lanczos_steps * n_vars * 8 if algebra == MATRIX_FREE_LANCZOS else 0)
+    return 40 * n_vars * 8 + extra
+
+
+def peak_bytes(n_vars: int, batch: int, options: SolverOptions, data_bytes: int = 0, tangent_bytes: int = 0) -> int:
+    """Estimated peak memory (bytes) of :func:`minimise` for ``batch`` elements of ``n_vars`` float64 variables:
+    the elements solved at once (all of them, or as many as the memory budget allows: :func:`minimise` solves a
+    larger batch in chunks) times :func:`element_bytes`, plus ``data_bytes``, the objective's own data (shared by
+    the batch) and its largest intermediate, counted twice (value and gradient passes)."""
     n_vars, batch = int(n_vars), int(batch)
-    per_element = 40 * n_vars * 8
-    if options.newton_system is None and options.linear_solver in ("cholesky", "eigh"):
-        per_element += 4 * n_vars * n_vars * 8
-    return batch * per_element + 2 * int(data_bytes)
+    budget = memory_budget_bytes() if options.max_memory_bytes is None else int(options.max_memory_bytes)
+    per_element = element_bytes(n_vars, options, tangent_bytes=tangent_bytes)
+    at_once = min(batch, max(1, budget // per_element))
+    return at_once * per_element + 2 * int(data_bytes)
 
 
 def memory_budget_bytes() -> int:

@@ -96,14 +96,14 @@ def _peak_bytes(K: int, n: int, d: int, batch: int) -> int:
     """Peak bytes of one inner solve (the outer steps and sweep points run one after another), from sizes only.
 
     Variables per restart ``K d + d N``; the dense Hessian (``ufm.solver.peak_bytes``) and the forward-mode
-    intermediates of forming it, one set per variable: the d x N x K differences of every feature to every clean
+    intermediates of forming it, one set per variable (matrix-free: a few sets): the d x N x K differences of every feature to every clean
     mean and their squares and roots (4 such arrays), the cross-entropy's ~8 K x N arrays, H = G*G and products."""
     N = K * n
     n_vars = K * d + d * N
     per_variable = 4 * d * N * K + 8 * K * N + 3 * d * N
     data = (3 * K * N + d * N * K) * 8
     report = 2 * batch * n_vars * 8
-    return peak_bytes(n_vars, batch, SOLVER, data) + batch * n_vars * per_variable * 8 + report
+    return peak_bytes(n_vars, batch, SOLVER, data, per_variable * 8) + report
 
 
 def memory_estimate(problem: MemorizationDilationProblem) -> tuple[int, str]:

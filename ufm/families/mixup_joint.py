@@ -34,10 +34,10 @@ NAME = "mixup-joint"
 DESCRIPTION = "mixup cross-entropy, classifier AND features learned jointly: does the simplex ETF stay optimal?"
 FLAGS = {"n_nodes": "--nodes"}
 # Nonconvex (rotation symmetry: the Hessian is indefinite away from the optimum and singular at it): L-BFGS first,
-# then saddle-free Newton (dense eigh) while the Hessian is small, matrix-free Newton-CG beyond EIGH_MAX_VARS.
+# then saddle-free Newton: dense eigh while the Hessian is small, matrix-free Newton-CG with a Lanczos curvature
+# test beyond (the solver's choice, ufm.solver.linear_algebra).
 SOLVER = SolverOptions(rtol=checks.GRAD_TOL / 10, damping=1.0, quasi_newton_steps=300, quasi_newton_rtol=1e-6,
                        max_steps=300, linear_solver="eigh", label="mixup-joint")
-EIGH_MAX_VARS = 1500
 
 
 def add_arguments(parser) -> None:
@@ -88,8 +88,7 @@ class JointSolution:
 
 
 def solver_options(problem: MixupJointProblem, n_targets: int) -> SolverOptions:
-    n_vars = (problem.C + n_targets) * problem.d
-    return SOLVER if n_vars <= EIGH_MAX_VARS else dataclasses.replace(SOLVER, linear_solver="cg")
+    return SOLVER
 
 
 def zero_can_be_optimal(problem: MixupJointProblem) -> bool:
@@ -138,13 +137,10 @@ def _estimate(sizes: dict) -> int:
     C, d, T, n = sizes["C"], sizes["d"], sizes["T"], sizes["n"]
     R = sizes["restarts"] + 1  # the zero start
     n_vars = (C + T) * d
-    options = SOLVER if n_vars <= EIGH_MAX_VARS else dataclasses.replace(SOLVER, linear_solver="cg")
-    # shared data (targets, weights) and one evaluation's intermediates (features, logits, softmax)
+    # shared data (targets, weights) and one evaluation's intermediates (features, logits, softmax), and what one
+    # tangent of them keeps (the dense Hessian carries one per variable)
     data = 8 * (3 * T * C + 2 * T * d)
-    per_element = 8 * (4 * T * C + 2 * T * d)  # what a linearisation (CG) or a Hessian pass keeps per restart
-    if options.linear_solver == "eigh":
-        per_element *= 2 * n_vars  # forward-over-reverse Hessian: one tangent per variable
-    solve = peak_bytes(n_vars, R, options, data) + R * per_element
+    solve = peak_bytes(n_vars, R, SOLVER, data, 8 * 2 * (4 * T * C + 2 * T * d))
     # the targets' construction (C^2 n ordered entries, several int arrays and np.unique) and the report's arrays
     # (every start's features, the closed form and its gathers, softmax, certificate matrix)
     report = 8 * (12 * C * C * n + R * T * d + 8 * T * d + 6 * T * C + R * C * d)

@@ -9,13 +9,11 @@ and reported with their loss.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from ufm.checks import Check
 from ufm.checks import nonnegative as checks
@@ -23,7 +21,8 @@ from ufm.objectives.nonnegative import (NonnegData, cross_entropy, model1_factor
                                         model2_loss, smoothed_targets)
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.report import Report
-from ufm.solver import CONVERGED, NEGATIVE_CURVATURE, STALLED, SolverOptions, best_element, minimise, peak_bytes
+from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, SolverOptions, best_element, extreme_eigenvalues,
+                        minimise, peak_bytes)
 from ufm.theory import nonnegative as theory
 
 NAME = "nonneg"
@@ -46,15 +45,15 @@ def _peak_bytes(K: int, n: int, d: int, batch: int) -> int:
     """Peak bytes of one solve (the passes run one after another) and the report's arrays, from sizes only.
 
     Variables per start ``K d + d N`` (N = K n); the dense Hessian (``ufm.solver.peak_bytes``) and the forward-mode
-    intermediates of forming it, one set per variable: the K x N logits and their ~7 elementwise companions in the
+    intermediates of forming it, one set per variable (matrix-free: a few sets): the K x N logits and their ~7 elementwise companions in the
     cross-entropy, and H = G*G with its products (3 d x N). Measured: the default nonneg-ufm run (K = 10, n = 4,
     d = 20, 6 restarts) peaks at 465 MB resident above the interpreter with jax loaded; this gives 463 MB."""
     N = K * n
     n_vars = K * d + d * N
-    hessian_intermediates = batch * n_vars * (8 * K * N + 3 * d * N) * 8
+    tangent = (8 * K * N + 3 * d * N) * 8
     data = (2 * K * N + d * N) * 8
     report = 2 * batch * n_vars * 8  # restart_W, restart_H and the per-start (W, H) copies
-    return peak_bytes(n_vars, batch, SOLVER, data) + hessian_intermediates + report
+    return peak_bytes(n_vars, batch, SOLVER, data, tangent) + report
 
 
 def memory_estimate(problem: NonnegProblem) -> tuple[int, str]:
@@ -166,12 +165,6 @@ FLAT_WINDOW = 64
 FLOOR_RTOL = 1e-8
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _hessian_eigenvalues(fun, params, args):
-    x, unravel = ravel_pytree(params)
-    return jnp.linalg.eigvalsh(jax.hessian(lambda y: fun(unravel(y), args))(x))
-
-
 def accept_rounding_floor(sol, fun, args, args_of=None) -> tuple:
     """``sol`` with every element that STALLED at its rounding floor (see FLOOR_RTOL) marked CONVERGED, and
     ``{element: (grad norm, f-resolvable gradient)}`` of those. ``args``: the objective's arguments, shared by the
@@ -179,9 +172,8 @@ def accept_rounding_floor(sol, fun, args, args_of=None) -> tuple:
     accepted = {}
     for i in np.flatnonzero((sol.status == STALLED) & (sol.rel_grad_norm <= FLOOR_RTOL)):
         params = jax.tree.map(lambda a, i=i: a[i], sol.params)
-        w = np.asarray(_hessian_eigenvalues(fun, params, args if args_of is None else args_of(int(i))))
-        lam_max = float(np.max(np.abs(w)))
-        if w[0] < -NEGATIVE_CURVATURE * max(1.0, lam_max):
+        lam_min, lam_max = extreme_eigenvalues(fun, params, args if args_of is None else args_of(int(i)), SOLVER)
+        if lam_min < -NEGATIVE_CURVATURE * max(1.0, lam_max):
             continue
         n_vars = sum(np.size(a) for a in jax.tree.leaves(params))
         delta_f = FLAT_WINDOW * np.finfo(float).eps * max(1.0, abs(float(sol.loss[i]))) * np.sqrt(n_vars)
