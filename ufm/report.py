@@ -30,6 +30,7 @@ class Report:
     numbers: dict
     arrays: dict[str, np.ndarray]
     arrays_name: str = "features.npz"
+    wall_seconds: float | None = None  # set by ufm.run (the command line measures its own)
 
     @property
     def passed(self) -> bool:
@@ -38,6 +39,18 @@ class Report:
     @property
     def failed_checks(self) -> list[Check]:
         return [check for check in self.checks if not check.passed]
+
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else f"{len(self.failed_checks)} check(s) failed"
+        return (f"Report({self.family}: {verdict}, {len(self.checks)} checks, "
+                f"{self.convergence.get('converged')}/{self.convergence.get('subproblems')} converged, "
+                f"arrays {sorted(self.arrays)})")
+
+    def save(self, folder) -> Path:
+        """Write summary.json, the arrays' NPZ and table.txt into ``folder`` (a new or empty folder; written
+        atomically, as the command line does). Returns the folder."""
+        wall = float("nan") if self.wall_seconds is None else self.wall_seconds
+        return write_report(OutputDir(folder), self, render_table(self, wall), wall)
 
     def summary(self, wall_seconds: float) -> dict:
         return {
