@@ -36,6 +36,22 @@ def test_quadrature_integrates_beta_moments(alpha):
         assert abs(w @ lam**j - exact) < 1e-13
 
 
+@pytest.mark.parametrize("alpha, n", [(0.4, 1), (1.0, 6), (2.5, 7)])
+def test_distinct_training_rows_give_the_same_expectation(alpha, n):
+    """training_rows (the vertices and the mixes of c < c', weights merged) against training_mixes (every ordered
+    pair x node): the same rows up to order, and the same expectation of a function that is neither symmetric nor
+    polynomial in lam (1e-14 relative: the Gauss-Jacobi nodes are symmetric to rounding). The objective on these
+    rows against a direct evaluation over every ordered pair, per rule: the test below."""
+    problem = MixupDeepProblem(C=4, alpha=alpha, n_lambdas=n)
+    M, w, _ = problem.training_mixes()
+    rows, w_vertex, w_mix = problem.training_rows()
+    assert rows.shape == (4 + 6 * n, 4) and abs(w_vertex.sum() + w_mix.sum() - 1) < 1e-15
+    u, v = np.random.default_rng(3).standard_normal((2, 4))
+    f = lambda x: np.exp(x @ u) + (x @ v) ** 3
+    expected = w @ f(M)
+    assert abs(np.concatenate([w_vertex, w_mix]) @ f(rows) - expected) < 1e-14 * abs(expected)
+
+
 @pytest.mark.parametrize("rule", ["erm", "mixup", "consistency"])
 def test_objective_mixes_before_the_forward_pass(rule):
     """The loss equals a direct numpy evaluation in which every mixed input goes through relu(V .) (mixing the
@@ -187,3 +203,35 @@ def test_linearity_check_is_void_where_the_layer_vanishes():
 
     check = deep_checks.exactly_linear("erm", "h", float("nan"))
     assert check.void and not check.graded and check.passed
+
+
+def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
+    """The relu continuation calls the solver once per sharpness stage (5 stages x 3 rules), but compiles once per
+    data layout: the sharpness is data, and mixup shares the consistency rule's rows (ERM has its own C rows), so
+    2 compilations, however many stages. Counted as the new entries of the solver's cache of compiled executables
+    (a per-stage closure or constant would add one per stage: 15). Tiny sizes that no other test uses, so that
+    none of the executables exists before."""
+    from ufm import solver
+
+    caches, calls = {}, []
+    original_functions, original_minimise = solver._solver_functions, family.minimise
+
+    def functions(*args):
+        found = original_functions(*args)
+        caches.setdefault(id(found[-1]), (found[-1], len(found[-1])))
+        return found
+
+    def minimise(*args, **kwargs):
+        calls.append(kwargs["options"].label)
+        return original_minimise(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "_solver_functions", functions)
+    monkeypatch.setattr(family, "minimise", minimise)
+    problem = MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed")
+    report = family.run(problem, progress=False)
+    compiled = sum(len(cache) - before for cache, before in caches.values())
+    assert len(calls) == 3 * len(family.RELU_SHARPNESS) and compiled == 2, (calls, compiled)
+    assert len(caches) == 1  # one objective, options and parameter structure for every call
+    # the reported compilation time is that of every stage (the first stage's compilation included)
+    per_rule = report.convergence["per_rule"]
+    assert report.convergence["compile_seconds"] == sum(r["compile_seconds"] for r in per_rule.values()) > 0

@@ -108,7 +108,7 @@ def _estimate(sz: dict) -> int:
     """Peak bytes of a run from its sizes (python ints, nothing allocated); see :func:`memory_estimate`."""
     C, d0, d1, R = sz["C"], sz["d0"], sz["d1"], sz["restarts"]
     n_vars = _n_vars(C, d0, d1, sz["learned"])
-    rows = C + C * C * sz["n_lambdas"]  # the consistency rule's rows (ERM rows plus every pair x node)
+    rows = C + C * (C - 1) // 2 * sz["n_lambdas"]  # mixup's and consistency's rows (problem.training_rows)
     data = 8 * (2 * rows * C + 2 * rows + C * d1)
     # one pass keeps per row the mixed input, pre-activation, hidden, logits (and the C unmixed points); the dense
     # Hessian (forward over reverse) carries one tangent of that per variable, for every restart of the batch
@@ -136,14 +136,18 @@ def rule_data(problem: MixupDeepProblem, rule: str) -> DeepMixupData:
     """The objective's data for one training rule (see ``ufm.objectives.mixup_deep``)."""
     C = problem.C
     eye, ones = np.eye(C), np.full(C, 1.0 / C)
-    M_mix, w_mix, _ = problem.training_mixes()
+    # mixup and consistency on the same distinct rows (problem.training_rows: the vertices, then the mixes of
+    # distinct classes): one data shape, so one compiled solve serves both rules. A class mixed with itself adds
+    # nothing to the consistency term (its gap is exactly 0). ERM keeps its C rows: padding it to theirs would cost
+    # it 1 + (C-1) n_lambdas / 2 times the work per evaluation, more than a compilation once C is large.
+    rows, w_vertex, w_mix = problem.training_rows()
     if rule == "erm":
         M, Y, a, b = eye, eye, ones, np.zeros(C)
     elif rule == "mixup":
-        M, Y, a, b = M_mix, M_mix, w_mix, np.zeros(len(M_mix))
+        M, Y, a, b = rows, rows, np.concatenate([w_vertex, w_mix]), np.zeros(len(rows))
     elif rule == "consistency":
-        M = Y = np.vstack([eye, M_mix])
-        a = np.concatenate([ones, np.zeros(len(M_mix))])
+        M, Y = rows, rows
+        a = np.concatenate([ones, np.zeros(len(w_mix))])
         b = np.concatenate([np.zeros(C), problem.consistency * w_mix])
     else:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
@@ -261,18 +265,24 @@ def accept_rounding_floor(sol: Solution, loss, data, damping: float = SOLVER.dam
 def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLVER, progress: bool = False):
     """All restarts of one rule, through every stage of :func:`stages` (each warm-started from the last).
 
-    Returns (solution of the last stage, best params, index of the best restart, data, per-stage records). The
-    solution's statuses count restarts stalled at the rounding floor of a degenerate minimum as converged
-    (:func:`accept_rounding_floor`); each record's ``floor`` maps them to (predicted decrease, f's window).
+    Returns (solution of the last stage, with the compilation and solve times of all stages; best params, index
+    of the best restart, data, per-stage records). The solution's statuses count restarts stalled at the rounding
+    floor of a degenerate minimum as converged (:func:`accept_rounding_floor`); each record's ``floor`` maps them
+    to (predicted decrease, f's window).
     """
     data = rule_data(problem, rule)
     params = initial_params(problem)
     history = []
+    seconds = {"compile_seconds": 0.0, "solve_seconds": 0.0}
     for s in stages(problem):
         name = "softplus" if problem.activation == "relu" else problem.activation
+        # the sharpness is data: every stage calls the same objective on arrays of the same shapes, so the
+        # solve compiled for the first stage serves the others
         stage_data = data._replace(sharpness=jnp.asarray(s, dtype=jnp.float64))
         sol = minimise(smooth_loss(name), params, stage_data,
                        options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"))
+        for key in seconds:
+            seconds[key] += getattr(sol, key)
         params = {k: jnp.asarray(v) for k, v in sol.params.items()}
         sol, floor = accept_rounding_floor(sol, smooth_loss(name), stage_data, options.damping)
         best = best_element(sol)
@@ -281,7 +291,7 @@ def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLV
                         "converged": bool(sol.converged[best]), "statuses": sol.status.tolist(),
                         "floor": floor,
                         "nonlin": layer_nonlinearity(problem, best_params, data)})
-    return sol, best_params, best, data, history
+    return dataclasses.replace(sol, **seconds), best_params, best, data, history
 
 
 def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:

@@ -14,6 +14,9 @@ One objective covers the three training rules of seed 001, Sec. 3, through its d
 - consistency (ICT, seed 001 eq. 2 with D the squared L2 distance on the logits): the ERM rows plus the mix rows
   with a = 0 and b = w x weights (the consistency term is applied to the labelled features: the UFM has no other
   inputs, and free unlabelled features would collapse to 0).
+
+The family passes the same expectations on fewer rows, shared by mixup and consistency (the vertices, then the
+mixes of distinct classes c < c', weights merged: ``MixupDeepProblem.training_rows``).
 """
 
 from __future__ import annotations

@@ -125,6 +125,22 @@ class MixupDeepProblem:
         weights = np.tile(w, len(pairs)) / len(pairs)
         return M, weights, np.repeat(pairs, len(lam), axis=0)
 
+    def training_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct rows of :meth:`training_mixes`: (rows R, shares of the vertices (C,), shares of the mixes);
+        R (C + C (C-1)/2 n_lambdas x C) is the C vertices e_c, then lam e_c + (1-lam) e_c' for every unordered
+        pair c < c' and node lam. The shares are the mixup expectation's weights (sum 1), on fewer than half the
+        rows: a class mixed with itself is its vertex at every lam (share sum_i w_i / C^2 = 1 / C^2), and the pair
+        (c', c) at node lam is (c, c') at 1 - lam, itself a node of the same weight (Beta(alpha, alpha) is
+        symmetric, and so are its Gauss-Jacobi nodes), so each unordered pair counts twice."""
+        lam, w = self.quadrature()
+        pairs = self.pairs(distinct=True)
+        pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+        eye = np.eye(self.C)
+        mixes = (lam[None, :, None] * eye[pairs[:, 0]][:, None, :]
+                 + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]).reshape(-1, self.C)
+        vertex = np.full(self.C, 1.0 / self.C**2)
+        return np.vstack([eye, mixes]), vertex, np.tile(2 * w, len(pairs)) / self.C**2
+
     def evaluation_mixes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (n x 2) of distinct classes, weights lam (n x 2) and density weights (n,) (sum 1) for NonLin."""
         lam = (np.arange(self.eval_lambdas) + 0.5) / self.eval_lambdas  # midpoints: never 0 or 1
