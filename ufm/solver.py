@@ -211,6 +211,24 @@ def _rel(g, f):
     return jnp.linalg.norm(g) / jnp.maximum(1.0, jnp.abs(f))
 
 
+def _project(x, bound):
+    """The nearest point with the ``bound`` variables nonnegative (``bound`` None: no bounds)."""
+    return x if bound is None else jnp.where(bound, jnp.maximum(x, 0.0), x)
+
+
+def _projected_gradient(x, g, bound):
+    """``x - P(x - g)``: the gradient, except on a bound variable at (or near) zero that the gradient pushes
+    below it, where it is ``x`` itself; zero exactly at a point satisfying the KKT conditions of ``x >= 0``."""
+    return g if bound is None else jnp.where(bound, jnp.minimum(x, g), g)
+
+
+def _fixed_set(x, g, bound):
+    """Bertsekas' epsilon-active set: bound variables within ``min(1e-3, ||x - P(x - g)||)`` of zero that the
+    gradient pushes down. They take a projected-gradient step; the others a Newton step on the reduced Hessian."""
+    eps = jnp.minimum(1e-3, jnp.linalg.norm(_projected_gradient(x, g, bound)))
+    return bound & (x <= eps) & (g > 0)
+
+
 def _cg(hvp, b, shift, max_steps, rtol, active=True):
     """Truncated CG for (H + shift I) p = b; returns the iterate with the smallest residual seen (or b if the
     first direction already has non-positive curvature).
@@ -296,7 +314,11 @@ def _clearly_negative(min_eig, top):
     return min_eig < -NEGATIVE_CURVATURE * jnp.maximum(1.0, top)
 
 
-def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, active=True) -> _Direction:
+def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, active=True,
+                      fixed=None) -> _Direction:
+    """The step of one element. ``fixed`` (bounded problems): variables held to a gradient step; the Hessian is
+    reduced to the others (rows and columns of ``fixed`` replaced by the identity), so the step, the curvature
+    test and the escape direction live on the free variables (``g`` is then the projected gradient on them).""" 
     shift = opts.damping * jnp.linalg.norm(g)
     unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False), jnp.asarray(False))
     if algebra == STRUCTURED:
@@ -307,6 +329,9 @@ def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, act
         # linearize once per Newton step: the primal (e.g. the logits W h and their softmax) is computed here
         # and reused by every CG iteration, so one Hessian-vector product costs two matrix products, not four.
         _, hvp = jax.linearize(lambda y: jax.grad(fun)(y, args), x)
+        if fixed is not None:
+            full_hvp = hvp
+            hvp = lambda v: jnp.where(fixed, v, full_hvp(jnp.where(fixed, 0.0, v)))
         p = _cg(hvp, -g, shift, opts.cg_max_steps, 1e-3 * jnp.minimum(1.0, jnp.sqrt(jnp.linalg.norm(g))), active)
         if algebra == MATRIX_FREE:
             return _Direction(p, *unknown)
@@ -318,6 +343,9 @@ def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, act
         return _Direction(p, min_eig, jnp.where(known, v, 0.0), known & _clearly_negative(min_eig, top), known)
     H = jax.hessian(fun)(x, args)
     eye = jnp.eye(x.size, dtype=x.dtype)
+    if fixed is not None:
+        free = ~fixed
+        H = jnp.where(free[:, None] & free[None, :], H, 0.0) + jnp.diag(fixed.astype(x.dtype))
     if algebra == DENSE_EIGH:
         w, V = jnp.linalg.eigh(H)
         p = -V @ ((V.T @ g) / (jnp.abs(w) + shift + _EPS * jnp.max(jnp.abs(w))))
@@ -330,7 +358,7 @@ def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, act
     return _Direction(jnp.where(ok, p, -g), *unknown)
 
 
-def _escape_search(fun, x, f, v, min_eig, args, active=True):
+def _escape_search(fun, x, f, v, min_eig, args, active=True, bound=None):
     """Backtracking along the negative-curvature direction ``v`` (unit) from ``t = max(1, ||x||)``: accepts the
     first t with ``f(x + t v) <= f + min_eig t^2 / 8`` (a quarter of the quadratic model's decrease) and a decrease
     beyond rounding. Returns (t, ok, f, g) at the accepted point."""
@@ -338,7 +366,7 @@ def _escape_search(fun, x, f, v, min_eig, args, active=True):
     noise = 64 * _EPS * jnp.maximum(1.0, jnp.abs(f)) * np.sqrt(x.size)
 
     def trial(t):
-        ft, gt = vg(x + t * v, args)
+        ft, gt = vg(_project(x + t * v, bound), args)
         ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & (ft <= f + min_eig * t * t / 8) & (ft < f - noise)
         return ok, ft, gt
 
@@ -358,13 +386,16 @@ def _escape_search(fun, x, f, v, min_eig, args, active=True):
     return t, ok & active, ft, gt
 
 
-def _line_search(fun, x, f, g, p, args, active=True):
-    """Backtracking from t = 1 (see module docstring for the rounding-aware acceptance rule).
+def _line_search(fun, x, f, g, p, args, active=True, bound=None):
+    """Backtracking from t = 1 (see module docstring for the rounding-aware acceptance rule). Returns the step
+    taken, whether it was accepted, and f and the gradient there.
 
+    With bounds the trial points are projected (Bertsekas' projection arc ``P(x + t p)``) and the sufficient
+    decrease is measured by ``g . (P(x + t p) - x)``; the flat-f rule compares projected gradients.
     Finished elements (``active`` False) take no backtracking trials, so they do not hold a vmapped loop open.
     """
     slope = g @ p
-    gnorm = jnp.linalg.norm(g)
+    gnorm = jnp.linalg.norm(_projected_gradient(x, g, bound))
     vg = jax.value_and_grad(fun)
     # Rounding noise of an evaluation of f: two evaluations of the same f at nearly the same point, compiled in
     # different contexts (batched, fused), differ by a sum's rounding error, which grows like sqrt(#terms) eps|f|
@@ -373,11 +404,13 @@ def _line_search(fun, x, f, g, p, args, active=True):
     noise = 64 * _EPS * jnp.maximum(1.0, jnp.abs(f)) * np.sqrt(x.size)
 
     def trial(t):
-        ft, gt = vg(x + t * p, args)
-        armijo = ft <= f + 1e-4 * t * slope + 16 * _EPS * jnp.abs(f)
+        step = t * p if bound is None else _project(x + t * p, bound) - x
+        ft, gt = vg(x + step, args)
+        model = t * slope if bound is None else g @ step
+        armijo = ft <= f + 1e-4 * model + 16 * _EPS * jnp.abs(f)
         flat = jnp.abs(ft - f) <= noise
         # Where f is flat to rounding it cannot tell a good step from a bad one: judge by the gradient instead.
-        decrease = jnp.where(flat, jnp.linalg.norm(gt) <= 0.5 * gnorm, armijo)
+        decrease = jnp.where(flat, jnp.linalg.norm(_projected_gradient(x + step, gt, bound)) <= 0.5 * gnorm, armijo)
         ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & decrease
         return ok, ft, gt
 
@@ -393,26 +426,36 @@ def _line_search(fun, x, f, g, p, args, active=True):
 
     ok, ft, gt = trial(1.0)
     _, t, ok, ft, gt = jax.lax.while_loop(cond, body, (0, 1.0, ok, ft, gt))
-    return t, ok, ft, gt
+    step = t * p if bound is None else _project(x + t * p, bound) - x
+    return step, ok, ft, gt
 
 
-def _newton_step(fun, opts: SolverOptions, algebra: str):
+def _newton_step(fun, opts: SolverOptions, algebra: str, bound=None):
     def step(s: _State, args) -> _State:
         active = s.status == RUNNING
-        direction = _newton_direction(fun, s.x, s.f, s.g, args, opts, algebra, active)
+        pg = _projected_gradient(s.x, s.g, bound)
+        if bound is None:
+            direction = _newton_direction(fun, s.x, s.f, s.g, args, opts, algebra, active)
+        else:  # projected Newton (Bertsekas 1982): Newton on the free variables, gradient steps on the fixed
+            fixed = _fixed_set(s.x, s.g, bound)
+            # free variables: Newton on the gradient; fixed ones: the projected gradient (they move to the bound)
+            direction = _newton_direction(fun, s.x, s.f, jnp.where(fixed, pg, s.g), args, opts, algebra, active,
+                                          fixed=fixed)
         p = direction.p
         # At the tolerance with a tiny Newton step, only the full step is tried: backtracking there (up to 60
         # halvings where f and the gradient sit at their rounding floor) cannot improve on "converged", and under
         # vmap it would make the whole batch evaluate the objective 60 more times.
         xscale = opts.xtol * jnp.maximum(1.0, jnp.linalg.norm(s.x))
-        at_tolerance = _rel(s.g, s.f) <= opts.rtol
+        at_tolerance = _rel(pg, s.f) <= opts.rtol
         done_but_polish = at_tolerance & (jnp.linalg.norm(p) <= xscale)
         # At the tolerance on clearly negative curvature (a saddle): step along its eigenvector instead.
         escaping = at_tolerance & direction.negative
-        t, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping)
+        newton_step, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping,
+                                               bound)
         t_e, ok_e, ft_e, gt_e = _escape_search(fun, s.x, s.f, direction.escape, direction.min_eig, args,
-                                               active & escaping)
-        step_vector = jnp.where(escaping, t_e * direction.escape, t * p)
+                                               active & escaping, bound)
+        escape_step = t_e * direction.escape if bound is None else _project(s.x + t_e * direction.escape, bound) - s.x
+        step_vector = jnp.where(escaping, escape_step, newton_step)
         ok = jnp.where(escaping, ok_e, ok)
         ft, gt = jnp.where(escaping, ft_e, ft), jnp.where(escaping, gt_e, gt)
         x = jnp.where(ok, s.x + step_vector, s.x)
@@ -431,7 +474,7 @@ def _newton_step(fun, opts: SolverOptions, algebra: str):
             escaping & ~ok,
             SADDLE,
             jnp.where(
-                (_rel(g, f) <= opts.rtol) & (small_step | ~ok) & curvature_ok,
+                (_rel(_projected_gradient(x, g, bound), f) <= opts.rtol) & (small_step | ~ok) & curvature_ok,
                 CONVERGED,
                 jnp.where(~ok, STALLED, jnp.where(steps >= opts.max_steps, MAX_STEPS, RUNNING)),
             ),
@@ -513,7 +556,8 @@ def _executables(start, advance, progress, cache, x0, args, device):
 
 
 @functools.lru_cache(maxsize=64)
-def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding):
+def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding,
+                      bound_key=None):
     """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
     line's numbers) for one objective, options, parameter structure and output sharding, with a cache of their
     compiled executables by argument shapes."""
@@ -521,23 +565,25 @@ def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs,
     _, unravel = ravel_pytree(example)
     flat_fun = lambda x, a: fun(unravel(x), a)
     vmapped_axes = (0, args_axes)
+    bound = None if bound_key is None else jnp.asarray(np.frombuffer(bound_key, dtype=bool))
 
     @jax.jit(out_shardings=out_sharding)
     def start(x, args):
         def one(x, args):
-            if options.quasi_newton_steps > 0:
+            if options.quasi_newton_steps > 0 and bound is None:  # L-BFGS knows no bounds
                 x = _lbfgs_phase(flat_fun, x, args, options)
+            x = _project(x, bound)
             f, g = jax.value_and_grad(flat_fun)(x, args)
             bad = ~(jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
             # With the eigh solver a start at gradient tolerance still takes a step: it may be a saddle (e.g. a
             # start at W = H = 0), which only the step's curvature test can tell.
-            at_tol = (_rel(g, f) <= options.rtol) & (not options.tests_curvature)
+            at_tol = (_rel(_projected_gradient(x, g, bound), f) <= options.rtol) & (not options.tests_curvature)
             status = jnp.where(bad, NONFINITE, jnp.where(at_tol, CONVERGED, RUNNING))
             return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32), jnp.asarray(jnp.nan, x.dtype))
 
         return jax.vmap(one, in_axes=vmapped_axes)(x, args)
 
-    step = _newton_step(flat_fun, options, algebra)
+    step = _newton_step(flat_fun, options, algebra, bound)
 
     @jax.jit(out_shardings=out_sharding)
     def advance(state, args):
@@ -556,7 +602,8 @@ def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs,
     def progress(state):
         # the host loop's report, compiled with the rest: eager jax ops here would compile op by op on the first
         # call of every shape (0.2 s counted as solve time, whatever the size)
-        return jnp.sum(state.status == RUNNING), jnp.max(state.f), jnp.max(jax.vmap(_rel)(state.g, state.f))
+        pg = jax.vmap(lambda x, g: _projected_gradient(x, g, bound))(state.x, state.g)
+        return jnp.sum(state.status == RUNNING), jnp.max(state.f), jnp.max(jax.vmap(_rel)(pg, state.f))
 
     return start, advance, progress, unravel, {}
 
@@ -569,12 +616,22 @@ def minimise(
     args_axes: Any = None,
     options: SolverOptions = SolverOptions(),
     log: Callable[[str], None] | None = None,
+    nonnegative: Any = None,
 ) -> Solution:
     """Minimise ``fun(params, args)`` independently for every element of the leading batch axis of ``params0``.
 
     ``args_axes`` follows ``jax.vmap``'s ``in_axes`` for ``args`` (``None``: shared by all elements, ``0``: batched;
     or a pytree of those). Progress (step, worst relative gradient, number still running) goes to ``log``
     (default: stderr when ``options.progress``). Returns a :class:`Solution` whose arrays are numpy.
+
+    ``nonnegative``: bounds ``params >= 0`` on some leaves, as a pytree prefix of one element's params with bool
+    leaves (e.g. ``{"W": False, "H": True}``). The solver is then a projected Newton method (Bertsekas, "Projected
+    Newton methods for optimization problems with simple constraints", SIAM J. Control Optim. 1982): the start is
+    projected, every trial point is projected, variables at the bound that the gradient pushes down take gradient
+    steps and the others a (saddle-free) Newton step on the reduced Hessian, which converges quadratically on the
+    free variables. Convergence, ``grad_norm`` and ``rel_grad_norm`` refer to the projected gradient
+    ``x - P(x - grad f)`` (zero exactly at a KKT point); the curvature test to the free variables. The L-BFGS
+    phase is skipped (it knows no bounds).
     """
     if log is None:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
@@ -595,9 +652,16 @@ def minimise(
             index = np.where(index < batch, index, lo)
             parts.append((min(per_chunk, batch - lo), minimise(
                 fun, jax.tree.map(lambda a: jnp.asarray(a)[index], params0), _take(args, args_axes, index),
-                args_axes=args_axes, options=options, log=log)))
+                args_axes=args_axes, options=options, log=log, nonnegative=nonnegative)))
         return _concatenate(parts)
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
+    bound_key = None
+    if nonnegative is not None:
+        if options.newton_system is not None:
+            raise ValueError("nonnegative bounds need the solver's own linear algebra, not a newton_system")
+        mask = jax.tree.map(lambda b, sub: jax.tree.map(lambda leaf: np.full(np.shape(leaf), bool(b)), sub),
+                            nonnegative, example)
+        bound_key = np.asarray(ravel_pytree(mask)[0], dtype=bool).tobytes()
     devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
         parts = _shard_batch(x0, args, args_axes, devices)
@@ -605,7 +669,8 @@ def minimise(
         devices, parts = [None], [(x0, args)]
     key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, progress, unravel, executables = _solver_functions(
-        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None)
+        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None,
+        bound_key)
 
     # Compiled once per (objective, options, shapes, device): sweeps over values of the same shapes reuse it.
     # Compilation is explicit so that compilation and solve times are reported separately.
@@ -649,6 +714,9 @@ def minimise(
         state = jax.tree.map(lambda *a: np.concatenate([np.asarray(v) for v in a]), *states)
     f = np.asarray(state.f)
     g = np.asarray(state.g)
+    if bound_key is not None:
+        bound = np.frombuffer(bound_key, dtype=bool)
+        g = np.where(bound, np.minimum(np.asarray(state.x), g), g)  # the projected gradient
     grad_norm = np.linalg.norm(g, axis=-1)
     return Solution(
         params=jax.vmap(unravel)(state.x),
