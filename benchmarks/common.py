@@ -1,17 +1,21 @@
 """Shared pieces of the benchmarks: the scipy and optax baselines' timing loops, time-to-tolerance, machine info,
-and the three-way comparison of a joint (W, H) problem against its closed-form optimal value.
+and the per-method runs of the joint (W, H) problems.
 
 Conventions (the same for every method, so that the table compares like with like):
 
 - ``compile_s`` is jit compilation (0 for scipy), reported apart from ``solve_s``;
 - ``solve_s`` is wall time of the solve proper, measured with ``time.perf_counter`` around blocked calls;
-  accuracy evaluation against the closed form is never inside a timed region;
-- ``time_to_tol[tol]`` is the solve time at which the accuracy measure (max relative feature error, or relative
-  objective gap) first reached ``tol``, or ``None`` ("not reached").
+  accuracy evaluation is never inside a timed region;
+- ``time_to_tol[tol]`` (mixup: max relative feature error against Theorem 3.1) and ``time_to_gap[tol]`` (joint
+  problems: relative objective gap to the best objective any method reached) is the solve time at which the
+  accuracy measure first reached ``tol``, or ``None`` ("not reached").
   For this package's solver it is its total solve time whenever its final accuracy is within ``tol`` (an upper
   bound: it is not stopped early), for the optax loop the first checkpoint at or below ``tol`` (resolution: one
-  checkpoint interval), and for the scipy loop the sum over subproblems of the time each took to first reach
-  ``tol`` (stopping each exactly there, an oracle no real user has: it favours scipy).
+  checkpoint interval), for scipy on a joint problem the first iterate within ``tol``, and for the mixup scipy
+  loop the sum over subproblems of the time each took to first reach ``tol`` (stopping each exactly there, an
+  oracle no real user has: it favours scipy).
+- joint problems: every method runs in its own process (``benchmarks.run``) with a wall budget on its solve time
+  (``spec["budget_s"]``); its peak memory is its process's peak resident set.
 """
 
 from __future__ import annotations
@@ -139,55 +143,180 @@ def optax_full_batch(loss, params0, data, error_of, *, optimizer, budget, check_
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Joint problems (one instance, one start): accuracy is the relative objective gap to the closed-form value L*
+# Joint problems (one instance, one start, one process per method): every method reports its objective values
+# over time; the runner turns them into relative gaps against the best objective any method reached
 # ----------------------------------------------------------------------------------------------------------------
+#
+# A joint module (benchmarks.square_loss, benchmarks.nonnegative, benchmarks.mixup_joint) provides
+#   instance(spec) -> inst (deterministic: every method's process builds the same instance and start),
+#   describe(inst) -> dict (JSON), inst["n_vars"], inst.get("f_star") (closed form, or None),
+#   ufm_problem(inst) -> (loss, params0, data, options[, minimise kwargs]): the family's own objective, solver
+#     options and bounds,
+#   scipy_problem(inst) -> (fun_and_grad, x0, bounds): numpy float64, analytic gradient,
+#   optax_problem(inst) -> (loss, params0, data, sgd_lr).
+# A method's process prints JSON lines on stdout: {"event": "ready", "wall": t} once the instance is built,
+# {"event": "point", "t": solve seconds, "f": objective} as it goes (scipy: every iterate; optax: every
+# checkpoint; ours: only with spec["observe"], see observe_loss), and {"event": "result", ...} at the end.
 
-def relative_gap(f, f_star: float) -> float:
-    """``(L - L*) / |L*|``: the accuracy measure of the joint problems (L* from the package's closed form)."""
-    return (float(f) - f_star) / abs(f_star)
+GAP_TOLERANCES_JOINT = (1e-6, 1e-10)
 
 
-def ufm_gap(loss, params0, data, f_star: float, options, tols=GAP_TOLERANCES) -> dict:
-    """``ufm.solver.minimise`` on ``loss(params, data)`` from one start (a batch of one): its row, with the gap of
-    its final objective and time-to-tolerance = its whole solve time where that gap is within tol (module
-    docstring)."""
+def emit(event: str, **fields) -> None:
+    """One JSON line on stdout (flushed: the runner reads it while the method runs)."""
+    import json
+
+    print(json.dumps({"event": event, **fields}, default=float), flush=True)
+
+
+def observe_loss(loss):
+    """``loss`` with a host callback that emits the lowest objective value evaluated so far, with its wall time
+    (``time.monotonic``), whenever it improves: how far our solver had got if the runner stops it at its wall
+    budget (it returns nothing before it ends; its L-BFGS phase is one compiled loop). The values include
+    line-search trials, so this is the lowest value *evaluated*, a lower bound on the iterate's. Used only where
+    an evaluation costs far more than the callback (``spec["observe"]``, the research sizes)."""
     import jax
 
-    from ufm.solver import minimise
+    best = [np.inf]
 
-    sol = minimise(loss, jax.tree.map(lambda a: a[None], params0), data, args_axes=None, options=options)
+    def seen(f):
+        f = float(np.min(np.asarray(f)))
+        if np.isfinite(f) and f < best[0]:
+            best[0] = f
+            emit("eval", wall=time.monotonic(), f=f)
+
+    def observed(params, data):
+        f = loss(params, data)
+        jax.debug.callback(seen, f)
+        return f
+
+    return observed
+
+
+def ufm_run(module, inst: dict, spec: dict) -> dict:
+    """``ufm.solver.minimise`` with the family's own solver options on the family's objective, from the seeded
+    start as a batch of one: what ``python -m ufm.solve`` runs per restart. Its time to a tolerance is its whole
+    solve time where its final objective is within it (an upper bound: it is not stopped early)."""
+    import dataclasses
+
+    import jax
+
+    from ufm.solver import linear_algebra, minimise
+
+    loss, params0, data, options, *extra = module.ufm_problem(inst)
+    kwargs = extra[0] if extra else {}  # e.g. nonnegative= (bounds), as the family passes them
+    options = dataclasses.replace(options, progress=False)
+    if spec.get("observe"):
+        loss = observe_loss(loss)
+    chosen = linear_algebra(options, inst["n_vars"])
+    emit("algebra", linear_algebra=chosen)
+    sol = minimise(loss, jax.tree.map(lambda a: jax.numpy.asarray(a)[None], params0), data, args_axes=None,
+                   options=options, **kwargs)
     rep = sol.report()
-    gap = relative_gap(sol.loss[0], f_star)
-    qn = f" after <= {options.quasi_newton_steps} L-BFGS steps" if options.quasi_newton_steps else ""
-    return {"method": f"ufm.solver ({options.linear_solver} Newton{qn})", "compile_s": rep["compile_seconds"],
-            "solve_s": rep["solve_seconds"], "iterations_max": rep["max_steps_taken"], "final_error": gap,
-            "all_converged": rep["all_converged"], "status": rep["failures"] or "converged",
-            "time_to_tol": {f"{t:g}": (rep["solve_seconds"] if gap <= t else None) for t in tols}}
+    f = float(sol.loss[0])
+    return {"method": "ufm.solver, family options", "linear_algebra": sol.linear_algebra,
+            "options": {k: getattr(options, k) for k in ("linear_solver", "rtol", "damping", "quasi_newton_steps",
+                                                          "quasi_newton_rtol", "max_steps", "cg_max_steps",
+                                                          "dense_max_vars", "lanczos_steps")},
+            "compile_s": rep["compile_seconds"], "solve_s": rep["solve_seconds"], "iterations": rep["max_steps_taken"],
+            "status": rep["failures"] or "converged", "rel_grad_norm": rep["max_rel_grad_norm"], "final_f": f,
+            "bounds": str(kwargs.get("nonnegative")) if kwargs.get("nonnegative") is not None else None,
+            "trajectory": [[rep["solve_seconds"], f]], "devices": rep["devices"]}
 
 
-def scipy_lbfgsb_gap(fun_and_grad, x0, f_star: float, *, bounds=None, maxiter=20000, tols=GAP_TOLERANCES) -> dict:
-    """scipy L-BFGS-B on one flat problem (``fun_and_grad(x) -> (f, g)``, numpy float64, optional box ``bounds``)
-    to its best accuracy (ftol = gtol = 0), the gap of every iterate evaluated in the callback outside the timed
-    region; time-to-tolerance is the first iterate within tol."""
+def scipy_run(module, inst: dict, spec: dict) -> dict:
+    """scipy L-BFGS-B on the flat problem (numpy float64, optional bounds) to its best accuracy (ftol = gtol = 0:
+    it stops when its line search can make no progress), or until ``spec["budget_s"]`` seconds of solve time;
+    every iterate's objective comes from scipy itself (``intermediate_result.fun``: no extra evaluation), the
+    callback's own time is not counted."""
     from scipy.optimize import minimize
 
-    stamps, gaps, overhead = [], [], [0.0]
-
-    def record(xk):
-        t_in = time.perf_counter()
-        stamps.append(t_in - overhead[0])
-        gaps.append(relative_gap(fun_and_grad(xk)[0], f_star))
-        overhead[0] += time.perf_counter() - t_in
-
+    fun_and_grad, x0, bounds = module.scipy_problem(inst)
+    budget = float(spec.get("budget_s", np.inf))
+    maxiter = int(spec.get("scipy_maxiter", 20000))
+    trajectory, overhead, exhausted = [], [0.0], [False]
     t0 = time.perf_counter()
-    res = minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=record,
+
+    def callback(intermediate_result):
+        t_in = time.perf_counter()
+        t = t_in - t0 - overhead[0]
+        trajectory.append([t, float(intermediate_result.fun)])
+        emit("point", t=t, f=trajectory[-1][1])
+        overhead[0] += time.perf_counter() - t_in
+        if t >= budget:
+            exhausted[0] = True
+            raise StopIteration
+
+    res = minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
                    options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 2 * maxiter})
-    total = time.perf_counter() - overhead[0] - t0
-    final = relative_gap(res.fun, f_star)
+    total = time.perf_counter() - t0 - overhead[0]
+    trajectory.append([total, float(res.fun)])
     return {"method": "scipy L-BFGS-B" + (" (bounds)" if bounds is not None else ""), "compile_s": 0.0,
-            "solve_s": total, "iterations_total": int(res.nit), "final_error": final,
-            "best_error": float(min(gaps + [final])), "stop": str(res.message),
-            "time_to_tol": first_time_below([s - t0 for s in stamps] + [total], gaps + [final], tols)}
+            "solve_s": total, "iterations": int(res.nit), "evaluations": int(res.nfev), "final_f": float(res.fun),
+            "status": "wall budget" if exhausted[0] else str(res.message), "budget_exhausted": exhausted[0],
+            "trajectory": trajectory}
+
+
+def optax_run(module, inst: dict, spec: dict, name: str) -> dict:
+    """The papers' loop: full-batch optax steps at a fixed learning rate (:func:`first_order_optimizer`) on the
+    family's objective, ``spec["check_every"]`` steps per compiled chunk, the objective evaluated after every chunk
+    outside the timed region; it stops after ``spec["steps"]`` steps, at ``spec["budget_s"]`` seconds of solve
+    time (checked after each chunk) or at a non-finite objective."""
+    import jax
+    import optax
+
+    loss, params, data, sgd_lr = module.optax_problem(inst)
+    optimizer, desc = first_order_optimizer(name, sgd_lr)
+    steps, every = int(spec["steps"]), int(spec["check_every"])
+    budget = float(spec.get("budget_s", np.inf))
+
+    @jax.jit
+    def run_chunk(params, state):
+        def body(_, carry):
+            p, s = carry
+            g = jax.grad(loss)(p, data)
+            updates, s = optimizer.update(g, s, p)
+            return optax.apply_updates(p, updates), s
+
+        return jax.lax.fori_loop(0, every, body, (params, state))
+
+    value = jax.jit(loss).lower(params, data).compile()
+    state = optimizer.init(params)
+    t0 = time.perf_counter()
+    compiled = run_chunk.lower(params, state).compile()
+    compile_s = time.perf_counter() - t0
+    elapsed, done, trajectory, why = 0.0, 0, [], "step budget"
+    while done < steps:
+        t0 = time.perf_counter()
+        params, state = jax.block_until_ready(compiled(params, state))
+        elapsed += time.perf_counter() - t0
+        done += every
+        trajectory.append([elapsed, float(value(params, data))])
+        emit("point", t=elapsed, f=trajectory[-1][1])
+        if not np.isfinite(trajectory[-1][1]):
+            why = "diverged (non-finite objective)"
+            break
+        if elapsed >= budget and done < steps:
+            why = "wall budget"
+            break
+    finite = [f for _, f in trajectory if np.isfinite(f)]
+    return {"method": f"optax {name} ({desc}), full batch", "compile_s": compile_s, "solve_s": elapsed,
+            "iterations": done, "final_f": trajectory[-1][1], "best_f": min(finite) if finite else float("nan"),
+            "status": why, "budget_exhausted": why == "wall budget", "trajectory": trajectory}
+
+
+def run_joint_method(module, spec: dict, method: str) -> dict:
+    """The body of one method's process: build the instance, run the method, return its row (JSON)."""
+    t0 = time.perf_counter()
+    inst = module.instance(spec)
+    emit("ready", wall=time.monotonic(), setup_s=time.perf_counter() - t0, instance=module.describe(inst))
+    if method == "ufm":
+        row = ufm_run(module, inst, spec)
+    elif method == "scipy":
+        row = scipy_run(module, inst, spec)
+    else:
+        row = optax_run(module, inst, spec, method)
+    row.update(peak_rss_mb=peak_rss_mb())
+    return row
 
 
 def first_order_optimizer(name: str, sgd_lr: float):
@@ -202,23 +331,18 @@ def first_order_optimizer(name: str, sgd_lr: float):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def optax_gap(loss, params0, data, f_star: float, name: str, sgd_lr: float, budget: int, check_every: int,
-              tols=GAP_TOLERANCES) -> dict:
-    """The papers' loop (:func:`optax_full_batch`) on ``loss(params, data)``, accuracy = the gap to L*."""
-    optimizer, desc = first_order_optimizer(name, sgd_lr)
-    out = optax_full_batch(loss, params0, data, lambda p: relative_gap(loss(p, data), f_star), optimizer=optimizer,
-                           budget=budget, check_every=check_every, tols=tols)
-    out.update(method=f"optax {name} ({desc}), full batch")
+def relative_gap(f, f_ref: float) -> float:
+    """``(L - L_ref) / |L_ref|``: the accuracy measure of the joint problems."""
+    return (float(f) - f_ref) / abs(f_ref)
+
+
+def gaps_of(row: dict, f_ref: float, tols=GAP_TOLERANCES_JOINT) -> dict:
+    """A method's final gap, its best gap and its time to each tolerance (first trajectory point within it)."""
+    traj = [(t, relative_gap(f, f_ref)) for t, f in row.get("trajectory", []) if np.isfinite(f)]
+    out = {"final_gap": relative_gap(row["final_f"], f_ref) if np.isfinite(row.get("final_f", np.nan))
+           else float("nan"),
+           "best_gap": min((g for _, g in traj), default=float("nan")),
+           "time_to_gap": first_time_below([t for t, _ in traj], [g for _, g in traj], tols)}
+    if row.get("observed_f") is not None:
+        out["observed_gap"] = relative_gap(row["observed_f"], f_ref)
     return out
-
-
-def joint_results(spec: dict, run_ufm, run_scipy, run_optax) -> list[dict]:
-    """The rows of a joint case: ours, then scipy (unless ``spec["scipy"]`` is false, at most
-    ``spec["scipy_maxiter"]`` iterations), then each optax optimizer of ``spec["optax"]`` (default SGD+momentum
-    and Adam) for ``spec["budget"]`` steps checked every ``spec["check_every"]``."""
-    results = [run_ufm()]
-    if spec.get("scipy", True):
-        results.append(run_scipy(spec.get("scipy_maxiter", 20000)))
-    for name in spec.get("optax", ["sgd-momentum", "adam"]):
-        results.append(run_optax(name, spec["budget"], spec["check_every"]))
-    return results

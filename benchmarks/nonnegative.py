@@ -2,57 +2,67 @@
 
     L(W, H) = (1/N) sum_i CE(W h_i, y_i) + (lambda_W/2) ||W||_F^2 + (lambda_H/2) ||H||_F^2,   H >= 0,  no bias,
 
-K classes, n samples per class, N = K n, features of dimension d = 2K (the family's default), one-hot targets
-(CE, label smoothing alpha = 0). Problem, data, start, solver settings and closed form come from the family
-(``ufm.families.nonnegative``: ``objective_data``, ``random_params`` scaled, ``SOLVER`` adapted, ``theory_for``);
-the package objective is ``ufm.objectives.nonnegative.model2_loss`` on ``{"W": W, "G": G}`` with ``H = G * G``
-(exactly feasible at every iterate). The accuracy measure is the relative objective gap ``(L - L*) / L*`` against
-``ufm.theory.nonnegative.model2_optimum``: with ``gamma = sqrt(lambda_W lambda_H n K (K-1))`` below the threshold
-(K-1)/K, ``L* = log(1 + (K-1) e^{-m*}) + gamma m*`` at the margin ``m* = log((K-1)(1 - gamma)/gamma)``.
+K classes, n samples per class, N = K n, features of dimension d (the family's default 2K, or ``spec["d"]``),
+one-hot targets (CE, label smoothing alpha = 0). Problem, data, start and closed form come from the family
+(``ufm.families.nonnegative``: ``objective_data``, ``random_params`` scaled, ``theory_for``). Our solver runs exactly
+what ``python -m ufm.solve --loss nonneg-ufm`` runs per restart (the first of the family's passes: the later ones
+run only where a loss falls below 1, and L* > 1 here): the family's objective ``_scaled_model2_loss`` on the
+balanced data (here lambda_W = lambda_H: the problem itself) at scale 1, with the family's ``SOLVER`` (L-BFGS
+phase, then saddle-free Newton: dense ``eigh`` up to ``dense_max_vars`` variables, matrix-free CG with a Lanczos
+curvature test above) and the family's feasibility: ``H >= 0`` as a bound of the solver on (W, H)
+(``minimise(..., nonnegative=family.BOUNDS["ufm"])``, projected Newton), or, in a family without ``BOUNDS``, the
+reparametrisation ``H = G * G``. The closed form ``ufm.theory.nonnegative.model2_optimum`` is recorded with every
+case: with ``gamma = sqrt(lambda_W lambda_H n K (K-1))`` below the threshold (K-1)/K, ``L* = log(1 + (K-1)
+e^{-m*}) + gamma m*`` at the margin ``m* = log((K-1)(1 - gamma)/gamma)``.
 
-The three ways: ours on the reparametrised objective; scipy L-BFGS-B with bounds ``H >= 0`` on (W, H) directly
-(its own numpy objective and gradient: box constraints are what L-BFGS-B is for, and the bound keeps zero
-entries of H exactly at zero instead of approaching them through G -> 0); optax on the package's objective in
-(W, G) (an unconstrained first-order loop needs the reparametrisation).
+The three ways: ours as above; scipy L-BFGS-B with bounds ``H >= 0`` on (W, H) (its own numpy objective and
+gradient: box constraints are what L-BFGS-B is for); optax on the package's objective in (W, G) with ``H = G * G``
+(an unconstrained first-order loop needs the reparametrisation).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import Bounds
 
-from benchmarks import common
 from ufm.families import nonnegative as family
-from ufm.objectives.nonnegative import model2_loss
+from ufm.objectives import nonnegative as objectives
 from ufm.problems.nonnegative import NonnegProblem
-from ufm.solver import SolverOptions
 
+BOUNDS = getattr(family, "BOUNDS", {}).get("ufm")  # the family's H >= 0 bound (None: H = G * G in the family)
+# (W, G) -> L with H = G * G, for the first-order loop
+SQUARED_LOSS = getattr(objectives, "model2_loss_squared", None) if BOUNDS is not None else objectives.model2_loss
+
+FAMILY = "nonnegative_ufm"
+ACCURACY = "relative objective gap to the best objective any method reached (model2_optimum recorded)"
 START_SCALE = 0.3  # G0 = 0.3 x the family's start (see instance)
 
 
-def instance(K: int, n: int, *, ratio: float = 0.5, seed: int = 0) -> dict:
+def instance(spec: dict, *, ratio: float = 0.5, seed: int = 0) -> dict:
     """lambda_W = lambda_H = gamma / sqrt(n K (K-1)) with ``gamma = ratio (K-1)/K``: every size sits at the same
     fraction ``ratio`` of the zero-solution threshold gamma = (K-1)/K (true-class probability 1 - gamma at the
     optimum), below it (nonzero optimum).
 
-    Start: the family's seeded ``random_params`` (one restart) with G scaled by ``START_SCALE`` = 0.3 (H by 0.09),
-    the same for every method. Unscaled (entries of H ~ 1, about 100 x the optimal ||h||^2 at n = 100) 3 of 4
-    seeds at K = 10, n = 100 took our solver to a spurious KKT point with dead classes (gap 0.037 to 0.075);
-    scaled, 8 of 8 seeds at K = 10, n in {10, 100} reached L*, and seed 0 at K = 10, n = 1000 and K = 100, n = 10.
+    Start: the family's seeded ``random_params`` (one restart) with its features scaled by ``START_SCALE**2`` =
+    0.09 (G = sqrt(H) by 0.3), the same point for every method. (Chosen with the family's earlier H = G * G
+    parametrisation: unscaled, entries of H ~ 1, about 100 x the optimal ||h||^2 at n = 100, 3 of 4 seeds at
+    K = 10, n = 100 took our solver to a spurious KKT point with dead classes; scaled, 8 of 8 seeds reached L*.)
     """
+    K, n = int(spec["K"]), int(spec["n"])
     gamma = ratio * (K - 1) / K
     lam = gamma / np.sqrt(n * K * (K - 1))
-    problem = NonnegProblem(C=K, n=n, model="ufm", alpha=0.0, lambda_W=lam, lambda_H=lam, restarts=1, seed=seed)
-    params0 = jax.tree.map(lambda a: a[0], family.random_params(problem, "ufm"))
-    params0["G"] = START_SCALE * params0["G"]
+    problem = NonnegProblem(C=K, n=n, d=spec.get("d"), model="ufm", alpha=0.0, lambda_W=lam, lambda_H=lam,
+                            restarts=1, seed=seed)
+    raw = jax.tree.map(lambda a: np.asarray(a[0]), family.random_params(problem, "ufm"))
+    G0 = START_SCALE * (raw["G"] if "G" in raw else np.sqrt(raw["H"]))
+    W0 = raw["W"]
     t = family.theory_for(problem)
     K, d, N = problem.C, problem.d, problem.N
     return {"K": K, "n": n, "d": d, "N": N, "lam_W": lam, "lam_H": lam, "ratio": ratio, "gamma": t["gamma"],
             "margin": t["margin"], "f_star": t["objective"], "n_vars": K * d + d * N, "problem": problem,
-            "params0": params0}
+            "W0": W0, "G0": G0}
 
 
 def describe(inst: dict) -> dict:
@@ -60,27 +70,25 @@ def describe(inst: dict) -> dict:
                                  "n_vars")}
 
 
-def solver_options() -> SolverOptions:
-    """The family's ``SOLVER`` with its dense saddle-free ``eigh`` polish replaced by damped matrix-free CG Newton
-    (one eigendecomposition of the 2,200 x 2,200 Hessian at K = n = 10 takes about 8 s here; at the larger sizes
-    it is out of reach) after an L-BFGS phase to a relative gradient of 1e-6 (as for the square loss), CG capped
-    at 300 iterations (K = 100, n = 10: 19 Newton steps, against 74 with 100).
-
-    With d = 2K, coordinates that no class uses have, at the optimum, zero gradient and (as W's column there
-    vanishes) zero curvature in H: no strict complementarity, so in G the objective is quartic there and the
-    polish converges linearly, not quadratically (with d = K, 3 Newton steps at K = 10). The relative gradient
-    can stall near 1e-10 (status "stalled", K = 100, n = 10) while the gap is already at 1e-14."""
-    return dataclasses.replace(family.SOLVER, rtol=1e-11, linear_solver="cg", max_steps=500,
-                               quasi_newton_steps=2000, quasi_newton_rtol=1e-6, cg_max_steps=300, progress=False)
-
-
-def run_ufm(inst: dict) -> dict:
+def ufm_problem(inst: dict):
+    """The family's objective, data, solver options and bounds, as ``ufm.families.nonnegative.solve_with_floor``'s
+    first pass sets them up."""
     problem = inst["problem"]
-    return common.ufm_gap(model2_loss, inst["params0"], family.objective_data(problem), inst["f_star"],
-                          solver_options())
+    assert problem.lambda_W == problem.lambda_H and not family.zero_start(problem)
+    data = family.objective_data(problem)
+    both = jnp.sqrt(data.lambda_W * data.lambda_H)
+    args = (data._replace(lambda_W=both, lambda_H=both), jnp.asarray(1.0))
+    if BOUNDS is None:
+        return family._scaled_model2_loss, _squared_start(inst), args, family.SOLVER
+    start = {"W": jnp.asarray(inst["W0"]), "H": jnp.asarray(inst["G0"] ** 2)}
+    return family._scaled_model2_loss, start, args, family.SOLVER, {"nonnegative": BOUNDS}
 
 
-def run_scipy(inst: dict, maxiter: int) -> dict:
+def _squared_start(inst: dict) -> dict:
+    return {"W": jnp.asarray(inst["W0"]), "G": jnp.asarray(inst["G0"])}
+
+
+def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, H) with bounds H >= 0 (W free), numpy float64, its own objective and
     analytic gradient: with ``P = softmax(W H)`` (columns) and ``R = (P - Q)/N``, ``grad_W = R H^T + lambda_W W``
     and ``grad_H = W^T R + lambda_H H``. Starts at ``H0 = G0 * G0``."""
@@ -97,28 +105,18 @@ def run_scipy(inst: dict, maxiter: int) -> dict:
         R = (E / S - Q) / N
         return f, np.concatenate([(R @ H.T + lw * W).ravel(), (W.T @ R + lh * H).ravel()])
 
-    W0, G0 = (np.asarray(inst["params0"][k]) for k in ("W", "G"))
+    W0, G0 = inst["W0"], inst["G0"]
     lower = np.concatenate([np.full(K * d, -np.inf), np.zeros(d * N)])
-    return common.scipy_lbfgsb_gap(fun_and_grad, np.concatenate([W0.ravel(), (G0 * G0).ravel()]), inst["f_star"],
-                                   bounds=Bounds(lower, np.inf), maxiter=maxiter)
+    return fun_and_grad, np.concatenate([W0.ravel(), (G0 * G0).ravel()]), Bounds(lower, np.inf)
 
 
 def sgd_lr(inst: dict) -> float:
     """SGD (momentum 0.9) at lr = 0.1 K sqrt(n), the scale of the inverse curvature at the minimiser (lambda ~
-    1/(K sqrt(n)), as for the square loss); 0.1 was the fastest to a 1e-10 gap on K = n = 10 among 0.1, 0.3, 1, 3
-    times K sqrt(n) (0.3 also converged, more slowly; 1 and 3 diverged): a favourable choice for the baseline.
-    Adam runs at its default-in-papers lr 1e-3."""
+    1/(K sqrt(n)), as for the square loss); 0.1 was the fastest to a 1e-10 gap on K = n = 10 (d = 2K) among 0.1,
+    0.3, 1, 3 times K sqrt(n) (0.3 also converged, more slowly; 1 and 3 diverged): a favourable choice for the
+    baseline there; not re-tuned per size. Adam runs at its default-in-papers lr 1e-3."""
     return 0.1 * inst["K"] * np.sqrt(inst["n"])
 
 
-def run_optax(inst: dict, name: str, budget: int, check_every: int) -> dict:
-    return common.optax_gap(model2_loss, inst["params0"], family.objective_data(inst["problem"]), inst["f_star"],
-                            name, sgd_lr(inst), budget, check_every)
-
-
-def case(spec: dict) -> dict:
-    inst = instance(spec["K"], spec["n"])
-    results = common.joint_results(spec, lambda: run_ufm(inst), lambda maxiter: run_scipy(inst, maxiter),
-                                   lambda name, budget, every: run_optax(inst, name, budget, every))
-    return {"family": "nonnegative_ufm", "instance": describe(inst),
-            "accuracy": "relative objective gap vs model2_optimum", "results": results}
+def optax_problem(inst: dict):
+    return SQUARED_LOSS, _squared_start(inst), family.objective_data(inst["problem"]), sgd_lr(inst)

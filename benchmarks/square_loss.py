@@ -2,12 +2,14 @@
 
     L(W, H) = 1/(2N) ||W H - Y||_F^2 + (lambda_W/2) ||W||_F^2 + (lambda_H/2) ||H||_F^2,   no bias,
 
-K classes, n samples per class, N = K n, features of dimension d = K, one-hot Y (K x N): the package's
-``ufm.objectives.square_loss.square_loss`` with one layer ``params = {"layers": [W], "H": H}`` and the family's
-data (``ufm.families.square_loss.objective_data``). The accuracy measure is the relative objective gap
-``(L - L*) / L*`` against the closed form (A1) of shared/theory/square_loss_wd.md,
-``ufm.theory.square_loss.ufm_optimum(K, n, lambda_W, lambda_H, "none")``: ``rho = K sqrt(n lambda_W lambda_H)``,
-``a = max(0, 1 - rho)``, ``L* = (1 - a)^2/2 + rho a``.
+K classes, n samples per class, N = K n, features of dimension d = K, one-hot Y (K x N): the family ``mse``
+(``ufm.families.square_loss``) with one layer, ``params = {"layers": [W], "H": H}``. Our solver runs exactly what
+``python -m ufm.solve --loss mse`` runs per restart: the family's objective (``scaled_square_loss`` on the family's
+data; at these decays its scale s is 1 and the balanced coordinates are the original ones, so it is L itself) and
+the family's ``solver_options(problem)`` (``SOLVER``: L-BFGS phase, then saddle-free Newton, dense ``eigh`` up to
+``dense_max_vars`` variables, matrix-free CG with a Lanczos curvature test above: ``ufm.solver.linear_algebra``).
+The closed form (A1), ``ufm.theory.square_loss.ufm_optimum(K, n, lambda_W, lambda_H, "none")``: ``rho = K
+sqrt(n lambda_W lambda_H)``, ``a = max(0, 1 - rho)``, ``L* = (1 - a)^2/2 + rho a``, is recorded with every case.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import common
-from ufm.families.square_loss import objective_data
-from ufm.objectives.square_loss import square_loss
+from ufm.families import square_loss as family
+from ufm.objectives.square_loss import scaled_square_loss, square_loss
 from ufm.problems.square_loss import SquareLossProblem
-from ufm.solver import SolverOptions
 from ufm.theory.square_loss import ufm_optimum
 
+FAMILY = "square_loss_ufm"
+ACCURACY = "relative objective gap to the best objective any method reached (closed form (A1) recorded)"
 
-def instance(K: int, n: int, *, rho: float = 0.5, seed: int = 0) -> dict:
+
+def instance(spec: dict, *, rho: float = 0.5, seed: int = 0) -> dict:
     """lambda_W = lambda_H = rho / (K sqrt(n)) (so every size sits at the same point, rho, of the phase diagram);
     starting point W, H with i.i.d. N(0, 1/d) entries, the same for every method."""
+    K, n = int(spec["K"]), int(spec["n"])
     d = K
     lam = rho / (K * np.sqrt(n))
     problem = SquareLossProblem(C=K, n=n, layers=1, model="ufm", act="linear", bias="none", lambda_W=lam,
@@ -46,21 +50,17 @@ def start(inst: dict) -> dict:
     return {"layers": [jnp.asarray(inst["W0"])], "H": jnp.asarray(inst["H0"])}
 
 
-def solver_options(n_vars: int) -> SolverOptions:
-    """L-BFGS phase to a relative gradient of 1e-6, then damped matrix-free CG Newton (saddle-aware: CG stops at
-    negative curvature, damping 1.0 as for the package's joint problems). The dense saddle-free ``eigh`` polish
-    is not used: on this machine one 1100 x 1100 eigendecomposition per step already costs more than the whole
-    CG polish."""
-    return SolverOptions(rtol=1e-11, linear_solver="cg", damping=1.0, max_steps=500, quasi_newton_steps=2000,
-                         quasi_newton_rtol=1e-6, cg_max_steps=100, progress=False)
+def ufm_problem(inst: dict):
+    """The family's objective, data and solver options, as ``ufm.families.square_loss.solve`` sets them up."""
+    problem = inst["problem"]
+    scale, bias = family.objective_scale(problem), family.bias_scale(problem)
+    # at lambda_W = lambda_H, s = 1 and no bias the family's coordinates and objective are the original ones
+    assert scale == 1.0 and bias == 1.0 and problem.lambda_W == problem.lambda_H
+    args = (family.objective_data(problem, balanced=True), jnp.asarray(scale), jnp.asarray(bias))
+    return scaled_square_loss, family.to_balanced(problem, start(inst)), args, family.solver_options(problem)
 
 
-def run_ufm(inst: dict) -> dict:
-    return common.ufm_gap(square_loss, start(inst), objective_data(inst["problem"]), inst["f_star"],
-                          solver_options(inst["n_vars"]))
-
-
-def run_scipy(inst: dict, maxiter: int) -> dict:
+def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, H), numpy float64, its own objective and analytic gradient
     ``(R H^T / N + lambda_W W, W^T R / N + lambda_H H)`` with ``R = W H - Y``."""
     Y, lw, lh, K, d, N = inst["Y"], inst["lam_W"], inst["lam_H"], inst["K"], inst["d"], inst["N"]
@@ -71,25 +71,15 @@ def run_scipy(inst: dict, maxiter: int) -> dict:
         f = 0.5 * np.sum(R * R) / N + 0.5 * lw * np.sum(W * W) + 0.5 * lh * np.sum(H * H)
         return f, np.concatenate([(R @ H.T / N + lw * W).ravel(), (W.T @ R / N + lh * H).ravel()])
 
-    x0 = np.concatenate([inst["W0"].ravel(), inst["H0"].ravel()])
-    return common.scipy_lbfgsb_gap(fun_and_grad, x0, inst["f_star"], maxiter=maxiter)
+    return fun_and_grad, np.concatenate([inst["W0"].ravel(), inst["H0"].ravel()]), None
 
 
 def sgd_lr(inst: dict) -> float:
     """SGD (momentum 0.9) at lr = 0.3 K sqrt(n): the curvature of L at its minimiser scales as 1/(K sqrt(n))
     (tuned once on K = 10, n = 10 among 0.1, 0.3, 1, 3 times K sqrt(n), the largest that did not diverge:
-    a favourable choice for the baseline); Adam runs at its default-in-papers lr 1e-3."""
+    a favourable choice for the baseline there; not re-tuned per size); Adam runs at its default-in-papers lr 1e-3."""
     return 0.3 * inst["K"] * np.sqrt(inst["n"])
 
 
-def run_optax(inst: dict, name: str, budget: int, check_every: int) -> dict:
-    return common.optax_gap(square_loss, start(inst), objective_data(inst["problem"]), inst["f_star"], name,
-                            sgd_lr(inst), budget, check_every)
-
-
-def case(spec: dict) -> dict:
-    inst = instance(spec["K"], spec["n"])
-    results = common.joint_results(spec, lambda: run_ufm(inst), lambda maxiter: run_scipy(inst, maxiter),
-                                   lambda name, budget, every: run_optax(inst, name, budget, every))
-    return {"family": "square_loss_ufm", "instance": describe(inst), "accuracy": "relative objective gap vs (A1)",
-            "results": results}
+def optax_problem(inst: dict):
+    return square_loss, start(inst), family.objective_data(inst["problem"]), sgd_lr(inst)
