@@ -139,4 +139,7 @@ def test_a_cache_dir_that_is_not_a_folder_is_bad_input(tmp_path, capsys, monkeyp
     code = main([*RUN, "--cache-dir", str(tmp_path / "c"), "--no-cache", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--no-cache" in err[0] and "--cache-dir" in err[0], err
+    code = main([*RUN, "--cache-dir", "", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "argument --cache-dir: must be a folder path" in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

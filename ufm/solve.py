@@ -70,13 +70,19 @@ def _common_parser(*, families_help: str = "") -> Parser:
                         help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
                              "estimated to need more is refused before it starts")
     cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--cache-dir", type=Path, default=None, dest="cache_dir", metavar="DIR",
+    cache.add_argument("--cache-dir", type=_folder, default=None, dest="cache_dir", metavar="DIR",
                        help="folder of the persistent compilation cache, shared by runs: a repeated run loads its "
                             f"compiled solves instead of compiling them (default ${CACHE_ENV}, else "
                             "$XDG_CACHE_HOME/ufm/jax or ~/.cache/ufm/jax); created if missing")
     cache.add_argument("--no-cache", action="store_true", dest="no_cache",
                        help="no persistent compilation cache (compile everything, write nothing)")
     return parser
+
+
+def _folder(text: str) -> Path:
+    if not text:  # Path("") is the current folder: surely not what was meant
+        raise argparse.ArgumentTypeError("must be a folder path, got ''")
+    return Path(text)
 
 
 def _loss_parser() -> Parser:
