@@ -168,7 +168,7 @@ def test_family_runs_both_regimes_and_a_bias():
 
 def test_cli_in_process(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["--loss", "ce", "--K", "3", "--n", "2", "--restarts", "2", "--out", str(out), "--quiet"])
+    code = main(["--loss", "ce", "--C", "3", "--n", "2", "--restarts", "2", "--out", str(out), "--quiet"])
     stdout, stderr = capsys.readouterr()
     assert code == 0, stdout + stderr
     assert "ALL CHECKS PASS" in stdout and stderr == ""
@@ -179,5 +179,5 @@ def test_cli_in_process(tmp_path, capsys):
     arrays = np.load(out / "solution.npz")
     assert arrays["W"].shape == (3, 3) and arrays["H"].shape == (6, 3)
     assert np.linalg.norm(arrays["W"]) == pytest.approx(t["W_norm"], rel=1e-8)
-    assert main(["--loss", "ce", "--K", "3", "--d", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert main(["--loss", "ce", "--C", "3", "--d", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "argument --d:" in capsys.readouterr().err

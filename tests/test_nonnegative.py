@@ -103,7 +103,7 @@ def test_md_large_r_approaches_model2_with_memorised_noisy_labels():
     nn = NonnegProblem(C=3, n=6, d=6, model="ufm", restarts=2)
     data = family.objective_data(nn)._replace(Q=smoothed_targets(jnp.asarray(base.labels), 3, 0.0))
     model2 = float(np.min(family.minimise(family.model2_loss, family.random_params(nn, "ufm"), data,
-                                          options=family.SOLVER).loss))
+                                          options=family.SOLVER, nonnegative=family.BOUNDS["ufm"]).loss))
     gaps, fitted = [], []
     for r in (3.0, 20.0):  # 20: the top of the accepted range
         out = md.solve(dataclasses.replace(base, r=r))
@@ -307,11 +307,11 @@ def test_memory_estimate_from_sizes_only():
     t0 = time.perf_counter()
     huge = NonnegProblem(C=10**6, model="ufm")  # constructing allocates nothing
     needed, field = family.memory_estimate(huge)
-    assert time.perf_counter() - t0 < 0.5 and field == "C" and needed > 2**60
+    assert time.perf_counter() - t0 < 0.5 and field == "C" and needed > 2**50  # petabytes
     assert family.memory_estimate(NonnegProblem(C=3, n=10**5))[1] == "n"
     assert family.memory_estimate(NonnegProblem(C=2, n=1, restarts=10**7))[1] == "restarts"
     default, _ = family.memory_estimate(NonnegProblem())
-    assert 0.3e9 < default < 1.5e9  # measured: 465 MB resident above the interpreter for the default run
+    assert default < 1.5e9  # matrix-free at the default size (1000 variables): the estimate is tens of MB
     md_needed, md_field = md.memory_estimate(MemorizationDilationProblem(C=10**5, n=10))
     assert md_field == "C" and md_needed > 2**60
 

@@ -51,7 +51,7 @@ def test_nonnegative_objectives():
                       jnp.asarray(1e-2), jnp.asarray(2e-2))
     G = jnp.asarray(rng.uniform(0.5, 1.5, (d, K * n)))
     grads_ok(model1_loss, {"V": jnp.asarray(rng.standard_normal((K, d))), "G": G}, data)
-    grads_ok(model2_loss, {"W": jnp.asarray(rng.standard_normal((K, d))), "G": G}, data)
+    grads_ok(model2_loss, {"W": jnp.asarray(rng.standard_normal((K, d))), "H": G}, data)
     clean = np.eye(K)[labels] * (np.arange(K * n) % n != n - 1)[:, None]
     noisy = np.eye(K)[labels] * (np.arange(K * n) % n == n - 1)[:, None]
     md = DilationData(data.Q, data.lambda_W, data.lambda_H, jnp.asarray(clean), jnp.asarray(noisy), jnp.asarray(1.0),

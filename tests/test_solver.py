@@ -233,8 +233,8 @@ def test_batch_is_solved_in_chunks_within_the_memory_budget():
 def test_linear_algebra_is_chosen_by_size_and_memory():
     from ufm.solver import dense_bytes, linear_algebra
     eigh = SolverOptions(linear_solver="eigh")
-    assert linear_algebra(eigh, 1500) == "dense eigh (saddle-free)"
-    assert linear_algebra(eigh, 1501) == "matrix-free CG + Lanczos curvature test"
+    assert linear_algebra(eigh, 500) == "dense eigh (saddle-free)"
+    assert linear_algebra(eigh, 501) == "matrix-free CG + Lanczos curvature test"
     assert linear_algebra(eigh, 1000, budget_bytes=dense_bytes(1000) - 1) == "matrix-free CG + Lanczos curvature test"
     assert linear_algebra(SolverOptions(), 10**6) == "matrix-free CG"
     assert linear_algebra(SolverOptions(linear_solver="cg"), 2) == "matrix-free CG"

@@ -301,14 +301,18 @@ def test_decays_outside_the_accepted_range_are_refused(field, kwargs):
 
 
 def test_memory_estimate_from_sizes_only():
-    """`--loss mse --d 100000`: dense Hessians of d N + C d = 6e6 variables per element: ~4 x 8 x 3.6e13 bytes
-    each; refused by the estimate, computed in well under a second without allocating."""
+    """`--loss mse --d 10000000`: 6e8 variables per element, matrix-free (a dense Hessian would need 4 x 8 x 3.6e17
+    bytes): at least the ~72 vectors (CG, L-BFGS, the Lanczos basis) of one element, 346 GB; refused by the
+    estimate, computed in well under a second without allocating."""
+    from ufm.solver import element_bytes, linear_algebra
+
     t0 = time.perf_counter()
-    big = SquareLossProblem(d=100000)
+    big = SquareLossProblem(d=10**7)
     estimate, field = family.memory_estimate(big)
     assert time.perf_counter() - t0 < 0.5
-    n_vars = 100000 * 50 + 10 * 100000
-    assert field == "d" and estimate >= 5 * 4 * 8 * n_vars**2  # 4 restarts + the candidate
+    n_vars = 10**7 * 50 + 10 * 10**7
+    assert linear_algebra(family.SOLVER, n_vars) == "matrix-free CG + Lanczos curvature test"
+    assert field == "d" and estimate >= element_bytes(n_vars, family.SOLVER) >= 72 * 8 * n_vars
     assert family.memory_estimate(SquareLossProblem(C=20000))[1] == "C"
     assert family.memory_estimate(SquareLossProblem(restarts=10**6))[1] == "restarts"
     small, _ = family.memory_estimate(SquareLossProblem(C=3, n=2))

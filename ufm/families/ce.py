@@ -45,7 +45,7 @@ LBFGS_ABOVE, LBFGS_STEPS = 200, 3000
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("cross-entropy UFM (ce)")
-    group.add_argument("--C", "--K", type=int, default=4, dest="C", help="classes K (>= 2)")
+    group.add_argument("--C", type=int, default=4, dest="C", help="classes K (>= 2)")
     group.add_argument("--n", type=int, default=5, help="samples per class (>= 1)")
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
     for flag, what in (("W", "classifier"), ("H", "feature")):

@@ -35,7 +35,7 @@ from ufm.checks import Check
 from ufm.checks import nonnegative as checks
 from ufm.families.nonnegative import accept_rounding_floor
 from ufm.objectives.nonnegative import (DilationData, coupling, cross_entropy, dilation_memorization,
-                                        model2_loss, smoothed_targets)
+                                        model2_loss_squared, smoothed_targets)
 from ufm.problems import InputError
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.report import Report
@@ -160,7 +160,7 @@ def _dilation_memorization(G, clean, noisy):
     return jax.vmap(lambda g: dilation_memorization(g**2, clean, noisy)[1:])(G)
 
 
-_losses = jax.jit(jax.vmap(model2_loss, in_axes=(0, None)))  # every restart's objective
+_losses = jax.jit(jax.vmap(model2_loss_squared, in_axes=(0, None)))  # every restart's objective
 
 
 def constraint_residual(c: np.ndarray, nu: np.ndarray, rho: float, scale: np.ndarray) -> np.ndarray:
@@ -189,7 +189,7 @@ def scaled_lagrangian(params: dict, args) -> jax.Array:
     test ``||grad|| / max(1, |value|)`` against 1: every inner solve stalled at relative gradient ~4e-6."""
     data, scale = args
     shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
-    return model2_loss(params, data) / scale + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
+    return model2_loss_squared(params, data) / scale + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
 
 
 def solve(problem: MemorizationDilationProblem, *, outer_steps: int = OUTER_STEPS, tol: float = AL_TOL,
@@ -272,7 +272,7 @@ def solve(problem: MemorizationDilationProblem, *, outer_steps: int = OUTER_STEP
     restart_dilation = D.mean(axis=1)[done]
     if best_is_zero:
         W, H, multipliers, c_best = np.zeros((K, d)), np.zeros((d, N)), np.zeros(K), np.zeros(K)
-        objective = float(model2_loss({"W": jnp.zeros((K, d)), "G": jnp.zeros((d, N))}, data))
+        objective = float(model2_loss_squared({"W": jnp.zeros((K, d)), "G": jnp.zeros((d, N))}, data))
     else:
         W, H = t * np.asarray(params["W"][best]), np.asarray(params["G"][best]) ** 2 / t
         # back to (W, H): c is homogeneous of degree 1 in H, so c = c'/t and nu = t nu' (same nu c)

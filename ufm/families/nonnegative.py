@@ -17,8 +17,8 @@ import numpy as np
 
 from ufm.checks import Check
 from ufm.checks import nonnegative as checks
-from ufm.objectives.nonnegative import (NonnegData, cross_entropy, model1_factors, model1_loss, model2_factors,
-                                        model2_loss, smoothed_targets)
+from ufm.objectives.nonnegative import (MODEL2_BOUNDS, NonnegData, cross_entropy, model1_factors, model1_loss,
+                                        model2_factors, model2_loss, smoothed_targets)
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.report import Report
 from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, SolverOptions, best_element, extreme_eigenvalues,
@@ -35,6 +35,8 @@ MAX_PASSES = 8
 PASS_MARGIN = 8.0  # a pass divides by (smallest loss so far) / PASS_MARGIN: its test stays relative unless the loss
                    # falls PASS_MARGIN-fold within it
 LOSSES = {"lpm": (model1_loss, model1_factors), "ufm": (model2_loss, model2_factors)}
+# Model 2 keeps H >= 0 as a bound (projected Newton); Model 1 reparametrises H = G*G (its budgets normalise P).
+BOUNDS = {"lpm": None, "ufm": MODEL2_BOUNDS}
 
 
 # Flags of this family that a variant does not read (the CLI refuses them when given explicitly).
@@ -93,25 +95,26 @@ def objective_data(problem, labels=None) -> NonnegData:
 
 
 def random_params(problem, model: str) -> dict:
-    """Seeded starts: Gaussian W (or V), and G with |entries| ~ 1 so that H = G*G starts well inside the orthant."""
+    """Seeded starts: Gaussian W (or V), and features well inside the orthant: G with entries in [0.5, 1.5]
+    (Model 1, H = G*G), or H = G*G itself (Model 2: the same starting features)."""
     rng = np.random.default_rng(problem.seed)
     R, K, d, N = problem.restarts, problem.C, problem.d, problem.N
     first = "V" if model == "lpm" else "W"
-    return {first: jnp.asarray(rng.standard_normal((R, K, d))), "G": jnp.asarray(rng.uniform(0.5, 1.5, (R, d, N)))}
+    G = rng.uniform(0.5, 1.5, (R, d, N))
+    return {first: jnp.asarray(rng.standard_normal((R, K, d))), **({"G": jnp.asarray(G)} if model == "lpm" else
+                                                                  {"H": jnp.asarray(G * G)})}
 
 
 def zero_start(problem: NonnegProblem) -> bool:
-    """Whether the known critical point W = 0, G = 0 (H = 0) is added to the starts: where the theory says the zero
-    solution is the optimum (Model 2 with gamma_alpha >= (K-1)/K). In the G parametrisation H = G*G the zero
-    solution is a degenerate minimum (the loss is quartic in G there), which random starts reach only linearly
-    slowly; the start itself is exact. Elsewhere it is not added: W = G = 0 is then a saddle of Model 2 whose descent
-    is along a curve (W ~ t, G ~ sqrt(t)), invisible to the Hessian (diag(lambda_W, 0) there), so a start on it
-    would be reported converged."""
+    """Whether the known critical point W = 0, H = 0 is added to the starts: where the theory says the zero
+    solution is the optimum (Model 2 with gamma_alpha >= (K-1)/K), which random starts may approach only slowly
+    (the loss is flat to second order along the directions that kill a class); the start itself is exact.
+    Elsewhere it is a saddle, and random restarts suffice."""
     return problem.model == "ufm" and bool(theory_for(problem)["zero"])
 
 
 def start_params(problem: NonnegProblem) -> dict:
-    """The seeded random restarts, plus W = G = 0 last where :func:`zero_start` holds."""
+    """The seeded random restarts, plus W = 0, H = 0 last where :func:`zero_start` holds."""
     params = random_params(problem, problem.model)
     if zero_start(problem):
         params = jax.tree.map(lambda a: jnp.concatenate([a, jnp.zeros_like(a[:1])]), params)
@@ -212,7 +215,8 @@ def solve_with_floor(problem: NonnegProblem, *, progress: bool = False):
         solved = data._replace(lambda_W=both, lambda_H=both)
     options = dataclasses.replace(SOLVER, progress=progress)
     scale = 1.0
-    sol = minimise(fun, start_params(problem), (solved, jnp.asarray(scale)), options=options)
+    bounds = BOUNDS[problem.model]
+    sol = minimise(fun, start_params(problem), (solved, jnp.asarray(scale)), options=options, nonnegative=bounds)
     steps, compile_s, solve_s = sol.steps, sol.compile_seconds, sol.solve_seconds
     evaluate = EVALUATE[problem.model]
     for _ in range(MAX_PASSES - 1):
@@ -222,7 +226,7 @@ def solve_with_floor(problem: NonnegProblem, *, progress: bool = False):
         if not 0.0 < lowest < scale:  # every loss >= s: the pass's test was relative to the loss already
             break
         scale = lowest / PASS_MARGIN
-        sol = minimise(fun, sol.params, (solved, jnp.asarray(scale)), options=options)
+        sol = minimise(fun, sol.params, (solved, jnp.asarray(scale)), options=options, nonnegative=bounds)
         steps, compile_s, solve_s = steps + sol.steps, compile_s + sol.compile_seconds, solve_s + sol.solve_seconds
     sol, floor = accept_rounding_floor(sol, fun, (solved, jnp.asarray(scale)))
     loss = np.asarray(evaluate(sol.params, solved))
@@ -353,7 +357,8 @@ def run(problem: NonnegProblem, *, progress: bool = True) -> Report:
                "seconds": time.perf_counter() - t0}
     config = {"loss": {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model], **dataclasses.asdict(problem),
               "solver": dataclasses.asdict(SOLVER), "zero_start": zero_start(problem),
-              "feasibility": "H = G*G elementwise" + ("; W, H scaled onto the budget spheres" if problem.model == "lpm" else "")}
+              "feasibility": ("H = G*G elementwise; W, H scaled onto the budget spheres" if problem.model == "lpm"
+                              else "H >= 0 as a bound (projected Newton)")}
     convergence = sol.report()
     if floor:  # reported beside the failures: converged, but only to f's rounding floor
         convergence["failures"]["stalled at f's rounding floor of a degenerate minimum (accepted as converged)"] = len(floor)

@@ -1,7 +1,9 @@
 """Nonnegative-feature objectives (seed 002): Model 1 (budgets), Model 2 (weight decay), Model 3 (label noise).
 
-Feasibility is exact at every iterate by reparametrisation, not by penalty:
-- ``h >= 0``: features are ``H = G * G`` (elementwise square of a free G);
+Feasibility is exact at every iterate, never by penalty:
+- Model 2: ``H >= 0`` is a bound that the solver keeps (``minimise(..., nonnegative=MODEL2_BOUNDS)``: projected
+  Newton), on the variables (W, H) themselves;
+- Models 1 and 3: ``h >= 0`` by reparametrisation, features ``H = G * G`` (elementwise square of a free G);
 - Model 1's budgets are met with equality, ``W = sqrt(K E_W) V/||V||_F`` and ``H = sqrt(N E_H) P/||P||_F``
   with ``P = G * G`` (for CE the budgets are active at every optimum; for LS the optimal value is also attained
   on them).
@@ -65,16 +67,29 @@ def model1_loss(params: dict, data: NonnegData) -> jax.Array:
     return cross_entropy(W @ H, data.Q)
 
 
+def model2_objective(W: jax.Array, H: jax.Array, data) -> jax.Array:
+    """Model 2: ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2`` (for H >= 0).
+
+    Reads ``data.Q``, ``data.lambda_W`` and ``data.lambda_H`` only, so it serves Model 3's ``DilationData`` too."""
+    return cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
+
+
+# Model 2's bounds for ufm.solver.minimise: H >= 0, W free.
+MODEL2_BOUNDS = {"W": False, "H": True}
+
+
 def model2_factors(params: dict, data: NonnegData) -> tuple[jax.Array, jax.Array]:
-    return params["W"], params["G"] ** 2
+    return params["W"], params["H"]
 
 
 def model2_loss(params: dict, data: NonnegData) -> jax.Array:
-    """Model 2: ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``, H = G * G >= 0.
+    """Model 2 on ``{"W", "H"}``, to be minimised with ``H >= 0`` as a bound (:data:`MODEL2_BOUNDS`)."""
+    return model2_objective(params["W"], params["H"], data)
 
-    Reads ``data.Q``, ``data.lambda_W`` and ``data.lambda_H`` only, so it serves Model 3's ``DilationData`` too."""
-    W, H = model2_factors(params, data)
-    return cross_entropy(W @ H, data.Q) + 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
+
+def model2_loss_squared(params: dict, data) -> jax.Array:
+    """Model 2 on ``{"W", "G"}`` with ``H = G * G`` (Model 3's parametrisation; unconstrained)."""
+    return model2_objective(params["W"], params["G"] ** 2, data)
 
 
 class DilationData(NamedTuple):
@@ -111,5 +126,5 @@ def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
     """Augmented Lagrangian of Model 3: Model 2's objective on the noisy labels plus
     ``(1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for the inequality constraints c_k <= 0."""
     shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
-    return model2_loss(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
+    return model2_loss_squared(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
 
