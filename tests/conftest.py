@@ -8,7 +8,8 @@ mixup points, mixup-joint, square loss; 2-core machine under load): no cache 4:5
 4:47 / 183 s and 6:18 / 203 s (load 5-7): in a cold session only 9 of 98 cacheable programs repeat (0.9 s of
 compilation saved; the in-memory jit cache already serves the rest), so a fresh clone (CI) gains nothing
 measurable and it stays off by default; a warm cache (a second local run) took 2:12 / 81 s. This is for tests
-only: importing ufm sets nothing but float64.
+only: importing ufm sets nothing but float64. Without the opt-in, the command-line subprocesses get a cache
+folder of their own for the session (``UFM_CACHE_DIR``), never the user's.
 """
 
 import os
@@ -31,6 +32,12 @@ settings.load_profile(os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci"))
 
 def pytest_configure(config):
     if os.environ.get("UFM_TEST_JAX_CACHE", "0") != "1":
+        # The command line's own cache (python -m ufm.solve, default ~/.cache/ufm/jax) must not be written by the
+        # suite's subprocess runs: they get a folder of this session, removed at the end.
+        if "UFM_CACHE_DIR" not in os.environ:
+            folder = tempfile.mkdtemp(prefix="ufm-test-cli-cache-")
+            os.environ["UFM_CACHE_DIR"] = folder
+            config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
         return
     cache = getattr(config, "cache", None)
     folder = str(cache.mkdir("jax-compilation-cache")) if cache is not None else tempfile.mkdtemp(prefix="ufm-jax-")

@@ -111,9 +111,9 @@ def _estimate(sz: dict) -> int:
     rows = C + C * (C - 1) // 2 * sz["n_lambdas"]  # mixup's and consistency's rows (problem.training_rows)
     data = 8 * (2 * rows * C + 2 * rows + C * d1)
     # one pass keeps per row the mixed input, pre-activation, hidden, logits (and the C unmixed points); the dense
-    # Hessian (forward over reverse) carries one tangent of that per variable, for every restart of the batch
+    # Hessian (forward over reverse) carries one tangent of that per variable (matrix-free: a few), per restart
     residuals = 8 * 2 * (rows * (d0 + 3 * d1 + 3 * C) + C * (d0 + 3 * d1 + 3 * C))
-    solve = peak_bytes(n_vars, R, SOLVER, data) + R * n_vars * residuals
+    solve = peak_bytes(n_vars, R, SOLVER, data, residuals)
     n_eval = C * (C - 1) * sz["eval_lambdas"]
     evaluate = 8 * 12 * n_eval * (d0 + d1 + C)  # mixed inputs, layer outputs, (n, 2, .) gathers, unit copies
     etf = 8 * (C * C + 2 * d1 * C)
