@@ -4,14 +4,12 @@ Runs are real subprocesses (the cache is JAX's process-global configuration, set
 configuration, ``--loss mixup --C 2 --lambdas 3`` (~1 s of compilation, ~4 s a run), with $XDG_CACHE_HOME pointed
 into the test's folder so that nothing is written to the user's own cache.
 
-The bound on the repeated run: its ``compile_seconds`` (the solver's explicit ``jit(...).lower(...).compile()``,
-summary.json) below half the first run's. Measured 1.10 s cold and 0.26 s warm: with the cache, tracing and
-lowering remain (a quarter of the cold time) and XLA's compilation is replaced by reading the executables from
-disk; both scale alike with the machine's load, so the ratio, not a number of seconds, is asserted. That every
-compilation of the repeated run was found in the cache is asserted exactly: it adds no entry to the folder.
+That every compilation of the repeated run was found in the cache is asserted exactly: it writes no entry to the
+folder (JAX writes one only on a miss). Its speed is not asserted (measured: ``compile_seconds`` 1.10 s cold, 0.26
+s warm; tracing and lowering remain): timings belong to the benchmarks, and a ratio of two timed runs failed
+under load.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -38,12 +36,9 @@ def solve(tmp_path, out: str, *args, **env):
     return result
 
 
-def compile_seconds(run: Path) -> float:
-    return json.loads((run / "summary.json").read_text())["convergence"]["compile_seconds"]
-
-
-def entries(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}
+def entries(folder: Path) -> set[tuple]:
+    """The cache's files with their sizes and modification times: JAX writes an entry only on a miss."""
+    return {(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
 def test_a_repeated_run_loads_its_compilations_from_the_cache(tmp_path):
@@ -54,9 +49,9 @@ def test_a_repeated_run_loads_its_compilations_from_the_cache(tmp_path):
     assert written, "the first run cached nothing"
     second = solve(tmp_path, "second", "--cache-dir", str(cache))
     assert second.returncode == 0 and second.stderr == "", second.stderr
-    assert entries(cache) == written  # every compilation of the second run was a cache hit
-    cold, warm = compile_seconds(tmp_path / "first"), compile_seconds(tmp_path / "second")
-    assert warm < 0.5 * cold, (cold, warm)
+    # every compilation of the second run was a cache hit: nothing written or rewritten (compile_seconds, timed,
+    # is reported in summary.json but not asserted here: speed belongs to the benchmarks, not to unit tests)
+    assert entries(cache) == written
     assert not (tmp_path / "xdg").exists()  # --cache-dir, not the default folder
 
 
