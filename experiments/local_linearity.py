@@ -1,4 +1,4 @@
-"""Figure 7: mixup's non-linearity measure (seed 001, eq. 3) at the UFM optimum against kappa, two-point against
+"""Figure 7: mixup's non-linearity measure (Chaudhry et al., eq. 3) at the UFM optimum against kappa, two-point against
 several-point mixup.
 
 For k = 2, 3, 4 mixed points (classes uniform with replacement, weights ~ Dirichlet(1)), the normalised NonLin
@@ -19,7 +19,7 @@ from ufm.objectives.mixup import mixed_soft_target
 from ufm.problems.mixup import MixupProblem
 
 NAME = "local_linearity"
-TITLE = "Non-linearity (seed 001 eq. 3) of the mixup optimum against kappa, for 2-, 3- and 4-point mixup"
+TITLE = "Non-linearity (Chaudhry et al. eq. 3) of the mixup optimum against kappa, for 2-, 3- and 4-point mixup"
 
 
 def config(quick: bool) -> dict:

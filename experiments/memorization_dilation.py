@@ -1,5 +1,6 @@
-"""Figure 5: memorization-dilation (seed 002, Model 3): dilation against memorization as the expressivity r varies,
-for CE and label smoothing on identical noisy data; raw, and relative to the mean distance between class means."""
+"""Figure 5: memorization-dilation (Nguyen et al., ICLR 2023, Model 3): dilation against memorization as the
+expressivity r varies, for CE and label smoothing on identical noisy data; raw, and relative to the mean distance
+between class means."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Figure 1: optimal mixup features of every class pair, C = 3, projected on the plane of the classifier rows.
 
-The UFM counterpart of seed 000's activation plots (its Fig. 1): solver features as points (colour: lambda,
+The UFM counterpart of the activation plots of Fisher et al. (2024, Fig. 1): solver features as points (colour: lambda,
 marker: same- or different-class pair), Theorem 3.1's curves as lines, classifier rows as black arrows.
 """
 

@@ -1,4 +1,4 @@
-"""Figure 4: nonnegative features (seed 002, Model 2).
+"""Figure 4: nonnegative features (Nguyen et al., ICLR 2023; Model 2).
 
 Left: the K = 2 picture, features of both classes on two orthogonal axes of the nonnegative quadrant, the decision
 boundary on the diagonal. Middle and right: margin and objective against the weight decay lambda = lambda_W =

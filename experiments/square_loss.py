@@ -1,7 +1,8 @@
-"""Figure 6: square loss with weight decay (seed 003). Left: the quasi-interpolation epsilon and the classifier's
-squared norm against weight decay, solver points on the closed forms (bias-free and free bias). Bottom: NC1-NC3
-along full-batch gradient descent with momentum, with and without weight decay, free bias and no bias, with NC3's
-limit at the weight-decayed optimum (0 with a free bias, 2 - 2 sqrt((C-1)/C) without); NC4 is recorded too."""
+"""Figure 6: square loss with weight decay (Rangamani & Banburski, ICASSP 2022). Left: the quasi-interpolation
+epsilon and the classifier's squared norm against weight decay, solver points on the closed forms (bias-free and
+free bias). Bottom: NC1-NC3 along full-batch gradient descent with momentum, with and without weight decay, free
+bias and no bias, with NC3's limit at the weight-decayed optimum (0 with a free bias, 2 - 2 sqrt((C-1)/C)
+without); NC4 is recorded too."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Lemmas stated in the seeds that are plain identities, checked by evaluation and by minimisation.
+"""Lemmas stated in the source papers that are plain identities, checked by evaluation and by minimisation.
 
-Lemma 1 of seed 003 (Rangamani, Banburski, "Neural Collapse in Deep Homogeneous Classifiers and the Role of Weight
-Decay", slide "Neural Collapse Solutions Cannot Interpolate"; shared/theory/square_loss_wd.md, "Lemma 1"): with the
+Lemma 1 of Rangamani, Banburski, "Neural Collapse in Deep Homogeneous Classifiers and the Role of Weight Decay",
+ICASSP 2022 (slide "Neural Collapse Solutions Cannot Interpolate"; stated here): with the
 unregularised square loss ``L = ||W H - Y||_F^2 / (2 N C)`` (N samples per class, one-hot Y), features that are
 collapsed (NC1: ``H = M Y``, global mean 0) onto a classifier with ``W M = alpha C/(C-1) (I - 11^T/C)`` (NC2/NC3)
 have ``L = 1/2 ((1-alpha)^2 + alpha^2/(C-1))``, whose minimum over alpha is ``1/(2C) > 0`` at ``alpha = (C-1)/C``:
@@ -23,8 +23,8 @@ from ufm.etf import random_isometry
 from ufm.theory import square_loss as square_loss_theory
 
 FAMILY = "lemmas"
-DESCRIPTION = "identities stated as lemmas in the seeds (seed 003, Lemma 1: NC cannot interpolate)"
-SOURCE = "seed 003 (Rangamani, Banburski), Lemma 1; shared/theory/square_loss_wd.md"
+DESCRIPTION = "identities stated as lemmas in the papers (Rangamani & Banburski 2022, Lemma 1: NC cannot interpolate)"
+SOURCE = "Rangamani, Banburski, ICASSP 2022, Lemma 1; stated in proofs_check/lemmas.py"
 
 CLASSES = (2, 3, 10, 100)
 IDENTITY_TOL = 1e-13  # |L_matrix - formula| / formula; W M = G is realised in floating point with cond(W) <= 4
@@ -33,7 +33,7 @@ VALUE_TOL = 64 * EPS  # the value at the minimum is second order in the alpha er
 
 
 def nc_square_loss(alpha, C: int):
-    """Seed 003, Lemma 1: ``L = 1/2 ((1 - alpha)^2 + alpha^2 / (C - 1))`` (``ufm.theory.square_loss.lemma1_loss``)."""
+    """Lemma 1 (R-B): ``L = 1/2 ((1 - alpha)^2 + alpha^2 / (C - 1))`` (``ufm.theory.square_loss.lemma1_loss``)."""
     return square_loss_theory.lemma1_loss(C, alpha)
 
 
@@ -95,7 +95,7 @@ def nc_loss_identity(*, formula=nc_square_loss) -> Certificate:
         worst(nc23, ids, "hypothesis NC2/NC3: ||W M - a C/(C-1) (I - 11^T/C)|| / ||.|| ", IDENTITY_TOL),
         worst(mean, ids, "hypothesis: global feature mean 0 (rel)", IDENTITY_TOL),
     ]
-    return Certificate(FAMILY, "Seed 003 Lemma 1: NC square loss", SOURCE,
+    return Certificate(FAMILY, "Lemma 1 (R-B 2022): NC square loss", SOURCE,
                        "an NC solution of scale alpha has square loss 1/2((1-alpha)^2 + alpha^2/(C-1))",
                        "the matrix loss evaluated on random NC configurations (C, samples per class N, width p, "
                        "alpha) against the formula", measurements, instances, seconds=time.perf_counter() - t0)
@@ -141,7 +141,7 @@ def nc_cannot_interpolate(*, formula=nc_square_loss) -> Certificate:
               note="must be > 0; graded >= 0 with the exact value checked above"),
         worst(frame, ids, "contrast (not NC): orthogonal frame W M = I interpolates, loss", None),
     ]
-    return Certificate(FAMILY, "Seed 003 Lemma 1: cannot be zero", SOURCE,
+    return Certificate(FAMILY, "Lemma 1 (R-B 2022): cannot be zero", SOURCE,
                        "min over alpha of 1/2((1-alpha)^2 + alpha^2/(C-1)) is 1/(2C) > 0, at alpha = (C-1)/C",
                        "Brent minimisation of the formula; exact least squares on the matrix loss; fine grid",
                        measurements, instances, seconds=time.perf_counter() - t0)

@@ -1,6 +1,6 @@
-"""Certificates for Theorem 3.1 of seed 000 (Fisher, Meng, Papyan, ICLR 2024): mixup CE, fixed simplex-ETF W.
+"""Certificates for Theorem 3.1 of Fisher, Meng, Papyan (ICLR 2024): mixup CE, fixed simplex-ETF W.
 
-Statement and conventions as in ``shared/theory/mixup.md`` and :mod:`ufm.theory.mixup`: per feature,
+Statement and conventions as in the module docstring of :mod:`ufm.theory.mixup`: per feature,
 ``f(h) = logsumexp(W h) - y^T W h + (mu/2)||h||^2`` with ``y = lam e_c + (1-lam) e_c'``, ``||w_c|| = m``,
 ``kappa = C m^2/((C-1) mu)``. The closed form (``features``, default :func:`ufm.theory.mixup.optimal_features`) is
 checked AT ITS OWN POINT, with no solver: the gradient and Hessian of the objective
@@ -33,8 +33,8 @@ from ufm.solver import CONVERGED, SolverOptions, minimise
 from ufm.theory import mixup as theory
 
 FAMILY = "mixup"
-DESCRIPTION = "mixup CE with a fixed simplex-ETF classifier (seed 000, Theorem 3.1)"
-SOURCE = "seed 000 (Fisher, Meng, Papyan, ICLR 2024), Theorem 3.1; shared/theory/mixup.md"
+DESCRIPTION = "mixup CE with a fixed simplex-ETF classifier (Fisher, Meng, Papyan, ICLR 2024, Theorem 3.1)"
+SOURCE = "Fisher, Meng, Papyan, ICLR 2024, Theorem 3.1; stated in ufm/theory/mixup.py"
 
 # The grid: C in {2, 3, 10}; d in {C-1 (minimal), C, 2C+1}; (m, mu) giving kappa from ~1 to ~8000.
 M_MU = ((1.0, 1e-2), (1.0, 1.0), (2.0, 1e-3))

@@ -1,4 +1,5 @@
-"""Certificates for nonnegative features with CE / label smoothing (seed 002; shared/theory/nonnegative_md.md).
+"""Certificates for nonnegative features with CE / label smoothing (Nguyen et al., ICLR 2023;
+models stated in :mod:`ufm.theory.nonnegative`).
 
 Model 2 (weight decay): ``min_{W, H >= 0} (1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||^2 + (lambda_H/2)||H||^2``.
 Model 1 (budgets): ``min (1/N) sum_i CE_q(W h_i)`` s.t. ``(1/K)||W||^2 <= E_W``, ``(1/N)||H||^2 <= E_H``, H >= 0.
@@ -41,8 +42,8 @@ from ufm.problems.nonnegative import NonnegProblem
 from ufm.theory import nonnegative as theory
 
 FAMILY = "nonnegative"
-DESCRIPTION = "nonnegative features, CE / label smoothing: Model 2 (weight decay), Model 1 (budgets) (seed 002)"
-SOURCE = "seed 002 (Nguyen et al., ICLR 2023, Memorization-Dilation); shared/theory/nonnegative_md.md"
+DESCRIPTION = "nonnegative features, CE / label smoothing: Model 2 (weight decay), Model 1 (budgets) (Nguyen et al.)"
+SOURCE = "Nguyen et al., ICLR 2023, Memorization-Dilation; stated in ufm/theory/nonnegative.py"
 
 # Tolerances, and why.
 KKT_TOL = 64 * EPS  # stationarity / dual infeasibility relative to the size of the terms that cancel

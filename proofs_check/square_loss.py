@@ -1,6 +1,6 @@
-"""Certificates for the square loss with weight decay (seed 003; shared/theory/square_loss_wd.md).
+"""Certificates for the square loss with weight decay (Rangamani & Banburski, ICASSP 2022).
 
-Objective (the seed's normalisation, :func:`ufm.objectives.square_loss.square_loss`):
+Objective (the paper's normalisation, :func:`ufm.objectives.square_loss.square_loss`):
 ``1/(2N) ||F - Y||_F^2 + sum over factors (lambda/2)||theta||_F^2 (+ (lambda_b/2)||b||^2)`` with K = C classes, n
 samples per class, ``F = W_L ... W_1 H (+ b 1^T)`` (one-layer UFM: L = 1; deep linear UFM: m = L + 1 factors).
 
@@ -43,8 +43,8 @@ from ufm.solver import CONVERGED, SolverOptions, minimise
 from ufm.theory import square_loss as theory
 
 FAMILY = "square_loss"
-DESCRIPTION = "square loss with weight decay: one-layer UFM (A1)-(A3), deep linear UFM, R-B relations (seed 003)"
-SOURCE = "seed 003 (Rangamani, Banburski, ICASSP 2022); shared/theory/square_loss_wd.md"
+DESCRIPTION = "square loss with weight decay: one-layer UFM (A1)-(A3), deep linear UFM, R-B relations (R-B 2022)"
+SOURCE = "Rangamani, Banburski, ICASSP 2022; stated in ufm/theory/square_loss.py"
 
 # Tolerances, and why.
 GRAD_TOL = 64 * EPS  # ||grad f|| / (||grad of the fit term|| + ||grad of the decay term||): the two cancel at the
@@ -56,7 +56,7 @@ TANGENT_RANK_TOL = 1e-10  # singular values of the tangent vectors below this (r
 STRICT_TOL = 1e-8  # smallest eigenvalue on the complement of the orbit / largest >= this: strictly positive
 ROUNDING = 64 * EPS  # restarts: (f(closed form) - f(end)) / max(1, |f|) <= this (no restart below the closed form)
 RB_TOL = 1e-12  # relations evaluated at the closed-form point: rounding of sums over N samples (observed <= 1e-14)
-RB_FAILS = 1e-2  # the seed's free-bias formula must MISS bias-free by at least this (relative); observed >= 0.29
+RB_FAILS = 1e-2  # the paper's free-bias formula must MISS bias-free by at least this (relative); observed >= 0.29
 
 RATIO = 4.0  # lambda_H / lambda_W: unbalanced decays exercise the balancing of the factors
 SIZES = ((2, 3), (3, 2), (10, 1))  # (C, n): n = 1 (one sample per class) for C = 10
@@ -484,7 +484,7 @@ def deep_threshold_jump(*, depths=DEPTHS, threshold=theory.deep_threshold, fit=t
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The seed's R-B relations (free bias) and their bias-free failure and correction
+# The paper's R-B relations (free bias) and their bias-free failure and correction
 # --------------------------------------------------------------------------------------------------------------
 
 RB_GRID = tuple(one_layer_problem(C, n, C + 2, bias, rho) for C, n in SIZES for bias in ("none", "free")
@@ -501,10 +501,10 @@ def _rel(a, b) -> float:
 def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier=theory.rb_classifier,
                  norm_sq=theory.rb_classifier_norm_sq, cosine=theory.rb_cosine,
                  nc3_limit=theory.nc3_limit) -> Certificate:
-    """Seed 003's theorem at the closed-form optimum: with a FREE bias the optimum symmetrically quasi-interpolates
+    """The R-B theorem at the closed-form optimum: with a FREE bias the optimum symmetrically quasi-interpolates
     and ``W_L^c = eps/(lam (K-1)) (mu_c - mu_G)``, ``||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)``,
     ``cos = -1/(K-1)``, ``lam_k ||theta_k||^2 = eps (1 - K eps/(K-1))`` for every factor. BIAS-FREE the hypothesis
-    is impossible (outputs sum to 1 - eps, not 1), the seed's W_L formula misses, and the correction
+    is impossible (outputs sum to 1 - eps, not 1), the paper's W_L formula misses, and the correction
     ``W_L^c = eps mu_c/(K lam)``, ``||W_L^c||^2 = eps(1-eps)/(K lam)``, ``cos = 0``, ``lam_k ||theta_k||^2 =
     eps (1 - eps)``, NC3 -> 2 - 2 sqrt((K-1)/K) holds. The identities (I1)-(I3) hold at the point in both cases."""
     t0 = time.perf_counter()
@@ -579,10 +579,10 @@ def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier
         ]
     if ni:
         measurements += [
-            worst(none["sums"], ni, "bias-free: outputs sum to 1 - eps (so the seed's hypothesis, sum 1, is "
+            worst(none["sums"], ni, "bias-free: outputs sum to 1 - eps (so the paper's hypothesis, sum 1, is "
                   "impossible)", RB_TOL),
             worst(none["eps_positive"], ni, "bias-free: eps > 0 (smallest)", 0.0, sense=">="),
-            worst(none["seed"], ni, "bias-free: the seed's W_L formula MISSES (rel error, smallest)", RB_FAILS,
+            worst(none["seed"], ni, "bias-free: the paper's W_L formula MISSES (rel error, smallest)", RB_FAILS,
                   sense=">="),
             worst(none["seed_exact"], ni, "bias-free: ... by exactly 1/sqrt(K) (|err sqrt(K) - 1|)", RB_TOL,
                   note="orthogonal-frame means: ||eps mu_c/(K lam) - eps (mu_c - mu_G)/(lam (K-1))|| / ||seed|| "
@@ -599,9 +599,9 @@ def rb_relations(*, problems=RB_GRID, closed_form=family.closed_form, classifier
               RB_TOL),
         worst(free.get("eps", []) + none.get("eps", []), fi + ni, "eps at the point = closed-form eps (rel)", RB_TOL),
     ]
-    return Certificate(FAMILY, "seed R-B relations / bias-free fix", SOURCE,
-                       "free bias: the seed's W_L, ||W_L||^2, cosine and per-layer norm relations hold at the optimum; "
-                       "bias-free: the seed's hypothesis is impossible and its W_L formula fails, the corrected "
+    return Certificate(FAMILY, "R-B relations / bias-free fix", SOURCE,
+                       "free bias: the R-B W_L, ||W_L||^2, cosine and per-layer norm relations hold at the optimum; "
+                       "bias-free: the paper's hypothesis is impossible and its W_L formula fails, the corrected "
                        "relations hold", "evaluation at the closed-form points (one-layer and deep, m = 2, 3, 4)",
                        measurements, instances, seconds=time.perf_counter() - t0)
 

@@ -1,4 +1,4 @@
-"""Simplex ETF construction against its defining Gram matrix (seed 000, Sec. 3)."""
+"""Simplex ETF construction against its defining Gram matrix (Fisher, Meng, Papyan, ICLR 2024, Sec. 3)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The two-layer mixup model (seed 001's per-layer question): objective, quadrature, NonLin per layer, training.
+"""The two-layer mixup model (Chaudhry et al.'s per-layer question): objective, quadrature, NonLin per layer, training.
 
 Tolerances: the training target is the package's relative gradient norm 1e-12 (smooth softplus activation; the
 Newton polish reaches ~1e-14); exact-linearity checks use 1e-10 of the layer's norm (rounding in two matrix

@@ -1,4 +1,4 @@
-"""Several-point (Dirichlet) mixup with a fixed simplex ETF (seed 001; docs/local_linearity.md).
+"""Several-point (Dirichlet) mixup with a fixed simplex ETF (Chaudhry et al. 2022; docs/local_linearity.md).
 
 Tolerances: the solver works at the rounding floor, error ~ cond(Hessian) eps <= (1 + kappa) eps ~ 2e-14 at
 kappa = 111; 1e-10 (the package's feature tolerance) is far below any genuine deviation of a closed form.

@@ -118,7 +118,7 @@ def test_cli_lemmas_writes_certificates(tmp_path):
     out = tmp_path / "certs.json"
     r = run_main("proofs_check", "lemmas", "--out", str(out), "--quiet")
     assert r.code == 0, r.stderr
-    assert "ALL CERTIFICATES PASS" in r.stdout and "Seed 003 Lemma 1" in r.stdout
+    assert "ALL CERTIFICATES PASS" in r.stdout and "Lemma 1 (R-B 2022)" in r.stdout
     data = json.loads(out.read_text())
     assert data["passed"] and data["verdicts"]["PASS"] == 2 and data["families"] == ["lemmas"]
     assert all(c["instances"] and c["measurements"] for c in data["certificates"])

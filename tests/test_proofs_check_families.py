@@ -100,11 +100,11 @@ def test_rb_relations_and_planted_wrong_formulas():
     assert cert.verdict == PASS, [m.to_dict() for m in cert.failures]
     seed_err = cert.instances[1]["numbers"]["seed_formula_rel_error"]
     assert seed_err == pytest.approx(1 / 3**0.5, rel=1e-12)  # misses by exactly 1/sqrt(K) (orthogonal frame)
-    # the seed's classifier without its 1/(K-1): fails with a free bias
+    # the paper's classifier without its 1/(K-1): fails with a free bias
     no_k = lambda K, eps, lam, means, bias: sq_theory.rb_classifier(K, eps, lam, means, bias) * (
         (K - 1) if bias == "free" else 1)
     assert pc_sq.rb_relations(problems=problems, classifier=no_k).verdict == FAIL
-    # using the seed's (free-bias) norm formula bias-free too: the correction check fails
+    # using the paper's (free-bias) norm formula bias-free too: the correction check fails
     seed_everywhere = lambda K, eps, lam, bias: sq_theory.rb_classifier_norm_sq(K, eps, lam, "free")
     bad = pc_sq.rb_relations(problems=problems, norm_sq=seed_everywhere)
     assert bad.verdict == FAIL and any("bias-free correction" in m.name for m in bad.failures)

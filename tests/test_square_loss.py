@@ -86,12 +86,12 @@ def test_identities_hold_at_relu_solutions():
 
 def test_seed_relations_fail_bias_free_and_corrected_forms_hold():
     report = run(C=3, bias="none")
-    assert check(report, "seed R-B W_L formula fails bias-free").passed  # rel err >= 1e-3
+    assert check(report, "R-B W_L formula fails bias-free").passed  # rel err >= 1e-3
     assert check(report, "corrected bias-free: W_L^c").value < 1e-8
     nc3 = report.numbers["nc"]["NC3"]
     assert abs(nc3 - (2 - 2 * np.sqrt(2 / 3))) < 1e-8  # 0.36701 for C = 3 (note)
     free = run(C=3, bias="free")
-    assert check(free, "seed R-B: W_L^c").value < 1e-8 and free.numbers["nc"]["NC3"] < 1e-8
+    assert check(free, "R-B: W_L^c").value < 1e-8 and free.numbers["nc"]["NC3"] < 1e-8
 
 
 def test_lemma1_value_and_minimum():

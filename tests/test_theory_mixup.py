@@ -56,7 +56,7 @@ def test_half_mix_scalar_equation(C, kappa):
 
 
 def test_bulge_ratio_examples_of_the_note():
-    # mixup.md: about 1.31x for C=3, kappa=15 and 1.67x for C=10, kappa=1000 (quoted to 2-3 digits).
+    # Fisher et al. (2024): about 1.31x for C=3, kappa=15 and 1.67x for C=10, kappa=1000 (quoted to 2-3 digits).
     assert abs(theory.half_mix_bulge_ratio(3, 15.0) - 1.31) < 0.01
     assert abs(theory.half_mix_bulge_ratio(10, 1000.0) - 1.67) < 0.01
 

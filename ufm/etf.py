@@ -28,7 +28,7 @@ def random_isometry(d: int, k: int, seed: int) -> np.ndarray:
 def simplex_etf(C: int, d: int, m: float = 1.0, seed: int = 0) -> np.ndarray:
     """Simplex ETF classifier W (C x d) with multiplier m, randomly embedded in R^d (d >= C-1).
 
-    Defining Gram matrix (seed 000, Sec. 3): ``||w_c|| = m``, ``<w_c, w_c'> = -m^2/(C-1)`` for c != c', i.e.
+    Defining Gram matrix (Fisher et al. 2024, Sec. 3): ``||w_c|| = m``, ``<w_c, w_c'> = -m^2/(C-1)`` for c != c', i.e.
     ``W W^T = gamma (I - 11^T/C)`` with ``gamma = C m^2 / (C-1)``; the rows sum to zero.
     """
     if C < 2:

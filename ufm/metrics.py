@@ -65,12 +65,12 @@ def nc4(W: np.ndarray, b: np.ndarray, H: np.ndarray, labels: np.ndarray, num_cla
 
 
 def nonlinearity(h_mix: np.ndarray, h_points: np.ndarray, lam: np.ndarray, *, normalise: bool = True) -> np.ndarray:
-    """Per-mix non-linearity of a representation (Chaudhry et al., seed 001, eq. 3), float64.
+    """Per-mix non-linearity of a representation (Chaudhry et al. 2022, eq. 3), float64.
 
-    ``|| f^(Mix_lam(x_1..x_k)) - sum_j lam_j f^(x_j) ||`` with ``f^ = f/||f||`` when ``normalise`` (the seed's
+    ``|| f^(Mix_lam(x_1..x_k)) - sum_j lam_j f^(x_j) ||`` with ``f^ = f/||f||`` when ``normalise`` (the paper's
     definition: every representation scaled to unit norm "for a fair comparison across layers") or ``f^ = f``
     otherwise. ``h_mix`` (n, d): representations of the mixed inputs; ``h_points`` (n, k, d): of the k inputs that
-    were mixed; ``lam`` (n, k): the weights. Returns (n,); the seed's NonLin is their mean (its sum, up to n).
+    were mixed; ``lam`` (n, k): the weights. Returns (n,); the paper's NonLin is their mean (its sum, up to n).
 
     Note: normalising each output makes the measure positive even for an exactly linear map (the mix of unit
     vectors is shorter than a unit vector), see ``ufm.theory.mixup.linear_map_nonlinearity``.

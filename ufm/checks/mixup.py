@@ -139,7 +139,7 @@ def square_loss_linearity(h_square, c, c_prime, n_lambdas: int, tol: float = FEA
 
 
 def calibration_gap(W, h, c, c_prime, lam) -> Check:
-    """Reported only: max |max softmax(W h) - max(lam, 1-lam)| (-> 0 as kappa -> infinity; mixup.md)."""
+    """Reported only: max |max softmax(W h) - max(lam, 1-lam)| (-> 0 as kappa -> infinity)."""
     z = h @ W.T
     p = np.exp(z - z.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)

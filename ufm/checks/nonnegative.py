@@ -1,4 +1,5 @@
-"""Checks for nonnegative features (seed 002; shared/theory/nonnegative_md.md).
+"""Checks for nonnegative features (Nguyen et al., ICLR 2023; models in
+:mod:`ufm.theory.nonnegative`).
 
 Tolerances as for the square loss: objective 1e-12 relative, geometry 1e-8 relative (a joint nonconvex solve at
 relative gradient ~1e-13 leaves factors within ~1e-13/curvature of the optimum manifold), KKT 1e-8 relative to

@@ -1,4 +1,4 @@
-"""Checks for the square loss with weight decay (seed 003: Rangamani and Banburski, ICASSP 2022).
+"""Checks for the square loss with weight decay (Rangamani and Banburski, ICASSP 2022).
 
 Tolerances: objectives 1e-12 relative (both sides are float64 evaluations at the rounding floor of a gradient
 ~1e-13; a wrong constant moves the objective by >= 1e-4); geometry (eps, Gram matrices, norms, NC metrics) 1e-8

@@ -1,4 +1,4 @@
-"""Model 3, memorization-dilation (Model 3 of the nonnegative-features notes; our formalisation): ``md``.
+"""Model 3, memorization-dilation (after Nguyen et al., ICLR 2023; our formalisation): ``md``.
 
 Model 2 (nonnegative UFM with weight decay) on noisy labels with the hard coupling ``c_k = M_k - r D_k <= 0``
 (limited expressivity). The constraints are handled by an augmented-Lagrangian outer loop around the shared solver:

@@ -26,7 +26,7 @@ from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
 from ufm.theory import mixup as theory
 
 NAME = "mixup"
-DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (seed 000, Theorem 3.1)"
+DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (Fisher et al. 2024, Thm 3.1)"
 FLAGS = {"n_lambdas": "--lambdas", "n_mixes": "--mixes"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="cholesky", max_steps=200)
 DEFAULT_LAMBDAS = MixupProblem.n_lambdas
@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
                        help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)")
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
     group.add_argument("--points", type=int, default=2,
-                       help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, seed 001)")
+                       help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, Chaudhry et al.)")
     group.add_argument("--alpha", type=float, default=None,
                        help="Dirichlet concentration of the k-point weights (> 0; default 1; only with --points >= 3)")
     group.add_argument("--mixes", type=int, default=None, dest="n_mixes",
@@ -314,7 +314,7 @@ def nonlinearity_vs_kappa(problem: MixupProblem, W, classes, lam, y, kappas=KAPP
 
 
 def run_points(problem: MixupProblem, *, progress: bool = True) -> Report:
-    """Several-point mixup (seed 001): random Dirichlet mixes plus vertices and barycentres, checked against the
+    """Several-point mixup (Chaudhry et al.): random Dirichlet mixes plus vertices and barycentres, checked against the
     k-point closed form; NonLin of eq. (3) for CE and the square loss, and its closed-form sweep over kappa."""
     t0 = time.perf_counter()
     C, k = problem.C, problem.points

@@ -29,7 +29,7 @@ from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, Solution, Solver
                         peak_bytes)
 
 NAME = "mixup-deep"
-DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (seed 001)"
+DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (Chaudhry et al.)"
 FLAGS = {"n_lambdas": "--lambdas", "mu_v": "--mu-v", "eval_lambdas": "--eval-lambdas"}
 # max_steps: at the small-decay corner (mu = 1e-6, consistency 10) Newton needs up to ~600 steps along a long valley
 # (found by the property test: 300 ran out at relative gradient 1e-4); 1000 leaves a margin.
@@ -328,8 +328,8 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         arrays.update({f"{rule}_{k}": np.asarray(v) for k, v in params.items()})
         arrays[f"{rule}_losses"] = sol.loss
 
-    # The seed's qualitative finding (Sec. 3.1): mixup more linear than ERM in the last layer but not in the
-    # intermediate one; the consistency loss more linear than ERM in every layer. Judged both on eq. (3) as the seed
+    # Chaudhry et al.'s qualitative finding (Sec. 3.1): mixup more linear than ERM in the last layer but not in the
+    # intermediate one; the consistency loss more linear than ERM in every layer. Judged both on eq. (3) as the paper
     # defines it and on the unnormalised NonLin (relative to the layer's norm), with a tolerance: the relu limit is
     # only reached to O(1/s). The two measures can disagree (eq. 3 also moves with the vertex geometry, its floor).
     tol = max(1e-4, 10 * max((c.value for c in result_checks if "relu limit" in c.name), default=0.0))
@@ -372,7 +372,7 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         + (f" (by softplus continuation to s={RELU_SHARPNESS[-1]:g})" if problem.activation == "relu" else "")
         + f" classifier={problem.classifier} mu={problem.mu:g} mu_v={problem.mu_v:g} alpha={problem.alpha:g} "
         f"consistency={problem.consistency:g}  {problem.restarts} restarts per rule",
-        "NonLin of seed 001 eq. (3) per layer (g: mixed input features, h: hidden, z: logits), best restart;",
+        "NonLin of Chaudhry et al. eq. (3) per layer (g: mixed input features, h: hidden, z: logits), best restart;",
         "floor = 1 - |sum lam f^| (any exactly linear map with equal vertex norms); excess = NonLin - floor:",
         f"{'rule':<12} {'layer':<5} {'loss':>12} {'NonLin':>9} {'floor':>9} {'excess':>10} {'unnorm/|f|':>10}",
     ]
@@ -381,7 +381,7 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
             r = table[rule][layer]
             headline.append(f"{rule:<12} {layer:<5} {numbers[rule]['loss']:12.8f} {r['nonlin']:9.6f} {r['floor']:9.6f} "
                             f"{r['excess']:10.3e} {r['unnormalised_rel']:10.3e}")
-    headline.append("compared with ERM (seed 001: mixup more linear in the last layer, less in the hidden one; "
+    headline.append("compared with ERM (Chaudhry et al.: mixup more linear in the last layer, less in the hidden one; "
                     f"consistency more linear in all), tolerance {tol:.0e}:")
     headline += [f"  {k}: eq. (3) {v['eq3']}, unnormalised {v['unnormalised']}" for k, v in verdicts.items()]
     config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(SOLVER)}

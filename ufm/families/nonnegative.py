@@ -1,4 +1,5 @@
-"""Nonnegative features, CE and label smoothing (seed 002): ``nonneg-lpm`` (Model 1) and ``nonneg-ufm`` (Model 2).
+"""Nonnegative features, CE and label smoothing (Nguyen et al., ICLR 2023): ``nonneg-lpm`` (Model 1) and
+``nonneg-ufm`` (Model 2).
 
 W and H are optimised jointly (nothing of the closed form is assumed) from seeded restarts batched on the solver's
 leading axis; H >= 0 and Model 1's budgets hold exactly at every iterate by reparametrisation (see
@@ -26,7 +27,8 @@ from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, SolverOptions, b
 from ufm.theory import nonnegative as theory
 
 NAME = "nonneg"
-DESCRIPTION = "nonnegative features with CE / label smoothing: Model 1 (budgets), Model 2 (weight decay) (seed 002)"
+DESCRIPTION = ("nonnegative features with CE / label smoothing: Model 1 (budgets), Model 2 (weight decay) "
+               "(Nguyen et al.)")
 VARIANTS = {"nonneg-lpm": "lpm", "nonneg-ufm": "ufm"}
 FLAGS = {"alpha": "--ls-alpha", "E_W": "--E-W", "E_H": "--E-H", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,

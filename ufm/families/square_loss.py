@@ -1,4 +1,5 @@
-"""Square loss with weight decay (seed 003): UFM (``mse``), deep UFM (``mse-deep``), network (``mse-net``).
+"""Square loss with weight decay (Rangamani & Banburski, ICASSP 2022): UFM (``mse``), deep UFM (``mse-deep``),
+network (``mse-net``).
 
 Joint nonconvex problems over all factors: seeded restarts batched on the solver's leading axis, L-BFGS then
 saddle-free Newton polish. Where a closed form exists (linear models with bias none/free, the one-layer UFM with a
@@ -58,7 +59,7 @@ from ufm.solver import (
 from ufm.theory import square_loss as theory
 
 NAME = "mse"
-DESCRIPTION = "square loss with weight decay: UFM, deep UFM, homogeneous network (seed 003)"
+DESCRIPTION = "square loss with weight decay: UFM, deep UFM, homogeneous network (Rangamani & Banburski 2022)"
 VARIANTS = {"mse": {"model": "ufm", "layers": 1, "C": 10},
             "mse-deep": {"model": "ufm", "layers": 3, "C": 10},
             "mse-net": {"model": "net", "layers": 2, "C": 3}}
@@ -643,12 +644,12 @@ def relu_dead_units(problem: SquareLossProblem, params: dict, data: SquareLossDa
     return count
 
 
-RB_NAMES = {"free": ["seed R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
-                     "seed R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
-            "none": ["seed R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
+RB_NAMES = {"free": ["R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
+                     "R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
+            "none": ["R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
                      "corrected bias-free: W_L^c = eps mu_c/(K lam)",
                      "corrected bias-free: ||W_L^c||^2 = eps(1-eps)/(K lam)"],
-            "decayed": ["seed R-B W_L formula with a decayed bias (rel err)"]}
+            "decayed": ["R-B W_L formula with a decayed bias (rel err)"]}
 
 
 def rb_check_names(problem: SquareLossProblem) -> list[str]:
@@ -656,7 +657,7 @@ def rb_check_names(problem: SquareLossProblem) -> list[str]:
 
 
 def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
-    """The seed's relations (stated for a free bias) and their bias-free correction, at a nonzero solution.
+    """The R-B relations (stated for a free bias) and their bias-free correction, at a nonzero solution.
 
     Tolerances have the float64 floor of their inputs: eps = 1 - (true-class output) is formed by cancellation
     against 1 (relative floor ~ eps_machine / eps), and the norm formulas' second factor ``1 - eps`` (bias-free) or
@@ -680,7 +681,7 @@ def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
     elif problem.bias == "none":
         ratio = float(np.sqrt(np.mean(norms) / seed_norm)) if seed_norm > 0 else float("nan")
         out.append(Check(names[0], 1e-3 / max(err_seed, 1e-300), 1.0 if graded else None,
-                         f"rel err {err_seed:.3g}; ||W_L^c|| / seed's = {ratio:.6g}"))
+                         f"rel err {err_seed:.3g}; ||W_L^c|| / R-B's = {ratio:.6g}"))
         out.append(Check(names[1], checks.rel(W_L, fixed_W), checks.floored(g, eps_floor)))
         out.append(checks.close(names[2], norms, np.full(K, fixed_norm),
                                 checks.floored(g, eps_floor + checks.cancellation_floor(1.0, 1.0 - eps))))

@@ -1,4 +1,4 @@
-"""Mixup cross-entropy for one free feature against a fixed classifier (seed 000, eq. "unconstrained")."""
+"""Mixup cross-entropy for one free feature against a fixed classifier (Fisher et al. 2024, eq. "unconstrained")."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def soft_target(C: int, c, c_prime, lam) -> jax.Array:
 
 
 def mixed_soft_target(C: int, classes, lam) -> jax.Array:
-    """k-point mixup target ``sum_j lam_j e_{c_j}`` (seed 001, eq. 1; repeated classes add up): (n, k) -> (n, C)."""
+    """k-point mixup target ``sum_j lam_j e_{c_j}`` (Chaudhry et al., eq. 1; repeats add up): (n, k) -> (n, C)."""
     return jnp.einsum("...k,...kc->...c", jnp.asarray(lam), jax.nn.one_hot(classes, C))
 
 
 def mixup_feature_loss(h: jax.Array, data: MixupData) -> jax.Array:
     """``f(h) = logsumexp(W h) - y^T W h + (mu/2) ||h||^2``: soft-target CE plus feature weight decay.
 
-    This is ``lam CE(W h, c) + (1 - lam) CE(W h, c') + (mu/2) ||h||^2`` (mixup.md, "Objective"); nothing of the
+    This is ``lam CE(W h, c) + (1 - lam) CE(W h, c') + (mu/2) ||h||^2`` (:mod:`ufm.theory.mixup`); nothing of the
     ETF structure is used, so the solver's answer is an independent test of Theorem 3.1.
     """
     z = data.W @ h
@@ -38,7 +38,7 @@ def mixup_feature_loss(h: jax.Array, data: MixupData) -> jax.Array:
 
 
 def square_feature_loss(h: jax.Array, data: MixupData) -> jax.Array:
-    """Square-loss contrast ``(1/2) ||W h - y||^2 + (mu/2) ||h||^2``; its optimum is linear in lam (mixup.md)."""
+    """Square-loss contrast ``(1/2) ||W h - y||^2 + (mu/2) ||h||^2``; its optimum is linear in lam."""
     r = data.W @ h - data.y
     return 0.5 * r @ r + 0.5 * data.mu * h @ h
 

@@ -1,17 +1,17 @@
-"""Two-layer unconstrained-features model for the per-layer question of seed 001 (Chaudhry et al.).
+"""Two-layer unconstrained-features model for the per-layer question of Chaudhry et al. (2022).
 
 Free first-layer features g_c (one per class: C x d0), a learned layer ``h = act(V g)`` (V: d1 x d0, act = relu
 or identity), logits ``z = W h`` (W: C x d1, a fixed simplex ETF or learned). Mixing happens at the input of the
-learned layer, ``g_mix = sum_c M_c g_c`` (an input mix, seed 001 eq. 1), BEFORE the forward pass.
+learned layer, ``g_mix = sum_c M_c g_c`` (an input mix, their eq. 1), BEFORE the forward pass.
 
-One objective covers the three training rules of seed 001, Sec. 3, through its data:
+One objective covers the three training rules of Chaudhry et al., Sec. 3, through its data:
 
     L = sum_i a_i CE(z(M_i g), Y_i) + sum_i b_i || z(M_i g) - sum_c M_ic z(g_c) ||^2
         + (mu/2) ||g||_F^2 / C + (mu_v/2) (||V||_F^2 [+ ||W||_F^2 if learned])
 
 - ERM: M = Y = I, a = 1/C, b = 0;
 - mixup: rows M_i = Y_i = lam e_c + (1-lam) e_c' over ordered pairs and quadrature nodes lam, a = weights, b = 0;
-- consistency (ICT, seed 001 eq. 2 with D the squared L2 distance on the logits): the ERM rows plus the mix rows
+- consistency (ICT, their eq. 2 with D the squared L2 distance on the logits): the ERM rows plus the mix rows
   with a = 0 and b = w x weights (the consistency term is applied to the labelled features: the UFM has no other
   inputs, and free unlabelled features would collapse to 0).
 

@@ -1,4 +1,4 @@
-"""Mixup cross-entropy with classifier and features learned jointly (issue 9; seed 000's objective, W free)."""
+"""Mixup cross-entropy with classifier and features learned jointly (issue 9; Fisher et al.'s objective, W free)."""
 
 from __future__ import annotations
 

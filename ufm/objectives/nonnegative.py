@@ -1,4 +1,5 @@
-"""Nonnegative-feature objectives (seed 002): Model 1 (budgets), Model 2 (weight decay), Model 3 (label noise).
+"""Nonnegative-feature objectives (Nguyen et al., ICLR 2023): Model 1 (budgets), Model 2 (weight decay), Model 3
+(label noise).
 
 Feasibility is exact at every iterate, never by penalty:
 - Model 2: ``H >= 0`` is a bound that the solver keeps (``minimise(..., nonnegative=MODEL2_BOUNDS)``: projected

@@ -1,4 +1,4 @@
-"""Square loss with weight decay for (deep) unconstrained-features models and homogeneous networks (seed 003)."""
+"""Square loss with weight decay for (deep) unconstrained-features models and homogeneous networks (R-B 2022)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def forward(params: dict, data: SquareLossData) -> tuple[jax.Array, jax.Array]:
 def square_loss(params: dict, data: SquareLossData) -> jax.Array:
     """``1/(2N) ||F - Y||_F^2 + sum_l (lambda_l/2)||W_l||^2 + (lambda_H/2)||H||^2 + (lambda_b/2)||b||^2``.
 
-    The seed's normalisation (Rangamani and Banburski, ICASSP 2022); a free bias has lambda_b = 0.
+    The normalisation of Rangamani and Banburski (ICASSP 2022); a free bias has lambda_b = 0.
     """
     F, _ = forward(params, data)
     N = data.Y.shape[1]

@@ -1,4 +1,5 @@
-"""The mixup problem with a fixed simplex-ETF classifier (seed 000): sizes, hyper-parameters, subproblem grid."""
+"""The mixup problem with a fixed simplex-ETF classifier (Fisher, Meng, Papyan, ICLR 2024): sizes,
+hyper-parameters, subproblem grid."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class MixupProblem:
     ``min_h logsumexp(W h) - y^T W h + (mu/2)||h||^2`` (``ufm.objectives.mixup``). ``seed`` fixes the random
     isometric embedding of the ETF in R^d (and the solver's random starts).
 
-    ``points`` = k >= 3 (seed 001, several-point mixup) replaces the pair grid by ``n_mixes`` random mixes: k
+    ``points`` = k >= 3 (Chaudhry et al., several-point mixup) replaces the pair grid by ``n_mixes`` random mixes: k
     classes drawn uniformly with replacement (repeats allowed) and weights lam ~ Dirichlet(alpha, ..., alpha),
     soft target ``sum_j lam_j e_{c_j}`` (``mixes``). ``alpha`` and ``n_mixes`` are only used when k >= 3
     (defaults 1.0 and 1000); with k = 2 the lambda grid is used and they must be left unset.

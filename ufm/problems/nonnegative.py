@@ -1,4 +1,5 @@
-"""Nonnegative-feature problems (seed 002): Model 1 (budgets), Model 2 (weight decay), Model 3 (label noise)."""
+"""Nonnegative-feature problems (Nguyen et al., ICLR 2023): Model 1 (budgets), Model 2 (weight decay), Model 3
+(label noise)."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ class NonnegProblem:
 
 @dataclasses.dataclass(frozen=True)
 class MemorizationDilationProblem:
-    """Model 3: Model 2 plus label noise and limited expressivity (our formalisation, nonnegative_md.md).
+    """Model 3: Model 2 plus label noise and limited expressivity (our formalisation of Nguyen et al., ICLR 2023).
 
     Per class k: ``n - n_noisy`` clean samples labelled k and ``n_noisy = round(noise n)`` samples whose TRUE class
     is k but whose label is another class, drawn uniformly among the other K-1 with a fixed seed. Hard coupling

@@ -1,4 +1,5 @@
-"""Square loss with weight decay (seed 003): one-layer and deep UFMs, and homogeneous networks on fixed inputs."""
+"""Square loss with weight decay (Rangamani & Banburski, ICASSP 2022): one-layer and deep UFMs, and homogeneous
+networks on fixed inputs."""
 
 from __future__ import annotations
 

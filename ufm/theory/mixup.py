@@ -1,6 +1,18 @@
-"""Theorem 3.1 of seed 000 (Fisher, Meng, Papyan, ICLR 2024): mixup CE with a fixed simplex-ETF classifier.
+"""Theorem 3.1 of Fisher, Meng, Papyan, "Pushing Boundaries: Mixup's Influence on Neural Collapse" (ICLR 2024):
+mixup CE with a fixed simplex-ETF classifier.
 
-Statement as in ``shared/theory/mixup.md``. Conventions used throughout the package:
+Statement (in the conventions below). For every pair of classes (c, c') and lam in [0, 1], f has a unique
+minimiser h*, and it lies in the span of the classifier rows:
+
+- same class (c = c'): ``h*_cc = -((C-1) K / m^2) w_c``, independent of lam, with K < 0 the unique negative root
+  of ``K (C - 1 + e^{-C K}) + kappa = 0``; the centred logits are ``-(C-1) K`` on class c and K on the others;
+- different classes (c != c', C >= 3): ``h*_cc'(lam) = (C-1)/(C m^2) (a w_c + b w_c')``, where the logit gaps
+  ``a = z_c - z_o``, ``b = z_c' - z_o`` to the common logit z_o of the C-2 other classes solve
+  ``a = kappa (lam - p_c + p_o)``, ``b = kappa (1 - lam - p_c' + p_o)`` with ``p_c = e^a/Z``, ``p_c' = e^b/Z``,
+  ``p_o = 1/Z``, ``Z = e^a + e^b + C - 2`` (the softmax probabilities at the optimum); (a, b) is the unique
+  minimiser of the strictly convex reduced objective of :func:`different_class_gaps`, and ``b(lam) = a(1-lam)``.
+
+Conventions used throughout the package:
 
 - ETF normalisation: ``||w_c|| = m``, ``W W^T = gamma (I - 11^T/C)``, ``gamma = C m^2/(C-1)``;
 - per-feature objective ``f(h) = logsumexp(W h) - y^T W h + (mu/2) ||h||^2`` with ``y = lam e_c + (1-lam) e_c'``;
@@ -25,7 +37,7 @@ from scipy import optimize, special
 
 
 def kappa(C: int, m: float, mu: float) -> float:
-    """Effective inverse regularisation ``kappa = C m^2 / ((C-1) mu)`` (mixup.md, "Objective")."""
+    """Effective inverse regularisation ``kappa = C m^2 / ((C-1) mu)`` (see the module docstring)."""
     return C * m**2 / ((C - 1) * mu)
 
 
@@ -90,7 +102,7 @@ def _gap_probabilities(a, b, C):
 def different_class_gaps(C: int, kappa: float, lam, *, tol: float = 1e-15, max_iter: int = 200):
     """Logit gaps (a, b) = (z_c - z_o, z_c' - z_o) of the different-class optimum, for an array of lam.
 
-    They solve (Theorem 3.1, different class; mixup.md)
+    They solve (Theorem 3.1, different class; module docstring)
         a = kappa (lam     - p_c  + p_o),    b = kappa (1 - lam - p_c' + p_o),
     with ``p_c = e^a/Z, p_c' = e^b/Z, p_o = 1/Z, Z = e^a + e^b + C - 2``. This is the stationarity condition of
     the strictly convex reduced objective
@@ -176,7 +188,7 @@ def _two_class_gaps(kappa, lam, *, tol, max_iter):
 
 
 def gap_residual(C: int, kappa: float, lam, a, b):
-    """Residual of the (a, b) fixed-point system as printed in mixup.md (C >= 3), for independent checks."""
+    """Residual of the (a, b) fixed-point system as stated in Theorem 3.1 (C >= 3), for independent checks."""
     pc, pd, po = _gap_probabilities(a, b, C)
     return np.abs(a - kappa * (lam - pc + po)) + np.abs(b - kappa * (1 - lam - pd + po))
 
@@ -230,7 +242,7 @@ def confidence(C: int, kappa: float, lam) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Several-point (Dirichlet) mixup, seed 001: y = sum_j lam_j e_{c_j} over k mixed points (classes may repeat).
+# Several-point (Dirichlet) mixup, Chaudhry et al.: y = sum_j lam_j e_{c_j} over k mixed points (classes may repeat).
 #
 # The soft target only depends on the s distinct classes named by the mix and their total weights q (s-vector,
 # sum 1). The optimum of f lies in the span of the s mixed rows, and with g_j = z_{s_j} - z_o the logit gaps to
@@ -356,7 +368,7 @@ def mixed_optimal_features(W: np.ndarray, m: float, mu: float, classes, lam) -> 
 def barycentre_gap(C: int, kappa: float, k: int) -> float:
     """Common gap s at the barycentre of k distinct classes (q = 1/k), the root of ``s (k e^s + C - k) = C kappa/k``.
 
-    Independent scalar check of the k x k system (k = 2: mixup.md's lambda = 1/2 equation). For k = C the level
+    Independent scalar check of the k x k system (k = 2: Theorem 3.1's lambda = 1/2 equation). For k = C the level
     convention 1^T g = 0 gives s = 0 (the uniform point).
     """
     if not 1 <= k <= C:
@@ -396,7 +408,7 @@ def linear_map_norm(C: int, y) -> np.ndarray:
 
 
 def linear_map_nonlinearity(C: int, y) -> np.ndarray:
-    """Normalised NonLin (seed 001 eq. 3) of any optimum that is EXACTLY linear in the mix, for the fixed ETF.
+    """Normalised NonLin (Chaudhry et al. eq. 3) of any optimum that is EXACTLY linear in the mix, for the fixed ETF.
 
     Vertices h_c are equal-norm multiples of w_c, so ``sum_j lam_j h^_j = sum_c y_c w_c / m`` has norm
     ``r = sqrt((C ||y||^2 - 1)/(C-1))`` (ETF Gram matrix; :func:`linear_map_norm`) and the normalised mixed feature

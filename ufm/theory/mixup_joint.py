@@ -1,4 +1,4 @@
-"""Mixup CE with the classifier learned jointly (seed 000's Theorem 3.1 WITHOUT assuming an ETF classifier).
+"""Mixup CE with the classifier learned jointly (Theorem 3.1 of Fisher et al. 2024 WITHOUT assuming an ETF classifier).
 
 Objective (``ufm.objectives.mixup_joint``), class pairs (c, c') uniform over the C^2 ordered pairs and
 lam ~ Beta(alpha, alpha) (alpha = 0: no mixup, lam in {0, 1} with probability 1/2 each, i.e. ERM):

@@ -1,8 +1,25 @@
-"""Nonnegative features with cross-entropy or label smoothing (seed 002; shared/theory/nonnegative_md.md).
+"""Nonnegative features with cross-entropy or label smoothing (after Nguyen, Levie, Lienen, Kutyniok, Huellermeier,
+"Memorization-Dilation: Modeling Neural Collapse Under Label Noise", ICLR 2023).
 
 Notation: K classes, n samples per class, N = K n, features h >= 0 in R^d (d >= K), classifier W (K x d), no bias.
 Label smoothing with alpha in [0, 1): cross-entropy against ``q = (1 - alpha) e_k + (alpha/K) 1`` (alpha = 0 is CE;
 the other convention q_k = 1 - delta, q_j = delta/(K-1) has delta = alpha (K-1)/K).
+
+The models and what this module states about them (each closed form in the docstring of its function):
+
+- Model 1 (budgets): minimise the mean CE_q over W and H >= 0 subject to ``(1/K) sum_k ||w_k||^2 <= E_W`` and
+  ``(1/N) sum_i ||h_i||^2 <= E_H``. With ``M_max = sqrt(K E_W E_H/(K-1))``: for CE, and for LS when
+  ``M_max <= m*_alpha = log(1 + K (1-alpha)/alpha)``, the minimisers are collapsed with orthogonal nonnegative class
+  means, every margin equals M_max and the value is ``ell_alpha(M_max)``; for LS beyond that the value is the
+  entropy of q and the minimisers are not unique (:func:`model1_optimum`).
+- Model 2 (weight decay): minimise ``(1/N) sum_i CE_q(W h_i) + (lambda_W/2)||W||_F^2 + (lambda_H/2)||H||_F^2``
+  over W and H >= 0. With ``gamma_alpha = sqrt(lambda_W lambda_H n K (K-1)) + alpha (K-1)/K``: W = H = 0 is the
+  unique minimiser when ``gamma_alpha >= (K-1)/K``; otherwise the minimisers are collapsed with orthogonal class
+  means and common margin ``m* = log((K-1)(1 - gamma_alpha)/gamma_alpha)`` (:func:`model2_optimum`).
+- Model 3 (memorization-dilation; our formalisation, no closed form): Model 2 on labels of which a fraction is
+  replaced by a uniformly drawn other class, with the coupling ``M_k <= r D_k`` between the memorization M_k (mean
+  distance of the noisy samples of true class k to the clean class mean) and the dilation D_k (RMS distance of the
+  clean class-k features to their mean); :func:`zero_solution_optimal` is a sufficient condition for W = H = 0.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""Square loss with weight decay: UFM optima, deep-linear optima, the seed's quasi-interpolation theorem, Lemma 1.
+"""Square loss with weight decay: UFM optima, deep-linear optima, the R-B quasi-interpolation theorem, Lemma 1.
 
-Source: seed 003 (Rangamani, Banburski, ICASSP 2022, slides) and ``shared/theory/square_loss_wd.md``.
-Normalisation (the seed's): ``L = 1/(2 N) ||F - Y||_F^2 + sum_theta (lambda_theta / 2) ||theta||_F^2`` with
+Source: Rangamani, Banburski, "Neural Collapse in Deep Homogeneous Classifiers and the Role of Weight Decay",
+ICASSP 2022 (and its slides). The statements are in the docstrings below: (A1)-(A3) in :func:`ufm_optimum`, the
+deep linear optimum in :func:`deep_optimum`, the R-B relations in :func:`rb_classifier` and
+:func:`rb_classifier_norm_sq`, Lemma 1 in :func:`lemma1_loss` and :func:`lemma1_minimum`.
+Normalisation (the paper's): ``L = 1/(2 N) ||F - Y||_F^2 + sum_theta (lambda_theta / 2) ||theta||_F^2`` with
 K = C classes, n samples per class, N = K n, Y one-hot (K x N). (PyTorch ``MSELoss(mean)`` with SGD weight decay
 ``wd`` corresponds to ``lambda = C wd / 2``.)
 
@@ -17,7 +20,7 @@ from scipy import optimize
 
 
 # --------------------------------------------------------------------------------------------------------------
-# One-layer UFM, F = W H (+ b 1^T): singular-value soft-thresholding ((A1)-(A3) of the note)
+# One-layer UFM, F = W H (+ b 1^T): singular-value soft-thresholding ((A1)-(A3): ufm_optimum)
 # --------------------------------------------------------------------------------------------------------------
 
 def ufm_shrinkage(K: int, n: int, lambda_W: float, lambda_H: float) -> tuple[float, float]:
@@ -113,7 +116,7 @@ def deep_optimum(K: int, n: int, lambdas, bias: str) -> dict:
 
     eps = 1 - x* (no bias) or (K-1)(1-x*)/K (free bias); objective ``r/(2K) phi(x*)`` with r = K (no bias) or K-1
     (free bias); every factor carries ``lambda_i ||theta_i||_F^2 = r Lambda n^{1/m} x*^{2/m}`` (balanced factors;
-    for m = 2 this is eps(1-eps) without bias and eps x* with a free bias, as in the note).
+    for m = 2 this is eps(1-eps) without bias and eps x* with a free bias).
     """
     lambdas = np.asarray(lambdas, dtype=float)
     m = lambdas.size
@@ -127,11 +130,11 @@ def deep_optimum(K: int, n: int, lambdas, bias: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The seed's theorem (R-B relations) and its bias-free correction
+# The theorem of Rangamani & Banburski (R-B relations) and its bias-free correction
 # --------------------------------------------------------------------------------------------------------------
 
 def rb_classifier_norm_sq(K: int, eps: float, lam: float, bias: str) -> float:
-    """Per-class ``||W_L^c||^2``: seed (free bias) ``(eps - K eps^2/(K-1))/(K lam)``; bias-free correction
+    """Per-class ``||W_L^c||^2``: R-B (free bias) ``(eps - K eps^2/(K-1))/(K lam)``; bias-free correction
     ``eps (1 - eps)/(K lam)``."""
     if bias == "free":
         return (eps - K * eps**2 / (K - 1)) / (K * lam)
@@ -139,7 +142,7 @@ def rb_classifier_norm_sq(K: int, eps: float, lam: float, bias: str) -> float:
 
 
 def rb_classifier(K: int, eps: float, lam: float, means: np.ndarray, bias: str) -> np.ndarray:
-    """Seed: ``W_L^c = eps/(lam (K-1)) (mu_c - mu_G)`` (free bias); bias-free correction ``eps mu_c/(K lam)``.
+    """R-B: ``W_L^c = eps/(lam (K-1)) (mu_c - mu_G)`` (free bias); bias-free correction ``eps mu_c/(K lam)``.
 
     ``means`` is K x d (class means of the last-layer features)."""
     if bias == "free":
@@ -159,7 +162,7 @@ def nc3_limit(K: int, bias: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Lemma 1 (seed): NC solutions cannot interpolate under the unregularised, bias-free square loss
+# Lemma 1 (Rangamani & Banburski): NC solutions cannot interpolate under the unregularised, bias-free square loss
 # --------------------------------------------------------------------------------------------------------------
 
 def lemma1_loss(K: int, alpha) -> np.ndarray:
