@@ -157,6 +157,8 @@ def optax_full_batch(loss, params0, data, error_of, *, optimizer, budget, check_
 # A method's process prints JSON lines on stdout: {"event": "ready", "wall": t} once the instance is built,
 # {"event": "point", "t": solve seconds, "f": objective} as it goes (scipy: every iterate; optax: every
 # checkpoint; ours: only with spec["observe"], see observe_loss), and {"event": "result", ...} at the end.
+# The reference of the gaps is the lowest objective any method returned, or the closed form where there is one
+# and it is lower (no method reached it).
 
 GAP_TOLERANCES_JOINT = (1e-6, 1e-10)
 
@@ -200,7 +202,7 @@ def ufm_run(module, inst: dict, spec: dict) -> dict:
 
     import jax
 
-    from ufm.solver import linear_algebra, minimise
+    from ufm.solver import linear_algebra, memory_budget_bytes, minimise
 
     loss, params0, data, options, *extra = module.ufm_problem(inst)
     kwargs = extra[0] if extra else {}  # e.g. nonnegative= (bounds), as the family passes them
@@ -208,7 +210,8 @@ def ufm_run(module, inst: dict, spec: dict) -> dict:
     if spec.get("observe"):
         loss = observe_loss(loss)
     chosen = linear_algebra(options, inst["n_vars"])
-    emit("algebra", linear_algebra=chosen)
+    estimate = module.memory_estimate(inst) if hasattr(module, "memory_estimate") else None
+    emit("algebra", linear_algebra=chosen, memory_estimate_bytes=estimate, memory_budget_bytes=memory_budget_bytes())
     sol = minimise(loss, jax.tree.map(lambda a: jax.numpy.asarray(a)[None], params0), data, args_axes=None,
                    options=options, **kwargs)
     rep = sol.report()
@@ -220,7 +223,8 @@ def ufm_run(module, inst: dict, spec: dict) -> dict:
             "compile_s": rep["compile_seconds"], "solve_s": rep["solve_seconds"], "iterations": rep["max_steps_taken"],
             "status": rep["failures"] or "converged", "rel_grad_norm": rep["max_rel_grad_norm"], "final_f": f,
             "bounds": str(kwargs.get("nonnegative")) if kwargs.get("nonnegative") is not None else None,
-            "trajectory": [[rep["solve_seconds"], f]], "devices": rep["devices"]}
+            "trajectory": [[rep["solve_seconds"], f]], "devices": rep["devices"],
+            "memory_estimate_bytes": estimate, "memory_budget_bytes": memory_budget_bytes()}
 
 
 def scipy_run(module, inst: dict, spec: dict) -> dict:
@@ -345,4 +349,8 @@ def gaps_of(row: dict, f_ref: float, tols=GAP_TOLERANCES_JOINT) -> dict:
            "time_to_gap": first_time_below([t for t, _ in traj], [g for _, g in traj], tols)}
     if row.get("observed_f") is not None:
         out["observed_gap"] = relative_gap(row["observed_f"], f_ref)
+    if row.get("observed_trajectory"):  # ours, observed (observe_loss): lowest evaluated value against time
+        obs = row["observed_trajectory"]
+        out["observed_time_to_gap"] = first_time_below([t for t, _ in obs], [relative_gap(f, f_ref) for _, f in obs],
+                                                       tols)
     return out

@@ -57,6 +57,12 @@ def ufm_problem(inst: dict):
     return joint_mixup_loss, _start(inst), _data(inst), family.solver_options(inst["problem"], inst["T"])
 
 
+def memory_estimate(inst: dict) -> int:
+    """The family's own estimate of a run's peak bytes for this problem (one restart), which ``python -m ufm.solve``
+    refuses beyond the memory budget (half the machine's memory)."""
+    return int(family.memory_estimate(inst["problem"])[0])
+
+
 def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, G), numpy float64, its own objective and analytic gradient: with
     ``H = G / sqrt(pi)``, ``Z = H W^T``, ``P = softmax(Z)`` (rows) and ``R = pi (P - Y)``: ``grad_W = R^T H +

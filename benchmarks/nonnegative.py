@@ -88,6 +88,12 @@ def _squared_start(inst: dict) -> dict:
     return {"W": jnp.asarray(inst["W0"]), "G": jnp.asarray(inst["G0"])}
 
 
+def memory_estimate(inst: dict) -> int:
+    """The family's own estimate of a run's peak bytes for this problem (one restart), which ``python -m ufm.solve``
+    refuses beyond the memory budget (half the machine's memory)."""
+    return int(family.memory_estimate(inst["problem"])[0])
+
+
 def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, H) with bounds H >= 0 (W free), numpy float64, its own objective and
     analytic gradient: with ``P = softmax(W H)`` (columns) and ``R = (P - Q)/N``, ``grad_W = R H^T + lambda_W W``

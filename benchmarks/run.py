@@ -118,6 +118,21 @@ COMPILE_ALLOWANCE_S = 180.0   # our solver's compilation before its solve starts
 SETUP_ALLOWANCE_S = 600.0     # building the instance (imports, targets, start) before a method starts
 
 
+def child_env(blas_threads: int | None) -> dict:
+    """The environment of a case's or method's process: OpenBLAS (numpy and scipy's BLAS, and the LAPACK that
+    jaxlib's CPU kernels call: Cholesky, eigh) with ``blas_threads`` threads unless the caller's environment sets
+    it. Its threads spin while they wait: on a 2-core machine at load average 5, two threads made
+    numpy's square-loss gradient at 1e7 variables 6x slower (2.7 s vs 0.44 s) and jax's 1100 x 1100 eigh 3x slower
+    (1.1 s vs 0.37 s) than one. XLA's own thread pool (jax's matrix products) is left as it is."""
+    env = dict(os.environ)
+    if blas_threads is not None:
+        env.setdefault("OPENBLAS_NUM_THREADS", str(blas_threads))
+    return env
+
+
+BLAS_THREADS = 1
+
+
 def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
     """Run one method in its own process; stop it at its wall budget (ours: ``budget_s`` after its first objective
     evaluation where observed, else after the instance is built plus COMPILE_ALLOWANCE_S; the others stop
@@ -127,7 +142,7 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
     job = json.dumps({"spec": spec, "method": method})
     err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed below, after the child's last words)
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--method-json", job], stdout=subprocess.PIPE,
-                            stderr=err, text=True)
+                            stderr=err, text=True, env=child_env(BLAS_THREADS))
     events: list[dict] = []
 
     def read():
@@ -168,19 +183,23 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
     reader.join(timeout=10)
     peak_mb = max(usage.ru_maxrss / 1024.0, peak / 2**20)
     result = next((e["row"] for e in events if e.get("event") == "result"), None)
-    algebra = next((e["linear_algebra"] for e in events if e.get("event") == "algebra"), None)
+    chosen = next((e for e in events if e.get("event") == "algebra"), {})
+    algebra = chosen.get("linear_algebra")
     instance = next((e.get("instance") for e in events if e.get("event") == "ready"), None)
+    first = next((e["wall"] for e in events if e.get("event") == "eval"), None)
+    # ours, observed: the lowest objective evaluated so far against solve time (from its first evaluation)
+    observed = [[e["wall"] - first, e["f"]] for e in events if e.get("event") == "eval"]
     if result is not None and not stopped:
         err.close()
         result.update(peak_rss_mb=peak_mb, instance=instance)
+        if observed:
+            result["observed_trajectory"] = observed
         return result
     err.seek(0)
     tail = err.read().strip().splitlines()[-3:]
     err.close()
     ready = next((e["wall"] for e in events if e.get("event") == "ready"), None)
-    first = next((e["wall"] for e in events if e.get("event") == "eval"), None)
     points = [[e["t"], e["f"]] for e in events if e.get("event") == "point"]
-    observed = [e["f"] for e in events if e.get("event") == "eval"]
     if stopped is None:
         stopped = (f"died (signal {os.WTERMSIG(status)}{': out of memory?' if os.WTERMSIG(status) == 9 else ''})"
                    if os.WIFSIGNALED(status) else f"failed (exit {os.WEXITSTATUS(status)})")
@@ -188,17 +207,17 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
            "status": stopped, "budget_exhausted": stopped == "wall budget", "compile_s": None,
            "solve_s": (t_end - first) if first is not None else None,
            "final_f": points[-1][1] if points else float("nan"), "trajectory": points, "peak_rss_mb": peak_mb,
-           "observed_f": observed[-1] if observed else None, "instance": instance, "stderr_tail": tail,
+           "observed_f": observed[-1][1] if observed else None, "observed_trajectory": observed,
+           "instance": instance, "stderr_tail": tail,
            "wall_after_ready_s": (t_end - ready) if ready is not None else None}
     if algebra:
-        row["linear_algebra"] = algebra
+        row.update(linear_algebra=algebra, memory_estimate_bytes=chosen.get("memory_estimate_bytes"),
+                   memory_budget_bytes=chosen.get("memory_budget_bytes"))
     log(f"[benchmarks]   {method}: {stopped}")
     return row
 
 
 def run_joint_case(spec: dict, mem_limit: int, log) -> dict:
-    from benchmarks import common
-
     t0 = time.perf_counter()
     load = list(os.getloadavg())
     rows = []
@@ -208,21 +227,36 @@ def run_joint_case(spec: dict, mem_limit: int, log) -> dict:
         row["key"] = method
         rows.append(row)
         log(f"[benchmarks]   {method}: solve {row.get('solve_s')} s, f {row.get('final_f')}, {row.get('status')}")
-    instance = next((r["instance"] for r in rows if r.get("instance")), None) or {}
+    case = summarise({"family": spec["family"], "spec": spec, "rows": rows, "load_average_1_5_15": load,
+                      "load_average_after": list(os.getloadavg()), "wall_s": time.perf_counter() - t0})
+    return case
+
+
+def summarise(case: dict) -> dict:
+    """The reference objective, every method's gaps and times to tolerance, and ours / best baseline, from the
+    rows (also used by ``--render`` on stored results)."""
+    from benchmarks import common
+
+    rows = case["rows"]
+    instance = next((r["instance"] for r in rows if r.get("instance")), None) or case.get("instance") or {}
+    case["instance"] = instance
     reached = [(min(f for _, f in r["trajectory"] if math.isfinite(f)), r["key"]) for r in rows
                if any(math.isfinite(f) for _, f in r.get("trajectory", []))]
     if not reached:
-        return {"family": spec["family"], "spec": spec, "instance": instance, "rows": rows,
-                "error": ["no method returned a finite objective"], "load_average_1_5_15": load}
+        case["error"] = ["no method returned a finite objective"]
+        return case
     f_ref, ref_method = min(reached)
+    f_star = instance.get("f_star")
+    best_reached = f_ref
+    if f_star is not None and f_star < f_ref:  # nobody reached the closed form: measure against it
+        f_ref, ref_method = f_star, "closed form"
     for r in rows:
         r.update(common.gaps_of(r, f_ref))
-    f_star = instance.get("f_star")
-    case = {"family": spec["family"], "spec": spec, "instance": instance, "rows": rows, "f_ref": f_ref,
-            "f_ref_method": ref_method, "f_star": f_star,
-            "ref_gap_to_closed_form": common.relative_gap(f_ref, f_star) if f_star is not None else None,
-            "load_average_1_5_15": load, "load_average_after": list(os.getloadavg()),
-            "wall_s": time.perf_counter() - t0}
+    by = next((r for r in rows if r["key"] == ref_method), None)
+    case.update(f_ref=f_ref, f_ref_method=ref_method, f_star=f_star, best_reached=best_reached,
+                # the reference is a minimum found, not a point where a method was stopped
+                ref_finished=ref_method == "closed form" or not (by or {}).get("budget_exhausted", True),
+                ref_gap_to_closed_form=common.relative_gap(best_reached, f_star) if f_star is not None else None)
     case["ratio"] = ratio(case)
     return case
 
@@ -230,9 +264,11 @@ def run_joint_case(spec: dict, mem_limit: int, log) -> dict:
 def ratio(case: dict) -> dict:
     """Ours against the best baseline: the baseline that reached a 1e-10 gap first. ``time_ratio`` = our time to
     1e-10 (our whole solve time) / that baseline's time to 1e-10 (> 1: we are slower); ``solve_ratio`` = our
-    solve time / its whole solve time."""
+    solve time / its whole solve time. Where only one side reached 1e-10 within its budget, ``bound`` gives the
+    ratio's bound from the other side's budget (``>`` or ``<``)."""
     ours = next(r for r in case["rows"] if r["key"] == "ufm")
-    base = [r for r in case["rows"] if r["key"] != "ufm" and r["time_to_gap"].get(TIGHT) is not None]
+    others = [r for r in case["rows"] if r["key"] != "ufm"]
+    base = [r for r in others if r["time_to_gap"].get(TIGHT) is not None]
     best = min(base, key=lambda r: r["time_to_gap"][TIGHT]) if base else None
     t_ours = ours["time_to_gap"].get(TIGHT)
     out = {"best_baseline": best["method"] if best else None, "ours_s": t_ours,
@@ -241,12 +277,45 @@ def ratio(case: dict) -> dict:
         out.update(time_ratio=t_ours / best["time_to_gap"][TIGHT], solve_ratio=ours["solve_s"] / best["solve_s"],
                    text=f"{t_ours / best['time_to_gap'][TIGHT]:.3g}")
     elif best:
-        out["text"] = "ours did not reach 1e-10"
+        seen = ours.get("observed_time_to_gap", {}).get(TIGHT)
+        if seen is not None and ours.get("final_f") != ours.get("final_f"):
+            # stopped before returning (memory), after evaluating a point within 1e-10: it could not have
+            # returned before that
+            out.update(bound=f">= {seen / best['time_to_gap'][TIGHT]:.3g}")
+            out["text"] = (f"{out['bound']} (ours stopped: {str(ours.get('status')).split(':')[0]}; a point within "
+                           f"1e-10 first evaluated after {seen:.3g} s, vs {best['time_to_gap'][TIGHT]:.3g} s)")
+        elif ours.get("budget_exhausted") and ours.get("solve_s"):
+            out.update(bound=f"> {ours['solve_s'] / best['time_to_gap'][TIGHT]:.3g}")
+            out["text"] = f"{out['bound']} (ours stopped at its budget)"
+        else:
+            out["text"] = f"ours did not reach 1e-10 (final gap {fmt(ours.get('final_gap'), '{:.2g}')})"
     elif t_ours is not None:
-        out["text"] = "no baseline reached 1e-10"
+        budgets = [r["solve_s"] for r in others if r.get("budget_exhausted") and r.get("solve_s")]
+        if budgets and len(budgets) == len(others):
+            out.update(bound=f"< {t_ours / max(budgets):.3g}")
+            out["text"] = f"{out['bound']} (no baseline reached 1e-10 within its budget)"
+        else:
+            out["text"] = "no baseline reached 1e-10"
     else:
         out["text"] = "none reached 1e-10"
     return out
+
+
+def worst_ratio(cases: list[dict]) -> str:
+    """The largest ours / best baseline over the joint cases (measured ratios; bounds listed apart)."""
+    measured = [(c["ratio"]["time_ratio"], case_name(c["family"], c["instance"])) for c in cases
+                if c.get("ratio", {}).get("time_ratio") is not None]
+    bounds = [(c["ratio"]["bound"], case_name(c["family"], c["instance"])) for c in cases
+              if c.get("ratio", {}).get("bound")]
+    text = ""
+    if measured:
+        worst, name = max(measured)
+        best, best_name = min(measured)
+        text = (f"worst ours / best baseline to 1e-10 (measured): {worst:.3g} on {name}; best: {best:.3g} on "
+                f"{best_name}")
+    if bounds:
+        text += ("; " if text else "") + "bounds: " + ", ".join(f"{b} on {n}" for b, n in bounds)
+    return text
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -285,6 +354,13 @@ def status_text(r: dict) -> str:
         gap = r.get("observed_gap") if r.get("observed_gap") is not None else r.get("final_gap")
         what = "lowest evaluated gap" if r.get("observed_gap") is not None else "gap"
         s = f"budget exhausted at {what} {fmt(gap, '{:.2g}')}"
+    elif r.get("observed_gap") is not None and r.get("final_f") != r.get("final_f"):
+        # stopped for another reason (memory): how far it had got
+        s = f"{s}, after {fmt(r.get('solve_s'))} s of solve at lowest evaluated gap {fmt(r['observed_gap'], '{:.2g}')}"
+    if r.get("observed_time_to_gap", {}).get(TIGHT) is not None and r.get("final_f") != r.get("final_f"):
+        s += f" (first evaluated within 1e-10 after {r['observed_time_to_gap'][TIGHT]:.3g} s)"
+    if r.get("memory_estimate_bytes") and str(s).startswith("memory limit"):
+        s += f" (the family's estimate for this run: {r['memory_estimate_bytes'] / 2**30:.1f} GiB)"
     return str(s)
 
 
@@ -343,9 +419,10 @@ def joint_table(cases: list[dict]) -> str:
                          f"{r.get('iterations', '-')!s:>6s} {fmt(r.get('final_gap'), '{:.2e}'):>10s} "
                          f"{fmt_time(t.get('1e-06')):>11s} {fmt_time(t.get(TIGHT)):>11s}  {status_text(r)}")
             name = ""
-        ref = (f"reference L_ref = {case['f_ref']:.17g} ({case['f_ref_method']})"
-               + (f", closed form L* = {case['f_star']:.17g}, (L_ref - L*)/L* = {case['ref_gap_to_closed_form']:.2g}"
-                  if case.get("f_star") is not None else ""))
+        ref = (f"reference L_ref = {case['f_ref']:.17g} ({case['f_ref_method']}"
+               + ("" if case.get("ref_finished", True) else ", stopped at its budget: not a certified minimum") + ")"
+               + (f"; closed form L* = {case['f_star']:.17g}, best reached - L* = "
+                  f"{case['ref_gap_to_closed_form']:.2g} L*" if case.get("f_star") is not None else ""))
         rt = case["ratio"]
         lines.append(f"{'':38s} {ref}")
         lines.append(f"{'':38s} ours / best baseline to 1e-10: {rt['text']}"
@@ -388,9 +465,10 @@ def growth_table(mixup: list[dict], joint: list[dict]) -> str:
         if case["family"] == "nonnegative":
             group += " d=K" if inst["d"] == inst["K"] else f" d={inst['d'] // inst['K']}K"
         t = ours.get("solve_s")
+        stopped = bool(ours.get("budget_exhausted")) or ours.get("final_f") != ours.get("final_f")  # NaN: no result
         if ours.get("budget_exhausted"):
             t = float(case["spec"].get("budget_s", t or 0))
-        rows.append((group, inst["n_vars"], t, bool(ours.get("budget_exhausted")), ours.get("peak_rss_mb"),
+        rows.append((group, inst["n_vars"], t, stopped, ours.get("peak_rss_mb"),
                      ", ".join(f"{k}={inst[k]}" for k in ("K", "C", "n", "d") if k in inst)))
     lines = [(f"{'family':16s} {'size':>10s} {'log10 size':>10s} {'solve s':>9s} {'log10 s':>8s} {'slope':>6s} "
               f"{'peak RSS MB':>11s}  instance")]
@@ -407,7 +485,7 @@ def growth_table(mixup: list[dict], joint: list[dict]) -> str:
                          f"{slope:>6s} {fmt(mem, '{:.0f}'):>11s}  {desc}")
             prev = None if lower else (size, t)
     lines.append("size: subproblems x dimension (mixup), number of variables (joint problems); slope: d log t / d log "
-                 "size from the previous row; >: stopped at the wall budget")
+                 "size from the previous row; >: stopped (wall budget or memory limit) after that long, no result")
     return "\n".join(lines)
 
 
@@ -419,9 +497,16 @@ def render(cases: list[dict]) -> str:
     if mixup:
         parts.append(table(mixup))
     if joint:
-        parts.append(joint_table(joint))
+        parts.append(joint_table(joint) + "\n\n" + worst_ratio(joint))
     parts.append(growth_table(mixup, joint))
     return "\n\n".join(parts)
+
+
+def write_json(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=float))
+    tmp.replace(out)
 
 
 def main(argv=None) -> int:
@@ -439,6 +524,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mem-limit-gb", type=float, default=None, metavar="G",
                         help="stop a joint method whose resident memory exceeds G GiB (default: half the machine's "
                              "memory, the solver's own budget)")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: recompute the joint cases' gaps and ratios and the tables from the output "
+                             "file, and rewrite it")
     parser.add_argument("--case-json", help=argparse.SUPPRESS)    # internal: run one mixup case, print its JSON
     parser.add_argument("--method-json", help=argparse.SUPPRESS)  # internal: run one joint method
     ns = parser.parse_args(argv)
@@ -457,6 +545,16 @@ def main(argv=None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     mem_limit = int(ns.mem_limit_gb * 2**30) if ns.mem_limit_gb else memory_budget_bytes()
     out = Path(ns.out or ("benchmarks/results-quick.json" if ns.quick else "benchmarks/results.json"))
+    if ns.render:
+        stored = json.loads(out.read_text())
+        stored["cases"] = [summarise(c) if c.get("family") in JOINT and c.get("rows") else c
+                           for c in stored["cases"]]
+        joint = [c for c in stored["cases"] if c.get("family") in JOINT and "error" not in c]
+        stored.update(table=render(stored["cases"]), markdown=markdown_table(joint) if joint else "",
+                      worst_ratio=worst_ratio(joint))
+        print(stored["table"])
+        write_json(out, stored)
+        return 0
     t0 = time.perf_counter()
     cases = []
     specs = QUICK if ns.quick else FULL
@@ -472,7 +570,8 @@ def main(argv=None) -> int:
             continue
         try:
             proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--case-json", json.dumps(spec)],
-                                  check=False, capture_output=True, text=True, timeout=ns.case_timeout)
+                                  check=False, capture_output=True, text=True, timeout=ns.case_timeout,
+                                  env=child_env(BLAS_THREADS))
         except subprocess.TimeoutExpired:
             cases.append({"spec": spec, "error": [f"timed out after {ns.case_timeout:g} s"]})
             continue
@@ -495,12 +594,10 @@ def main(argv=None) -> int:
     print(text)
     joint = [c for c in cases if c.get("family") in JOINT and "error" not in c]
     result = {"mode": mode, "selected_cases": selected, "machine": common.machine(), "versions": versions(),
-              "dtype": "float64", "wall_s": time.perf_counter() - t0, "mem_limit_bytes": mem_limit, "cases": cases,
-              "table": text, "markdown": markdown_table(joint) if joint else ""}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=float))
-    tmp.replace(out)
+              "dtype": "float64", "wall_s": time.perf_counter() - t0, "mem_limit_bytes": mem_limit,
+              "openblas_threads": child_env(BLAS_THREADS).get("OPENBLAS_NUM_THREADS"), "cases": cases,
+              "table": text, "markdown": markdown_table(joint) if joint else "", "worst_ratio": worst_ratio(joint)}
+    write_json(out, result)
     log(f"\nwrote {out}")
     return 0 if all("error" not in c for c in cases) else 1
 

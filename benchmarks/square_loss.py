@@ -60,6 +60,12 @@ def ufm_problem(inst: dict):
     return scaled_square_loss, family.to_balanced(problem, start(inst)), args, family.solver_options(problem)
 
 
+def memory_estimate(inst: dict) -> int:
+    """The family's own estimate of a run's peak bytes for this problem (one restart), which ``python -m ufm.solve``
+    refuses beyond the memory budget (half the machine's memory)."""
+    return int(family.memory_estimate(inst["problem"])[0])
+
+
 def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, H), numpy float64, its own objective and analytic gradient
     ``(R H^T / N + lambda_W W, W^T R / N + lambda_H H)`` with ``R = W H - Y``."""
