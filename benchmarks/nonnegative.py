@@ -1,4 +1,4 @@
-"""Joint problem: Model 2 of the nonnegative-features UFM (seed 002), three ways to solve one instance.
+"""Joint problem: Model 2 of the nonnegative-features UFM (Nguyen et al., ICLR 2023), three ways to solve one instance.
 
     L(W, H) = (1/N) sum_i CE(W h_i, y_i) + (lambda_W/2) ||W||_F^2 + (lambda_H/2) ||H||_F^2,   H >= 0,  no bias,
 
