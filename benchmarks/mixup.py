@@ -1,4 +1,5 @@
-"""Mixup CE with a fixed simplex ETF (Fisher, Meng, Papyan, ICLR 2024): three ways to solve the same subproblems, side by side.
+"""Mixup CE with a fixed simplex ETF (Fisher, Meng, Papyan, ICLR 2024): three ways to solve the same
+subproblems, side by side.
 
 Every subproblem is ``min_h logsumexp(W h) - y^T W h + (mu/2)||h||^2`` (``ufm.objectives.mixup``) with
 ``y = lam e_c + (1-lam) e_c'``; the accuracy is the max over subproblems of ``||h - h*|| / ||h*||`` against

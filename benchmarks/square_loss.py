@@ -1,4 +1,5 @@
-"""Joint problem: the square-loss UFM with weight decay (Rangamani & Banburski, ICASSP 2022), three ways to solve one instance.
+"""Joint problem: the square-loss UFM with weight decay (Rangamani & Banburski, ICASSP 2022), three ways to solve one
+instance.
 
     L(W, H) = 1/(2N) ||W H - Y||_F^2 + (lambda_W/2) ||W||_F^2 + (lambda_H/2) ||H||_F^2,   no bias,
 
