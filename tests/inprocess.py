@@ -25,7 +25,7 @@ class Outcome:
 
 def run_main(module: str, *argv: str) -> Outcome:
     """``module.main(list(argv))`` with stdout and stderr captured; e.g. ``run_main("ufm.solve", "--loss", ...)``."""
-    packages = ("proofs_check", "experiments")  # command lines whose main lives in the package's __main__
+    packages = ("ufm.proofs_check", "ufm.experiments")  # command lines whose main lives in the package's __main__
     main = importlib.import_module(f"{module}.__main__" if module in packages else module).main
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from proofs_check import ce as proofs_check_ce
+from ufm.proofs_check import ce as proofs_check_ce
 from ufm.checks import ce as checks
 from ufm.families import ce as family
 from ufm.objectives.ce import CEData, ce_loss, cross_entropy

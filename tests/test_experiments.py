@@ -10,7 +10,7 @@ import pytest
 from inprocess import run_main
 from scipy import special
 
-from experiments.pipeline import load_data
+from ufm.experiments.pipeline import load_data
 from ufm.families import mixup as family
 from ufm.problems.mixup import MixupProblem
 
@@ -23,7 +23,7 @@ TOL = 1e-12
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    result = run_main("experiments", "--out", str(out), "--quick")
+    result = run_main("ufm.experiments", "--out", str(out), "--quick")
     assert result.code == 0, result.stderr
     return out, result
 
@@ -35,7 +35,7 @@ def mixup_problem(cfg, kappa):
 
 def test_every_figure_has_valid_files(figures):
     out, result = figures
-    from experiments.__main__ import FIGURES, PENDING
+    from ufm.experiments.__main__ import FIGURES, PENDING
 
     for name in FIGURES:
         for ext in ("png", "pdf"):
@@ -81,7 +81,7 @@ def test_mixup_calibration_data_is_the_solver_output(figures):
 
 def test_quadrature_of_the_calibration_error_is_converged():
     """Doubling the Gauss-Jacobi nodes does not move the calibration error (relative 1e-10)."""
-    from experiments.mixup_calibration import calibration_error, half_interval_nodes
+    from ufm.experiments.mixup_calibration import calibration_error, half_interval_nodes
     from ufm.theory import mixup as theory
 
     for alpha in (0.2, 1.0, 2.0):
@@ -96,8 +96,8 @@ def test_quadrature_of_the_calibration_error_is_converged():
 
 
 def test_unknown_figure_exits_2(tmp_path):
-    """The one run of ``python -m experiments`` as a user starts it (the figures above run in-process)."""
-    result = subprocess.run([sys.executable, "-m", "experiments", "--only", "nope", "--out", str(tmp_path / "f")],
+    """The one run of ``python -m ufm.experiments`` as a user starts it (the figures above run in-process)."""
+    result = subprocess.run([sys.executable, "-m", "ufm.experiments", "--only", "nope", "--out", str(tmp_path / "f")],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "--only" in result.stderr and not (tmp_path / "f").exists()
 
@@ -139,7 +139,7 @@ def test_memorization_dilation_data_is_the_solver_output(figures):
 
 
 def test_local_linearity_data_is_the_solver_output(figures):
-    from experiments.local_linearity import _mixes, _problem
+    from ufm.experiments.local_linearity import _mixes, _problem
     from ufm.objectives.mixup import mixed_soft_target
 
     data, cfg = load_data(figures[0], "local_linearity")

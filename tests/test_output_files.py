@@ -14,9 +14,9 @@ from pathlib import Path
 import fake_family
 import pytest
 
-import proofs_check
-from proofs_check.__main__ import main as proofs_main
-from proofs_check.certificate import Certificate, Measurement
+from ufm import proofs_check
+from ufm.proofs_check.__main__ import main as proofs_main
+from ufm.proofs_check.certificate import Certificate, Measurement
 from ufm.report import OutputDir, OutputError, atomic_write
 from ufm.solve import main as solve_main
 
@@ -345,8 +345,8 @@ def test_proofs_check_replaces_a_regular_file(tmp_path, capsys, fake_certificate
 @pytest.fixture
 def fake_figures(monkeypatch):
     """experiments with one cheap figure; ``calls`` counts computations, ``during`` runs inside."""
-    import experiments.__main__ as cli
-    import experiments.pipeline as pipeline
+    import ufm.experiments.__main__ as cli
+    import ufm.experiments.pipeline as pipeline
 
     state = types.SimpleNamespace(calls=0, during=lambda: None)
     module = types.ModuleType("experiments_fake_figure")
@@ -375,7 +375,7 @@ def fake_figures(monkeypatch):
 
 
 def experiments_main(*args):
-    from experiments.__main__ import main
+    from ufm.experiments.__main__ import main
 
     return main(["--only", "fake", "--quiet", *args])
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from inprocess import assert_refused, run_main
 
-import proofs_check
-from proofs_check import lemmas
-from proofs_check import mixup as pc_mixup
-from proofs_check.__main__ import main
-from proofs_check.certificate import CONDITIONAL, FAIL, PASS, Certificate, Measurement
+from ufm import proofs_check
+from ufm.proofs_check import lemmas
+from ufm.proofs_check import mixup as pc_mixup
+from ufm.proofs_check.__main__ import main
+from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS, Certificate, Measurement
 from ufm.problems.mixup import MixupProblem
 from ufm.theory import mixup as theory
 
@@ -116,7 +116,7 @@ def test_verdict_rules():
 
 def test_cli_lemmas_writes_certificates(tmp_path):
     out = tmp_path / "certs.json"
-    r = run_main("proofs_check", "lemmas", "--out", str(out), "--quiet")
+    r = run_main("ufm.proofs_check", "lemmas", "--out", str(out), "--quiet")
     assert r.code == 0, r.stderr
     assert "ALL CERTIFICATES PASS" in r.stdout and "Lemma 1 (R-B 2022)" in r.stdout
     data = json.loads(out.read_text())
@@ -128,7 +128,7 @@ def test_cli_lemmas_writes_certificates(tmp_path):
 @pytest.mark.parametrize("args, flag", [(["nosuchfamily"], "FAMILY"), (["--out", "/nonexistent/dir/c.json"], "--out")])
 def test_cli_bad_input(tmp_path, monkeypatch, args, flag):
     monkeypatch.chdir(tmp_path)
-    assert_refused(run_main("proofs_check", *args), flag)  # one line naming the argument
+    assert_refused(run_main("ufm.proofs_check", *args), flag)  # one line naming the argument
     assert not any(tmp_path.iterdir())
 
 

@@ -12,10 +12,10 @@ import dataclasses
 
 import pytest
 
-import proofs_check
-from proofs_check import nonnegative as pc_nonneg
-from proofs_check import square_loss as pc_sq
-from proofs_check.certificate import CONDITIONAL, FAIL, PASS
+from ufm import proofs_check
+from ufm.proofs_check import nonnegative as pc_nonneg
+from ufm.proofs_check import square_loss as pc_sq
+from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS
 from ufm.families import square_loss as sq_family
 from ufm.theory import nonnegative as nn_theory
 from ufm.theory import square_loss as sq_theory
@@ -184,8 +184,8 @@ def test_model1_ce_and_margin_facts():
 
 
 def test_families_registered_one_line_each():
-    assert proofs_check.FAMILIES["square_loss"] == "proofs_check.square_loss"
-    assert proofs_check.FAMILIES["nonnegative"] == "proofs_check.nonnegative"
+    assert proofs_check.FAMILIES["square_loss"] == "ufm.proofs_check.square_loss"
+    assert proofs_check.FAMILIES["nonnegative"] == "ufm.proofs_check.nonnegative"
     for name in ("square_loss", "nonnegative"):
         module = proofs_check.load(name)
         assert module.FAMILY == name and module.CERTIFICATES

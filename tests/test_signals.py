@@ -58,7 +58,7 @@ def test_solve_killed_during_the_solve_leaves_nothing(tmp_path):
 
 
 def test_proofs_check_terminated_leaves_nothing(tmp_path):
-    proc = start(["proofs_check", "mixup", "--out", str(tmp_path / "c.json")], tmp_path)
+    proc = start(["ufm.proofs_check", "mixup", "--out", str(tmp_path / "c.json")], tmp_path)
     wait_for(proc, "[proofs_check] mixup:")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -68,10 +68,10 @@ def test_proofs_check_terminated_leaves_nothing(tmp_path):
 
 
 def test_stdout_closed_still_writes_and_exits_with_the_verdict(tmp_path):
-    """``python -m proofs_check lemmas | head -0``: the reader is gone before the table is printed (the cheapest
+    """``python -m ufm.proofs_check lemmas | head -0``: the reader is gone before the table is printed (the cheapest
     real run; ufm.solve shares the code, tested in-process in tests/test_output_files.py)."""
     out = tmp_path / "c.json"
-    proc = subprocess.Popen([sys.executable, "-m", "proofs_check", "lemmas", "--quiet", "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "ufm.proofs_check", "lemmas", "--quiet", "--out", str(out)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.close()
     err = proc.stderr.read()

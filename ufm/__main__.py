@@ -1,12 +1,12 @@
 """``ufm`` (the console script; also ``python -m ufm``): one command for the package's command lines.
 
     ufm solve --loss mixup --C 10        # = python -m ufm.solve ...
-    ufm certify [FAMILY ...]             # = python -m proofs_check ...
-    ufm figures [--only NAME ...]        # = python -m experiments ...
+    ufm certify [FAMILY ...]             # = python -m ufm.proofs_check ...
+    ufm figures [--only NAME ...]        # = python -m ufm.experiments ...
     ufm --version
 
-``solve`` runs in this process; ``certify`` and ``figures`` replace it with ``python -m proofs_check`` /
-``python -m experiments`` (the package itself never imports them), so their flags, output and exit codes are
+``solve`` runs in this process; ``certify`` and ``figures`` replace it with ``python -m ufm.proofs_check`` /
+``python -m ufm.experiments`` (the library layers never import them), so their flags, output and exit codes are
 exactly those of the ``python -m`` forms.
 """
 
@@ -17,8 +17,8 @@ import sys
 
 COMMANDS = {
     "solve": ("ufm.solve", "solve a UFM objective to float64 precision and check it against its closed form"),
-    "certify": ("proofs_check", "certify the closed forms (first and second order, scalar roots, restarts)"),
-    "figures": ("experiments", "regenerate the figures from the solver's output"),
+    "certify": ("ufm.proofs_check", "certify the closed forms (first and second order, scalar roots, restarts)"),
+    "figures": ("ufm.experiments", "regenerate the figures from the solver's output"),
 }
 
 

@@ -1,4 +1,4 @@
-"""What the three command lines (``python -m ufm.solve``, ``python -m proofs_check``, ``python -m experiments``)
+"""What the three command lines (``python -m ufm.solve``, ``python -m ufm.proofs_check``, ``python -m ufm.experiments``)
 share: exit codes, one-line argument errors, negative numbers as values, SIGINT/SIGTERM as exceptions, and
 printing to a reader that may go away.
 

@@ -36,7 +36,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import optimize
 
-from proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.families import ce as family
 from ufm.objectives.ce import CEData, ce_loss
 from ufm.problems.ce import CEProblem

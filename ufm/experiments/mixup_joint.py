@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup_joint as family
 from ufm.problems.mixup_joint import MixupJointProblem
 

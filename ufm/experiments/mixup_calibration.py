@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.problems.mixup import MixupProblem
 from ufm.theory import mixup as theory

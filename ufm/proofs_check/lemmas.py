@@ -18,7 +18,7 @@ import time
 import numpy as np
 from scipy import optimize
 
-from proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.etf import random_isometry
 from ufm.theory import square_loss as square_loss_theory
 

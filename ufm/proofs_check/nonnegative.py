@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.checks import nonnegative as nonneg_checks
 from ufm.families import nonnegative as family
 from ufm.objectives.nonnegative import NonnegData, cross_entropy, model1_loss, model2_loss

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.style import SEQUENTIAL, SINGLE_COLUMN, figure
+from ufm.experiments.style import SEQUENTIAL, SINGLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.problems.mixup import MixupProblem
 from ufm.theory import mixup as theory

@@ -1,6 +1,6 @@
 """The table of issue 9: does the simplex ETF stay optimal when mixup's classifier is learned?
 
-    python -m experiments.mixup_joint_table --out runs/mixup-joint-table
+    python -m ufm.experiments.mixup_joint_table --out runs/mixup-joint-table
 
 solves the joint mixup UFM (``ufm.families.mixup_joint``) for every C in {3, 5, 10, 20, 50}, alpha in
 {0 (ERM), 0.2, 1, 2} and (lambda_W, lambda_H) in {(5e-2, 5e-2), (1e-2, 5e-2), (5e-2, 1e-2)}, and writes
@@ -80,7 +80,7 @@ def render(rows: list[dict], markdown: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.mixup_joint_table", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ufm.experiments.mixup_joint_table", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output directory (must not exist or be empty)")
     parser.add_argument("--C", type=int, nargs="+", default=list(CLASSES), help="class counts")
     parser.add_argument("--alpha", type=float, nargs="+", default=list(ALPHAS), help="Beta(alpha, alpha); 0 = ERM")

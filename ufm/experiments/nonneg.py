@@ -13,7 +13,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import nonnegative as family
 from ufm.objectives.nonnegative import cross_entropy
 from ufm.problems.nonnegative import NonnegProblem

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.etf import etf_gram_error
 from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target
 from ufm.problems.mixup import MixupProblem

@@ -1,4 +1,4 @@
-"""Figures of a paper, each regenerated from the solver's output by one command: ``python -m experiments``.
+"""Figures of a paper, each regenerated from the solver's output by one command: ``python -m ufm.experiments``.
 
 Each figure module defines NAME, TITLE, ``config(quick: bool) -> dict``, ``compute(config, progress) -> dict of
 arrays`` (solver output, with the closed form beside it where one exists) and ``plot(data, config) -> Figure``.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.objectives.mixup import mixed_soft_target
 from ufm.problems.mixup import MixupProblem

@@ -4,7 +4,7 @@ between class means."""
 
 from __future__ import annotations
 
-from experiments.style import COLOURS, DOUBLE_COLUMN, figure
+from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import memorization_dilation as family
 from ufm.problems.nonnegative import MemorizationDilationProblem
 

@@ -34,7 +34,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import optimize
 
-from proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm import metrics
 from ufm.families import square_loss as family
 from ufm.objectives.square_loss import SquareLossData, forward, square_loss

@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.style import RC
+from ufm.experiments.style import RC
 from ufm.report import OutputDir, atomic_write, to_json
 
 EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration, the two drawings
