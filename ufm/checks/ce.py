@@ -176,8 +176,3 @@ def restart_checks(losses: np.ndarray, t: dict, K: int) -> list[Check]:
             Check("best restart not above the critical point W = H = 0, f = log K (rel)",
                   max(0.0, (lowest - math.log(K)) / math.log(K)), OBJECTIVE_TOL)]
 
-
-def convergence_check(converged: bool, best: int, status: str, rel_grad: float, rtol: float) -> Check:
-    """The best restart ended CONVERGED (value 0, else 1; its status and relative gradient in the detail)."""
-    return Check("solver converged at the best restart", 0.0 if converged else 1.0, 0.0,
-                 f"restart {best}: {status}, rel grad {rel_grad:.2e} (rtol {rtol:.0e}; balanced coordinates)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ufm.checks import Check
+from ufm.checks.convergence import best_converged
 
 GRAD_TOL = 1e-10
 ETF_TOL = 1e-7
@@ -38,19 +39,12 @@ QUADRATURE_TOL = 1e-6
 
 
 def converged(solution, best: int, starts=None) -> Check:
-    """The best restart ended CONVERGED (gradient norm <= the tolerance): graded 0 (yes) or 1 (no), finite either
-    way; the detail gives its gradient norm, counts every restart that did not converge (by status, saddles
-    included) and names the best one's status if it is among them."""
-    from ufm.solver import STATUS_MESSAGES
-
-    ok = bool(solution.converged[best])
-    others = "; ".join(f"{n} restart(s): {msg}" for msg, n in solution.report()["failures"].items())
-    kind = f" ({starts[best]} start)" if starts is not None else ""
-    why = "" if ok else (": " + STATUS_MESSAGES[int(solution.status[best])]
-                         + ("" if solution.converged.any() else "; no restart converged"))
-    detail = (f"restart {best}{kind}{why}, grad norm {float(solution.grad_norm[best]):.1e} (tol {GRAD_TOL:.0e})"
-              + (f"; {others}" if others else ""))
-    return Check("solver converged at the best restart (0 = yes)", 0.0 if ok else 1.0, 0.0, detail)
+    """The best restart ended CONVERGED (:func:`ufm.checks.convergence.best_converged`); ``starts``: the kind of
+    each start ("random", "zero"), named in the detail."""
+    what = f"{solution.status.size} starts" + (f" ({', '.join(sorted(set(starts)))})" if starts is not None else "")
+    notes = f"; best is a {starts[best]} start" if starts is not None else ""
+    return best_converged(solution.status, solution.rel_grad_norm, best, solution.rtol, what=what,
+                          notes=notes + f"; grad norm {float(solution.grad_norm[best]):.1e} (tol {GRAD_TOL:.0e})")
 
 
 def etf_error(errors: np.ndarray, restarts: np.ndarray) -> Check:

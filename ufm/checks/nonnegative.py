@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ufm.checks import Check
+from ufm.checks.convergence import best_converged
 from ufm.metrics import class_means
-from ufm.solver import CONVERGED, SADDLE, STATUS_MESSAGES
 
 OBJECTIVE_TOL = 1e-12
 GEOMETRY_TOL = 1e-8
@@ -74,24 +74,6 @@ def relative(name: str, values, expected: float, tol: float | None, detail: str 
     return Check(name, err, tol, detail)
 
 
-def status_counts(status) -> str:
-    """``"3 converged, 1 saddle point, ..."``: how the elements of a batch ended (solver statuses by message)."""
-    status = np.asarray(status)
-    short = {s: m.split(":")[0] for s, m in STATUS_MESSAGES.items()}
-    return ", ".join(f"{int(np.sum(status == s))} {short[s]}" for s in sorted(STATUS_MESSAGES) if np.any(status == s))
-
-
 def converged(name: str, status, rel_grad, best: int, rtol: float, what: str = "restarts", extra: str = "") -> Check:
-    """Graded: the element chosen as best (``ufm.solver.best_element``) ended CONVERGED (value 0; 1 otherwise, so
-    the value stays finite). The detail names its status, its relative gradient and how every element ended; with no
-    converged element it says so (e.g. every restart ended at a saddle point)."""
-    status = np.asarray(status)
-    ok = bool(status[best] == CONVERGED)
-    detail = f"{what}: {status_counts(status)}; best rel grad {float(rel_grad[best]):.2e} (rtol {rtol:.0e}){extra}"
-    if not ok:
-        why = ("no element converged" if not np.any(status == CONVERGED) else
-               "the lowest point found did not converge (lower than every converged one beyond rounding)")
-        if np.all(status == SADDLE):
-            why = "every element ended at a saddle point"
-        detail = f"{why}: best ended '{STATUS_MESSAGES.get(int(status[best]), status[best])}'; {detail}"
-    return Check(name, 0.0 if ok else 1.0, 0.0, detail)
+    """The best element ended CONVERGED: :func:`ufm.checks.convergence.best_converged` under ``name``."""
+    return best_converged(status, rel_grad, best, rtol, name=name, what=what, notes=extra)

@@ -33,6 +33,7 @@ import numpy as np
 from ufm import metrics
 from ufm.checks import Check
 from ufm.checks import nonnegative as checks
+from ufm.checks.convergence import status_counts
 from ufm.families.nonnegative import accept_rounding_floor
 from ufm.objectives.nonnegative import (DilationData, coupling, cross_entropy, dilation_memorization,
                                         model2_loss_squared, smoothed_targets)
@@ -349,7 +350,7 @@ RESTARTS = f"restarts (converged: inner solve converged and constraint residual 
 
 def solution_checks(problem, out) -> tuple[list[Check], dict]:
     sol, status, best = out["solution"], out["status"], out["best"]
-    restarts = f"{RESTARTS}: {checks.status_counts(status)}"
+    restarts = f"{RESTARTS}: {status_counts(status)}"
     objectives = np.sort(out["restart_objectives"])
     if out["best_is_zero"]:
         zero = out["zero"]

@@ -36,10 +36,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from scipy import optimize
 
-from ufm.proofs_check.certificate import EPS, Certificate, worst
-from ufm.families import ce as family
-from ufm.objectives.ce import CEData, ce_loss
+from ufm.objectives.ce import SOLVER, CEData, ce_loss, objective_data, starts
 from ufm.problems.ce import CEProblem
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.solver import CONVERGED, minimise
 from ufm.theory import ce as theory
 
@@ -138,7 +137,7 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
         K, n, d = problem.C, problem.n, problem.d
         t = optimum(K, n, problem.lambda_W, problem.lambda_H)
         W, H, _ = point(K, n, d, problem.lambda_W, problem.lambda_H, 0)
-        data = family.objective_data(problem)
+        data = objective_data(problem)
         params = _params(problem, W, H)
         f, g, g_fit, hess = (np.asarray(a) for a in _derivatives(params, data))
         so = second_order(hess, rotation_tangents(params))
@@ -316,11 +315,11 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
         group = [problems[i] for i in idx]
         R = group[0].restarts
         data = jax.tree.map(lambda *a, R=R: jnp.repeat(jnp.stack(a), R, axis=0),
-                            *[family.objective_data(p, balanced=True) for p in group])
+                            *[objective_data(p, balanced=True) for p in group])
         starts = jax.tree.map(lambda *a: jnp.concatenate(a),
-                              *[family.starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)])
+                              *[starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)])
         sol = minimise(ce_loss, starts, data, args_axes=CEData(0, 0, 0, 0),
-                       options=dataclasses.replace(family.SOLVER, progress=False, steps_per_report=20))
+                       options=dataclasses.replace(SOLVER, progress=False, steps_per_report=20))
         for k, i in enumerate(idx):
             ends[i] = (sol.loss[k * R:(k + 1) * R], sol.status[k * R:(k + 1) * R])
     ids, instances, below = [], [], []
@@ -339,7 +338,7 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
                           ROUNDING, note="every restart graded, converged or not")]
     return Certificate(FAMILY, "CE global evidence: restarts", SOURCE,
                        "no point the solver reaches from random starts is below the closed form",
-                       "ufm.solver.minimise (saddle-free Newton, eigh) from ufm.families.ce.starts, batched",
+                       "ufm.solver.minimise (saddle-free Newton, eigh) from ufm.objectives.ce.starts, batched",
                        measurements, instances, restarts=runs, restarts_converged=converged,
                        seconds=time.perf_counter() - t0)
 
