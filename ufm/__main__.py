@@ -3,11 +3,12 @@
     ufm solve --loss mixup --C 10        # = python -m ufm.solve ...
     ufm certify [FAMILY ...]             # = python -m ufm.proofs_check ...
     ufm figures [--only NAME ...]        # = python -m ufm.experiments ...
+    ufm measure FEATURES.npz             # = python -m ufm.measure ...
     ufm --version
 
-``solve`` runs in this process; ``certify`` and ``figures`` replace it with ``python -m ufm.proofs_check`` /
-``python -m ufm.experiments`` (the library layers never import them), so their flags, output and exit codes are
-exactly those of the ``python -m`` forms.
+``solve`` and ``measure`` run in this process; ``certify`` and ``figures`` replace it with ``python -m
+ufm.proofs_check`` / ``python -m ufm.experiments`` (the library layers never import them). Either way the flags,
+output and exit codes are exactly those of the ``python -m`` forms.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ COMMANDS = {
     "solve": ("ufm.solve", "solve a UFM objective to float64 precision and check it against its closed form"),
     "certify": ("ufm.proofs_check", "certify the closed forms (first and second order, scalar roots, restarts)"),
     "figures": ("ufm.experiments", "regenerate the figures from the solver's output"),
+    "measure": ("ufm.measure", "measure a trained network's features against the model (NC1-NC4, mixup, noise)"),
 }
 
 
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from ufm.solve import main as solve
 
         return solve(rest, program=True)
+    if command == "measure":
+        from ufm.measure import main as measure
+
+        return measure(rest)
     module = COMMANDS[command][0]
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", module, *rest])
