@@ -1,7 +1,8 @@
 """Cross-entropy UFM with weight decay: the global optimum in closed form (numpy / scipy only).
 
 Reference: Zhu, Ding, Zhou, Li, You, Sulam, Qu, "A Geometric Analysis of Neural Collapse with Unconstrained
-Features", NeurIPS 2021, Theorem 3.1.
+Features", NeurIPS 2021, Theorem 3.1. Statement, origins (the paper's or derived here) and the hyper-parameter
+map: docs/theory/ce.md.
 
 Objective (samples x features layout): K classes, n samples per class, N = n K, feature dimension d >= K - 1,
 

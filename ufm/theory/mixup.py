@@ -1,5 +1,6 @@
 """Theorem 3.1 of Fisher, Meng, Papyan, "Pushing Boundaries: Mixup's Influence on Neural Collapse" (ICLR 2024):
-mixup CE with a fixed simplex-ETF classifier.
+mixup CE with a fixed simplex-ETF classifier. Statement, origins (the paper's or derived here), normalisation and
+hyper-parameter map: docs/theory/mixup.md.
 
 Statement (in the conventions below). For every pair of classes (c, c') and lam in [0, 1], f has a unique
 minimiser h*, and it lies in the span of the classifier rows:
@@ -86,7 +87,7 @@ def same_class_logits(C: int, kappa: float) -> np.ndarray:
 
 
 def same_class_feature(W: np.ndarray, c: int, m: float, K: float) -> np.ndarray:
-    """``h*_cc = -((C-1) K / m^2) w_c`` (Theorem 3.1, same class); ``||h*_cc|| = (C-1)|K|/m``."""
+    """``h*_cc = -((C-1) K / m^2) w_c`` (Theorem 3.1, same class; docs/theory/mixup.md); ``||h*_cc|| = (C-1)|K|/m``."""
     C = W.shape[0]
     return -((C - 1) * K / m**2) * W[c]
 
@@ -102,7 +103,7 @@ def _gap_probabilities(a, b, C):
 def different_class_gaps(C: int, kappa: float, lam, *, tol: float = 1e-15, max_iter: int = 200):
     """Logit gaps (a, b) = (z_c - z_o, z_c' - z_o) of the different-class optimum, for an array of lam.
 
-    They solve (Theorem 3.1, different class; module docstring)
+    They solve (Theorem 3.1, different class; module docstring and docs/theory/mixup.md)
         a = kappa (lam     - p_c  + p_o),    b = kappa (1 - lam - p_c' + p_o),
     with ``p_c = e^a/Z, p_c' = e^b/Z, p_o = 1/Z, Z = e^a + e^b + C - 2``. This is the stationarity condition of
     the strictly convex reduced objective

@@ -1,5 +1,6 @@
 """Nonnegative features with cross-entropy or label smoothing (after Nguyen, Levie, Lienen, Kutyniok, Huellermeier,
-"Memorization-Dilation: Modeling Neural Collapse Under Label Noise", ICLR 2023).
+"Memorization-Dilation: Modeling Neural Collapse Under Label Noise", ICLR 2023). Statements, origins (the paper's
+or derived here) and the hyper-parameter map: docs/theory/nonnegative.md.
 
 Notation: K classes, n samples per class, N = K n, features h >= 0 in R^d (d >= K), classifier W (K x d), no bias.
 Label smoothing with alpha in [0, 1): cross-entropy against ``q = (1 - alpha) e_k + (alpha/K) 1`` (alpha = 0 is CE;

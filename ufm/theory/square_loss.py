@@ -3,7 +3,9 @@
 Source: Rangamani, Banburski, "Neural Collapse in Deep Homogeneous Classifiers and the Role of Weight Decay",
 ICASSP 2022 (and its slides). The statements are in the docstrings below: (A1)-(A3) in :func:`ufm_optimum`, the
 deep linear optimum in :func:`deep_optimum`, the R-B relations in :func:`rb_classifier` and
-:func:`rb_classifier_norm_sq`, Lemma 1 in :func:`lemma1_loss` and :func:`lemma1_minimum`.
+:func:`rb_classifier_norm_sq`, Lemma 1 in :func:`lemma1_loss` and :func:`lemma1_minimum`. Which parts are the paper's,
+why the relations' hypothesis fails at every bias-free critical point, and the hyper-parameter map:
+docs/theory/square_loss.md.
 Normalisation (the paper's): ``L = 1/(2 N) ||F - Y||_F^2 + sum_theta (lambda_theta / 2) ||theta||_F^2`` with
 K = C classes, n samples per class, N = K n, Y one-hot (K x N). (PyTorch ``MSELoss(mean)`` with SGD weight decay
 ``wd`` corresponds to ``lambda = C wd / 2``.)
@@ -142,7 +144,8 @@ def rb_classifier_norm_sq(K: int, eps: float, lam: float, bias: str) -> float:
 
 
 def rb_classifier(K: int, eps: float, lam: float, means: np.ndarray, bias: str) -> np.ndarray:
-    """R-B: ``W_L^c = eps/(lam (K-1)) (mu_c - mu_G)`` (free bias); bias-free correction ``eps mu_c/(K lam)``.
+    """R-B: ``W_L^c = eps/(lam (K-1)) (mu_c - mu_G)`` (free bias); bias-free correction ``eps mu_c/(K lam)``
+    (docs/theory/square_loss.md).
 
     ``means`` is K x d (class means of the last-layer features)."""
     if bias == "free":
