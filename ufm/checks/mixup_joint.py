@@ -115,3 +115,42 @@ def collapse(h: np.ndarray, Y: np.ndarray) -> Check:
         worst = max(worst, float(np.max(np.linalg.norm(hg - mean, axis=-1)) / np.linalg.norm(mean)))
     return Check("collapse: equal targets give equal features (rel spread)", worst, COLLAPSE_TOL,
                  f"{np.unique(group).size} distinct targets, up to {largest} variables each")
+
+
+def optimum_checks(problem, W, H, m: float, loss: float, etf_errors, graded, targets, m_1d: float, F_min: float,
+                   best_status: str) -> tuple[list[Check], dict]:
+    """The statements about the optimum at the best restart (W, features H, learned multiplier m, objective
+    ``loss``) against Theorem 3.1 and the 1-D reduction (its m_1d, min F): W = 0 where the reduction says so (only
+    the value log C to compare); else the ETF error of the ``graded`` restarts, m, the objective, the closed-form
+    features, the clean-point confidence and the global certificate. ``targets``: (c, c', lam, weight, Y).
+
+    Returns:
+        (checks, {"kappa", "h_theory", "rel_err", "conf"}): zeros and NaN where nothing is compared.
+    """
+    from ufm.checks import mixup as mixup_checks
+    from ufm.theory import mixup as theory
+    from ufm.theory import mixup_joint as joint_theory
+
+    C = problem.C
+    c, c_prime, lam, weight, Y = targets
+    out = {"kappa": 0.0, "h_theory": np.zeros_like(H), "rel_err": np.zeros(H.shape[0]), "conf": float("nan")}
+    if m_1d == 0.0:  # W = 0 is the global minimum: no multiplier to compare, only the value log C
+        return [Check("W = 0 optimal (lambda_W lambda_H >= threshold): learned m", m, None),
+                objective_agreement(loss, F_min)], out
+    if not m > 0:  # the best point found is W = 0 although the reduction's optimum is not: nothing to compare
+        return [Check("learned m > 0 (the 1-D reduction's optimum has m > 0)", float("inf"), M_TOL,
+                      f"best restart has W = 0 (status {best_status}); 1-D m {m_1d:.12g}"),
+                objective_agreement(loss, F_min)], out
+    kappa = theory.kappa(C, m, problem.lam_H)
+    h_theory = theory.optimal_features(W, m, problem.lam_H, c, c_prime, lam)
+    K = theory.same_class_root(C, kappa)
+    rel_err = mixup_checks.relative_errors(H, h_theory, (C - 1) * abs(K) / m)
+    P = joint_theory.softmax(H @ W.T)
+    # clean points: pure targets e_c, written (c, c, any lam), (c, c', 1) or (c', c, 0)
+    clean = np.flatnonzero((c == c_prime) | (lam == 1.0) | (lam == 0.0))
+    true_class = np.where(lam == 0.0, c_prime, c)
+    conf = joint_theory.clean_confidence(C, kappa)
+    out.update(kappa=kappa, h_theory=h_theory, rel_err=rel_err, conf=conf)
+    return [etf_error(etf_errors[graded], graded), multiplier_agreement(m, m_1d), objective_agreement(loss, F_min),
+            feature_error(rel_err, c, c_prime, lam), clean_confidence(P[clean, true_class[clean]], conf),
+            certificate(joint_theory.global_certificate(P, Y, weight, problem.lam_W, problem.lam_H))], out

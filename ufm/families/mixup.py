@@ -16,6 +16,7 @@ import numpy as np
 from ufm.checks import Check
 from ufm.checks import mixup as checks
 from ufm.checks import mixup_points as point_checks
+from ufm.estimate import driving_field
 from ufm.metrics import nonlinearity
 from ufm.objectives.mixup import (MixupData, mixed_soft_target, mixup_feature_loss, soft_target,
                                   square_feature_loss)
@@ -96,15 +97,6 @@ def _estimate(sizes: dict) -> int:
 def _sizes(problem: MixupProblem) -> dict:
     return {"C": problem.C, "d": problem.d, "n_lambdas": problem.n_lambdas, "points": problem.points,
             "n_mixes": problem.n_mixes or 0}
-
-
-def driving_field(estimate, sizes: dict, reference: dict) -> str:
-    """The size field (a key of ``reference``, in its order on ties) whose excess over its reference value (its
-    default) accounts for most of ``estimate(sizes)``: the largest ``estimate(sizes) / estimate(sizes with that
-    field lowered to its reference)``. The one to name when a run is refused."""
-    def share(field):
-        return estimate(sizes) / max(1, estimate({**sizes, field: min(sizes[field], reference[field])}))
-    return max(reference, key=share)
 
 
 def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
