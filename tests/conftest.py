@@ -30,6 +30,21 @@ settings.register_profile("long", max_examples=60, deadline=None, suppress_healt
 settings.load_profile(os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci"))
 
 
+def _pin_worker() -> None:
+    """Under pytest-xdist, give each worker a core of its own (and its subprocesses, which inherit it): XLA's CPU
+    thread pool sized for every core, in two processes sharing two cores, spends its time spinning."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if worker.startswith("gw") and 1 < count <= len(cores):
+        share = len(cores) // count
+        index = int(worker[2:])
+        os.sched_setaffinity(0, cores[index * share:(index + 1) * share])
+
+
+_pin_worker()
+
+
 def pytest_configure(config):
     if os.environ.get("UFM_TEST_JAX_CACHE", "0") != "1":
         # The command line's own cache (python -m ufm.solve, default ~/.cache/ufm/jax) must not be written by the

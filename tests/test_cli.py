@@ -270,6 +270,24 @@ def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
     assert parse(["--loss", "fake", "--C", "1", "--max-memory", "1073741824", *out]) is not None
 
 
+def test_compiled_solver_over_budget_is_refused_and_writes_nothing(monkeypatch, tmp_path, capsys):
+    """The solver's second guard (its compiled programs' accounting, read before they run) ends the command line
+    like the first: exit 2, one line naming --max-memory, nothing written."""
+    from ufm.solver import MemoryBudgetExceeded
+
+    state = fake_family.install(monkeypatch)
+
+    def over_budget():
+        raise MemoryBudgetExceeded(3 * 2**30, 2**30, 1000)
+
+    state.during = over_budget
+    code, _, stderr = solve(capsys, "--loss", "fake", "--out", str(tmp_path / "o"), "--quiet")
+    line = one_line(stderr)
+    assert code == 2 and line.startswith("ufm.solve: error: argument --max-memory: the compiled solver for one "
+                                         "element of 1000 variables needs 3.00 GiB, more than the 1.00 GiB"), line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_families_without_an_estimate_are_not_guarded(monkeypatch, tmp_path):
     import ufm.solver
 

@@ -230,6 +230,29 @@ def test_batch_is_solved_in_chunks_within_the_memory_budget():
     assert chunked.loss.shape == (n,)
 
 
+def test_compiled_memory_accounting_chunks_the_batch_or_refuses():
+    """The compiled programs' own memory accounting (XLA's arguments, outputs and temporaries) is read before
+    anything runs. Per-element data the element estimate does not count (a 300 x 300 matrix, 0.7 MB, per element):
+    over the budget the batch is solved fewer elements at once, with the same answer; a budget one element cannot
+    fit raises MemoryBudgetExceeded, naming what it needs."""
+    from ufm.solver import MemoryBudgetExceeded
+    rng = np.random.default_rng(0)
+    n, d = 4, 300
+    M = rng.standard_normal((n, d, d))
+    args = (jnp.asarray(M @ np.transpose(M, (0, 2, 1)) + np.eye(d)), jnp.asarray(rng.standard_normal((n, d))))
+    whole = minimise(quadratic, jnp.zeros((n, d)), args, args_axes=0, options=SolverOptions(progress=False))
+    lines = []
+    chunked = minimise(quadratic, jnp.zeros((n, d)), args, args_axes=0, log=lines.append,
+                       options=SolverOptions(progress=False, max_memory_bytes=6 * 10**6))
+    assert any("fewer elements at once" in line for line in lines), lines
+    np.testing.assert_allclose(np.asarray(chunked.params), np.asarray(whole.params), rtol=1e-12)
+    assert (chunked.status == CONVERGED).all()
+    with pytest.raises(MemoryBudgetExceeded, match="300 variables needs") as err:
+        minimise(quadratic, jnp.zeros((n, d)), args, args_axes=0,
+                 options=SolverOptions(progress=False, max_memory_bytes=10**5))
+    assert err.value.needed > d * d * 8 > err.value.budget
+
+
 def test_linear_algebra_is_chosen_by_size_and_memory():
     from ufm.solver import dense_bytes, linear_algebra
     eigh = SolverOptions(linear_solver="eigh")

@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None, *, program: bool = False) -> int:
 
 def _main(argv: list[str], program: bool) -> int:
     from ufm.report import OutputDir, render_table, write_report
+    from ufm.solver import MemoryBudgetExceeded
 
     try:
         parsed = parse(argv)
@@ -219,7 +220,11 @@ def _main(argv: list[str], program: bool) -> int:
 
     t0 = time.perf_counter()
     extra = family.run_options(ns) if hasattr(family, "run_options") else {}
-    report = family.run(problem, progress=not ns.quiet, **extra)
+    try:
+        report = family.run(problem, progress=not ns.quiet, **extra)
+    except MemoryBudgetExceeded as err:  # found from the compiled programs, before they ran: nothing written
+        warn(f"ufm.solve: error: argument --max-memory: {err}; smaller sizes would fit")
+        return EXIT_BAD_INPUT
     wall = time.perf_counter() - t0
     table = render_table(report, wall)
     code = EXIT_OK if report.passed else EXIT_CHECK_FAILED

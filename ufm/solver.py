@@ -652,17 +652,8 @@ def minimise(
     algebra = linear_algebra(options, n_vars, budget)
     per_chunk = max(1, budget // element_bytes(n_vars, options, algebra))
     if batch > per_chunk:
-        # Fewer elements at once, not an out-of-memory error: equal chunks (the last padded with copies of its
-        # first element), so that one compiled executable serves them all.
         log(f"[{options.label}] {batch} elements in chunks of {per_chunk} (memory budget {budget / 2**30:.1f} GiB)")
-        parts = []
-        for lo in range(0, batch, per_chunk):
-            index = np.arange(lo, lo + per_chunk)
-            index = np.where(index < batch, index, lo)
-            parts.append((min(per_chunk, batch - lo), minimise(
-                fun, jax.tree.map(lambda a: jnp.asarray(a)[index], params0), _take(args, args_axes, index),
-                args_axes=args_axes, options=options, log=log, nonnegative=nonnegative)))
-        return _concatenate(parts)
+        return _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chunk)
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
     bound_key = None
     if nonnegative is not None:
@@ -687,6 +678,16 @@ def minimise(
     compiled = [_executables(start, advance, progress, executables, x, a, device)
                 for (x, a), device in zip(parts, devices)]
     compile_seconds = time.perf_counter() - t0
+    # The compiled programs' own memory accounting (arguments, outputs and XLA's temporaries), read before
+    # anything runs: the per-element estimate above chooses the chunks, this is what the programs will take.
+    needed = sum(max(compiled_bytes(c) for c in programs[:2]) for programs in compiled)
+    if needed > budget:
+        if batch > 1:
+            log(f"[{options.label}] compiled solver needs {_size(needed)} for {batch} elements, over the "
+                f"{_size(budget)} budget: fewer elements at once")
+            return _in_chunks(fun, params0, args, args_axes, options, log, nonnegative,
+                              max(1, min(batch - 1, batch * budget // needed)))
+        raise MemoryBudgetExceeded(needed, budget, n_vars)
     # One device's program at a time on the CPU platform (see the module docstring: concurrent host devices can
     # deadlock in jaxlib's LAPACK kernels); elsewhere every device's program is dispatched before waiting.
     serial = devices[0] is None or devices[0].platform == "cpu"
@@ -770,6 +771,20 @@ def _lanczos_at(fun, params, args, steps):
     return _lanczos_extremes(hvp, x.size, steps, True)
 
 
+def _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chunk: int) -> Solution:
+    """:func:`minimise` on ``per_chunk`` elements at a time: fewer elements at once, not an out-of-memory error.
+    Equal chunks (the last padded with copies of its first element), so that one compiled executable serves all."""
+    batch = int(jax.tree.leaves(params0)[0].shape[0])
+    parts = []
+    for lo in range(0, batch, per_chunk):
+        index = np.arange(lo, lo + per_chunk)
+        index = np.where(index < batch, index, lo)
+        parts.append((min(per_chunk, batch - lo), minimise(
+            fun, jax.tree.map(lambda a: jnp.asarray(a)[index], params0), _take(args, args_axes, index),
+            args_axes=args_axes, options=options, log=log, nonnegative=nonnegative)))
+    return _concatenate(parts)
+
+
 def _take(args, args_axes, index):
     """The elements ``index`` of the batched leaves of ``args`` (``args_axes`` as for ``jax.vmap``)."""
     if args_axes is None:
@@ -820,6 +835,32 @@ def peak_bytes(n_vars: int, batch: int, options: SolverOptions, data_bytes: int 
     per_element = element_bytes(n_vars, options, tangent_bytes=tangent_bytes)
     at_once = min(batch, max(1, budget // per_element))
     return at_once * per_element + 2 * int(data_bytes)
+
+
+class MemoryBudgetExceeded(MemoryError):
+    """One element's compiled solver needs more memory than the budget allows (raised before anything runs)."""
+
+    def __init__(self, needed: int, budget: int, n_vars: int):
+        self.needed, self.budget, self.n_vars = int(needed), int(budget), int(n_vars)
+        super().__init__(f"the compiled solver for one element of {n_vars} variables needs {_size(needed)}, more "
+                         f"than the {_size(budget)} memory budget")
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+
+
+def compiled_bytes(executable) -> int:
+    """Peak bytes XLA accounts for one compiled executable: arguments, outputs and temporaries (less the outputs
+    that alias arguments); 0 where the backend gives no accounting."""
+    try:
+        stats = executable.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):  # pragma: no cover - backend without accounting
+        return 0
+    if stats is None:  # pragma: no cover
+        return 0
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+               - stats.alias_size_in_bytes)
 
 
 def memory_budget_bytes() -> int:
