@@ -129,3 +129,19 @@ def global_certificate(P: np.ndarray, Y: np.ndarray, weights: np.ndarray, lam_W:
     global minimum of the joint problem (see module docstring); > 1 exhibits a descent direction of rank one."""
     Ghat = np.sqrt(np.asarray(weights))[:, None] * (np.asarray(P) - np.asarray(Y))
     return float(np.linalg.norm(Ghat, 2) / np.sqrt(lam_W * lam_H))
+
+
+def reduced_multiplier(problem, n_nodes: int | None = None, alpha: float | None = None) -> tuple[float, float, float]:
+    """``(m*, kappa*, min F)`` of the one-dimensional reduction for ``problem`` (a
+    ``ufm.problems.mixup_joint.MixupJointProblem``) with its quadrature, or with ``n_nodes`` nodes and/or another
+    ``alpha`` (e.g. 2n nodes beyond the problem's own limit, or alpha = 0 for ERM)."""
+    alpha = problem.alpha if alpha is None else alpha
+    nodes, w = beta_quadrature(alpha, problem.n_nodes if n_nodes is None else n_nodes)
+    kappa, F = optimal_etf_kappa(problem.C, problem.lam_W, problem.lam_H, nodes, w)
+    return multiplier(problem.C, kappa, problem.lam_H), kappa, F
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, max-shifted."""
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
