@@ -10,23 +10,21 @@ convergence check's detail; if every restart of a rule fails, its convergence ch
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.algorithms.rounding_floor import accept_newton_floor
 from ufm.checks import Check
 from ufm.checks import mixup_deep as checks
-from ufm.families.mixup import driving_field
+from ufm.estimate import driving_field
 from ufm.metrics import nonlinearity, nonlinearity_floor
 from ufm.objectives.mixup_deep import DeepMixupData, activation_function, forward, make_loss, smooth_loss
 from ufm.problems import InputError
 from ufm.problems.mixup_deep import MAX_NODES, RULES, MixupDeepProblem
 from ufm.report import Report
-from ufm.solver import (CONVERGED, NEGATIVE_CURVATURE, STALLED, Solution, SolverOptions, best_element, minimise,
-                        peak_bytes)
+from ufm.solver import Solution, SolverOptions, best_element, minimise, peak_bytes
 
 NAME = "mixup-deep"
 DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (Chaudhry et al.)"
@@ -48,7 +46,6 @@ SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newt
 # model is trustworthy, the model predicts a decrease sum (v_i^T g)^2 / (2 (|w_i| + shift)) within delta_f; and (d)
 # the relative gradient is <= FLOOR_RTOL (a stall further out is a failure, whatever the model says).
 FLOOR_RTOL = 1e-6
-FLAT_WINDOW = 64  # the solver's line search: f is flat to rounding within 64 eps max(1, |f|) sqrt(#vars)
 LAYERS = ("g", "h", "z")  # input features (mixed), hidden layer, logits
 
 
@@ -217,49 +214,10 @@ def stages(problem: MixupDeepProblem) -> tuple[float, ...]:
     return RELU_SHARPNESS if problem.activation == "relu" else (problem.sharpness,)
 
 
-@functools.lru_cache(maxsize=32)
-def _flat_derivatives(loss, shapes: tuple):
-    """Jitted gradient and Hessian of ``loss`` in the flat parameter vector of a params dict with these
-    (name, shape) entries (cached: compiled once per objective and shapes, not op by op at every call)."""
-    from jax.flatten_util import ravel_pytree
-
-    _, unravel = ravel_pytree({k: jnp.zeros(shape) for k, shape in shapes})
-    flat = lambda x, data: loss(unravel(x), data)
-    return jax.jit(jax.grad(flat)), jax.jit(jax.hessian(flat))
-
-
-def newton_decrease(loss, params: dict, data, grad_norm: float, damping: float) -> float:
-    """``sum_i (v_i^T g)^2 / (2 (|w_i| + shift))`` over the Hessian eigenpairs (w_i, v_i) of clearly nonzero
-    curvature, ``|w_i| > NEGATIVE_CURVATURE max(1, max |w|)`` (shift = damping ||g||, as in the solver's eigh
-    direction), at one restart's ``params``: the decrease of f that the Newton model predicts in the directions
-    where it is trustworthy (see FLOOR_RTOL)."""
-    from jax.flatten_util import ravel_pytree
-
-    x, _ = ravel_pytree(params)
-    grad, hessian = _flat_derivatives(loss, tuple((k, np.shape(v)) for k, v in sorted(params.items())))
-    g = np.asarray(grad(x, data))
-    w, V = np.linalg.eigh(np.asarray(hessian(x, data)))
-    shift = damping * grad_norm
-    stiff = np.abs(w) > NEGATIVE_CURVATURE * max(1.0, float(np.max(np.abs(w))))
-    return float(0.5 * np.sum((V[:, stiff].T @ g) ** 2 / (np.abs(w[stiff]) + shift)))
-
-
 def accept_rounding_floor(sol: Solution, loss, data, damping: float = SOLVER.damping) -> tuple[Solution, dict]:
     """``sol`` with every restart that meets FLOOR_RTOL's conditions (a)-(d) marked CONVERGED, and
-    ``{restart: (predicted decrease, f's rounding window)}`` of those."""
-    accepted = {}
-    for i in np.flatnonzero((sol.status == STALLED) & (sol.rel_grad_norm <= FLOOR_RTOL)):
-        if sol.min_eigenvalue is not None and sol.min_eigenvalue[i] < -NEGATIVE_CURVATURE:
-            continue
-        params = {k: v[i] for k, v in sol.params.items()}
-        n_vars = sum(int(np.size(v)) for v in params.values())
-        window = FLAT_WINDOW * np.finfo(float).eps * max(1.0, abs(float(sol.loss[i]))) * np.sqrt(n_vars)
-        decrease = newton_decrease(loss, params, data, float(sol.grad_norm[i]), damping)
-        if decrease <= window:
-            accepted[int(i)] = (decrease, float(window))
-    status = sol.status.copy()
-    status[list(accepted)] = CONVERGED
-    return dataclasses.replace(sol, status=status), accepted
+    ``{restart: (predicted decrease, f's rounding window)}`` of those (``ufm.algorithms.rounding_floor``)."""
+    return accept_newton_floor(sol, loss, data, damping=damping, rtol=FLOOR_RTOL)
 
 
 def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLVER, progress: bool = False):
