@@ -11,7 +11,8 @@ A generated block is delimited in a Markdown page by
 
 and its text is a pure function of recorded files: ``docs/data/<run>/`` (what ``python -m ufm.solve ... --out``
 wrote: ``summary.json``, ``table.txt``, the arrays), ``docs/data/runs.json`` (the command of each recorded run),
-``docs/data/certificates.json`` (``python -m ufm.proofs_check``), ``docs/data/mixup-joint-table/``
+``docs/data/certificates.json`` (``python -m ufm.proofs_check``; recorded with every certificate's instance list
+replaced by its length), ``docs/data/mixup-joint-table/``
 (``python -m ufm.experiments.mixup_joint_table``) and ``benchmarks/results.json`` (``python -m benchmarks.run``).
 Re-running a command into its folder and then this script updates the pages. Block names:
 
