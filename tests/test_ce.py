@@ -181,3 +181,10 @@ def test_cli_in_process(tmp_path, capsys):
     assert np.linalg.norm(arrays["W"]) == pytest.approx(t["W_norm"], rel=1e-8)
     assert main(["--loss", "ce", "--C", "3", "--d", "1", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "argument --d:" in capsys.readouterr().err
+
+
+def test_restarts_certificate_runs_on_one_instance():
+    """The restarts certificate (a name clash once made it a NameError, so `python -m ufm.proofs_check` crashed):
+    one instance, two restarts, PASS."""
+    problem = proofs_check_ce.problem_at(3, 2, 3, "none", 0.05, restarts=2)
+    assert proofs_check_ce.restarts_never_below(problems=(problem,)).verdict == "PASS"

@@ -316,9 +316,9 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
         R = group[0].restarts
         data = jax.tree.map(lambda *a, R=R: jnp.repeat(jnp.stack(a), R, axis=0),
                             *[objective_data(p, balanced=True) for p in group])
-        starts = jax.tree.map(lambda *a: jnp.concatenate(a),
-                              *[starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)])
-        sol = minimise(ce_loss, starts, data, args_axes=CEData(0, 0, 0, 0),
+        initial = jax.tree.map(lambda *a: jnp.concatenate(a),
+                               *[starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)])
+        sol = minimise(ce_loss, initial, data, args_axes=CEData(0, 0, 0, 0),
                        options=dataclasses.replace(SOLVER, progress=False, steps_per_report=20))
         for k, i in enumerate(idx):
             ends[i] = (sol.loss[k * R:(k + 1) * R], sol.status[k * R:(k + 1) * R])
