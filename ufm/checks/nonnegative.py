@@ -77,3 +77,45 @@ def relative(name: str, values, expected: float, tol: float | None, detail: str 
 def converged(name: str, status, rel_grad, best: int, rtol: float, what: str = "restarts", extra: str = "") -> Check:
     """The best element ended CONVERGED: :func:`ufm.checks.convergence.best_converged` under ``name``."""
     return best_converged(status, rel_grad, best, rtol, name=name, what=what, notes=extra)
+
+
+GEOMETRY_NAMES = ("collapse: max ||h_i - mu_k|| / max ||mu_k||", "class means orthogonal: max |cos|",
+                  "||mu_k||^2 = closed form", "every margin = closed form",
+                  "classifier = simplex ETF of the centred means (rel)")
+BOUNDARY_NAME = "K = 2: decision boundary on the diagonal (|cos|)"
+
+
+def geometry_checks(problem, W, H, g: dict, t: dict, graded) -> list[Check]:
+    """Collapse, orthogonal means, their norms, margins, the classifier; K = 2: the decision boundary (``g``:
+    :func:`geometry` of (W, H); ``t``: the closed form; ``graded``: the tolerance, or None where the minimisers
+    are not unique)."""
+    K, means = problem.C, g["means"]
+    result = [
+        Check(GEOMETRY_NAMES[0], g["within_class_spread"], graded),
+        Check(GEOMETRY_NAMES[1], g["max_abs_cos"], graded),
+        relative(GEOMETRY_NAMES[2], g["mean_norm_sq"], t["mean_norm_sq"], graded),
+        relative(GEOMETRY_NAMES[3], g["margins"], t["margin"], graded,
+                 f"margins in [{g['margins'].min():.10g}, {g['margins'].max():.10g}]"),
+    ]
+    # a dead class (mu_k = 0) has no direction: floor the norms so that the check fails with a number, not NaN
+    v = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-300)
+    expected_W = t["classifier_scale"] * ((means - means.mean(axis=0)) if problem.model == "lpm" else (v - v.mean(axis=0)))
+    result.append(Check(GEOMETRY_NAMES[4], float(np.linalg.norm(W - expected_W) / np.linalg.norm(expected_W)), graded))
+    if K == 2:  # two orthogonal axes; the boundary (w_0 - w_1).h = 0 contains the diagonal mu_0/|mu_0| + mu_1/|mu_1|
+        diff, diag = W[0] - W[1], v[0] + v[1]
+        result.append(Check(BOUNDARY_NAME, float(abs(diff @ diag) / max(np.linalg.norm(diff) * np.linalg.norm(diag),
+                                                                        1e-300)), graded))
+    return result
+
+
+def not_unique(geo: list[dict], at_optimum) -> Check:
+    """Reported (LS with M_max > m*): whether the restarts at the optimal value differ in geometry."""
+    optimal = [i for i in range(len(geo)) if at_optimum[i]]
+    signatures = [np.sort(geo[i]["mean_norm_sq"]) for i in optimal]
+    spreads = [geo[i]["within_class_spread"] for i in optimal]
+    differ = len(optimal) >= 2 and (np.ptp(spreads) > 1e-6 or
+                                    max(np.max(np.abs(s - signatures[0])) for s in signatures) > 1e-6)
+    return Check("LS with M_max > m*: minimisers not unique (restarts at the optimum with different geometry)",
+                 float(differ), None, f"{len(optimal)} restarts at the optimal value within 1e-10; "
+                 + (f"their geometry differs (collapse spreads {np.array2string(np.array(spreads), precision=3)})"
+                    if differ else "geometry did not differ with these restarts"))

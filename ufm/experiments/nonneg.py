@@ -15,7 +15,7 @@ import numpy as np
 
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import nonnegative as family
-from ufm.objectives.nonnegative import cross_entropy
+from ufm.objectives.nonnegative import cross_entropy, objective_data
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.solver import minimise
 from ufm.theory import nonnegative as theory
@@ -68,7 +68,7 @@ def compute(cfg: dict, progress) -> dict:
         rng = np.random.default_rng(0)
         params = {"W": jnp.asarray(rng.standard_normal((p.restarts, p.C, p.d))),
                   "H": jnp.asarray(rng.standard_normal((p.restarts, p.d, p.N)))}
-        free = minimise(sign_free_loss, params, family.objective_data(p),
+        free = minimise(sign_free_loss, params, objective_data(p),
                         options=dataclasses.replace(family.SOLVER, progress=False))
         best = int(np.argmin(free.loss))
         objective[-1, j] = free.loss[best]

@@ -129,3 +129,59 @@ def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
     shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
     return model2_loss_squared(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
 
+
+
+def objective_data(problem, labels=None) -> NonnegData:
+    """The data of a ``ufm.problems.nonnegative.NonnegProblem`` (its labels, or ``labels``)."""
+    labels = problem.labels if labels is None else labels
+    return NonnegData(smoothed_targets(jnp.asarray(labels), problem.C, problem.alpha), jnp.asarray(problem.E_W),
+                      jnp.asarray(problem.E_H), jnp.asarray(problem.lambda_W), jnp.asarray(problem.lambda_H))
+
+
+def random_params(problem, model: str) -> dict:
+    """Seeded starts: Gaussian W (or V), and features well inside the orthant: G with entries in [0.5, 1.5]
+    (Model 1, H = G*G), or H = G*G itself (Model 2: the same starting features)."""
+    import numpy as np
+
+    rng = np.random.default_rng(problem.seed)
+    R, K, d, N = problem.restarts, problem.C, problem.d, problem.N
+    first = "V" if model == "lpm" else "W"
+    G = rng.uniform(0.5, 1.5, (R, d, N))
+    return {first: jnp.asarray(rng.standard_normal((R, K, d))), **({"G": jnp.asarray(G)} if model == "lpm" else
+                                                                  {"H": jnp.asarray(G * G)})}
+
+
+def scaled_model1_loss(params: dict, args) -> jax.Array:
+    """``L / s`` plus the gauge ``(log ||V||^2)^2 / 2 + (log ||G*G||^2)^2 / 2``. Model 1's loss depends on V and P = G*G
+    only through V/||V|| and P/||P||: their norms are two exact null directions of its Hessian, along which a damped
+    Newton step divides the gradient's rounding noise by the shift; the gauge fixes them. It vanishes with its
+    gradient at unit norms and leaves (W, H), the minimisers and the loss unchanged."""
+    data, scale = args
+    gauge = jnp.log(jnp.sum(params["V"] ** 2)) ** 2 + jnp.log(jnp.sum(params["G"] ** 4)) ** 2
+    return model1_loss(params, data) / scale + 0.5 * gauge
+
+
+def scaled_model2_loss(params: dict, args) -> jax.Array:
+    """``L / s`` of Model 2 (``args = (data, s)``)."""
+    data, scale = args
+    return model2_loss(params, data) / scale
+
+
+LOSSES = {"lpm": (model1_loss, model1_factors), "ufm": (model2_loss, model2_factors)}
+SCALED = {"lpm": scaled_model1_loss, "ufm": scaled_model2_loss}
+# Model 2 keeps H >= 0 as a bound (projected Newton); Model 1 reparametrises H = G*G (its budgets normalise P).
+BOUNDS = {"lpm": None, "ufm": MODEL2_BOUNDS}
+# every start's loss, compiled once per model and shape
+EVALUATE = {model: jax.jit(jax.vmap(loss, in_axes=(0, None))) for model, (loss, _) in LOSSES.items()}
+
+
+def factor_gradients(model: str, W, H, data: NonnegData):
+    """The gradients in (W, H) (not the reparametrised variables) of the model's loss: CE, plus Model 2's weight
+    decays; for the KKT residual."""
+    def f(W, H):
+        base = cross_entropy(W @ H, data.Q)
+        if model == "ufm":
+            base += 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
+        return base
+
+    return jax.grad(f, argnums=(0, 1))(jnp.asarray(W), jnp.asarray(H))

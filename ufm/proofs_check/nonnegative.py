@@ -37,7 +37,7 @@ import numpy as np
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.checks import nonnegative as nonneg_checks
 from ufm.families import nonnegative as family
-from ufm.objectives.nonnegative import NonnegData, cross_entropy, model1_loss, model2_loss
+from ufm.objectives.nonnegative import cross_entropy, model1_loss, model2_loss, objective_data
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.theory import nonnegative as theory
 
@@ -105,10 +105,6 @@ def model1_point(problem: NonnegProblem, t: dict):
     s = 1.0 if t["unique"] else math.sqrt(t["margin"] / t["M_max"])
     return collapsed_point(problem, s * math.sqrt(problem.E_H),
                            s * t["classifier_scale"] * math.sqrt(problem.E_H))
-
-
-def objective_data(problem: NonnegProblem) -> NonnegData:
-    return family.objective_data(problem)
 
 
 def _f2(W, H, data):

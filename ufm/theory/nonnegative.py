@@ -117,3 +117,10 @@ def zero_solution_optimal(label_counts, N: int, lambda_W: float, lambda_H: float
     bound = zero_solution_bound(label_counts, N, alpha)
     root = math.sqrt(lambda_W * lambda_H)
     return {"zero": root >= bound, "bound": bound, "sqrt_lambda": root, "objective": math.log(len(label_counts))}
+
+
+def optimum_for(problem) -> dict:
+    """The closed form of a ``ufm.problems.nonnegative.NonnegProblem``: Model 1 (``lpm``) or Model 2 (``ufm``)."""
+    if problem.model == "lpm":
+        return model1_optimum(problem.C, problem.E_W, problem.E_H, problem.alpha)
+    return model2_optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H, problem.alpha)
