@@ -1,7 +1,7 @@
 """Figure 8: mixup with the classifier learned jointly (issue 9): does the simplex ETF stay optimal?
 
 Left: the learned ETF multiplier m against alpha (lam ~ Beta(alpha, alpha); alpha = 0 is ERM) for several C:
-lines, the minimiser of the one-dimensional reduction F(m) (``ufm.families.mixup_joint.reduced_multiplier``, which
+lines, the minimiser of the one-dimensional reduction F(m) (``ufm.theory.mixup_joint.reduced_multiplier``, which
 assumes the ETF); circles, the joint solve of classifier and features from random starts (which does not).
 Right: what the joint solve says about the assumption: the relative distance of W W^T to the nearest simplex-ETF
 Gram matrix and the relative gap between the two m, per case (log scale; rounding is about 1e-15).
@@ -13,9 +13,10 @@ import dataclasses
 
 import numpy as np
 
+import ufm
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
-from ufm.families import mixup_joint as family
 from ufm.problems.mixup_joint import MixupJointProblem
+from ufm.theory.mixup_joint import reduced_multiplier
 
 NAME = "mixup_joint"
 TITLE = "Mixup with a learned classifier: multiplier m against alpha, joint solve vs one-dimensional reduction"
@@ -38,12 +39,12 @@ def compute(cfg: dict, progress) -> dict:
     for C in cfg["classes"]:
         base = MixupJointProblem(C=C, lam_W=cfg["lam_W"], lam_H=cfg["lam_H"], n_nodes=cfg["n_nodes"],
                                  restarts=cfg["restarts"], seed=cfg["seed"])
-        out[f"theory_m_C{C}"] = np.array([family.reduced_multiplier(dataclasses.replace(base, alpha=a))[0]
+        out[f"theory_m_C{C}"] = np.array([reduced_multiplier(dataclasses.replace(base, alpha=a))[0]
                                           for a in cfg["theory_alphas"]])
         progress.step()
         numbers = {key: [] for key in ("m", "m_1d", "etf_error", "passed")}
         for alpha in cfg["solver_alphas"]:
-            report = family.run(dataclasses.replace(base, alpha=alpha), progress=False)
+            report = ufm.run(dataclasses.replace(base, alpha=alpha))
             numbers["passed"].append(report.passed)
             for key in ("m", "m_1d", "etf_error"):
                 numbers[key].append(report.numbers[key])

@@ -2,7 +2,7 @@
 
     python -m ufm.experiments.mixup_joint_table --out runs/mixup-joint-table
 
-solves the joint mixup UFM (``ufm.families.mixup_joint``) for every C in {3, 5, 10, 20, 50}, alpha in
+solves the joint mixup UFM (``ufm.run`` on ``ufm.MixupJointProblem``) for every C in {3, 5, 10, 20, 50}, alpha in
 {0 (ERM), 0.2, 1, 2} and (lambda_W, lambda_H) in {(5e-2, 5e-2), (1e-2, 5e-2), (5e-2, 1e-2)}, and writes
 ``table.txt`` and ``table.md`` (one row per case and the verdict line) and ``summary.json`` (every number of every
 case, the configuration, package versions) into ``--out`` atomically. Progress: one line per case on stderr.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import jax
 
+import ufm
 from ufm.checks import mixup_joint as checks
-from ufm.families import mixup_joint as family
 from ufm.problems.mixup_joint import MixupJointProblem
 from ufm.report import OutputDir, to_json, versions
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         rows = []
         for i, problem in enumerate(problems):
-            rows.append(row(problem, family.run(problem, progress=False)))
+            rows.append(row(problem, ufm.run(problem)))
             r = rows[-1]
             print(f"[{i + 1}/{len(problems)}] C={r['C']} alpha={r['alpha']:g} lW={r['lam_W']:g} lH={r['lam_H']:g}: "
                   f"ETF err {r['etf_error']:.1e}, m {r['m']:.10f} (1-D {r['m_1d']:.10f}), "

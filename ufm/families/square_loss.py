@@ -616,32 +616,28 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
 CENTRAL_PATH = "central path: W = ridge LS classifier of its features"
 
 
+def _relu_pre_activations(problem: SquareLossProblem, params: dict, data: SquareLossData):
+    """Every hidden layer's pre-activations (numpy, units x samples) of a ReLU network; none for another
+    activation."""
+    if problem.act != "relu":
+        return
+    h = params["H"] if "H" in params else data.X
+    for W in params["layers"][:-1]:
+        z = W @ h
+        yield np.asarray(z)
+        h = jnp.maximum(z, 0.0)
+
+
 def relu_kinks(problem: SquareLossProblem, params: dict, data: SquareLossData, tol: float = 1e-7) -> int:
     """Number of ReLU pre-activations within ``tol`` (relative to the largest) of the kink at 0, exact zeros
     included: a sample whose features are all dead upstream has pre-activations exactly 0, a kink in the upstream
     factors (restarts of a 3-layer ReLU network stalled with 12 - 18 of them and no other kink)."""
-    if problem.act != "relu":
-        return 0
-    h = params["H"] if "H" in params else data.X
-    count = 0
-    for W in params["layers"][:-1]:
-        z = np.asarray(W @ h)
-        count += int(np.sum(np.abs(z) <= tol * np.abs(z).max()))
-        h = jnp.maximum(W @ h, 0.0)
-    return count
+    return sum(int(np.sum(np.abs(z) <= tol * np.abs(z).max())) for z in _relu_pre_activations(problem, params, data))
 
 
 def relu_dead_units(problem: SquareLossProblem, params: dict, data: SquareLossData) -> int:
     """Number of hidden ReLU units whose pre-activation is < 0 on every sample (dead: no gradient reaches them)."""
-    if problem.act != "relu":
-        return 0
-    h = params["H"] if "H" in params else data.X
-    count = 0
-    for W in params["layers"][:-1]:
-        z = np.asarray(W @ h)
-        count += int(np.sum(np.all(z < 0, axis=1)))
-        h = jnp.maximum(W @ h, 0.0)
-    return count
+    return sum(int(np.sum(np.all(z < 0, axis=1))) for z in _relu_pre_activations(problem, params, data))
 
 
 RB_NAMES = {"free": ["R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
