@@ -20,6 +20,7 @@ COMMANDS = {
     "solve": ("ufm.solve", "solve a UFM objective to float64 precision and check it against its closed form"),
     "certify": ("ufm.proofs_check", "certify the closed forms (first and second order, scalar roots, restarts)"),
     "figures": ("ufm.experiments", "regenerate the figures from the solver's output"),
+    "sweep": ("ufm.sweep", "solve and check one family over a grid of its flags' values (lists, log/lin ranges)"),
     "measure": ("ufm.measure", "measure a trained network's features against the model (NC1-NC4, mixup, noise)"),
 }
 

@@ -1,0 +1,509 @@
+"""Command line: ``python -m ufm.sweep --loss FAMILY [flags] --out DIR``: one family's checks over a grid of its
+problem's fields, one row per configuration.
+
+    python -m ufm.sweep --loss mse --C 3 --lambda-H 1e-3:3e-1:40log --out runs/mse-lambda-H
+
+Any flag of the family (``python -m ufm.solve --loss FAMILY --help``) takes a list ``--C 3,10`` or a range
+``--lambda-H 1e-4:1e-1:30log`` / ``--m 0.5:2:7lin`` (syntax: :mod:`ufm.sweeps`); the grid is the product of the
+swept flags' values. The other flags are read by ``ufm.solve``'s own parser, and every configuration is validated
+exactly as ``python -m ufm.solve`` validates one run (its range checks, flags that do not apply, the memory
+estimate) before anything is solved. Flags of the sweep itself: ``--save-arrays`` (each configuration's
+``summary.json``, arrays and ``table.txt``, as ``ufm.solve`` writes them, in ``DIR/points/<index>/``) and
+``--limit N`` (solve at most N configurations in this run).
+
+Each configuration runs the family exactly as a single run does (``family.run``: the same solve, the same checks,
+the same report), one after another in this process; configurations that share their array shapes run one after
+another (grouped by :func:`ufm.sweeps.shape_key`), so the solver's compiled programs, cached in memory by
+objective, options and shapes, are reused: only the data changes. The ``compilations`` column counts the
+executables each configuration had to build or load.
+
+Output, in ``--out DIR`` (required; a new or empty folder, or the folder of an unfinished sweep of the same
+command):
+
+- ``results.csv``: one row per finished configuration (:func:`ufm.sweeps.point_row`: index, the problem's fields,
+  ``passed``, every check's value and verdict, the scalar numbers, the convergence record), appended when the
+  configuration is complete and never rewritten except to add a column;
+- ``summary.json``: the command, the axes and their values, counts, failed indices, where the boolean columns
+  change along each axis (``changes``), compilations and timing of the last run, package versions.
+
+Resuming: the same command with the same ``--out`` continues where a killed or limited sweep stopped: finished
+configurations (rows in results.csv) are never solved again. ``--out``, ``--quiet``, ``--limit``, ``--cache-dir`` and
+``--no-cache`` may differ between the runs; any other difference is refused (one line). The folder appears with
+the first finished configuration (nothing is created before), and SIGINT / SIGTERM keep every finished row and
+leave nothing half-written (the configuration in progress is dropped).
+
+Exit codes: 0 every finished configuration passed; 1 one failed (their indices on stderr); 2 bad input (one line
+naming the flag and its valid syntax or range; nothing solved, nothing written); 3 results could not be written
+(the finished rows stay); 130 SIGINT, 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ufm import families
+from ufm import solve as solve_cli
+from ufm import sweeps
+from ufm.cli import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NOT_WRITTEN,
+    EXIT_OK,
+    Interrupted,
+    Parser,
+    UsageError,
+    cache_dir_choice,
+    interruptible,
+    is_number,
+    os_problem,
+    say,
+    use_compilation_cache,
+    warn,
+)
+
+PROG = "python -m ufm.sweep"
+RESULTS, SUMMARY, POINTS = "results.csv", "summary.json", "points"
+KIND = "ufm.sweep"
+# Flags that say where and how a sweep runs, not what it computes: a resumed sweep may change them.
+NOT_IN_IDENTITY = frozenset({"out", "quiet", "limit", "cache_dir", "no_cache"})
+DESCRIPTION = ("Solve one family's problem over a grid of its flags' values, each configuration checked as "
+               "python -m ufm.solve checks one run; one row per configuration in DIR/results.csv.")
+SWEEP_HELP = f"""sweeping: any flag of the family takes a list or a range instead of one value:
+  --C 3,10                 the listed values
+  --lambda-H 1e-4:1e-1:30log   30 values evenly spaced in log (end points > 0)
+  --m 0:1:11lin            11 values evenly spaced
+The grid is the product of the swept flags' values (the first varies slowest). Every configuration is checked
+exactly as a single python -m ufm.solve run; --out DIR is required, and the same command with the same --out
+resumes an unfinished sweep. Flags of the sweep itself: --save-arrays, --limit N."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_sweep_arguments(parser) -> None:
+    group = parser.add_argument_group("sweep")
+    group.add_argument("--save-arrays", action="store_true", dest="save_arrays",
+                       help="write each configuration's summary.json, arrays and table.txt into DIR/points/<index>/")
+    group.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                       help="solve at most N configurations in this run (the same command continues the sweep)")
+
+
+def _sweep_parser() -> Parser:
+    parser = Parser(prog=PROG, add_help=False, allow_abbrev=False)
+    _add_sweep_arguments(parser)
+    return parser
+
+
+def _full_parser(family) -> argparse.ArgumentParser:
+    """``ufm.solve``'s parser of the family with the sweep's own flags: what a token of the command line means."""
+    parser = solve_cli._family_parser(family)
+    parser.prog, parser.description = PROG, DESCRIPTION
+    parser.epilog = SWEEP_HELP + "\n\n" + (parser.epilog or "")
+    _add_sweep_arguments(parser)
+    return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class Occurrence:
+    """A flag on the command line: its argparse dest, canonical flag, its tokens ``argv[start:stop]`` and value."""
+
+    dest: str
+    flag: str
+    start: int
+    stop: int
+    value: str | None
+
+
+def _action(parser: argparse.ArgumentParser, name: str):
+    """The action argparse gives the option ``name`` (exact, else an unambiguous prefix of a long option)."""
+    actions = parser._option_string_actions  # argparse has no public lookup of an option string
+    if name in actions:
+        return actions[name]
+    if name.startswith("--"):
+        matches = {id(a): a for option, a in actions.items() if option.startswith(name)}
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+    return None
+
+
+def occurrences(argv: list[str], parser: argparse.ArgumentParser) -> list[Occurrence]:
+    """Every known option of ``argv`` with its value, read as argparse reads it (``--flag value`` and
+    ``--flag=value``; a number is a value, never an option). Unknown tokens are skipped: argparse refuses them."""
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        name, eq, inline = token.partition("=")
+        action = _action(parser, name) if token.startswith("-") and not is_number(token) else None
+        if action is None:
+            i += 1
+            continue
+        if action.nargs is None:  # one value
+            value = inline if eq else (argv[i + 1] if i + 1 < len(argv) else None)
+            stop = i + 1 if eq else min(i + 2, len(argv))
+        else:
+            value, stop = None, i + 1
+        out.append(Occurrence(action.dest, max(action.option_strings, key=len), i, stop, value))
+        i = stop
+    return out
+
+
+def _without(argv: list[str], drop: list[Occurrence]) -> list[str]:
+    gone = {k for occ in drop for k in range(occ.start, occ.stop)}
+    return [token for k, token in enumerate(argv) if k not in gone]
+
+
+@dataclasses.dataclass(frozen=True)
+class Existing:
+    """An unfinished sweep found in --out: its table's header and rows (strings, as read back)."""
+
+    header: list[str]
+    rows: list[dict]
+
+    @property
+    def finished(self) -> set[int]:
+        return {int(row["index"]) for row in self.rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated sweep: everything needed to run it, nothing solved or written yet."""
+
+    argv: list[str]
+    identity: list[str]
+    loss: str
+    family: object
+    axes: list[sweeps.Axis]
+    problems: list
+    run_options: list[dict]
+    out: Path
+    quiet: bool
+    save_arrays: bool
+    limit: int | None
+    cache: tuple
+    existing: Existing | None
+
+
+def _print_help(argv: list[str]) -> None:
+    loss = next((occ.value for occ in occurrences(argv, solve_cli._loss_parser()) if occ.dest == "loss"), None)
+    if loss in families.FAMILIES:
+        say(_full_parser(families.load(loss)).format_help())
+        return
+    parser = solve_cli._common_parser(families_help=solve_cli._families_help())
+    parser.prog, parser.description = PROG, DESCRIPTION
+    parser.epilog = SWEEP_HELP + "\n\n" + parser.epilog
+    _add_sweep_arguments(parser)
+    say(parser.format_help())
+
+
+def plan(argv: list[str]) -> Plan | None:
+    """Parse and validate a sweep's command line: the axes, every configuration's problem (through
+    ``ufm.solve.parse``, so with its messages), --out (new, or an unfinished sweep of the same command). Creates
+    nothing. Returns None after printing help; raises UsageError (one line naming the flag) on bad input."""
+    first = occurrences(argv, solve_cli._loss_parser())
+    if any(occ.dest == "help" for occ in first):
+        _print_help(argv)
+        return None
+    loss = next((occ.value for occ in first if occ.dest == "loss"), None)
+    if loss is not None and sweeps.is_spec(loss):
+        raise UsageError(f"argument --loss: one family per sweep, got {loss!r}; run one sweep per family")
+    if loss not in families.FAMILIES:
+        solve_cli.parse(argv)  # its one-line refusal of a missing or unknown --loss
+    family = families.load(loss)
+    parser = _full_parser(family)
+    found = occurrences(argv, parser)
+    own = [occ for occ in found if occ.dest in ("save_arrays", "limit")]
+    options = _sweep_parser().parse_args([t for occ in own for t in argv[occ.start:occ.stop]])
+    common = {a.dest for a in solve_cli._common_parser()._actions} | {"save_arrays", "limit"}
+    axes, swept = [], []
+    for occ in found:
+        if occ.dest in common or occ.value is None or not sweeps.is_spec(occ.value):
+            continue
+        if sum(o.dest == occ.dest for o in found) > 1:
+            raise UsageError(f"argument {occ.flag}: given more than once; give it one value, list or range")
+        integer = parser._option_string_actions[occ.flag].type is int
+        try:
+            values = sweeps.expand_spec(occ.value, integer=integer)
+        except sweeps.SpecError as err:
+            raise UsageError(f"argument {occ.flag}: {err}") from None
+        axes.append(sweeps.Axis(occ.flag, occ.dest, occ.value, values))
+        swept.append(occ)
+    size = sweeps.grid_size(axes)
+    if size > sweeps.MAX_POINTS:
+        raise UsageError(f"argument {axes[0].flag}: the grid has {size} configurations, more than "
+                         f"{sweeps.MAX_POINTS}; sweep fewer values")
+    base = _without(argv, swept + own)
+    problems, run_options, ns = [], [], None
+    for values in sweeps.grid(axes):
+        parsed = solve_cli.parse(base + [f"{axis.flag}={value}" for axis, value in zip(axes, values)])
+        _, ns, problem = parsed
+        problems.append(problem)
+        run_options.append(family.run_options(ns) if hasattr(family, "run_options") else {})
+    if ns.out is None:
+        raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
+    identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])
+    existing = _inspect_out(ns.out, identity, len(problems))
+    cache = cache_dir_choice(ns.cache_dir, ns.no_cache)
+    return Plan(argv, identity, loss, family, axes, problems, run_options, ns.out, ns.quiet, options.save_arrays,
+                options.limit, cache, existing)
+
+
+def _inspect_out(out: Path, identity: list[str], size: int) -> Existing | None:
+    """None for a new sweep (``out`` absent or an empty folder, where it could be created); the unfinished sweep
+    in ``out`` if it is one of the same command; else UsageError naming --out. Reads only."""
+    from ufm.report import OutputDir
+
+    summary = out / SUMMARY
+    if not (out.is_dir() and not out.is_symlink() and summary.is_file() and not summary.is_symlink()):
+        try:
+            OutputDir(out)  # validates only: absent, or an empty folder, in a writable place
+        except OSError as err:
+            raise UsageError(f"argument --out: {os_problem(err, out)} (nor the folder of a sweep)") from None
+        return None
+    try:
+        recorded = json.loads(summary.read_text())
+        header, rows = sweeps.read_table(out / RESULTS)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"argument --out: {out} is not a readable sweep folder ({err})") from None
+    if not isinstance(recorded, dict) or recorded.get("kind") != KIND:
+        raise UsageError(f"argument --out: {out} exists and is not empty (never overwritten)")
+    if recorded.get("identity") != identity:
+        was = " ".join(recorded.get("identity") or [])
+        raise UsageError(f"argument --out: {out} holds a sweep of another command ({PROG} {was}); give that "
+                         "command, or a new --out")
+    try:
+        indices = [int(row["index"]) for row in rows]
+    except (KeyError, ValueError):
+        raise UsageError(f"argument --out: {out / RESULTS} has rows without an index; not a sweep's table") from None
+    if any(not 0 <= i < size for i in indices) or len(set(indices)) != len(indices):
+        raise UsageError(f"argument --out: {out / RESULTS} has indices outside 0..{size - 1} or repeated")
+    if not os.access(out, os.W_OK | os.X_OK) or not os.access(out / RESULTS, os.W_OK):
+        raise UsageError(f"argument --out: {out} is not writable")
+    return Existing(header, rows)
+
+
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """The command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code. ``program``: this process
+    is the command line (``python -m ufm.sweep``), so the persistent compilation cache is configured in JAX (as
+    ``ufm.solve.main`` does)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with interruptible():
+            try:
+                validated = plan(argv)
+            except UsageError as err:
+                warn(f"ufm.sweep: error: {err}")
+                return EXIT_BAD_INPUT
+            if validated is None:
+                return EXIT_OK
+            if program:
+                use_compilation_cache(*validated.cache, "ufm.sweep")
+            return run(validated)
+    except (Interrupted, KeyboardInterrupt) as err:  # before the first configuration was solved
+        sig = err if isinstance(err, Interrupted) else Interrupted(2)
+        warn(f"ufm.sweep: interrupted ({sig.name}); nothing written")
+        return sig.exit_code
+
+
+def _label(axes: list[sweeps.Axis], problem_values: tuple) -> str:
+    return " ".join(f"{axis.flag}={value}" for axis, value in zip(axes, problem_values))
+
+
+def _clean_leftovers(out: Path, finished: set[int]) -> None:
+    """Remove what a killed run may have left: a torn last row, staging folders and temporary files, and the
+    arrays of a configuration whose row was never written (it is solved again)."""
+    sweeps.drop_torn_tail(out / RESULTS)
+    for folder in (out, out / POINTS):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            stale = ".incomplete-" in entry.name or (entry.name.startswith(".") and entry.name.endswith(".partial"))
+            orphan = folder == out / POINTS and re.fullmatch(r"[0-9]+", entry.name) and int(entry.name) not in finished
+            if (stale or orphan) and not entry.is_symlink():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _summary(p: Plan, rows: list[dict], status: str, this_run: dict) -> dict:
+    from ufm.report import versions
+
+    failed = sorted(int(row["index"]) for row in rows if row.get("passed") != "True")
+    columns = sweeps.boolean_columns(rows) + [name for name in (rows[0] if rows else {})
+                                              if name.startswith(sweeps.VERDICT)]
+    groups = sweeps.by_shape(p.problems)
+    return {
+        "kind": KIND,
+        "status": status,
+        "command": ["python", "-m", "ufm.sweep", *p.argv],
+        "identity": p.identity,
+        "loss": p.loss,
+        "axes": [dataclasses.asdict(axis) for axis in p.axes],
+        "configurations": len(p.problems),
+        "finished": len(rows),
+        "passed": len(rows) - len(failed),
+        "failed": failed,
+        "results": RESULTS,
+        "arrays": f"{POINTS}/<index>/" if p.save_arrays else None,
+        "shape_groups": [{"shape": dict(sweeps.shape_key(p.problems[g[0]])), "configurations": len(g)}
+                         for g in groups],
+        "changes": sweeps.changes(rows, p.axes, columns),
+        "last_run": this_run,
+        "versions": versions(),
+        "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_summary(path: Path, summary: dict) -> None:
+    from ufm.report import atomic_write, to_json
+
+    text = to_json(summary) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _write_point(p: Plan, index: int, report, seconds: float, row: dict, header: list[str] | None,
+                 first_summary) -> list[str]:
+    """Write one finished configuration: its arrays (if asked), then its row. The first configuration of a new
+    sweep creates the folder in one step (summary.json, results.csv and its arrays staged and renamed into place);
+    later ones commit their arrays folder, then append the row. Returns the table's header."""
+    from ufm.report import OutputDir
+
+    report = dataclasses.replace(report, wall_seconds=seconds)
+    if header is None:
+        folder = OutputDir(p.out)
+        try:
+            if p.save_arrays:
+                report.save(folder.staging / POINTS / str(index))
+            header = sweeps.append_row(folder.path(RESULTS), None, row)
+            _write_summary(folder.path(SUMMARY), first_summary())
+            folder.commit()
+        except BaseException:
+            folder.discard()
+            raise
+        return header
+    if p.save_arrays:
+        report.save(p.out / POINTS / str(index))
+    return sweeps.append_row(p.out / RESULTS, header, row)
+
+
+def run(p: Plan) -> int:
+    """Solve the configurations of ``p`` not yet finished, shape group by shape group, writing each row as its
+    configuration completes; then summary.json and the verdict. Returns the exit code."""
+    from ufm.solver import MemoryBudgetExceeded
+
+    rows = list(p.existing.rows) if p.existing else []
+    header = p.existing.header if p.existing else None
+    finished = {int(row["index"]) for row in rows}
+    if p.existing:
+        _clean_leftovers(p.out, finished)
+    groups = sweeps.by_shape(p.problems)
+    todo = [i for group in groups for i in group if i not in finished]
+    if p.limit is not None:
+        todo = todo[: p.limit]
+    values = sweeps.grid(p.axes)
+    total = len(p.problems)
+    if not p.quiet:
+        warn(f"ufm.sweep {p.loss}: {total} configurations in {len(groups)} shape group(s); {len(finished)} "
+             f"finished before, {len(todo)} to solve now -> {p.out}")
+    t0 = time.perf_counter()
+    solved, code, stopped = 0, None, None
+    with sweeps.counting_compilations() as counter:
+        first_of_group = {group[0] for group in groups}
+        first_compilations = other_compilations = 0
+        try:
+            for index in todo:
+                before, t_point = counter.count, time.perf_counter()
+                report = p.family.run(p.problems[index], progress=False, **p.run_options[index])
+                seconds = time.perf_counter() - t_point
+                compilations = counter.count - before
+                if index in first_of_group:
+                    first_compilations += compilations
+                else:
+                    other_compilations += compilations
+                row = sweeps.point_row(index, p.problems[index], report, seconds, compilations)
+                this_run = lambda: {"solved": solved + 1, "seconds": time.perf_counter() - t0,
+                                    "compilations": counter.count}
+                pending = rows + [{k: sweeps.cell(v) for k, v in row.items()}]
+                header = _write_point(p, index, report, seconds, row, header,
+                                      lambda: _summary(p, pending, "running", this_run()))
+                rows, solved = pending, solved + 1
+                if not p.quiet:
+                    elapsed = time.perf_counter() - t0
+                    left = elapsed / solved * (len(todo) - solved)
+                    verdict = "PASS" if report.passed else f"FAIL ({len(report.failed_checks)} checks)"
+                    warn(f"ufm.sweep: [{len(rows)}/{total}] #{index} {_label(p.axes, values[index])}: {verdict}  "
+                         f"{seconds:.2f} s, {compilations} compilations; elapsed {elapsed:.1f} s, ~{left:.0f} s left")
+        except Interrupted as sig:
+            stopped, code = f"interrupted ({sig.name})", sig.exit_code
+        except MemoryBudgetExceeded as err:
+            stopped, code = f"error: argument --max-memory: {err}", EXIT_BAD_INPUT
+        except OSError as err:
+            stopped, code = f"error: argument --out: results not written ({os_problem(err, p.out)})", EXIT_NOT_WRITTEN
+    wall = time.perf_counter() - t0
+    if (p.out / RESULTS).is_file():  # the table is the record (a signal may land between a write and its count)
+        rows = sweeps.read_table(p.out / RESULTS)[1]
+    this_run = {"solved": solved, "seconds": wall, "compilations": counter.count,
+                "compilations_first_of_each_shape_group": first_compilations,
+                "compilations_other_configurations": other_compilations}
+    status = "complete" if len(rows) == total else "incomplete"
+    if rows:
+        try:
+            _write_summary(p.out / SUMMARY, _summary(p, rows, status, this_run))
+        except OSError as err:
+            stopped, code = (f"error: argument --out: summary not written ({os_problem(err, p.out / SUMMARY)})",
+                             code or EXIT_NOT_WRITTEN)
+    if stopped is not None:
+        where = f"{len(rows)} of {total} configurations finished in {p.out}" if rows else "nothing written"
+        warn(f"ufm.sweep: {stopped}; {where}" + ("; the same command continues the sweep" if rows else ""))
+        return code
+    return _report(p, rows, solved, wall, this_run)
+
+
+def _short(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict) -> int:
+    total = len(p.problems)
+    failed = [row["index"] for row in rows if row.get("passed") != "True"]
+    lines = [f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
+             f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed",
+             f"compilations in this run: {this_run['compilations']} (first configuration of each shape group "
+             f"{this_run['compilations_first_of_each_shape_group']}, the others "
+             f"{this_run['compilations_other_configurations']})"]
+    # the verdict and the family's own flags (numbers such as zero_solution); summary.json lists every change
+    shown = [name for name in sweeps.boolean_columns(rows) if name == "passed" or name.startswith("numbers.")]
+    for change in sweeps.changes(rows, p.axes, shown)[:20]:
+        fixed = "".join(f" {flag}={_short(value)}" for flag, value in change["fixed"].items())
+        lines.append(f"{change['column']}: {change['from']} -> {change['to']} between {change['axis']} = "
+                     f"{_short(change['between'][0])} and {_short(change['between'][1])}"
+                     + (f" (at{fixed})" if fixed else ""))
+    if len(rows) < total:
+        lines.append(f"{total - len(rows)} configurations left: the same command continues the sweep")
+    lines.append(f"results: {p.out / RESULTS}")
+    say("\n".join(lines))
+    if failed:
+        warn(f"ufm.sweep: FAILED at configuration(s) {', '.join(failed[:20])}{', ...' if len(failed) > 20 else ''} "
+             f"(results.csv: passed = False)")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    from ufm.cli import exit_main
+
+    exit_main(functools.partial(main, program=True))
