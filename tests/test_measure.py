@@ -61,6 +61,7 @@ def test_closed_form_optimum_measures_distance_zero_nc1_zero_and_the_true_m_and_
     tol = rounding_tolerance(kappa)
     fit = summary["numbers"]["mixup"]["fit"]
     assert fit["distance_relative"] <= tol and fit["distance_relative_different_class"] <= tol
+    assert not fit["kappa_at_bound"]
     assert abs(fit["m"] - M_ETF) <= 10 * EPS * M_ETF  # the ETF's Gram matrix gives m to rounding
     assert abs(fit["mu"] - MU) <= tol * MU and abs(fit["kappa"] - kappa) <= tol * kappa
     # NC1 is quadratic in the within-class spread: each class's samples are the same vector to rounding.

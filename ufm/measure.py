@@ -257,7 +257,8 @@ def fit_theorem31(W: np.ndarray, h: np.ndarray, c, c_prime, lam) -> dict:
       rounding, whatever the Jacobian's truncation error.
 
     Returns:
-        dict with ``m``, ``etf_gram_error``, ``kappa``, ``mu``, ``h_theory`` (M, d), the distances
+        dict with ``m``, ``etf_gram_error``, ``kappa`` (``kappa_at_bound``: the fit ended at an end of
+        ``KAPPA_RANGE``, so no kappa in it fits), ``mu``, ``h_theory`` (M, d), the distances
         ``distance_rms = sqrt(mean_i ||h_i - h*_i||^2)`` and ``distance_relative = ||H - H*||_F / ||H*||_F`` (also
         over the same-class and different-class samples alone), ``gauss_newton_steps``; or ``{"void": reason}``
         where W W^T has no ETF component (m = 0).
@@ -311,7 +312,9 @@ def fit_theorem31(W: np.ndarray, h: np.ndarray, c, c_prime, lam) -> dict:
         return float(np.linalg.norm(h[rows] - h_theory[rows]) / np.linalg.norm(h_theory[rows]))
 
     everything = np.ones(len(h), dtype=bool)
-    return {"m": m, "etf_gram_error": gram_error, "kappa": kappa, "mu": C * m**2 / ((C - 1) * kappa),
+    at_bound = bool(min(t - lo, hi - t) <= 1e-9 * max(1.0, abs(t)))  # least squares want kappa beyond the range
+    return {"m": m, "etf_gram_error": gram_error, "kappa": kappa, "kappa_at_bound": at_bound,
+            "mu": C * m**2 / ((C - 1) * kappa),
             "h_theory": h_theory, "distance_rms": float(np.sqrt(np.mean(np.sum((h - h_theory) ** 2, axis=1)))),
             "distance_relative": relative(everything), "distance_relative_same_class": relative(same),
             "distance_relative_different_class": relative(~same), "gauss_newton_steps": steps}
@@ -622,7 +625,9 @@ def _rows_mixup(mix: dict) -> list:
         rows += [
             _info("fitted multiplier m", fit["m"], "from the nearest simplex-ETF Gram matrix to W W^T"),
             _info("W W^T: relative distance to that ETF Gram", fit["etf_gram_error"], "Theorem 3.1 assumes 0"),
-            _info("fitted kappa = C m^2/((C-1) mu)", fit["kappa"], "least squares over log kappa"),
+            _info("fitted kappa = C m^2/((C-1) mu)", fit["kappa"],
+                  "AT THE END of the range: no kappa in it fits" if fit["kappa_at_bound"] else
+                  "least squares over log kappa"),
             _info("effective mu (feature weight decay)", fit["mu"], "mu = C m^2/((C-1) kappa)"),
             _info("distance to the optimum, RMS per sample", fit["distance_rms"], "sqrt(mean ||h - h*||^2)"),
             _info("distance to the optimum, relative", fit["distance_relative"], "||H - H*||_F/||H*||_F"),
