@@ -351,5 +351,6 @@ def test_output_folder_rules_and_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["measures.npz", "summary.json", "table.txt"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["command"] == "measure" and summary["config"]["C"] == 3 and "mixup" not in summary["numbers"]
+    assert summary["config"]["bias"] is False and "bias no" in out.stdout
     assert all(row["verdict"] in ("info", "VOID") for row in summary["rows"])
     assert (tmp_path / "run" / "table.txt").read_text().strip() == out.stdout.split("results:")[0].strip()

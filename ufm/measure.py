@@ -102,7 +102,8 @@ def _integers(name: str, value, shape: tuple, num_classes: int) -> np.ndarray:
 
 def validate(features, labels, W, *, bias=None, mixed_features=None, mixed_labels=None, mixed_lambda=None,
              noisy_mask=None, true_labels=None) -> dict:
-    """The arrays of a features file, checked and converted (float64, int64, bool); see the module docstring.
+    """The arrays of a features file, checked and converted (float64, int64, bool; ``bias`` None when absent);
+    see the module docstring.
 
     Raises:
         InputError: naming the first offending array (its ``field``) and its valid range.
@@ -121,7 +122,7 @@ def validate(features, labels, W, *, bias=None, mixed_features=None, mixed_label
     if missing.size:
         raise InputError("labels", f"every class 0..{C - 1} (C = rows of W) needs a sample; class {missing[0]} "
                                    "has none")
-    out = {"features": H, "labels": y, "W": Wm, "bias": np.zeros(C)}
+    out = {"features": H, "labels": y, "W": Wm, "bias": None}
     if bias is not None:
         b = _real("bias", bias, 1)
         if b.shape != (C,):
@@ -697,10 +698,11 @@ def measure(features, labels, W, *, bias=None, mixed_features=None, mixed_labels
     data = validate(features, labels, W, bias=bias, mixed_features=mixed_features, mixed_labels=mixed_labels,
                     mixed_lambda=mixed_lambda, noisy_mask=noisy_mask, true_labels=true_labels)
     say = progress or (lambda line: None)
-    H, y, Wm, b = data["features"], data["labels"], data["W"], data["bias"]
+    H, y, Wm = data["features"], data["labels"], data["W"]
     N, d = H.shape
     C = Wm.shape[0]
-    config = {"N": N, "d": d, "C": C, "bias": bias is not None, "mixed": len(data.get("mixed_features", ())),
+    b = np.zeros(C) if data["bias"] is None else data["bias"]
+    config = {"N": N, "d": d, "C": C, "bias": data["bias"] is not None, "mixed": len(data.get("mixed_features", ())),
               "noisy": int(data["noisy_mask"].sum()) if "noisy_mask" in data else None,
               "true_labels": "true_labels" in data, "half_window": HALF_WINDOW,
               "kappa_range": list(KAPPA_RANGE), "grid_per_decade": GRID_PER_DECADE}
