@@ -48,6 +48,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -78,13 +79,24 @@ KIND = "ufm.sweep"
 NOT_IN_IDENTITY = frozenset({"out", "quiet", "limit", "cache_dir", "no_cache"})
 DESCRIPTION = ("Solve one family's problem over a grid of its flags' values, each configuration checked as "
                "python -m ufm.solve checks one run; one row per configuration in DIR/results.csv.")
-SWEEP_HELP = f"""sweeping: any flag of the family takes a list or a range instead of one value:
-  --C 3,10                 the listed values
+SWEEP_HELP = """sweeping: any flag of the family takes a list or a range instead of one value:
+  --C 3,10                     the listed values
   --lambda-H 1e-4:1e-1:30log   30 values evenly spaced in log (end points > 0)
-  --m 0:1:11lin            11 values evenly spaced
+  --m 0.5:2:7lin               7 values evenly spaced
 The grid is the product of the swept flags' values (the first varies slowest). Every configuration is checked
-exactly as a single python -m ufm.solve run; --out DIR is required, and the same command with the same --out
-resumes an unfinished sweep. Flags of the sweep itself: --save-arrays, --limit N."""
+exactly as a single python -m ufm.solve run; the same command with the same --out resumes an unfinished sweep.
+
+exit codes: 0 every finished configuration passed; 1 one failed; 2 bad input (one line, nothing solved or
+written); 3 results could not be written (finished rows stay); 130 SIGINT, 143 SIGTERM (finished rows stay)."""
+OUT_HELP = ("the sweep's folder (required): new or empty, or the folder of an unfinished sweep of the same command, "
+            "which is then continued; results.csv, summary.json and with --save-arrays points/<index>/")
+
+
+def _sweep_help(parser) -> None:
+    """Turn ``ufm.solve``'s help into the sweep's: its program name, description, --out and exit codes."""
+    parser.prog, parser.description, parser.epilog = PROG, textwrap.fill(DESCRIPTION, 79), SWEEP_HELP
+    parser._option_string_actions["--out"].help = OUT_HELP
+    _add_sweep_arguments(parser)
 
 
 def _positive_int(text: str) -> int:
@@ -114,9 +126,7 @@ def _sweep_parser() -> Parser:
 def _full_parser(family) -> argparse.ArgumentParser:
     """``ufm.solve``'s parser of the family with the sweep's own flags: what a token of the command line means."""
     parser = solve_cli._family_parser(family)
-    parser.prog, parser.description = PROG, DESCRIPTION
-    parser.epilog = SWEEP_HELP + "\n\n" + (parser.epilog or "")
-    _add_sweep_arguments(parser)
+    _sweep_help(parser)
     return parser
 
 
@@ -205,10 +215,9 @@ def _print_help(argv: list[str]) -> None:
     if loss in families.FAMILIES:
         say(_full_parser(families.load(loss)).format_help())
         return
-    parser = solve_cli._common_parser(families_help=solve_cli._families_help())
-    parser.prog, parser.description = PROG, DESCRIPTION
-    parser.epilog = SWEEP_HELP + "\n\n" + parser.epilog
-    _add_sweep_arguments(parser)
+    parser = solve_cli._common_parser()
+    _sweep_help(parser)
+    parser.epilog = solve_cli._families_help() + "\n\n" + parser.epilog
     say(parser.format_help())
 
 
@@ -422,7 +431,8 @@ def run(p: Plan) -> int:
     t0 = time.perf_counter()
     solved, code, stopped = 0, None, None
     with sweeps.counting_compilations() as counter:
-        first_of_group = {group[0] for group in groups}
+        group_of = {i: k for k, group in enumerate(groups) for i in group}
+        started: set[int] = set()  # the shape groups that have had a configuration solved in this run
         first_compilations = other_compilations = 0
         try:
             for index in todo:
@@ -430,7 +440,8 @@ def run(p: Plan) -> int:
                 report = p.family.run(p.problems[index], progress=False, **p.run_options[index])
                 seconds = time.perf_counter() - t_point
                 compilations = counter.count - before
-                if index in first_of_group:
+                if group_of[index] not in started:
+                    started.add(group_of[index])
                     first_compilations += compilations
                 else:
                     other_compilations += compilations
@@ -457,7 +468,7 @@ def run(p: Plan) -> int:
     if (p.out / RESULTS).is_file():  # the table is the record (a signal may land between a write and its count)
         rows = sweeps.read_table(p.out / RESULTS)[1]
     this_run = {"solved": solved, "seconds": wall, "compilations": counter.count,
-                "compilations_first_of_each_shape_group": first_compilations,
+                "compilations_first_of_each_shape_group": first_compilations,  # the first solved in this run
                 "compilations_other_configurations": other_compilations}
     status = "complete" if len(rows) == total else "incomplete"
     if rows:
@@ -482,7 +493,7 @@ def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict)
     failed = [row["index"] for row in rows if row.get("passed") != "True"]
     lines = [f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
              f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed",
-             f"compilations in this run: {this_run['compilations']} (first configuration of each shape group "
+             f"compilations in this run: {this_run['compilations']} (first configuration solved of each shape group "
              f"{this_run['compilations_first_of_each_shape_group']}, the others "
              f"{this_run['compilations_other_configurations']})"]
     # the verdict and the family's own flags (numbers such as zero_solution); summary.json lists every change
