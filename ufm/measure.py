@@ -78,9 +78,7 @@ EXIT_CODES_HELP = ("exit codes: 0 measured and written; 2 bad input (one line, n
 def _real(name: str, value, ndim: int) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "fiu" or array.ndim != ndim:
-        shape = "(N, d)" if ndim == 2 else "a vector"
-        raise InputError(name, f"must be a real {ndim}-D array ({shape if name == 'features' else f'{ndim}-D'}), "
-                               f"got dtype {array.dtype} with shape {array.shape}")
+        raise InputError(name, f"must be a real {ndim}-D array, got dtype {array.dtype} with shape {array.shape}")
     array = array.astype(np.float64)
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if bad:
@@ -308,11 +306,12 @@ def fit_theorem31(W: np.ndarray, h: np.ndarray, c, c_prime, lam) -> dict:
     same = np.asarray(c) == np.asarray(c_prime)
 
     def relative(rows):
-        if not rows.any():
+        scale = np.linalg.norm(h_theory[rows])
+        if not scale > 0:  # no such input, or the optimum is 0 there (C = 2 at lambda = 1/2)
             return float("nan")
-        return float(np.linalg.norm(h[rows] - h_theory[rows]) / np.linalg.norm(h_theory[rows]))
+        return float(np.linalg.norm(h[rows] - h_theory[rows]) / scale)
 
-    everything = np.ones(len(h), dtype=bool)
+    everything = np.ones(len(h), dtype=bool)  # distance_rms is defined even where ||H*|| = 0
     at_bound = bool(min(t - lo, hi - t) <= 1e-9 * max(1.0, abs(t)))  # least squares want kappa beyond the range
     return {"m": m, "etf_gram_error": gram_error, "kappa": kappa, "kappa_at_bound": at_bound,
             "mu": C * m**2 / ((C - 1) * kappa),
@@ -397,8 +396,10 @@ def mixup_geometry(W: np.ndarray, h: np.ndarray, pairs: np.ndarray, lam: np.ndar
         out["span_residual_max"] = float(np.nanmax(residual)) if np.isfinite(residual).any() else float("nan")
         distance = theory.boundary_distance(W, cd, cpd, hd)
         off_half = ld != 0.5
-        out["boundary_side_share"] = (float(np.mean(np.sign(distance[off_half]) == np.sign(ld[off_half] - 0.5)))
-                                      if off_half.any() else float("nan"))
+        if off_half.any():
+            out["boundary_side_share"] = float(np.mean(np.sign(distance[off_half]) == np.sign(ld[off_half] - 0.5)))
+        else:
+            out["void_boundary_side"] = "every different-class input has lambda = 1/2 (no side is favoured)"
         centres, index = lambda_bins(ld)
         distance_theory = theory.boundary_distance(W, cd, cpd, h_theory[~same]) if h_theory is not None else None
         rows = []
@@ -634,9 +635,9 @@ def _rows_mixup(mix: dict) -> list:
             _info("distance to the optimum, relative", fit["distance_relative"], "||H - H*||_F/||H*||_F"),
         ]
         for part in ("same_class", "different_class"):
-            value = fit[f"distance_relative_{part}"]
-            rows.append(_info(f"  relative, {part.replace('_', ' ')}", value) if np.isfinite(value) else
-                        Check.undefined(f"  relative, {part.replace('_', ' ')}", f"no {part.replace('_', '-')} mix"))
+            value, name = fit[f"distance_relative_{part}"], f"  relative, {part.replace('_', ' ')}"
+            why = f"no {part.replace('_', '-')} mix" if not mix[part] else "the optimum's features are 0 there"
+            rows.append(_info(name, value) if np.isfinite(value) else Check.undefined(name, why))
     rows += [
         _row(mix, "alignment_mean", "same class: cos(h, w_c), mean", "theory 1", "void_same_class"),
         _row(mix, "alignment_min", "same class: cos(h, w_c), min", "theory 1", "void_same_class"),
@@ -647,7 +648,7 @@ def _rows_mixup(mix: dict) -> list:
         _row(mix, "span_residual_max", "different: residual off span{w_c,w_c'}, max", "theory 0",
              "void_different_class"),
         _row(mix, "boundary_side_share", "different: on the side of the larger weight", "share; theory 1",
-             "void_different_class"),
+             "void_boundary_side" if "void_boundary_side" in mix else "void_different_class"),
         _row(mix, "bulge_ratio", "lambda = 1/2 bulge ratio, measured",
              f"||h|| / ||(v_c + v_c')/2||, |lambda - 1/2| <= {HALF_WINDOW}", "void_bulge"),
         _row(mix, "bulge_ratio_theory", "lambda = 1/2 bulge ratio, fitted optimum", "same samples", "void_bulge"),
