@@ -4,6 +4,7 @@ rho = 1 where the closed form puts it, no recompilation across configurations of
 limit, a kill and a torn row without solving a finished point again, and bad input refused before any solve."""
 
 import csv
+import dataclasses
 import json
 import math
 import signal
@@ -175,8 +176,8 @@ def test_killed_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch):
     calls = _counting_runs(monkeypatch, fail_at=2)
     out = run_main("ufm.sweep", *argv)
     assert out.code == 130 and out.error_lines == [
-        f"ufm.sweep: interrupted (SIGINT); 2 of 3 configurations finished in {folder}; the same command continues "
-        "the sweep"]
+        (f"ufm.sweep: interrupted (SIGINT); 2 of 3 configurations finished in {folder}; the same command continues "
+         "the sweep")]
     assert len(table(folder)) == 2 and sorted(p.name for p in (folder / "points").iterdir()) == ["0", "1"]
     assert leftovers(folder) == []
     # a second kill, harder: the last row written in part, and its arrays already in place
@@ -228,3 +229,21 @@ def test_out_is_required_and_never_taken_from_another_command(tmp_path, monkeypa
     assert_refused(outcome, "--out")
     assert "another command" in outcome.stderr and len(calls) == 2
     assert sorted(p.name for p in folder.iterdir()) == before and (other / "notes.txt").read_text() == "mine"
+
+
+def test_a_failing_configuration_exits_1_and_is_named(tmp_path, monkeypatch):
+    """A configuration whose report fails (a forced failing check: the exit code must follow the rows' verdicts)."""
+    run = square_loss.run
+
+    def failing_at_02(problem, **kwargs):
+        report = run(problem, **kwargs)
+        if problem.lambda_H == 0.2:
+            report = dataclasses.replace(report, checks=[*report.checks, ufm.Check("forced failure", 1.0, 0.0)])
+        return report
+
+    monkeypatch.setattr(square_loss, "run", failing_at_02)
+    outcome = run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.2", "--out", str(tmp_path / "s"), "--quiet")
+    assert outcome.code == 1 and outcome.error_lines[-1].startswith("ufm.sweep: FAILED at configuration(s) 1 ")
+    rows = table(tmp_path / "s")
+    assert [r["passed"] for r in rows] == ["True", "False"] and rows[1]["verdict: forced failure"] == "FAIL"
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["failed"] == [1]

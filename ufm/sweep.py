@@ -52,9 +52,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from ufm import families
+from ufm import families, sweeps
 from ufm import solve as solve_cli
-from ufm import sweeps
 from ufm.cli import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -446,11 +445,10 @@ def run(p: Plan) -> int:
                 else:
                     other_compilations += compilations
                 row = sweeps.point_row(index, p.problems[index], report, seconds, compilations)
-                this_run = lambda: {"solved": solved + 1, "seconds": time.perf_counter() - t0,
-                                    "compilations": counter.count}
                 pending = rows + [{k: sweeps.cell(v) for k, v in row.items()}]
+                so_far = {"solved": solved + 1, "seconds": time.perf_counter() - t0, "compilations": counter.count}
                 header = _write_point(p, index, report, seconds, row, header,
-                                      lambda: _summary(p, pending, "running", this_run()))
+                                      functools.partial(_summary, p, pending, "running", so_far))
                 rows, solved = pending, solved + 1
                 if not p.quiet:
                     elapsed = time.perf_counter() - t0
@@ -491,11 +489,11 @@ def _short(value) -> str:
 def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict) -> int:
     total = len(p.problems)
     failed = [row["index"] for row in rows if row.get("passed") != "True"]
-    lines = [f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
-             f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed",
-             f"compilations in this run: {this_run['compilations']} (first configuration solved of each shape group "
-             f"{this_run['compilations_first_of_each_shape_group']}, the others "
-             f"{this_run['compilations_other_configurations']})"]
+    lines = [(f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
+              f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed"),
+             (f"compilations in this run: {this_run['compilations']} (first configuration solved of each shape "
+              f"group {this_run['compilations_first_of_each_shape_group']}, the others "
+              f"{this_run['compilations_other_configurations']})")]
     # the verdict and the family's own flags (numbers such as zero_solution); summary.json lists every change
     shown = [name for name in sweeps.boolean_columns(rows) if name == "passed" or name.startswith("numbers.")]
     for change in sweeps.changes(rows, p.axes, shown)[:20]:

@@ -279,7 +279,7 @@ def changes(rows: list[dict], axes: list[Axis], columns: list[str]) -> list[dict
         for fixed, line in lines.items():
             line = sorted(line, key=lambda row: _order(row.get(axis.dest, "")))
             for column in columns:
-                for before, after in zip(line, line[1:]):
+                for before, after in itertools.pairwise(line):
                     if before.get(column, "") != after.get(column, ""):
                         out.append({"column": column, "axis": axis.flag,
                                     "between": [as_value(before[axis.dest]), as_value(after[axis.dest])],
