@@ -4,11 +4,12 @@
     ufm certify [FAMILY ...]             # = python -m ufm.proofs_check ...
     ufm figures [--only NAME ...]        # = python -m ufm.experiments ...
     ufm measure FEATURES.npz             # = python -m ufm.measure ...
+    ufm sweep --loss mse --lambda-H 1e-3:1:20log --out DIR   # = python -m ufm.sweep ...
     ufm --version
 
-``solve`` and ``measure`` run in this process; ``certify`` and ``figures`` replace it with ``python -m
-ufm.proofs_check`` / ``python -m ufm.experiments`` (the library layers never import them). Either way the flags,
-output and exit codes are exactly those of the ``python -m`` forms.
+``solve`` and ``measure`` run in this process; ``certify``, ``figures`` and ``sweep`` replace it with ``python -m
+ufm.proofs_check``, ``python -m ufm.experiments`` and ``python -m ufm.sweep`` (the library layers never import the
+first two). Either way the flags, output and exit codes are exactly those of the ``python -m`` forms.
 """
 
 from __future__ import annotations
