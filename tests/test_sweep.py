@@ -8,6 +8,8 @@ import dataclasses
 import json
 import math
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -247,3 +249,79 @@ def test_a_failing_configuration_exits_1_and_is_named(tmp_path, monkeypatch):
     rows = table(tmp_path / "s")
     assert [r["passed"] for r in rows] == ["True", "False"] and rows[1]["verdict: forced failure"] == "FAIL"
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["failed"] == [1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several processes
+# ---------------------------------------------------------------------------------------------------------------
+
+TIMING = ("seconds", "compilations")  # columns that say how long, not what: they differ between runs
+
+
+def _what(rows):
+    return [{k: v for k, v in row.items() if not any(t in k for t in TIMING)} for row in rows]
+
+
+def test_process_share_merge_and_launcher_environment():
+    assert sweeps.process_share(range(7), 3, 1) == [1, 4]
+    assert sorted(sum((sweeps.process_share(range(7), 3, i) for i in range(3)), [])) == list(range(7))
+    header, rows = sweeps.merge_tables([(["index", "a"], [{"index": "2", "a": "x"}]),
+                                        (["index", "b"], [{"index": "0", "b": "y"}])])
+    assert header == ["index", "a", "b"] and rows == [{"index": "0", "a": "", "b": "y"},
+                                                      {"index": "2", "a": "x", "b": ""}]
+    with pytest.raises(ValueError, match="two processes"):
+        sweeps.merge_tables([(["index"], [{"index": "1"}]), (["index"], [{"index": "1"}])])
+    assert sweeps.launcher_process({"SLURM_NTASKS": "4", "SLURM_PROCID": "3"}) == (4, 3)
+    assert sweeps.launcher_process({"UFM_PROCESS_COUNT": "2", "UFM_PROCESS_INDEX": "1", "SLURM_NTASKS": "4",
+                                    "SLURM_PROCID": "3"}) == (2, 1)
+    assert sweeps.launcher_process({}) is None
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--processes", "2"], "--process-index"),
+    (["--processes", "2", "--process-index", "2"], "--process-index"),
+    (["--processes", "0", "--process-index", "0"], "--processes"),
+    (["--process-index", "1"], "--process-index"),
+    (["--local-processes", "2", "--processes", "2", "--process-index", "0"], "--local-processes"),
+    (["--local-processes", "0"], "--local-processes"),
+])
+def test_bad_process_flags_are_refused(tmp_path, flags, named):
+    assert_refused(run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.3", "--out", str(tmp_path / "s"), *flags),
+                   named)
+    assert not (tmp_path / "s").exists()
+
+
+def test_processes_merge_into_the_table_of_one_process(tmp_path, monkeypatch):
+    """Two processes (run here one after the other, as a launcher may schedule them) each solve their share into
+    DIR/processes/<index>; each merges on finishing, and after the last the table equals one process's, row for
+    row (timing columns aside). Either process alone leaves an incomplete merged table with its own rows."""
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    argv = [*MSE, "--lambda-H", "0.05:0.3:3lin", "--quiet"]
+    assert run_main("ufm.sweep", *argv, "--out", str(tmp_path / "one")).code == 0
+    folder = tmp_path / "two"
+    first = run_main("ufm.sweep", *argv, "--out", str(folder), "--processes", "2", "--process-index", "1")
+    assert first.code == 0, first.stderr
+    assert [r["index"] for r in table(folder)] == ["1"]
+    assert json.loads((folder / "summary.json").read_text())["status"] == "incomplete"
+    second = run_main("ufm.sweep", *argv, "--out", str(folder), "--processes", "2", "--process-index", "0")
+    assert second.code == 0, second.stderr
+    assert _what(table(folder)) == _what(table(tmp_path / "one"))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["processes"]["count"] == 2
+    # the same command again: both shares are finished, nothing is solved, the table stays
+    calls = _counting_runs(monkeypatch)
+    assert run_main("ufm.sweep", *argv, "--out", str(folder), "--processes", "2", "--process-index", "0").code == 0
+    assert calls == [] and _what(table(folder)) == _what(table(tmp_path / "one"))
+
+
+def test_two_local_processes_give_the_table_of_one(tmp_path):
+    """``--local-processes 2``: two processes of this machine, started by the sweep itself, give the table of one
+    (the same command in this process)."""
+    argv = [*MSE, "--lambda-H", "0.05,0.3", "--quiet"]
+    assert run_main("ufm.sweep", *argv, "--out", str(tmp_path / "one")).code == 0
+    result = subprocess.run([sys.executable, "-m", "ufm.sweep", *argv, "--out", str(tmp_path / "two"),
+                             "--local-processes", "2"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert _what(table(tmp_path / "two")) == _what(table(tmp_path / "one"))
+    assert sorted(p.name for p in (tmp_path / "two" / "processes").iterdir()) == ["0", "1"]

@@ -32,6 +32,16 @@ configurations (rows in results.csv) are never solved again. ``--out``, ``--quie
 the first finished configuration (nothing is created before), and SIGINT / SIGTERM keep every finished row and
 leave nothing half-written (the configuration in progress is dropped).
 
+Several processes (one machine or a cluster): ``--local-processes P`` starts P processes of the same command on
+this machine; a launcher (SLURM's ``srun``, ``mpirun``, or by hand) starts them itself, each with ``--processes P
+--process-index I`` (or ``--processes auto``: from UFM_PROCESS_COUNT/UFM_PROCESS_INDEX, SLURM, Open MPI or PMI
+variables), optionally joining JAX's multi-process runtime with ``--coordinator HOST:PORT``
+(``jax.distributed.initialize``). Process I solves the configurations whose index is I modulo P, on its local
+devices, into ``DIR/processes/I/`` (a sweep folder of its own, resumable like any), and each process, on finishing
+its share, merges every process's table into ``DIR/results.csv`` and ``DIR/summary.json`` under a lock: the last
+merge sees every row, so the merged table equals that of one process (timing columns aside). ``DIR`` must be on a
+file system every process sees; ``DIR/processes`` is created when the processes start.
+
 Exit codes: 0 every finished configuration passed; 1 one failed (their indices on stderr); 2 bad input (one line
 naming the flag and its valid syntax or range; nothing solved, nothing written); 3 results could not be written
 (the finished rows stay); 130 SIGINT, 143 SIGTERM.
@@ -75,7 +85,9 @@ PROG = "python -m ufm.sweep"
 RESULTS, SUMMARY, POINTS = "results.csv", "summary.json", "points"
 KIND = "ufm.sweep"
 # Flags that say where and how a sweep runs, not what it computes: a resumed sweep may change them.
-NOT_IN_IDENTITY = frozenset({"out", "quiet", "limit", "cache_dir", "no_cache"})
+NOT_IN_IDENTITY = frozenset({"out", "quiet", "limit", "cache_dir", "no_cache", "processes", "process_index",
+                             "coordinator", "local_processes"})
+PROCESSES = "processes"  # DIR/processes/<index>/: the sweep folder of each process of a several-process sweep
 DESCRIPTION = ("Solve one family's problem over a grid of its flags' values, each configuration checked as "
                "python -m ufm.solve checks one run; one row per configuration in DIR/results.csv.")
 SWEEP_HELP = """sweeping: any flag of the family takes a list or a range instead of one value:
@@ -114,6 +126,18 @@ def _add_sweep_arguments(parser) -> None:
                        help="write each configuration's summary.json, arrays and table.txt into DIR/points/<index>/")
     group.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                        help="solve at most N configurations in this run (the same command continues the sweep)")
+    group.add_argument("--local-processes", type=_positive_int, default=1, metavar="P", dest="local_processes",
+                       help="start P processes of this sweep on this machine, each solving every P-th configuration "
+                            "on its local devices (default 1)")
+    group.add_argument("--processes", default=None, metavar="P",
+                       help="this process is one of P started by a launcher (an integer >= 1, or 'auto': read "
+                            "UFM_PROCESS_COUNT/UFM_PROCESS_INDEX, SLURM_NTASKS/SLURM_PROCID, "
+                            "OMPI_COMM_WORLD_SIZE/RANK or PMI_SIZE/RANK); with --process-index")
+    group.add_argument("--process-index", type=int, default=None, metavar="I", dest="process_index",
+                       help="this process's index, 0 <= I < P")
+    group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="join JAX's multi-process runtime (jax.distributed.initialize) at this address; P and I "
+                            "then come from it where not given")
 
 
 def _sweep_parser() -> Parser:
@@ -207,6 +231,13 @@ class Plan:
     limit: int | None
     cache: tuple
     existing: Existing | None
+    # the configurations this process solves (all of them, or its share of a several-process sweep), the sweep's
+    # own folder (``out`` is then DIR/processes/<index>), (count, index) of the processes, and --local-processes
+    indices: tuple[int, ...] = ()
+    top: Path | None = None
+    process: tuple[int, int] | None = None
+    local_processes: int = 1
+    coordinator: str | None = None
 
 
 def _print_help(argv: list[str]) -> None:
@@ -236,9 +267,10 @@ def plan(argv: list[str]) -> Plan | None:
     family = families.load(loss)
     parser = _full_parser(family)
     found = occurrences(argv, parser)
-    own = [occ for occ in found if occ.dest in ("save_arrays", "limit")]
+    own = [occ for occ in found if occ.dest in SWEEP_DESTS]
     options = _sweep_parser().parse_args([t for occ in own for t in argv[occ.start:occ.stop]])
-    common = {a.dest for a in solve_cli._common_parser()._actions} | {"save_arrays", "limit"}
+    process = _process(options)
+    common = {a.dest for a in solve_cli._common_parser()._actions} | SWEEP_DESTS
     axes, swept = [], []
     for occ in found:
         if occ.dest in common or occ.value is None or not sweeps.is_spec(occ.value):
@@ -266,10 +298,99 @@ def plan(argv: list[str]) -> Plan | None:
     if ns.out is None:
         raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
     identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])
-    existing = _inspect_out(ns.out, identity, len(problems))
     cache = cache_dir_choice(ns.cache_dir, ns.no_cache)
-    return Plan(argv, identity, loss, family, axes, problems, run_options, ns.out, ns.quiet, options.save_arrays,
-                options.limit, cache, existing)
+    indices = tuple(range(len(problems)))
+    if process is None or options.local_processes > 1:
+        existing = None if options.local_processes > 1 else _inspect_out(ns.out, identity, len(problems))
+        if options.local_processes > 1:
+            _inspect_top(ns.out, identity)
+        return Plan(argv, identity, loss, family, axes, problems, run_options, ns.out, ns.quiet,
+                    options.save_arrays, options.limit, cache, existing, indices,
+                    local_processes=options.local_processes)
+    _inspect_top(ns.out, identity)
+    out = ns.out / PROCESSES / str(process[1])
+    return Plan(argv, identity, loss, family, axes, problems, run_options, out, ns.quiet, options.save_arrays,
+                options.limit, cache, _inspect_out(out, identity, len(problems)),
+                tuple(sweeps.process_share(indices, *process)), ns.out, process, coordinator=options.coordinator)
+
+
+SWEEP_DESTS = frozenset({"save_arrays", "limit", "local_processes", "processes", "process_index", "coordinator"})
+
+
+def _process(options) -> tuple[int, int] | None:
+    """(count, index) of this process in a several-process sweep, or None for one process; UsageError naming the
+    flag on a bad value. With --coordinator, JAX's multi-process runtime is joined here and gives them."""
+    if options.local_processes > 1 and (options.processes is not None or options.coordinator is not None):
+        raise UsageError("argument --local-processes: starts the processes itself; leave out --processes, "
+                         "--process-index and --coordinator")
+    count = index = None
+    if options.processes == "auto":
+        try:
+            found = sweeps.launcher_process(os.environ)
+        except ValueError as err:
+            raise UsageError(f"argument --processes: auto: {err}") from None
+        if found is None and options.coordinator is None:
+            raise UsageError("argument --processes: auto found none of "
+                             + ", ".join("/".join(pair) for pair in sweeps.LAUNCHER_ENVIRONMENT))
+        count, index = found if found is not None else (None, None)
+    elif options.processes is not None:
+        try:
+            count = int(options.processes)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise UsageError(f"argument --processes: must be an integer >= 1 or 'auto', got {options.processes!r}")
+    if options.process_index is not None:
+        index = options.process_index
+    if options.coordinator is not None:
+        count, index = _join(options.coordinator, count, index)
+    if count is None:
+        if index is not None:
+            raise UsageError("argument --process-index: needs --processes P")
+        return None
+    if index is None:
+        raise UsageError(f"argument --process-index: required with --processes {count} (0 <= I < {count})")
+    if not 0 <= index < count:
+        raise UsageError(f"argument --process-index: must be in 0..{count - 1}, got {index}")
+    return count, index
+
+
+def _join(coordinator: str, count: int | None, index: int | None) -> tuple[int, int]:
+    """Join JAX's multi-process runtime (``jax.distributed.initialize``; count and index None: JAX finds them on
+    SLURM, Open MPI and the other clusters it knows); returns its (process_count, process_index)."""
+    import jax
+
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=count, process_id=index)
+    except (RuntimeError, ValueError) as err:
+        raise UsageError(f"argument --coordinator: jax.distributed.initialize failed: {err}".splitlines()[0]) from None
+    return jax.process_count(), jax.process_index()
+
+
+def _inspect_top(out: Path, identity: list[str]) -> None:
+    """A several-process sweep's own folder: absent, empty, or holding only the processes' folders and the merged
+    table of a sweep of the same command; else UsageError naming --out. Reads only."""
+    if not out.exists() and not out.is_symlink():
+        _inspect_out(out, identity, 0)  # where it could be created
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise UsageError(f"argument --out: {out} is not a folder")
+    allowed = {PROCESSES, RESULTS, SUMMARY, MERGE_LOCK}
+    if any(entry.name not in allowed and not entry.name.startswith(".") for entry in out.iterdir()):
+        raise UsageError(f"argument --out: {out} exists and is not the folder of a several-process sweep "
+                         "(never overwritten)")
+    summary = out / SUMMARY
+    if summary.is_file():
+        try:
+            recorded = json.loads(summary.read_text())
+        except (OSError, ValueError) as err:
+            raise UsageError(f"argument --out: {summary} is not readable ({err})") from None
+        if not isinstance(recorded, dict) or recorded.get("identity") != identity:
+            raise UsageError(f"argument --out: {out} holds a sweep of another command; give that command, or a "
+                             "new --out")
+
+
+MERGE_LOCK = ".merge.lock"
 
 
 def _inspect_out(out: Path, identity: list[str], size: int) -> Existing | None:
@@ -320,6 +441,8 @@ def main(argv: list[str] | None = None, *, program: bool = False) -> int:
                 return EXIT_BAD_INPUT
             if validated is None:
                 return EXIT_OK
+            if validated.local_processes > 1:
+                return _launch_local(validated)
             if program:
                 use_compilation_cache(*validated.cache, "ufm.sweep")
             return run(validated)
@@ -327,6 +450,34 @@ def main(argv: list[str] | None = None, *, program: bool = False) -> int:
         sig = err if isinstance(err, Interrupted) else Interrupted(2)
         warn(f"ufm.sweep: interrupted ({sig.name}); nothing written")
         return sig.exit_code
+
+
+def _launch_local(p: Plan) -> int:
+    """``--local-processes P``: this sweep started as P processes on this machine (``python -m ufm.sweep ...
+    --processes P --process-index I``), each solving its share; their exit codes combined (the worst: bad input or
+    unwritable results before a failed check, a failed check before success). SIGINT and SIGTERM are passed on."""
+    import signal
+    import subprocess
+
+    count = p.local_processes
+    drop = [occ for occ in occurrences(p.argv, _full_parser(p.family)) if occ.dest == "local_processes"]
+    base = [sys.executable, "-m", "ufm.sweep", *_without(p.argv, drop), "--processes", str(count)]
+    children = [subprocess.Popen([*base, "--process-index", str(i)], stdin=subprocess.DEVNULL)
+                for i in range(count)]
+    try:
+        codes = [child.wait() for child in children]
+    except (Interrupted, KeyboardInterrupt) as err:
+        sig = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(sig)
+        for child in children:
+            child.wait()
+        raise
+    for worst in (EXIT_BAD_INPUT, EXIT_NOT_WRITTEN, 143, 130, EXIT_FAILED):
+        if worst in codes:
+            return worst
+    return max(codes, key=abs)
 
 
 def _label(axes: list[sweeps.Axis], problem_values: tuple) -> str:
@@ -361,7 +512,7 @@ def _summary(p: Plan, rows: list[dict], status: str, this_run: dict) -> dict:
         "identity": p.identity,
         "loss": p.loss,
         "axes": [dataclasses.asdict(axis) for axis in p.axes],
-        "configurations": len(p.problems),
+        "configurations": len(p.indices),
         "finished": len(rows),
         "passed": len(rows) - len(failed),
         "failed": failed,
@@ -419,14 +570,18 @@ def run(p: Plan) -> int:
     if p.existing:
         _clean_leftovers(p.out, finished)
     groups = sweeps.by_shape(p.problems)
-    todo = [i for group in groups for i in group if i not in finished]
+    mine = set(p.indices)
+    todo = [i for group in groups for i in group if i in mine and i not in finished]
     if p.limit is not None:
         todo = todo[: p.limit]
     values = sweeps.grid(p.axes)
-    total = len(p.problems)
+    total = len(p.indices)
     if not p.quiet:
-        warn(f"ufm.sweep {p.loss}: {total} configurations in {len(groups)} shape group(s); {len(finished)} "
+        who = f" (process {p.process[1]} of {p.process[0]})" if p.process else ""
+        warn(f"ufm.sweep {p.loss}{who}: {total} configurations in {len(groups)} shape group(s); {len(finished)} "
              f"finished before, {len(todo)} to solve now -> {p.out}")
+    if p.top is not None:  # several processes: their folders' parent exists before any of them writes
+        (p.top / PROCESSES).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     solved, code, stopped = 0, None, None
     with sweeps.counting_compilations() as counter:
@@ -475,6 +630,11 @@ def run(p: Plan) -> int:
         except OSError as err:
             stopped, code = (f"error: argument --out: summary not written ({os_problem(err, p.out / SUMMARY)})",
                              code or EXIT_NOT_WRITTEN)
+    if p.top is not None and stopped is None:
+        try:
+            _merge(p, this_run)
+        except (OSError, ValueError) as err:
+            stopped, code = f"error: argument --out: merged table not written ({err})", EXIT_NOT_WRITTEN
     if stopped is not None:
         where = f"{len(rows)} of {total} configurations finished in {p.out}" if rows else "nothing written"
         warn(f"ufm.sweep: {stopped}; {where}" + ("; the same command continues the sweep" if rows else ""))
@@ -486,8 +646,30 @@ def _short(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _merge(p: Plan, this_run: dict) -> None:
+    """Every process's table into the sweep's own results.csv and summary.json, under a lock (see
+    :mod:`ufm.sweeps`: the last merge sees every process's rows)."""
+    import fcntl
+
+    assert p.top is not None
+    with open(p.top / MERGE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        tables = [sweeps.read_table(folder / RESULTS) for folder in sorted((p.top / PROCESSES).iterdir())
+                  if folder.name.isdigit() and (folder / RESULTS).is_file()]
+        header, rows = sweeps.merge_tables(tables)
+        if not rows:
+            return
+        sweeps.write_table(p.top / RESULTS, header, rows)
+        whole = dataclasses.replace(p, out=p.top, indices=tuple(range(len(p.problems))))
+        status = "complete" if len(rows) == len(p.problems) else "incomplete"
+        summary = _summary(whole, rows, status, this_run)
+        summary["processes"] = {"count": p.process[0], "folders": f"{PROCESSES}/<index>/",
+                                "arrays": f"{PROCESSES}/<index>/{POINTS}/<configuration>/" if p.save_arrays else None}
+        _write_summary(p.top / SUMMARY, summary)
+
+
 def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict) -> int:
-    total = len(p.problems)
+    total = len(p.indices)
     failed = [row["index"] for row in rows if row.get("passed") != "True"]
     lines = [(f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
               f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed"),
@@ -504,6 +686,8 @@ def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict)
     if len(rows) < total:
         lines.append(f"{total - len(rows)} configurations left: the same command continues the sweep")
     lines.append(f"results: {p.out / RESULTS}")
+    if p.top is not None:
+        lines.append(f"merged with the other processes' tables: {p.top / RESULTS}")
     say("\n".join(lines))
     if failed:
         warn(f"ufm.sweep: FAILED at configuration(s) {', '.join(failed[:20])}{', ...' if len(failed) > 20 else ''} "

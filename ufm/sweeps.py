@@ -328,3 +328,53 @@ def counting_compilations():
         yield counter
     finally:
         jax.monitoring.unregister_event_duration_listener(counter)
+
+
+# --- several processes ----------------------------------------------------------------------------------------
+# A sweep started as P processes (by a cluster launcher, by hand, or by ``--local-processes``): process I solves
+# the configurations whose index is I modulo P, into a sweep folder of its own (``DIR/processes/I``), and after
+# its share every process merges the processes' tables into ``DIR/results.csv`` under a lock. The last merge in
+# lock order comes after every process has finished its share, so it sees every row: no process waits for another.
+
+# (count, index) variables that launchers set, in the order they are looked for: ufm's own, SLURM, Open MPI, PMI.
+LAUNCHER_ENVIRONMENT = (("UFM_PROCESS_COUNT", "UFM_PROCESS_INDEX"), ("SLURM_NTASKS", "SLURM_PROCID"),
+                        ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"), ("PMI_SIZE", "PMI_RANK"))
+
+
+def launcher_process(environ) -> tuple[int, int] | None:
+    """``(count, index)`` of this process as a launcher gave them in ``environ`` (the first pair of
+    :data:`LAUNCHER_ENVIRONMENT` present), or None. Raises ValueError on values that are not integers."""
+    for count_key, index_key in LAUNCHER_ENVIRONMENT:
+        if count_key in environ and index_key in environ:
+            try:
+                return int(environ[count_key]), int(environ[index_key])
+            except ValueError:
+                raise ValueError(f"{count_key}={environ[count_key]!r}, {index_key}={environ[index_key]!r}: "
+                                 "not integers") from None
+    return None
+
+
+def process_share(indices, count: int, index: int) -> list[int]:
+    """The configurations process ``index`` of ``count`` solves: those whose index is ``index`` modulo ``count``
+    (neighbouring configurations go to different processes, so shape groups and costs spread evenly)."""
+    return [i for i in indices if i % count == index]
+
+
+def merge_tables(tables: list[tuple[list[str], list[dict]]]) -> tuple[list[str], list[dict]]:
+    """One table from the processes' ``(header, rows)``: the union of their columns (in order of first
+    appearance), rows in index order, a column a process's table lacks left empty. Raises ValueError if two
+    tables hold the same configuration."""
+    header: list[str] = []
+    for names, _ in tables:
+        header += [name for name in names if name not in header]
+    rows = sorted((row for _, part in tables for row in part), key=lambda row: int(row["index"]))
+    indices = [int(row["index"]) for row in rows]
+    if len(set(indices)) != len(indices):
+        raise ValueError("a configuration appears in two processes' tables")
+    return header, [{name: row.get(name, "") for name in header} for row in rows]
+
+
+def write_table(path: Path, header: list[str], rows: list[dict]) -> None:
+    """The whole table at ``path``, written atomically (readers see the old table or the new one)."""
+    text = _csv_text(rows, header, with_header=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
