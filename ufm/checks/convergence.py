@@ -47,3 +47,32 @@ def best_converged(status, rel_grad, best: int, rtol: float, *, name: str = BEST
             why = "every element ended at a saddle point"
         detail = f"{why}: best ended '{STATUS_MESSAGES.get(int(status[best]), status[best])}'; {detail}"
     return Check(name, 0.0 if ok else 1.0, 0.0, detail)
+
+
+def every_converged(solution, rtol: float,
+                    name: str = "solver converged on every subproblem (number not converged)") -> Check:
+    """Graded: every element of a batch of independent subproblems converged (value: the number that did not, 0
+    passes; a count, not an infinite value, so that a failing check stays finite).
+
+    Args:
+        solution: the batch's ``ufm.solver.Solution``.
+        rtol: the solver's relative gradient tolerance (reported).
+        name: the check's name.
+
+    Returns:
+        The check; its detail gives the max relative gradient and, where some did not converge, their statuses.
+    """
+    rep = solution.report()
+    bad = int(np.sum(~solution.converged))
+    detail = f"max rel grad {rep['max_rel_grad_norm']:.2e} (rtol {rtol:.0e})" + (
+        f"; {bad} not converged: " + "; ".join(f"{n} {msg}" for msg, n in rep["failures"].items()) if bad else "")
+    return Check(name, float(bad), 0.0, detail)
+
+
+def auxiliary_converged(solves) -> list[Check]:
+    """A failing check (the number not converged) for each auxiliary solve ``(name, Solution)`` that did not
+    converge everywhere; nothing for those that did (they are contrasts, not the graded solve)."""
+    return [Check(f"auxiliary {name} solve converged (number not converged)", float(np.sum(~sol.converged)), 0.0,
+                  f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems: "
+                  + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()))
+            for name, sol in solves if not sol.converged.all()]

@@ -18,6 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from ufm.checks import Check
+from ufm.checks.nonlinearity import (
+    nonlinearity_defined,
+    square_normalised_floor,
+    undefined_note,
+)
+from ufm.metrics import nonlinearity
 from ufm.theory import mixup as theory
 
 FEATURE_TOL = 1e-10
@@ -147,3 +153,57 @@ def calibration_gap(W, h, c, c_prime, lam) -> Check:
     gap = np.abs(p.max(axis=-1) - target)
     return Check("calibration gap |confidence - max(lam, 1-lam)|", float(np.max(gap)), None,
                  "under-confidence on mixed points; tends to 0 as kappa grows")
+
+
+def grid_checks(problem, main, alt, square, y, tol: float) -> tuple[list[Check], dict]:
+    """The pair grid's checks after the convergence check, in report order, and the values the report states.
+
+    Args:
+        problem: the ``MixupProblem`` (points = 2).
+        main, alt, square: the ``ufm.objectives.mixup.MixupSolution`` of the main solve, of the d-independence
+            problem (``ufm.objectives.mixup.other_dimension``) and of the square-loss contrast.
+        y: the grid's soft targets (n, C).
+        tol: :func:`feature_tolerance` of the problem's kappa.
+
+    Returns:
+        ``(checks, values)``: values holds K (root and as the solver sees it), the same-class norm, the relative
+        errors, the closed-form features, and the CE NonLin over the grid with its linear-map floor.
+    """
+    W, c, c_prime, lam, h = main.W, main.c, main.c_prime, main.lam, main.h
+    h_theory = theory.optimal_features(W, problem.m, problem.mu, c, c_prime, lam)
+    K = theory.same_class_root(problem.C, problem.kappa)
+    same_norm = (problem.C - 1) * abs(K) / problem.m
+    rel_err = relative_errors(h, h_theory, same_norm)
+    # K as the solver sees it: the centred non-target logit of a same-class optimum (Theorem 3.1).
+    z = h @ W.T
+    same = c == c_prime
+    z_same = z[same] - z[same].mean(axis=-1, keepdims=True)
+    K_solver = float(np.mean(z_same[np.arange(z_same.shape[0]), (c[same] + 1) % problem.C]))
+    result = [
+        feature_error(rel_err, c, c_prime, lam, tol),
+        Check("K: solver's non-target logit vs root (rel)", abs(K_solver - K) / abs(K), tol),
+        same_class_lambda_independence(h, c, c_prime, tol),
+        same_class_alignment(W, h, c, c_prime, tol),
+        outside_pair_span(W, h, c, c_prime, same_norm, tol),
+        boundary_distance_odd(W, h, c, c_prime, lam, problem.n_lambdas, tol),
+        half_mix_bulge(h, c, c_prime, lam, problem.C, problem.kappa, tol),
+        dimension_independence(z, alt.h @ alt.W.T, problem.d, alt.h.shape[-1], (problem.C - 1) * abs(K), tol),
+        square_loss_linearity(square.h, c, c_prime, problem.n_lambdas, tol),
+        calibration_gap(W, h, c, c_prime, lam),
+    ]
+    # Eq. (3) of Chaudhry et al. on the pair grid: vertices are the same-class optima (lambda-independent).
+    vertex = np.stack([h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
+    vertex_sq = np.stack([square.h[(c == k) & (c_prime == k)].mean(axis=0) for k in range(problem.C)])
+    pair_lam = np.stack([lam, 1 - lam], axis=-1)
+    r = theory.linear_map_norm(problem.C, y)
+    defined = nonlinearity_defined(h, r)
+    nl = nonlinearity(h[defined], vertex[np.stack([c, c_prime], -1)][defined], pair_lam[defined])
+    floor = 1.0 - r[defined]
+    result += [
+        square_normalised_floor(square.h, vertex_sq[np.stack([c, c_prime], -1)], pair_lam, r, tol),
+        Check("NonLin eq. (3), CE, mean over the grid", float(np.mean(nl)), None,
+              f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}" + undefined_note(defined)),
+    ]
+    values = {"K": K, "K_solver": K_solver, "same_norm": same_norm, "rel_err": rel_err, "h_theory": h_theory,
+              "nonlin": float(np.mean(nl)), "nonlin_floor": float(np.mean(floor))}
+    return result, values

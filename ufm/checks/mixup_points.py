@@ -11,7 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from ufm.checks import Check
-from ufm.checks.mixup import FEATURE_TOL, relative_errors, span_basis
+from ufm.checks.mixup import (
+    FEATURE_TOL,
+    dimension_independence,
+    relative_errors,
+    span_basis,
+)
+from ufm.checks.nonlinearity import (
+    nonlinearity_summary,
+    nonlinearity_vs_kappa,
+    square_normalised_floor,
+)
 from ufm.metrics import nonlinearity
 from ufm.theory import mixup as theory
 
@@ -77,32 +87,49 @@ def square_linear(h_square_mix, h_square_points, lam, tol: float = FEATURE_TOL) 
     return Check("square loss: unnormalised NonLin = 0 (rel)", float(np.max(err) / scale), tol)
 
 
-def unit_rows(h: np.ndarray) -> np.ndarray:
-    """``h / ||h||`` row by row, with the zero vector (no direction) mapped to 0."""
-    norm = np.linalg.norm(h, axis=-1, keepdims=True)
-    return np.divide(h, norm, out=np.zeros_like(h), where=norm > 0)
+def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square,
+                  tol: float) -> tuple[list[Check], dict]:
+    """The graded k-point checks after the convergence check, in report order, and the NonLin summaries.
 
+    Args:
+        problem: the ``MixupProblem`` (points >= 3).
+        W, W_other: the classifiers of the main and of the d-independence problem.
+        d_other: the d-independence problem's dimension.
+        mixes: ``(classes, lam, y, slices)``: every solved mix (random, then the structured ones), their soft
+            targets and the slice of each kind (``"random"``, ``"vertex"``, optionally ``"barycentre"``).
+        h, h_alt, h_square: features of the main, d-independence (random mixes) and square-loss solves.
+        tol: the feature tolerance.
 
-def square_normalised_floor(h_square_mix, h_square_points, lam, r, tol: float = FEATURE_TOL) -> Check:
-    """Square loss: the normalised NonLin (eq. 3) equals the linear-map floor ``1 - r`` (NOT zero), compared as
-    ``max r |NonLin - (1 - r)|``; ``r`` (n,) is ``theory.linear_map_norm`` of each mix's target.
-
-    Why weighted by r: the exactly linear optimum has norm ``r`` times the vertex norm, so a feature error delta
-    (relative to the vertex norm) moves its direction, and NonLin, by ~delta / r. At the uniform target (C = 2,
-    lam = 1/2) r = 0 and the feature is 0: eq. (3) normalises a zero vector and is undefined. The weighted
-    difference is at most ~2 delta at every r (also where the direction is rounding noise, r <~ delta, since
-    |NonLin - floor| <= 2 there), so it is graded against the feature tolerance. A feature that is exactly 0 has no
-    direction: its term is r (0 at the uniform target, where 0 is the optimum; a failure where r > tol).
+    Returns:
+        ``(checks, values)``: values holds K, the vertex norm, the feature check and the NonLin summaries
+        ``ce``, ``square`` and ``sweep`` (closed-form CE NonLin over :data:`KAPPA_SWEEP`) and the closed-form features ``h_theory``.
     """
-    h_square_mix = np.asarray(h_square_mix, dtype=float)
-    unit_mix = unit_rows(h_square_mix)
-    pts = np.asarray(h_square_points, dtype=float)
-    unit_pts = unit_rows(pts.reshape(-1, pts.shape[-1])).reshape(pts.shape)
-    nl = np.linalg.norm(unit_mix - np.einsum("nk,nkd->nd", np.asarray(lam, dtype=float), unit_pts), axis=-1)
-    r = np.asarray(r, dtype=float)
-    is_zero = np.linalg.norm(h_square_mix, axis=-1) == 0
-    err = float(np.max(np.where(is_zero, r, r * np.abs(nl - (1.0 - r)))))
-    zero = int(np.sum(is_zero))
-    mean = f"mean {np.mean(nl[r > 0]):.6g} over the mixes with r > 0 " if np.any(r > 0) else ""
-    return Check("square loss: normalised NonLin = floor 1 - r(q) (r-weighted abs)", err, tol,
-                 mean + "(eq. 3 is positive for an exactly linear map)" + (f"; {zero} zero feature(s)" if zero else ""))
+    C, k = problem.C, problem.points
+    classes, lam, y, sl = mixes
+    rnd = sl["random"]
+    K = theory.same_class_root(C, problem.kappa)
+    vertex_norm = (C - 1) * abs(K) / problem.m
+    h_vertex, h_vertex_sq = h[sl["vertex"]], h_square[sl["vertex"]]
+    ce = nonlinearity_summary(h[rnd], h_vertex, classes[rnd], lam[rnd], y[rnd], C)
+    h_theory = theory.mixed_optimal_features(W, problem.m, problem.mu, classes, lam)
+    feature = feature_error(h, h_theory, vertex_norm, tol)
+    result = [feature, gap_system_residual(W, h, classes, lam, problem.kappa, tol),
+              outside_mixed_span(W, h, classes, vertex_norm, tol)]
+    if "barycentre" in sl:
+        bary = classes[sl["barycentre"]]
+        result.append(barycentre_bulge(h[sl["barycentre"]], h_vertex[bary].mean(axis=1), C, problem.kappa, k,
+                                       tol))
+    result += [
+        dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, d_other, (C - 1) * abs(K), tol),
+        square_linear(h_square[rnd], h_vertex_sq[classes[rnd]], lam[rnd], tol),
+        square_normalised_floor(h_square[rnd], h_vertex_sq[classes[rnd]], lam[rnd],
+                                theory.linear_map_norm(C, y[rnd]), tol),
+        Check("NonLin eq. (3), CE, mean over the mixes", ce["nonlin"], None,
+              f"linear-map floor {ce['floor']:.6g}; excess {ce['excess']:.3e}; unnormalised/|h_cc| "
+              f"{ce['unnormalised_rel']:.4g}" + (f"; {ce['undefined']} mix(es) at the uniform target left out"
+                                                 if ce["undefined"] else "")),
+    ]
+    values = {"K": K, "vertex_norm": vertex_norm, "feature": feature, "ce": ce,
+              "square": nonlinearity_summary(h_square[rnd], h_vertex_sq, classes[rnd], lam[rnd], y[rnd], C),
+              "sweep": nonlinearity_vs_kappa(problem, W, classes[rnd], lam[rnd], y[rnd]), "h_theory": h_theory}
+    return result, values

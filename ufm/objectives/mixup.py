@@ -1,11 +1,19 @@
-"""Mixup cross-entropy for one free feature against a fixed classifier (Fisher et al. 2024, eq. "unconstrained")."""
+"""Mixup cross-entropy for one free feature against a fixed classifier (Fisher et al. 2024, eq. "unconstrained"):
+the objectives, the soft targets, the seeded starts and the batched solves of every subproblem."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
+
+# Strictly convex per-subproblem objectives (Hessian W^T (diag p - p p^T) W + mu I): Cholesky Newton.
+SOLVER = SolverOptions(rtol=1e-12, linear_solver="cholesky", max_steps=200)
 
 
 class MixupData(NamedTuple):
@@ -95,3 +103,106 @@ def mixup_newton_system(W, *, tight_frame_rtol: float = 1e-12):
         return -((g + coef * q) - data.W.T @ (SU[:, 0] + coef * SU[:, 1])) / mu
 
     return newton_system
+
+
+def structured_mixes(C: int, k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The C vertices (k copies of one class; their optima are the unmixed features) and, for k < C, the C
+    barycentres of k consecutive distinct classes (lam = 1/k each)."""
+    out = {"vertex": (np.repeat(np.arange(C)[:, None], k, axis=1), np.full((C, k), 1.0 / k))}
+    if k < C:
+        out["barycentre"] = ((np.arange(C)[:, None] + np.arange(k)) % C, np.full((C, k), 1.0 / k))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class MixupSolution:
+    """Solver output on the full grid: W, subproblem labels, features h (n x d) and the convergence record."""
+
+    W: np.ndarray
+    c: np.ndarray
+    c_prime: np.ndarray
+    lam: np.ndarray
+    h: np.ndarray
+    solution: Solution
+
+
+def solve(problem, *, subproblems=None, loss=mixup_feature_loss, options: SolverOptions | None = None,
+          progress: bool = False) -> MixupSolution:
+    """Minimise ``loss`` for every (c, c', lam) of the problem's grid (or of ``subproblems``, a tuple of three
+    equal-length arrays) in the full dimension d, from seeded random starts (nothing of the ETF structure or of the
+    theorem is used).
+
+    Args:
+        problem: a ``ufm.problems.mixup.MixupProblem``.
+        subproblems: ``(c, c_prime, lam)`` instead of the problem's grid.
+        loss: the per-feature objective (:func:`mixup_feature_loss` or :func:`square_feature_loss`).
+        options: the solver settings (default :data:`SOLVER`); ``progress`` replaces theirs.
+        progress: print the solver's progress lines to stderr.
+
+    Returns:
+        A :class:`MixupSolution` (features one row per subproblem, samples x features).
+    """
+    W = problem.classifier()
+    c, c_prime, lam = problem.grid() if subproblems is None else (np.asarray(x) for x in subproblems)
+    h, sol = solve_targets(problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options,
+                           progress=progress)
+    return MixupSolution(W, c, c_prime, lam, h, sol)
+
+
+def solve_targets(problem, W: np.ndarray, y, *, loss=mixup_feature_loss, options: SolverOptions | None = None,
+                  progress: bool = False) -> tuple[np.ndarray, Solution]:
+    """Minimise ``loss`` for every soft target row of ``y`` (n, C) from seeded random starts in R^d.
+
+    The starts are N(0, 1/(d m^2)): logits ``W h0`` of order 1 whatever the classifier's scale m (with N(0, 1/d)
+    starts, m = 100 gave logits ~100, a saturated softmax with curvature mu only, and a subproblem ran out of its
+    200 Newton steps).
+
+    Returns:
+        ``(h, solution)``: the features (n x d) and the solver's record.
+    """
+    y = jnp.asarray(y)
+    data = MixupData(jnp.asarray(W), y, jnp.asarray(problem.mu))
+    h0 = (np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d))
+          / (np.sqrt(problem.d) * problem.m))
+    sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),
+                   options=dataclasses.replace(options or SOLVER, progress=progress))
+    return np.asarray(sol.params), sol
+
+
+def other_dimension(problem):
+    """A second problem with another feature dimension and ETF embedding, for the d-independence check."""
+    d_other = problem.C - 1 if problem.d != problem.C - 1 else 2 * problem.C + 1
+    return dataclasses.replace(problem, d=d_other, seed=problem.seed + 1)
+
+
+def subproblem_count(sizes: dict) -> int:
+    """Number of subproblems of the main solve: the pair grid, or the random mixes plus vertices and barycentres."""
+    C = sizes["C"]
+    if sizes["points"] <= 2:
+        return C * C * sizes["n_lambdas"]
+    return sizes["n_mixes"] + C + (C if sizes["points"] < C else 0)
+
+
+def peak_bytes_estimate(sizes: dict) -> int:
+    """Peak bytes of a mixup run from its sizes (``C, d, n_lambdas, points, n_mixes``; python ints: no overflow,
+    nothing allocated): the main and square-loss solves in d and the d-independence one (:func:`other_dimension`),
+    each ``ufm.solver.peak_bytes`` of its batch with its shared data, the ETFs and the report's arrays."""
+    C, d, k = sizes["C"], sizes["d"], sizes["points"]
+    B = subproblem_count(sizes)
+    d_other = C - 1 if d != C - 1 else 2 * C + 1  # other_dimension
+    d_max = max(d, d_other)
+
+    def solve(dim, batch):  # one solve; its data and largest intermediates: W, targets, logits, features
+        return peak_bytes(dim, batch, SOLVER, 8 * (C * dim + 2 * batch * C + batch * dim))
+
+    # main and square-loss solves in d, the d-independence one in d_other (random mixes only with points >= 3)
+    solves = max(solve(d, B), solve(d_other, B if k <= 2 else sizes["n_mixes"]))
+    # the ETF (Helmert basis C x (C-1), isometry d x (C-1)) for both dimensions
+    etf = 8 * (C * C + 2 * d_max * C)
+    # arrays of the report: features of three solves, closed form, vertex stacks (n, 2 or k, d), logits, targets
+    report = 8 * (16 * B * d_max + 8 * B * C)
+    if k > 2:
+        n = sizes["n_mixes"]
+        # (n, k, d) gathers of the closed form and of NonLin (CE, square, the kappa sweep), per-mix python lists
+        report += 8 * 8 * n * k * d_max + n * (400 + 16 * k)
+    return solves + etf + report
