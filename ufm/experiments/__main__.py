@@ -36,6 +36,7 @@ FIGURES = {
     "square_loss": "ufm.experiments.square_loss",
     "local_linearity": "ufm.experiments.local_linearity",
     "mixup_joint": "ufm.experiments.mixup_joint",
+    "phase_diagrams": "ufm.experiments.phase_diagrams",
 }
 PENDING = {
 }
