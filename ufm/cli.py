@@ -180,7 +180,7 @@ def interruptible():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    fired: list[int] = []
 
     def handler(signum, frame):
         if not fired:

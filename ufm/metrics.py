@@ -108,7 +108,7 @@ def nearest_class_mean(H: np.ndarray, means: np.ndarray) -> np.ndarray:
     return np.argmin(dist, axis=1)
 
 
-def nc4(W: np.ndarray, b: np.ndarray, H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+def nc4(W: np.ndarray, b: np.ndarray | float, H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     """NC4: share of samples whose classifier decision ``argmax_c w_c.h + b_c`` differs from the nearest class mean
     (Papyan et al.'s "NCC mismatch"; the peers report the agreement, ``1 - NC4``). ``b``: the bias (C,) or 0."""
     H = np.asarray(H, dtype=np.float64)

@@ -251,23 +251,30 @@ class OutputDir:
     @property
     def staging(self) -> Path:
         """The folder the files go into (created on first use)."""
-        if self._staging is None:
-            self._create_staging()
-        return self._staging / self.target.relative_to(self._top) if self._top != self.target else self._staging
+        staging, top = self._staged()
+        return staging / self.target.relative_to(top) if top != self.target else staging
 
-    def _create_staging(self) -> None:
+    def _staged(self) -> tuple[Path, Path]:
+        """The staging folder and what it becomes at commit (``_top``), created on first use."""
+        if self._staging is None or self._top is None:  # both are set together, by _create_staging
+            return self._create_staging()
+        return self._staging, self._top
+
+    def _create_staging(self) -> tuple[Path, Path]:
+        """Create the staging folder; returns it and what it becomes at commit (also stored on self)."""
         if self.merge and _is_real_dir(self.target):
-            self._top, self._inside = self.target, True
-            self._staging = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=self.target))
+            top, self._inside = self.target, True
+            staging = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=self.target))
         else:
             top = self.target
             while _lstat(top.parent) is None:
                 top = top.parent
-            self._top = top
-            self._staging = Path(tempfile.mkdtemp(prefix=f".{top.name}.incomplete-", dir=top.parent))
+            staging = Path(tempfile.mkdtemp(prefix=f".{top.name}.incomplete-", dir=top.parent))
             if top != self.target:
-                (self._staging / self.target.relative_to(top)).mkdir(parents=True)
-        os.chmod(self._staging, 0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is private)
+                (staging / self.target.relative_to(top)).mkdir(parents=True)
+        self._staging, self._top = staging, top
+        os.chmod(staging, 0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is private)
+        return staging, top
 
     def path(self, name: str) -> Path:
         """Where a file ``name`` of the results is written before commit."""
@@ -283,14 +290,12 @@ class OutputDir:
     def commit(self) -> Path:
         """Move the results into place (see the class docstring); raises OSError, leaving the staging folder for
         :meth:`discard`, if the target was taken during the run."""
-        if self._staging is None:  # nothing written: an empty results folder
-            self._create_staging()
-        staging = self._staging
+        staging, top = self._staged()  # nothing written yet: created now, an empty results folder
         if self._inside:
             _move_files(staging, self.target)
         else:
-            parts = self.target.relative_to(self._top).parts
-            src, dest = staging, self._top
+            parts = self.target.relative_to(top).parts
+            src, dest = staging, top
             for i in range(len(parts) + 1):
                 try:
                     os.rename(src, dest)

@@ -323,7 +323,10 @@ def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, act
     shift = opts.damping * jnp.linalg.norm(g)
     unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False), jnp.asarray(False))
     if algebra == STRUCTURED:
-        p = opts.newton_system(x, g, args, shift)
+        newton_system = opts.newton_system
+        if newton_system is None:  # linear_algebra chooses STRUCTURED only when a newton_system is given
+            raise ValueError("the structured linear algebra needs options.newton_system")
+        p = newton_system(x, g, args, shift)
         ok = jnp.all(jnp.isfinite(p)) & (p @ g < 0)
         return _Direction(jnp.where(ok, p, -g), *unknown)
     if algebra in (MATRIX_FREE, MATRIX_FREE_LANCZOS):
@@ -573,7 +576,7 @@ def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs,
         def one(x, args):
             if options.quasi_newton_steps > 0 and bound is None:
                 x = _lbfgs_phase(flat_fun, x, args, options)
-            elif options.quasi_newton_steps > 0:
+            elif options.quasi_newton_steps > 0 and bound is not None:
                 # L-BFGS knows no bounds: it runs on the squares x = y * y of the bound variables (feasible at
                 # every iterate; cheap steps far from the optimum), and projected Newton then polishes on x itself,
                 # where the reparametrisation's degeneracy at x = 0 (a quartic loss in y) is gone.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class InputError(ValueError):
@@ -18,6 +21,17 @@ def require(condition: bool, field: str, message: str) -> None:
     """Raise :class:`InputError` for ``field`` unless ``condition`` holds."""
     if not condition:
         raise InputError(field, message)
+
+
+def filled(value: T | None, field: str) -> T:
+    """``value`` of a field that ``__post_init__`` fills in when it is left unset (``None``), as its filled type.
+
+    The check narrows ``T | None`` to ``T`` for the type checker; it fails only for an object whose fields were
+    set around its constructor's validation.
+    """
+    if value is None:
+        raise AssertionError(f"{field} is unset: __post_init__ fills it in")
+    return value
 
 
 def require_int(value, field: str, low: int) -> None:

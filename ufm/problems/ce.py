@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from ufm.problems import InputError, require, require_int, require_positive
+from ufm.problems import InputError, filled, require, require_int, require_positive
 
 # Accepted weight decays lambda_W, lambda_H. Every value is a well-posed problem (the infimum is attained for any
 # decays > 0); the range is what the tests and the certificate cover: at its ends every restart converges (decays
@@ -88,4 +88,4 @@ class CEProblem:
     @property
     def n_vars(self) -> int:
         """Optimised scalars: W, H and the bias."""
-        return (self.C + self.N) * self.d + (self.C if self.bias != "none" else 0)
+        return (self.C + self.N) * filled(self.d, "d") + (self.C if self.bias != "none" else 0)

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from ufm.etf import simplex_etf
-from ufm.problems import require, require_int, require_positive
+from ufm.problems import filled, require, require_int, require_positive
 
 
 # Beyond this range the optimum's conditioning (Hessian condition ~ 1 + kappa) leaves no correct digits to test.
@@ -78,7 +78,7 @@ class MixupProblem:
         return self.C * self.m**2 / ((self.C - 1) * self.mu)
 
     def classifier(self) -> np.ndarray:
-        return simplex_etf(self.C, self.d, self.m, self.seed)
+        return simplex_etf(self.C, filled(self.d, "d"), self.m, self.seed)
 
     def lambdas(self) -> np.ndarray:
         return np.linspace(0.0, 1.0, self.n_lambdas)

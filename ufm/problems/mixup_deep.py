@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from ufm.etf import simplex_etf
-from ufm.problems import require, require_int, require_nonnegative, require_positive
+from ufm.problems import filled, require, require_int, require_nonnegative, require_positive
 
 RULES = ("erm", "mixup", "consistency")
 ACTIVATIONS = ("relu", "softplus", "linear")
@@ -102,7 +102,7 @@ class MixupDeepProblem:
 
     def classifier_matrix(self) -> np.ndarray:
         """The fixed ETF (C x d1) (also used, scaled, as part of the learned classifier's random start)."""
-        return simplex_etf(self.C, self.d1, self.m, self.seed)
+        return simplex_etf(self.C, filled(self.d1, "d1"), self.m, self.seed)
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Jacobi nodes lam in (0, 1) and weights (sum 1) for E_{lam ~ Beta(alpha, alpha)}."""
