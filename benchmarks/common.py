@@ -88,8 +88,15 @@ def scipy_lbfgsb_loop(fun_and_grad, x0s, error_of, *, maxiter=20000, tols=TOLERA
             overhead[0] += time.perf_counter() - t_in
 
         t0 = time.perf_counter()
-        res = minimize(fun_and_grad, x0, args=(i,), jac=True, method="L-BFGS-B", callback=record,
-                       options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 10 * maxiter})
+        res = minimize(
+            fun_and_grad,
+            x0,
+            args=(i,),
+            jac=True,
+            method="L-BFGS-B",
+            callback=record,
+            options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 10 * maxiter},
+        )
         t1 = time.perf_counter() - overhead[0]
         total += t1 - t0
         iters.append(int(res.nit))
@@ -102,8 +109,14 @@ def scipy_lbfgsb_loop(fun_and_grad, x0s, error_of, *, maxiter=20000, tols=TOLERA
                 continue
             below = [t for t, e in zip(times, errors) if e <= tol]
             hit[key] = hit[key] + below[0] if below else None
-    return {"solve_s": total, "compile_s": 0.0, "iterations_total": int(np.sum(iters)),
-            "iterations_max": int(np.max(iters)), "final_error": worst, "time_to_tol": hit}
+    return {
+        "solve_s": total,
+        "compile_s": 0.0,
+        "iterations_total": int(np.sum(iters)),
+        "iterations_max": int(np.max(iters)),
+        "final_error": worst,
+        "time_to_tol": hit,
+    }
 
 
 def optax_full_batch(loss, params0, data, error_of, *, optimizer, budget, check_every, tols=TOLERANCES) -> dict:
@@ -136,10 +149,20 @@ def optax_full_batch(loss, params0, data, error_of, *, optimizer, budget, check_
         errors.append(float(error_of(params)))
         if not np.isfinite(errors[-1]):
             break
-    return {"solve_s": elapsed, "compile_s": compile_s, "iterations_total": done, "final_error": errors[-1],
-            "best_error": float(np.nanmin(errors)), "time_to_tol": first_time_below(times, errors, tols),
-            "iterations_to_tol": {f"{tol:g}": (check_every * (1 + next((k for k, e in enumerate(errors) if e <= tol))))
-                                  if any(e <= tol for e in errors) else None for tol in tols}}
+    return {
+        "solve_s": elapsed,
+        "compile_s": compile_s,
+        "iterations_total": done,
+        "final_error": errors[-1],
+        "best_error": float(np.nanmin(errors)),
+        "time_to_tol": first_time_below(times, errors, tols),
+        "iterations_to_tol": {
+            f"{tol:g}": (check_every * (1 + next((k for k, e in enumerate(errors) if e <= tol))))
+            if any(e <= tol for e in errors)
+            else None
+            for tol in tols
+        },
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -212,19 +235,45 @@ def ufm_run(module, inst: dict, spec: dict) -> dict:
     chosen = linear_algebra(options, inst["n_vars"])
     estimate = module.memory_estimate(inst) if hasattr(module, "memory_estimate") else None
     emit("algebra", linear_algebra=chosen, memory_estimate_bytes=estimate, memory_budget_bytes=memory_budget_bytes())
-    sol = minimise(loss, jax.tree.map(lambda a: jax.numpy.asarray(a)[None], params0), data, args_axes=None,
-                   options=options, **kwargs)
+    sol = minimise(
+        loss,
+        jax.tree.map(lambda a: jax.numpy.asarray(a)[None], params0),
+        data,
+        args_axes=None,
+        options=options,
+        **kwargs,
+    )
     rep = sol.report()
     f = float(sol.loss[0])
-    return {"method": "ufm.solver, family options", "linear_algebra": sol.linear_algebra,
-            "options": {k: getattr(options, k) for k in ("linear_solver", "rtol", "damping", "quasi_newton_steps",
-                                                          "quasi_newton_rtol", "max_steps", "cg_max_steps",
-                                                          "dense_max_vars", "lanczos_steps")},
-            "compile_s": rep["compile_seconds"], "solve_s": rep["solve_seconds"], "iterations": rep["max_steps_taken"],
-            "status": rep["failures"] or "converged", "rel_grad_norm": rep["max_rel_grad_norm"], "final_f": f,
-            "bounds": str(kwargs.get("nonnegative")) if kwargs.get("nonnegative") is not None else None,
-            "trajectory": [[rep["solve_seconds"], f]], "devices": rep["devices"],
-            "memory_estimate_bytes": estimate, "memory_budget_bytes": memory_budget_bytes()}
+    return {
+        "method": "ufm.solver, family options",
+        "linear_algebra": sol.linear_algebra,
+        "options": {
+            k: getattr(options, k)
+            for k in (
+                "linear_solver",
+                "rtol",
+                "damping",
+                "quasi_newton_steps",
+                "quasi_newton_rtol",
+                "max_steps",
+                "cg_max_steps",
+                "dense_max_vars",
+                "lanczos_steps",
+            )
+        },
+        "compile_s": rep["compile_seconds"],
+        "solve_s": rep["solve_seconds"],
+        "iterations": rep["max_steps_taken"],
+        "status": rep["failures"] or "converged",
+        "rel_grad_norm": rep["max_rel_grad_norm"],
+        "final_f": f,
+        "bounds": str(kwargs.get("nonnegative")) if kwargs.get("nonnegative") is not None else None,
+        "trajectory": [[rep["solve_seconds"], f]],
+        "devices": rep["devices"],
+        "memory_estimate_bytes": estimate,
+        "memory_budget_bytes": memory_budget_bytes(),
+    }
 
 
 def scipy_run(module, inst: dict, spec: dict) -> dict:
@@ -250,14 +299,28 @@ def scipy_run(module, inst: dict, spec: dict) -> dict:
             exhausted[0] = True
             raise StopIteration
 
-    res = minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
-                   options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 2 * maxiter})
+    res = minimize(
+        fun_and_grad,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        callback=callback,
+        options={"ftol": 0.0, "gtol": 0.0, "maxiter": maxiter, "maxfun": 2 * maxiter},
+    )
     total = time.perf_counter() - t0 - overhead[0]
     trajectory.append([total, float(res.fun)])
-    return {"method": "scipy L-BFGS-B" + (" (bounds)" if bounds is not None else ""), "compile_s": 0.0,
-            "solve_s": total, "iterations": int(res.nit), "evaluations": int(res.nfev), "final_f": float(res.fun),
-            "status": "wall budget" if exhausted[0] else str(res.message), "budget_exhausted": exhausted[0],
-            "trajectory": trajectory}
+    return {
+        "method": "scipy L-BFGS-B" + (" (bounds)" if bounds is not None else ""),
+        "compile_s": 0.0,
+        "solve_s": total,
+        "iterations": int(res.nit),
+        "evaluations": int(res.nfev),
+        "final_f": float(res.fun),
+        "status": "wall budget" if exhausted[0] else str(res.message),
+        "budget_exhausted": exhausted[0],
+        "trajectory": trajectory,
+    }
 
 
 def optax_run(module, inst: dict, spec: dict, name: str) -> dict:
@@ -303,9 +366,17 @@ def optax_run(module, inst: dict, spec: dict, name: str) -> dict:
             why = "wall budget"
             break
     finite = [f for _, f in trajectory if np.isfinite(f)]
-    return {"method": f"optax {name} ({desc}), full batch", "compile_s": compile_s, "solve_s": elapsed,
-            "iterations": done, "final_f": trajectory[-1][1], "best_f": min(finite) if finite else float("nan"),
-            "status": why, "budget_exhausted": why == "wall budget", "trajectory": trajectory}
+    return {
+        "method": f"optax {name} ({desc}), full batch",
+        "compile_s": compile_s,
+        "solve_s": elapsed,
+        "iterations": done,
+        "final_f": trajectory[-1][1],
+        "best_f": min(finite) if finite else float("nan"),
+        "status": why,
+        "budget_exhausted": why == "wall budget",
+        "trajectory": trajectory,
+    }
 
 
 def run_joint_method(module, spec: dict, method: str) -> dict:
@@ -343,14 +414,16 @@ def relative_gap(f, f_ref: float) -> float:
 def gaps_of(row: dict, f_ref: float, tols=GAP_TOLERANCES_JOINT) -> dict:
     """A method's final gap, its best gap and its time to each tolerance (first trajectory point within it)."""
     traj = [(t, relative_gap(f, f_ref)) for t, f in row.get("trajectory", []) if np.isfinite(f)]
-    out = {"final_gap": relative_gap(row["final_f"], f_ref) if np.isfinite(row.get("final_f", np.nan))
-           else float("nan"),
-           "best_gap": min((g for _, g in traj), default=float("nan")),
-           "time_to_gap": first_time_below([t for t, _ in traj], [g for _, g in traj], tols)}
+    out = {
+        "final_gap": relative_gap(row["final_f"], f_ref) if np.isfinite(row.get("final_f", np.nan)) else float("nan"),
+        "best_gap": min((g for _, g in traj), default=float("nan")),
+        "time_to_gap": first_time_below([t for t, _ in traj], [g for _, g in traj], tols),
+    }
     if row.get("observed_f") is not None:
         out["observed_gap"] = relative_gap(row["observed_f"], f_ref)
     if row.get("observed_trajectory"):  # ours, observed (observe_loss): lowest evaluated value against time
         obs = row["observed_trajectory"]
-        out["observed_time_to_gap"] = first_time_below([t for t, _ in obs], [relative_gap(f, f_ref) for _, f in obs],
-                                                       tols)
+        out["observed_time_to_gap"] = first_time_below(
+            [t for t, _ in obs], [relative_gap(f, f_ref) for _, f in obs], tols
+        )
     return out

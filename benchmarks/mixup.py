@@ -43,9 +43,23 @@ def instance(C: int, n_lambdas: int | None = None, lambdas=None, pairs="all", *,
     scale = (C - 1) * abs(theory.same_class_root(C, theory.kappa(C, m, mu))) / m
     h0 = np.random.default_rng(seed).standard_normal((c.size, C)) / np.sqrt(C)
     y = np.asarray(soft_target(C, c, cp, lam))
-    return {"C": C, "d": C, "m": m, "mu": mu, "W": W, "c": c, "c_prime": cp, "lam": lam, "y": y, "h0": h0,
-            "h_star": h_star, "scale": scale, "n": int(c.size), "n_lambdas": int(lam_grid.size),
-            "n_pairs": int(c.size // lam_grid.size)}
+    return {
+        "C": C,
+        "d": C,
+        "m": m,
+        "mu": mu,
+        "W": W,
+        "c": c,
+        "c_prime": cp,
+        "lam": lam,
+        "y": y,
+        "h0": h0,
+        "h_star": h_star,
+        "scale": scale,
+        "n": int(c.size),
+        "n_lambdas": int(lam_grid.size),
+        "n_pairs": int(c.size // lam_grid.size),
+    }
 
 
 def describe(inst: dict) -> dict:
@@ -58,21 +72,30 @@ def solver_options(W: np.ndarray) -> tuple[SolverOptions, str]:
     d = W.shape[1]
     if d <= 32:
         return SolverOptions(rtol=1e-12, max_steps=200, linear_solver="cholesky", progress=False), "cholesky Newton"
-    return (SolverOptions(rtol=1e-12, max_steps=200, newton_system=mixup_newton_system(W), progress=False),
-            "structured Newton: Woodbury via W W^T")
+    return (
+        SolverOptions(rtol=1e-12, max_steps=200, newton_system=mixup_newton_system(W), progress=False),
+        "structured Newton: Woodbury via W W^T",
+    )
 
 
 def run_ufm(inst: dict) -> dict:
     data = MixupData(jnp.asarray(inst["W"]), jnp.asarray(inst["y"]), jnp.asarray(inst["mu"]))
     options, how = solver_options(inst["W"])
-    sol = minimise(mixup_feature_loss, jnp.asarray(inst["h0"]), data, args_axes=MixupData(None, 0, None),
-                   options=options)
+    sol = minimise(
+        mixup_feature_loss, jnp.asarray(inst["h0"]), data, args_axes=MixupData(None, 0, None), options=options
+    )
     err = float(np.max(relative_errors(np.asarray(sol.params), inst["h_star"], inst["scale"])))
     rep = sol.report()
-    return {"method": f"ufm.solver ({how})", "compile_s": rep["compile_seconds"],
-            "solve_s": rep["solve_seconds"], "iterations_max": rep["max_steps_taken"],
-            "iterations_mean": rep["mean_steps_taken"], "final_error": err, "all_converged": rep["all_converged"],
-            "time_to_tol": {f"{t:g}": rep["solve_seconds"] if err <= t else None for t in common.TOLERANCES}}
+    return {
+        "method": f"ufm.solver ({how})",
+        "compile_s": rep["compile_seconds"],
+        "solve_s": rep["solve_seconds"],
+        "iterations_max": rep["max_steps_taken"],
+        "iterations_mean": rep["mean_steps_taken"],
+        "final_error": err,
+        "all_converged": rep["all_converged"],
+        "time_to_tol": {f"{t:g}": rep["solve_seconds"] if err <= t else None for t in common.TOLERANCES},
+    }
 
 
 def run_scipy(inst: dict, max_subproblems: int | None, seed: int = 0) -> dict:
@@ -98,8 +121,7 @@ def run_scipy(inst: dict, max_subproblems: int | None, seed: int = 0) -> dict:
     factor = inst["n"] / idx.size
     out["solve_s"] *= factor
     out["time_to_tol"] = {k: (v * factor if v is not None else None) for k, v in out["time_to_tol"].items()}
-    out.update(method="scipy L-BFGS-B loop", subproblems_solved=int(idx.size),
-               extrapolated=bool(idx.size < inst["n"]))
+    out.update(method="scipy L-BFGS-B loop", subproblems_solved=int(idx.size), extrapolated=bool(idx.size < inst["n"]))
     return out
 
 
@@ -110,8 +132,9 @@ def run_optax(inst: dict, optimizer_name: str, budget: int, check_every: int) ->
     per_example = jax.vmap(mixup_feature_loss, in_axes=(0, MixupData(None, 0, None)))
     loss = lambda h, data: jnp.sum(per_example(h, data))
     error_of = lambda h: np.max(relative_errors(np.asarray(h), inst["h_star"], inst["scale"]))
-    out = common.optax_full_batch(loss, jnp.asarray(inst["h0"]), data, error_of, optimizer=optimizer,
-                                  budget=budget, check_every=check_every)
+    out = common.optax_full_batch(
+        loss, jnp.asarray(inst["h0"]), data, error_of, optimizer=optimizer, budget=budget, check_every=check_every
+    )
     lr = "lr 0.1, momentum 0.9" if optimizer_name == "sgd-momentum" else "lr 1e-3"
     out.update(method=f"optax {optimizer_name} ({lr}), full batch")
     return out
@@ -121,11 +144,17 @@ def optax_time_estimate(inst: dict, optimizer_name: str, budget: int, probe: int
     """For instances where the full budget is out of reach: time ``probe`` steps, report the extrapolation."""
     out = run_optax(inst, optimizer_name, probe, probe)
     per_step = out["solve_s"] / probe
-    return {"method": out["method"], "compile_s": out["compile_s"], "iterations_total": probe,
-            "solve_s": None, "estimated_budget_s": per_step * budget, "final_error": out["final_error"],
-            "time_to_tol": {f"{t:g}": None for t in common.TOLERANCES},
-            "note": f"not run to its budget: {probe} steps took {out['solve_s']:.3g} s, so {budget} would take "
-                    f"~{per_step * budget:.3g} s"}
+    return {
+        "method": out["method"],
+        "compile_s": out["compile_s"],
+        "iterations_total": probe,
+        "solve_s": None,
+        "estimated_budget_s": per_step * budget,
+        "final_error": out["final_error"],
+        "time_to_tol": {f"{t:g}": None for t in common.TOLERANCES},
+        "note": f"not run to its budget: {probe} steps took {out['solve_s']:.3g} s, so {budget} would take "
+        f"~{per_step * budget:.3g} s",
+    }
 
 
 def case(spec: dict) -> dict:
@@ -140,5 +169,10 @@ def case(spec: dict) -> dict:
             results.append(optax_time_estimate(inst, name, spec["budget"]))
         else:
             results.append(run_optax(inst, name, spec["budget"], spec["check_every"]))
-    return {"family": "mixup", "instance": describe(inst), "setup_s": setup_s,
-            "accuracy": "max_i ||h_i - h*_i|| / ||h*_i|| (Theorem 3.1)", "results": results}
+    return {
+        "family": "mixup",
+        "instance": describe(inst),
+        "setup_s": setup_s,
+        "accuracy": "max_i ||h_i - h*_i|| / ||h*_i|| (Theorem 3.1)",
+        "results": results,
+    }

@@ -35,9 +35,22 @@ def instance(spec: dict, *, seed: int = 0) -> dict:
     C, d, T = problem.C, problem.d, weight.size
     W0 = rng.standard_normal((1, C, d))[0] / np.sqrt(d)
     G0 = rng.standard_normal((1, T, d))[0] * np.sqrt(weight)[:, None] / np.sqrt(d)
-    return {"C": C, "d": d, "T": T, "alpha": problem.alpha, "lam_W": problem.lam_W, "lam_H": problem.lam_H,
-            "n_nodes": problem.n_nodes, "problem": problem, "Y": Y, "weight": weight, "W0": W0, "G0": G0,
-            "f_star": None, "n_vars": (C + T) * d}
+    return {
+        "C": C,
+        "d": d,
+        "T": T,
+        "alpha": problem.alpha,
+        "lam_W": problem.lam_W,
+        "lam_H": problem.lam_H,
+        "n_nodes": problem.n_nodes,
+        "problem": problem,
+        "Y": Y,
+        "weight": weight,
+        "W0": W0,
+        "G0": G0,
+        "f_star": None,
+        "n_vars": (C + T) * d,
+    }
 
 
 def describe(inst: dict) -> dict:
@@ -45,8 +58,9 @@ def describe(inst: dict) -> dict:
 
 
 def _data(inst: dict) -> JointData:
-    return JointData(jnp.asarray(inst["Y"]), jnp.asarray(inst["weight"]), jnp.asarray(inst["lam_W"]),
-                     jnp.asarray(inst["lam_H"]))
+    return JointData(
+        jnp.asarray(inst["Y"]), jnp.asarray(inst["weight"]), jnp.asarray(inst["lam_W"]), jnp.asarray(inst["lam_H"])
+    )
 
 
 def _start(inst: dict) -> JointParams:
@@ -72,7 +86,7 @@ def scipy_problem(inst: dict):
     root = np.sqrt(w)[:, None]
 
     def fun_and_grad(x):
-        W, G = x[: C * d].reshape(C, d), x[C * d:].reshape(T, d)
+        W, G = x[: C * d].reshape(C, d), x[C * d :].reshape(T, d)
         H = G / root
         Z = H @ W.T
         top = Z.max(axis=1, keepdims=True)

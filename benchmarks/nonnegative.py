@@ -53,21 +53,34 @@ def instance(spec: dict, *, ratio: float = 0.5, seed: int = 0) -> dict:
     K, n = int(spec["K"]), int(spec["n"])
     gamma = ratio * (K - 1) / K
     lam = gamma / np.sqrt(n * K * (K - 1))
-    problem = NonnegProblem(C=K, n=n, d=spec.get("d"), model="ufm", alpha=0.0, lambda_W=lam, lambda_H=lam,
-                            restarts=1, seed=seed)
+    problem = NonnegProblem(
+        C=K, n=n, d=spec.get("d"), model="ufm", alpha=0.0, lambda_W=lam, lambda_H=lam, restarts=1, seed=seed
+    )
     raw = jax.tree.map(lambda a: np.asarray(a[0]), family.random_params(problem, "ufm"))
     G0 = START_SCALE * (raw["G"] if "G" in raw else np.sqrt(raw["H"]))
     W0 = raw["W"]
     t = family.theory_for(problem)
     K, d, N = problem.C, problem.d, problem.N
-    return {"K": K, "n": n, "d": d, "N": N, "lam_W": lam, "lam_H": lam, "ratio": ratio, "gamma": t["gamma"],
-            "margin": t["margin"], "f_star": t["objective"], "n_vars": K * d + d * N, "problem": problem,
-            "W0": W0, "G0": G0}
+    return {
+        "K": K,
+        "n": n,
+        "d": d,
+        "N": N,
+        "lam_W": lam,
+        "lam_H": lam,
+        "ratio": ratio,
+        "gamma": t["gamma"],
+        "margin": t["margin"],
+        "f_star": t["objective"],
+        "n_vars": K * d + d * N,
+        "problem": problem,
+        "W0": W0,
+        "G0": G0,
+    }
 
 
 def describe(inst: dict) -> dict:
-    return {k: inst[k] for k in ("K", "n", "d", "N", "lam_W", "lam_H", "ratio", "gamma", "margin", "f_star",
-                                 "n_vars")}
+    return {k: inst[k] for k in ("K", "n", "d", "N", "lam_W", "lam_H", "ratio", "gamma", "margin", "f_star", "n_vars")}
 
 
 def ufm_problem(inst: dict):
@@ -102,12 +115,12 @@ def scipy_problem(inst: dict):
     lw, lh, K, d, N = inst["lam_W"], inst["lam_H"], inst["K"], inst["d"], inst["N"]
 
     def fun_and_grad(x):
-        W, H = x[: K * d].reshape(K, d), x[K * d:].reshape(d, N)
+        W, H = x[: K * d].reshape(K, d), x[K * d :].reshape(d, N)
         Z = W @ H
         Z = Z - Z.max(axis=0)
         E = np.exp(Z)
         S = E.sum(axis=0)
-        f = (-np.sum(Q * (Z - np.log(S))) / N + 0.5 * lw * np.sum(W * W) + 0.5 * lh * np.sum(H * H))
+        f = -np.sum(Q * (Z - np.log(S))) / N + 0.5 * lw * np.sum(W * W) + 0.5 * lh * np.sum(H * H)
         R = (E / S - Q) / N
         return f, np.concatenate([(R @ H.T + lw * W).ravel(), (W.T @ R + lh * H).ravel()])
 

@@ -22,12 +22,33 @@ import time
 from pathlib import Path
 
 QUICK = [
-    {"family": "mixup", "C": 10, "n_lambdas": 11, "scipy_max": 100, "optax": ["sgd-momentum"], "budget": 3000,
-     "check_every": 500},
-    {"family": "square_loss", "K": 10, "n": 10, "methods": ["ufm", "scipy", "sgd-momentum"], "steps": 3000,
-     "check_every": 500, "budget_s": 120},
-    {"family": "nonnegative", "K": 10, "n": 10, "methods": ["ufm", "scipy", "sgd-momentum"], "steps": 3000,
-     "check_every": 500, "budget_s": 120},
+    {
+        "family": "mixup",
+        "C": 10,
+        "n_lambdas": 11,
+        "scipy_max": 100,
+        "optax": ["sgd-momentum"],
+        "budget": 3000,
+        "check_every": 500,
+    },
+    {
+        "family": "square_loss",
+        "K": 10,
+        "n": 10,
+        "methods": ["ufm", "scipy", "sgd-momentum"],
+        "steps": 3000,
+        "check_every": 500,
+        "budget_s": 120,
+    },
+    {
+        "family": "nonnegative",
+        "K": 10,
+        "n": 10,
+        "methods": ["ufm", "scipy", "sgd-momentum"],
+        "steps": 3000,
+        "check_every": 500,
+        "budget_s": 120,
+    },
 ]
 
 MIXUP_BUDGET = {"budget": 30000, "check_every": 1000}
@@ -39,43 +60,82 @@ MEDIUM = {"methods": ALL, "steps": 3000, "check_every": 100, "budget_s": 600}
 # first-order loops checked every 20 steps; Adam at lr 1e-3 is left out (30,000 steps would take 3.7 - 20 h, and
 # at the smaller sizes it was never the first baseline to a 1e-10 gap); our solver's progress is observed
 # (benchmarks.common.observe_loss) so that a stop at the budget can say how far it had got.
-LARGE = {"methods": ["ufm", "scipy", "sgd-momentum"], "steps": 30000, "check_every": 20, "budget_s": 600,
-         "observe": True}
+LARGE = {
+    "methods": ["ufm", "scipy", "sgd-momentum"],
+    "steps": 30000,
+    "check_every": 20,
+    "budget_s": 600,
+    "observe": True,
+}
 FULL = [
     # target 1: C = 10, 101 lambdas, all 100 ordered pairs (10,100 subproblems)
-    {"family": "mixup", "C": 10, "n_lambdas": 101, "scipy_max": 1000, "optax": ["sgd-momentum", "adam"],
-     **MIXUP_BUDGET},
+    {
+        "family": "mixup",
+        "C": 10,
+        "n_lambdas": 101,
+        "scipy_max": 1000,
+        "optax": ["sgd-momentum", "adam"],
+        **MIXUP_BUDGET,
+    },
     {"family": "mixup", "C": 10, "n_lambdas": 11, "scipy_max": 1100, "optax": ["sgd-momentum"], **MIXUP_BUDGET},
-    {"family": "mixup", "C": 100, "n_lambdas": 11, "pairs": 100, "scipy_max": 200, "optax": ["sgd-momentum"],
-     "optax_estimate_only": True, **MIXUP_BUDGET},
-    {"family": "mixup", "C": 100, "n_lambdas": 11, "pairs": 900, "scipy_max": 200, "optax": ["sgd-momentum"],
-     "optax_estimate_only": True, **MIXUP_BUDGET},
+    {
+        "family": "mixup",
+        "C": 100,
+        "n_lambdas": 11,
+        "pairs": 100,
+        "scipy_max": 200,
+        "optax": ["sgd-momentum"],
+        "optax_estimate_only": True,
+        **MIXUP_BUDGET,
+    },
+    {
+        "family": "mixup",
+        "C": 100,
+        "n_lambdas": 11,
+        "pairs": 900,
+        "scipy_max": 200,
+        "optax": ["sgd-momentum"],
+        "optax_estimate_only": True,
+        **MIXUP_BUDGET,
+    },
     # target 2: C = d = 1000, lambdas {0.1, 0.5, 0.9}, 1000 same-class + 1000 different-class pairs
-    {"family": "mixup", "C": 1000, "lambdas": [0.1, 0.5, 0.9], "pairs": 1000, "scipy_max": 20,
-     "optax": ["sgd-momentum"], "optax_estimate_only": True, **MIXUP_BUDGET},
+    {
+        "family": "mixup",
+        "C": 1000,
+        "lambdas": [0.1, 0.5, 0.9],
+        "pairs": 1000,
+        "scipy_max": 20,
+        "optax": ["sgd-momentum"],
+        "optax_estimate_only": True,
+        **MIXUP_BUDGET,
+    },
     # target 3: joint problems, from K = n = 10 to the research sizes K = 100, n = 1000 and K = 1000, n = 10
-    {"family": "square_loss", "K": 10, "n": 10, **SMALL},                       # 5
+    {"family": "square_loss", "K": 10, "n": 10, **SMALL},  # 5
     {"family": "square_loss", "K": 10, "n": 100, **SMALL},
     {"family": "square_loss", "K": 10, "n": 1000, **SMALL},
     {"family": "square_loss", "K": 100, "n": 10, **SMALL},
     {"family": "square_loss", "K": 100, "n": 100, **MEDIUM},
-    {"family": "square_loss", "K": 100, "n": 1000, **LARGE},                    # 10
+    {"family": "square_loss", "K": 100, "n": 1000, **LARGE},  # 10
     {"family": "square_loss", "K": 1000, "n": 10, **LARGE},
-    {"family": "nonnegative", "K": 10, "n": 10, "d": 10, **SMALL},              # 12
+    {"family": "nonnegative", "K": 10, "n": 10, "d": 10, **SMALL},  # 12
     {"family": "nonnegative", "K": 10, "n": 100, "d": 10, **SMALL},
     {"family": "nonnegative", "K": 10, "n": 1000, "d": 10, **SMALL},
     {"family": "nonnegative", "K": 100, "n": 10, "d": 100, **SMALL},
     {"family": "nonnegative", "K": 100, "n": 100, "d": 100, **MEDIUM},
-    {"family": "nonnegative", "K": 100, "n": 1000, "d": 100, **LARGE},          # 17
+    {"family": "nonnegative", "K": 100, "n": 1000, "d": 100, **LARGE},  # 17
     {"family": "nonnegative", "K": 1000, "n": 10, "d": 1000, **LARGE},
     # the family's default d = 2K (unused feature coordinates: degenerate at the optimum)
-    {"family": "nonnegative", "K": 10, "n": 10, **SMALL},                       # 19
+    {"family": "nonnegative", "K": 10, "n": 10, **SMALL},  # 19
     {"family": "nonnegative", "K": 100, "n": 10, **SMALL},
-    {"family": "mixup_joint", "C": 10, **SMALL},                                # 21
+    {"family": "mixup_joint", "C": 10, **SMALL},  # 21
     {"family": "mixup_joint", "C": 100, **LARGE},
 ]
-MODULES = {"mixup": "benchmarks.mixup", "square_loss": "benchmarks.square_loss",
-           "nonnegative": "benchmarks.nonnegative", "mixup_joint": "benchmarks.mixup_joint"}
+MODULES = {
+    "mixup": "benchmarks.mixup",
+    "square_loss": "benchmarks.square_loss",
+    "nonnegative": "benchmarks.nonnegative",
+    "mixup_joint": "benchmarks.mixup_joint",
+}
 JOINT = ("square_loss", "nonnegative", "mixup_joint")
 TIGHT = "1e-10"
 
@@ -106,6 +166,7 @@ def run_method(job: dict) -> None:
 # The parent side of a joint case
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def _rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm") as fh:
@@ -114,8 +175,8 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-COMPILE_ALLOWANCE_S = 180.0   # our solver's compilation before its solve starts (it compiles in 3 - 10 s here)
-SETUP_ALLOWANCE_S = 600.0     # building the instance (imports, targets, start) before a method starts
+COMPILE_ALLOWANCE_S = 180.0  # our solver's compilation before its solve starts (it compiles in 3 - 10 s here)
+SETUP_ALLOWANCE_S = 600.0  # building the instance (imports, targets, start) before a method starts
 
 
 def child_env(blas_threads: int | None) -> dict:
@@ -141,8 +202,13 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
     budget = float(spec.get("budget_s", math.inf))
     job = json.dumps({"spec": spec, "method": method})
     err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed below, after the child's last words)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--method-json", job], stdout=subprocess.PIPE,
-                            stderr=err, text=True, env=child_env(BLAS_THREADS))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run", "--method-json", job],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        env=child_env(BLAS_THREADS),
+    )
     events: list[dict] = []
 
     def read():
@@ -173,7 +239,7 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
         if rss > mem_limit:
             stopped = f"memory limit: resident {rss / 2**30:.1f} GiB > {mem_limit / 2**30:.1f} GiB, stopped"
         elif now > deadline:
-            stopped = ("wall budget" if method == "ufm" and ready is not None else "runner's safety deadline")
+            stopped = "wall budget" if method == "ufm" and ready is not None else "runner's safety deadline"
         if stopped:
             proc.kill()
             pid, status, usage = os.wait4(proc.pid, 0)
@@ -201,18 +267,32 @@ def run_method_process(spec: dict, method: str, mem_limit: int, log) -> dict:
     ready = next((e["wall"] for e in events if e.get("event") == "ready"), None)
     points = [[e["t"], e["f"]] for e in events if e.get("event") == "point"]
     if stopped is None:
-        stopped = (f"died (signal {os.WTERMSIG(status)}{': out of memory?' if os.WTERMSIG(status) == 9 else ''})"
-                   if os.WIFSIGNALED(status) else f"failed (exit {os.WEXITSTATUS(status)})")
-    row = {"method": {"ufm": "ufm.solver, family options", "scipy": "scipy L-BFGS-B"}.get(method, f"optax {method}"),
-           "status": stopped, "budget_exhausted": stopped == "wall budget", "compile_s": None,
-           "solve_s": (t_end - first) if first is not None else None,
-           "final_f": points[-1][1] if points else float("nan"), "trajectory": points, "peak_rss_mb": peak_mb,
-           "observed_f": observed[-1][1] if observed else None, "observed_trajectory": observed,
-           "instance": instance, "stderr_tail": tail,
-           "wall_after_ready_s": (t_end - ready) if ready is not None else None}
+        stopped = (
+            f"died (signal {os.WTERMSIG(status)}{': out of memory?' if os.WTERMSIG(status) == 9 else ''})"
+            if os.WIFSIGNALED(status)
+            else f"failed (exit {os.WEXITSTATUS(status)})"
+        )
+    row = {
+        "method": {"ufm": "ufm.solver, family options", "scipy": "scipy L-BFGS-B"}.get(method, f"optax {method}"),
+        "status": stopped,
+        "budget_exhausted": stopped == "wall budget",
+        "compile_s": None,
+        "solve_s": (t_end - first) if first is not None else None,
+        "final_f": points[-1][1] if points else float("nan"),
+        "trajectory": points,
+        "peak_rss_mb": peak_mb,
+        "observed_f": observed[-1][1] if observed else None,
+        "observed_trajectory": observed,
+        "instance": instance,
+        "stderr_tail": tail,
+        "wall_after_ready_s": (t_end - ready) if ready is not None else None,
+    }
     if algebra:
-        row.update(linear_algebra=algebra, memory_estimate_bytes=chosen.get("memory_estimate_bytes"),
-                   memory_budget_bytes=chosen.get("memory_budget_bytes"))
+        row.update(
+            linear_algebra=algebra,
+            memory_estimate_bytes=chosen.get("memory_estimate_bytes"),
+            memory_budget_bytes=chosen.get("memory_budget_bytes"),
+        )
     log(f"[benchmarks]   {method}: {stopped}")
     return row
 
@@ -227,8 +307,16 @@ def run_joint_case(spec: dict, mem_limit: int, log) -> dict:
         row["key"] = method
         rows.append(row)
         log(f"[benchmarks]   {method}: solve {row.get('solve_s')} s, f {row.get('final_f')}, {row.get('status')}")
-    case = summarise({"family": spec["family"], "spec": spec, "rows": rows, "load_average_1_5_15": load,
-                      "load_average_after": list(os.getloadavg()), "wall_s": time.perf_counter() - t0})
+    case = summarise(
+        {
+            "family": spec["family"],
+            "spec": spec,
+            "rows": rows,
+            "load_average_1_5_15": load,
+            "load_average_after": list(os.getloadavg()),
+            "wall_s": time.perf_counter() - t0,
+        }
+    )
     return case
 
 
@@ -240,8 +328,11 @@ def summarise(case: dict) -> dict:
     rows = case["rows"]
     instance = next((r["instance"] for r in rows if r.get("instance")), None) or case.get("instance") or {}
     case["instance"] = instance
-    reached = [(min(f for _, f in r["trajectory"] if math.isfinite(f)), r["key"]) for r in rows
-               if any(math.isfinite(f) for _, f in r.get("trajectory", []))]
+    reached = [
+        (min(f for _, f in r["trajectory"] if math.isfinite(f)), r["key"])
+        for r in rows
+        if any(math.isfinite(f) for _, f in r.get("trajectory", []))
+    ]
     if not reached:
         case["error"] = ["no method returned a finite objective"]
         return case
@@ -254,11 +345,19 @@ def summarise(case: dict) -> dict:
         r.update(common.gaps_of(r, f_ref))
     # the reference is certified where it is the closed form, or where a method that ended by its own stopping
     # rule (not at a budget or a limit) ended within 1e-12 of it
-    finished = [r for r in rows if not r.get("budget_exhausted") and r.get("final_f") == r.get("final_f")
-                and abs(r["final_gap"]) <= 1e-12]
-    case.update(f_ref=f_ref, f_ref_method=ref_method, f_star=f_star, best_reached=best_reached,
-                ref_finished=ref_method == "closed form" or bool(finished),
-                ref_gap_to_closed_form=common.relative_gap(best_reached, f_star) if f_star is not None else None)
+    finished = [
+        r
+        for r in rows
+        if not r.get("budget_exhausted") and r.get("final_f") == r.get("final_f") and abs(r["final_gap"]) <= 1e-12
+    ]
+    case.update(
+        f_ref=f_ref,
+        f_ref_method=ref_method,
+        f_star=f_star,
+        best_reached=best_reached,
+        ref_finished=ref_method == "closed form" or bool(finished),
+        ref_gap_to_closed_form=common.relative_gap(best_reached, f_star) if f_star is not None else None,
+    )
     case["ratio"] = ratio(case)
     return case
 
@@ -273,19 +372,27 @@ def ratio(case: dict) -> dict:
     base = [r for r in others if r["time_to_gap"].get(TIGHT) is not None]
     best = min(base, key=lambda r: r["time_to_gap"][TIGHT]) if base else None
     t_ours = ours["time_to_gap"].get(TIGHT)
-    out = {"best_baseline": best["method"] if best else None, "ours_s": t_ours,
-           "baseline_s": best["time_to_gap"][TIGHT] if best else None}
+    out = {
+        "best_baseline": best["method"] if best else None,
+        "ours_s": t_ours,
+        "baseline_s": best["time_to_gap"][TIGHT] if best else None,
+    }
     if best and t_ours is not None:
-        out.update(time_ratio=t_ours / best["time_to_gap"][TIGHT], solve_ratio=ours["solve_s"] / best["solve_s"],
-                   text=f"{t_ours / best['time_to_gap'][TIGHT]:.3g}")
+        out.update(
+            time_ratio=t_ours / best["time_to_gap"][TIGHT],
+            solve_ratio=ours["solve_s"] / best["solve_s"],
+            text=f"{t_ours / best['time_to_gap'][TIGHT]:.3g}",
+        )
     elif best:
         seen = ours.get("observed_time_to_gap", {}).get(TIGHT)
         if seen is not None and ours.get("final_f") != ours.get("final_f"):
             # stopped before returning (memory), after evaluating a point within 1e-10: it could not have
             # returned before that
             out.update(bound=f">= {seen / best['time_to_gap'][TIGHT]:.3g}")
-            out["text"] = (f"{out['bound']} (ours stopped: {str(ours.get('status')).split(':')[0]}; a point within "
-                           f"1e-10 first evaluated after {seen:.3g} s, vs {best['time_to_gap'][TIGHT]:.3g} s)")
+            out["text"] = (
+                f"{out['bound']} (ours stopped: {str(ours.get('status')).split(':')[0]}; a point within "
+                f"1e-10 first evaluated after {seen:.3g} s, vs {best['time_to_gap'][TIGHT]:.3g} s)"
+            )
         elif ours.get("budget_exhausted") and ours.get("solve_s"):
             out.update(bound=f"> {ours['solve_s'] / best['time_to_gap'][TIGHT]:.3g}")
             out["text"] = f"{out['bound']} (ours stopped at its budget)"
@@ -305,16 +412,19 @@ def ratio(case: dict) -> dict:
 
 def worst_ratio(cases: list[dict]) -> str:
     """The largest ours / best baseline over the joint cases (measured ratios; bounds listed apart)."""
-    measured = [(c["ratio"]["time_ratio"], case_name(c["family"], c["instance"])) for c in cases
-                if c.get("ratio", {}).get("time_ratio") is not None]
-    bounds = [(c["ratio"]["bound"], case_name(c["family"], c["instance"])) for c in cases
-              if c.get("ratio", {}).get("bound")]
+    measured = [
+        (c["ratio"]["time_ratio"], case_name(c["family"], c["instance"]))
+        for c in cases
+        if c.get("ratio", {}).get("time_ratio") is not None
+    ]
+    bounds = [
+        (c["ratio"]["bound"], case_name(c["family"], c["instance"])) for c in cases if c.get("ratio", {}).get("bound")
+    ]
     text = ""
     if measured:
         worst, name = max(measured)
         best, best_name = min(measured)
-        text = (f"worst ours / best baseline to 1e-10 (measured): {worst:.3g} on {name}; best: {best:.3g} on "
-                f"{best_name}")
+        text = f"worst ours / best baseline to 1e-10 (measured): {worst:.3g} on {name}; best: {best:.3g} on {best_name}"
     if bounds:
         text += ("; " if text else "") + "bounds: " + ", ".join(f"{b} on {n}" for b, n in bounds)
     return text
@@ -324,6 +434,7 @@ def worst_ratio(cases: list[dict]) -> str:
 # Tables
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def fmt_time(x) -> str:
     return "not reached" if x is None else f"{x:.3g}"
 
@@ -332,8 +443,13 @@ def fmt(x, spec="{:.3g}") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
 
 
-CASE_NAMES = {"square_loss_ufm": "sqloss", "nonnegative_ufm": "nonneg", "square_loss": "sqloss",
-              "nonnegative": "nonneg", "mixup_joint": "mixup-joint"}
+CASE_NAMES = {
+    "square_loss_ufm": "sqloss",
+    "nonnegative_ufm": "nonneg",
+    "square_loss": "sqloss",
+    "nonnegative": "nonneg",
+    "mixup_joint": "mixup-joint",
+}
 
 
 def case_name(family: str, inst: dict) -> str:
@@ -373,8 +489,9 @@ def table(cases: list[dict]) -> str:
     for case in cases:
         tols = list(case["results"][0]["time_to_tol"])
         lines.append("")
-        lines.append(head + "".join(f" {'t(' + t + ') s':>12s}" for t in tols)
-                     + "  base/ufm at the tightest tol both reached")
+        lines.append(
+            head + "".join(f" {'t(' + t + ') s':>12s}" for t in tols) + "  base/ufm at the tightest tol both reached"
+        )
         inst = case["instance"]
         name = case_name(case["family"], inst)
         ours = case["results"][0]
@@ -386,16 +503,23 @@ def table(cases: list[dict]) -> str:
             ratio_txt = ""
             if r is not ours:
                 both = [t for t in tols if r["time_to_tol"][t] is not None and ours["time_to_tol"][t]]
-                ratio_txt = (f"{r['time_to_tol'][both[-1]] / ours['time_to_tol'][both[-1]]:.3g}x @{both[-1]}"
-                             if both else "no tolerance reached by both")
-            lines.append(f"{name:34s} {r['method'][:62]:62s} {r['compile_s']:9.3g} {solve_txt:>9s} {iters!s:>7s} "
-                         f"{r['final_error']:10.2e}{ttt}  {ratio_txt}")
+                ratio_txt = (
+                    f"{r['time_to_tol'][both[-1]] / ours['time_to_tol'][both[-1]]:.3g}x @{both[-1]}"
+                    if both
+                    else "no tolerance reached by both"
+                )
+            lines.append(
+                f"{name:34s} {r['method'][:62]:62s} {r['compile_s']:9.3g} {solve_txt:>9s} {iters!s:>7s} "
+                f"{r['final_error']:10.2e}{ttt}  {ratio_txt}"
+            )
             name = ""
             if r.get("note"):
                 lines.append(f"{'':34s}   {r['note']}")
     lines.append("")
-    lines.append("* extrapolated (scipy: from a seeded sample of subproblems, times scaled by n/sample; optax: from a "
-                 "short probe, the budget not run)")
+    lines.append(
+        "* extrapolated (scipy: from a seeded sample of subproblems, times scaled by n/sample; optax: from a "
+        "short probe, the budget not run)"
+    )
     return "\n".join(lines)
 
 
@@ -409,46 +533,72 @@ def method_label(r: dict) -> str:
 def joint_table(cases: list[dict]) -> str:
     """Joint cases: per method compile and solve time, peak RSS of its process, final gap to the best objective
     any method reached, time to 1e-6 and 1e-10, status; per case the reference and ours / best baseline."""
-    lines = [(f"{'case':38s} {'method':62s} {'compile s':>9s} {'solve s':>9s} {'RSS MB':>7s} {'iters':>6s} "
-              f"{'final gap':>10s} {'t(1e-6) s':>11s} {'t(1e-10) s':>11s}  status")]
+    lines = [
+        (
+            f"{'case':38s} {'method':62s} {'compile s':>9s} {'solve s':>9s} {'RSS MB':>7s} {'iters':>6s} "
+            f"{'final gap':>10s} {'t(1e-6) s':>11s} {'t(1e-10) s':>11s}  status"
+        )
+    ]
     for case in cases:
         name = case_name(case["family"], case["instance"])
         lines.append("")
         for r in case["rows"]:
             t = r.get("time_to_gap", {})
-            lines.append(f"{name:38s} {method_label(r)[:62]:62s} {fmt(r.get('compile_s')):>9s} "
-                         f"{fmt(r.get('solve_s')):>9s} {fmt(r.get('peak_rss_mb'), '{:.0f}'):>7s} "
-                         f"{r.get('iterations', '-')!s:>6s} {fmt(r.get('final_gap'), '{:.2e}'):>10s} "
-                         f"{fmt_time(t.get('1e-06')):>11s} {fmt_time(t.get(TIGHT)):>11s}  {status_text(r)}")
+            lines.append(
+                f"{name:38s} {method_label(r)[:62]:62s} {fmt(r.get('compile_s')):>9s} "
+                f"{fmt(r.get('solve_s')):>9s} {fmt(r.get('peak_rss_mb'), '{:.0f}'):>7s} "
+                f"{r.get('iterations', '-')!s:>6s} {fmt(r.get('final_gap'), '{:.2e}'):>10s} "
+                f"{fmt_time(t.get('1e-06')):>11s} {fmt_time(t.get(TIGHT)):>11s}  {status_text(r)}"
+            )
             name = ""
-        ref = (f"reference L_ref = {case['f_ref']:.17g} ({case['f_ref_method']}"
-               + ("" if case.get("ref_finished", True) else "; no method ended at it by its own stopping rule")
-               + ")"
-               + (f"; closed form L* = {case['f_star']:.17g}, best reached - L* = "
-                  f"{case['ref_gap_to_closed_form']:.2g} L*" if case.get("f_star") is not None else ""))
+        ref = (
+            f"reference L_ref = {case['f_ref']:.17g} ({case['f_ref_method']}"
+            + ("" if case.get("ref_finished", True) else "; no method ended at it by its own stopping rule")
+            + ")"
+            + (
+                f"; closed form L* = {case['f_star']:.17g}, best reached - L* = {case['ref_gap_to_closed_form']:.2g} L*"
+                if case.get("f_star") is not None
+                else ""
+            )
+        )
         rt = case["ratio"]
         lines.append(f"{'':38s} {ref}")
-        lines.append(f"{'':38s} ours / best baseline to 1e-10: {rt['text']}"
-                     + (f" (best baseline {rt['best_baseline']}; solve-time ratio {rt['solve_ratio']:.3g})"
-                        if rt.get("time_ratio") is not None else "")
-                     + f"; load average {case['load_average_1_5_15'][0]:.1f} at the start")
+        lines.append(
+            f"{'':38s} ours / best baseline to 1e-10: {rt['text']}"
+            + (
+                f" (best baseline {rt['best_baseline']}; solve-time ratio {rt['solve_ratio']:.3g})"
+                if rt.get("time_ratio") is not None
+                else ""
+            )
+            + f"; load average {case['load_average_1_5_15'][0]:.1f} at the start"
+        )
     return "\n".join(lines)
 
 
 def markdown_table(cases: list[dict]) -> str:
     """The joint cases condensed for the README."""
-    lines = [("| case | method (our linear algebra) | compile s | solve s | peak RSS MB | final gap | time to 1e-10 s "
-              "| ours / best baseline |"), "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| case | method (our linear algebra) | compile s | solve s | peak RSS MB | final gap | time to 1e-10 s "
+            "| ours / best baseline |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for case in cases:
         name = case_name(case["family"], case["instance"])
         for r in case["rows"]:
             t = r.get("time_to_gap", {}).get(TIGHT)
-            reached = fmt_time(t) if t is not None else (status_text(r) if r.get("budget_exhausted")
-                                                         else f"not reached ({status_text(r)})")
+            reached = (
+                fmt_time(t)
+                if t is not None
+                else (status_text(r) if r.get("budget_exhausted") else f"not reached ({status_text(r)})")
+            )
             cell = case["ratio"]["text"] if r["key"] == "ufm" else ""
-            lines.append(f"| {name} | {method_label(r)} | {fmt(r.get('compile_s'))} | {fmt(r.get('solve_s'))} | "
-                         f"{fmt(r.get('peak_rss_mb'), '{:.0f}')} | {fmt(r.get('final_gap'), '{:.1e}')} | "
-                         f"{reached} | {cell} |")
+            lines.append(
+                f"| {name} | {method_label(r)} | {fmt(r.get('compile_s'))} | {fmt(r.get('solve_s'))} | "
+                f"{fmt(r.get('peak_rss_mb'), '{:.0f}')} | {fmt(r.get('final_gap'), '{:.1e}')} | "
+                f"{reached} | {cell} |"
+            )
             name = ""
     return "\n".join(lines)
 
@@ -459,8 +609,16 @@ def growth_table(mixup: list[dict], joint: list[dict]) -> str:
     rows = []
     for case in mixup:
         inst, ours = case["instance"], case["results"][0]
-        rows.append(("mixup", inst["n"] * inst["d"], ours["solve_s"], False, case["peak_rss_mb"],
-                     f"C={inst['C']}, n={inst['n']}"))
+        rows.append(
+            (
+                "mixup",
+                inst["n"] * inst["d"],
+                ours["solve_s"],
+                False,
+                case["peak_rss_mb"],
+                f"C={inst['C']}, n={inst['n']}",
+            )
+        )
     for case in joint:
         inst = case["instance"]
         ours = next(r for r in case["rows"] if r["key"] == "ufm")
@@ -471,24 +629,43 @@ def growth_table(mixup: list[dict], joint: list[dict]) -> str:
         stopped = bool(ours.get("budget_exhausted")) or ours.get("final_f") != ours.get("final_f")  # NaN: no result
         if ours.get("budget_exhausted"):
             t = float(case["spec"].get("budget_s", t or 0))
-        rows.append((group, inst["n_vars"], t, stopped, ours.get("peak_rss_mb"),
-                     ", ".join(f"{k}={inst[k]}" for k in ("K", "C", "n", "d") if k in inst)))
-    lines = [(f"{'family':16s} {'size':>10s} {'log10 size':>10s} {'solve s':>9s} {'log10 s':>8s} {'slope':>6s} "
-              f"{'peak RSS MB':>11s}  instance")]
+        rows.append(
+            (
+                group,
+                inst["n_vars"],
+                t,
+                stopped,
+                ours.get("peak_rss_mb"),
+                ", ".join(f"{k}={inst[k]}" for k in ("K", "C", "n", "d") if k in inst),
+            )
+        )
+    lines = [
+        (
+            f"{'family':16s} {'size':>10s} {'log10 size':>10s} {'solve s':>9s} {'log10 s':>8s} {'slope':>6s} "
+            f"{'peak RSS MB':>11s}  instance"
+        )
+    ]
     for group in dict.fromkeys(r[0] for r in rows):
         prev = None
         for _, size, t, lower, mem, desc in sorted((r for r in rows if r[0] == group), key=lambda r: r[1]):
             if t is None:
                 lines.append(f"{group:16s} {size:10d} {math.log10(size):10.2f} {'-':>9s}  {desc}")
                 continue
-            slope = (f"{(math.log10(t) - math.log10(prev[1])) / (math.log10(size) - math.log10(prev[0])):.2f}"
-                     if prev and size != prev[0] and not lower else "")
+            slope = (
+                f"{(math.log10(t) - math.log10(prev[1])) / (math.log10(size) - math.log10(prev[0])):.2f}"
+                if prev and size != prev[0] and not lower
+                else ""
+            )
             txt = (">" if lower else "") + f"{t:.3g}"
-            lines.append(f"{group:16s} {size:10d} {math.log10(size):10.2f} {txt:>9s} {math.log10(t):8.2f} "
-                         f"{slope:>6s} {fmt(mem, '{:.0f}'):>11s}  {desc}")
+            lines.append(
+                f"{group:16s} {size:10d} {math.log10(size):10.2f} {txt:>9s} {math.log10(t):8.2f} "
+                f"{slope:>6s} {fmt(mem, '{:.0f}'):>11s}  {desc}"
+            )
             prev = None if lower else (size, t)
-    lines.append("size: subproblems x dimension (mixup), number of variables (joint problems); slope: d log t / d log "
-                 "size from the previous row; >: stopped (wall budget or memory limit) after that long, no result")
+    lines.append(
+        "size: subproblems x dimension (mixup), number of variables (joint problems); slope: d log t / d log "
+        "size from the previous row; >: stopped (wall budget or memory limit) after that long, no result"
+    )
     return "\n".join(lines)
 
 
@@ -515,22 +692,46 @@ def write_json(out: Path, result: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three small cases (a few minutes)")
-    parser.add_argument("--out", default=None,
-                        help="JSON output (default benchmarks/results.json; --quick: benchmarks/results-quick.json)")
-    parser.add_argument("--cases", type=int, nargs="+", metavar="I",
-                        help="only these cases (indices into the full or quick list, from 0)")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the cases of an existing output file that were not run now (same mode; cases "
-                             "no longer in the list are dropped)")
-    parser.add_argument("--case-timeout", type=float, default=None, metavar="S",
-                        help="give up on a mixup case after S seconds (recorded as an error)")
-    parser.add_argument("--mem-limit-gb", type=float, default=None, metavar="G",
-                        help="stop a joint method whose resident memory exceeds G GiB (default: half the machine's "
-                             "memory, the solver's own budget)")
-    parser.add_argument("--render", action="store_true",
-                        help="run nothing: recompute the joint cases' gaps and ratios and the tables from the output "
-                             "file, and rewrite it")
-    parser.add_argument("--case-json", help=argparse.SUPPRESS)    # internal: run one mixup case, print its JSON
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON output (default benchmarks/results.json; --quick: benchmarks/results-quick.json)",
+    )
+    parser.add_argument(
+        "--cases",
+        type=int,
+        nargs="+",
+        metavar="I",
+        help="only these cases (indices into the full or quick list, from 0)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the cases of an existing output file that were not run now (same mode; cases "
+        "no longer in the list are dropped)",
+    )
+    parser.add_argument(
+        "--case-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="give up on a mixup case after S seconds (recorded as an error)",
+    )
+    parser.add_argument(
+        "--mem-limit-gb",
+        type=float,
+        default=None,
+        metavar="G",
+        help="stop a joint method whose resident memory exceeds G GiB (default: half the machine's "
+        "memory, the solver's own budget)",
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: recompute the joint cases' gaps and ratios and the tables from the output "
+        "file, and rewrite it",
+    )
+    parser.add_argument("--case-json", help=argparse.SUPPRESS)  # internal: run one mixup case, print its JSON
     parser.add_argument("--method-json", help=argparse.SUPPRESS)  # internal: run one joint method
     ns = parser.parse_args(argv)
     if ns.case_json:
@@ -550,11 +751,13 @@ def main(argv=None) -> int:
     out = Path(ns.out or ("benchmarks/results-quick.json" if ns.quick else "benchmarks/results.json"))
     if ns.render:
         stored = json.loads(out.read_text())
-        stored["cases"] = [summarise(c) if c.get("family") in JOINT and c.get("rows") else c
-                           for c in stored["cases"]]
+        stored["cases"] = [summarise(c) if c.get("family") in JOINT and c.get("rows") else c for c in stored["cases"]]
         joint = [c for c in stored["cases"] if c.get("family") in JOINT and "error" not in c]
-        stored.update(table=render(stored["cases"]), markdown=markdown_table(joint) if joint else "",
-                      worst_ratio=worst_ratio(joint))
+        stored.update(
+            table=render(stored["cases"]),
+            markdown=markdown_table(joint) if joint else "",
+            worst_ratio=worst_ratio(joint),
+        )
         print(stored["table"])
         write_json(out, stored)
         return 0
@@ -572,9 +775,14 @@ def main(argv=None) -> int:
             cases.append(run_joint_case(spec, mem_limit, log))
             continue
         try:
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--case-json", json.dumps(spec)],
-                                  check=False, capture_output=True, text=True, timeout=ns.case_timeout,
-                                  env=child_env(BLAS_THREADS))
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.run", "--case-json", json.dumps(spec)],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=ns.case_timeout,
+                env=child_env(BLAS_THREADS),
+            )
         except subprocess.TimeoutExpired:
             cases.append({"spec": spec, "error": [f"timed out after {ns.case_timeout:g} s"]})
             continue
@@ -596,10 +804,20 @@ def main(argv=None) -> int:
     text = render(cases)
     print(text)
     joint = [c for c in cases if c.get("family") in JOINT and "error" not in c]
-    result = {"mode": mode, "selected_cases": selected, "machine": common.machine(), "versions": versions(),
-              "dtype": "float64", "wall_s": time.perf_counter() - t0, "mem_limit_bytes": mem_limit,
-              "openblas_threads": child_env(BLAS_THREADS).get("OPENBLAS_NUM_THREADS"), "cases": cases,
-              "table": text, "markdown": markdown_table(joint) if joint else "", "worst_ratio": worst_ratio(joint)}
+    result = {
+        "mode": mode,
+        "selected_cases": selected,
+        "machine": common.machine(),
+        "versions": versions(),
+        "dtype": "float64",
+        "wall_s": time.perf_counter() - t0,
+        "mem_limit_bytes": mem_limit,
+        "openblas_threads": child_env(BLAS_THREADS).get("OPENBLAS_NUM_THREADS"),
+        "cases": cases,
+        "table": text,
+        "markdown": markdown_table(joint) if joint else "",
+        "worst_ratio": worst_ratio(joint),
+    }
     write_json(out, result)
     log(f"\nwrote {out}")
     return 0 if all("error" not in c for c in cases) else 1

@@ -33,13 +33,36 @@ def instance(spec: dict, *, rho: float = 0.5, seed: int = 0) -> dict:
     K, n = int(spec["K"]), int(spec["n"])
     d = K
     lam = rho / (K * np.sqrt(n))
-    problem = SquareLossProblem(C=K, n=n, layers=1, model="ufm", act="linear", bias="none", lambda_W=lam,
-                                lambda_H=lam, d=d, restarts=1, seed=seed)
+    problem = SquareLossProblem(
+        C=K,
+        n=n,
+        layers=1,
+        model="ufm",
+        act="linear",
+        bias="none",
+        lambda_W=lam,
+        lambda_H=lam,
+        d=d,
+        restarts=1,
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
     W0, H0 = rng.standard_normal((K, d)) / np.sqrt(d), rng.standard_normal((d, K * n)) / np.sqrt(d)
-    return {"K": K, "n": n, "d": d, "N": K * n, "lam_W": lam, "lam_H": lam, "rho": rho, "problem": problem,
-            "Y": problem.targets(), "W0": W0, "H0": H0,
-            "f_star": ufm_optimum(K, n, lam, lam, "none")["objective"], "n_vars": K * d + d * K * n}
+    return {
+        "K": K,
+        "n": n,
+        "d": d,
+        "N": K * n,
+        "lam_W": lam,
+        "lam_H": lam,
+        "rho": rho,
+        "problem": problem,
+        "Y": problem.targets(),
+        "W0": W0,
+        "H0": H0,
+        "f_star": ufm_optimum(K, n, lam, lam, "none")["objective"],
+        "n_vars": K * d + d * K * n,
+    }
 
 
 def describe(inst: dict) -> dict:
@@ -73,7 +96,7 @@ def scipy_problem(inst: dict):
     Y, lw, lh, K, d, N = inst["Y"], inst["lam_W"], inst["lam_H"], inst["K"], inst["d"], inst["N"]
 
     def fun_and_grad(x):
-        W, H = x[: K * d].reshape(K, d), x[K * d:].reshape(d, N)
+        W, H = x[: K * d].reshape(K, d), x[K * d :].reshape(d, N)
         R = W @ H - Y
         f = 0.5 * np.sum(R * R) / N + 0.5 * lw * np.sum(W * W) + 0.5 * lh * np.sum(H * H)
         return f, np.concatenate([(R @ H.T / N + lw * W).ravel(), (W.T @ R / N + lh * H).ravel()])

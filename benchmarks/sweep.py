@@ -52,8 +52,13 @@ def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1000, help="N, the sweep's points (default 1000)")
-    parser.add_argument("--single-runs", type=int, default=10, dest="single_runs",
-                        help="M, the single CLI runs timed per variant (default 10), extrapolated to N")
+    parser.add_argument(
+        "--single-runs",
+        type=int,
+        default=10,
+        dest="single_runs",
+        help="M, the single CLI runs timed per variant (default 10), extrapolated to N",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     from benchmarks.common import machine
@@ -63,12 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     values[0], values[-1] = repr(LOW), repr(HIGH)
     sample = sorted({round(float(k)) for k in np.linspace(0, n - 1, m)})
     py = sys.executable
-    results: dict = {"points": n, "command_family": FAMILY, "lambda_H": f"{LOW:g}:{HIGH:g}:{n}log",
-                     "machine": machine()}
+    results: dict = {
+        "points": n,
+        "command_family": FAMILY,
+        "lambda_H": f"{LOW:g}:{HIGH:g}:{n}log",
+        "machine": machine(),
+    }
     with tempfile.TemporaryDirectory(prefix="ufm-bench-sweep-") as tmp:
         tmp = Path(tmp)
-        wall, done = timed([py, "-m", "ufm.sweep", *FAMILY, "--lambda-H", f"{LOW!r}:{HIGH!r}:{n}log", "--quiet",
-                            "--out", str(tmp / "sweep"), "--cache-dir", str(tmp / "cache-sweep")])
+        wall, done = timed(
+            [
+                py,
+                "-m",
+                "ufm.sweep",
+                *FAMILY,
+                "--lambda-H",
+                f"{LOW!r}:{HIGH!r}:{n}log",
+                "--quiet",
+                "--out",
+                str(tmp / "sweep"),
+                "--cache-dir",
+                str(tmp / "cache-sweep"),
+            ]
+        )
         assert done.returncode == 0, done.stderr
         with open(tmp / "sweep" / "results.csv", newline="") as f:
             rows = {int(r["index"]): r for r in csv.DictReader(f)}
@@ -81,28 +103,61 @@ def main(argv: list[str] | None = None) -> int:
         results["python_loop"] = {"seconds": wall, "loop_seconds": float(inner), "passed": int(passed)}
         print(f"python loop over ufm.run: {n} points in {wall:.1f} s", flush=True)
 
-        timed([py, "-m", "ufm.solve", *FAMILY, "--lambda-H", values[0], "--quiet", "--out", str(tmp / "warm"),
-               "--cache-dir", str(tmp / "cache-single")])  # untimed: fills the cache the timed runs load from
+        timed(
+            [
+                py,
+                "-m",
+                "ufm.solve",
+                *FAMILY,
+                "--lambda-H",
+                values[0],
+                "--quiet",
+                "--out",
+                str(tmp / "warm"),
+                "--cache-dir",
+                str(tmp / "cache-single"),
+            ]
+        )  # untimed: fills the cache the timed runs load from
         for variant, cache in (("cached", ["--cache-dir", str(tmp / "cache-single")]), ("no_cache", ["--no-cache"])):
             walls, agree = [], 0
             for k in sample:
-                wall, done = timed([py, "-m", "ufm.solve", *FAMILY, "--lambda-H", values[k], "--quiet", *cache,
-                                    "--out", str(tmp / f"{variant}-{k}")])
+                wall, done = timed(
+                    [
+                        py,
+                        "-m",
+                        "ufm.solve",
+                        *FAMILY,
+                        "--lambda-H",
+                        values[k],
+                        "--quiet",
+                        *cache,
+                        "--out",
+                        str(tmp / f"{variant}-{k}"),
+                    ]
+                )
                 assert done.returncode in (0, 1), done.stderr
                 summary = json.loads((tmp / f"{variant}-{k}" / "summary.json").read_text())
                 agree += all(rows[k]["verdict: " + c["name"]] == c["verdict"] for c in summary["checks"])
                 walls.append(wall)
             mean = float(np.mean(walls))
             results[f"single_cli_{variant}"] = {
-                "runs_timed": len(walls), "seconds_each": walls, "mean_seconds": mean,
-                "extrapolated_seconds": mean * n, "verdicts_equal_to_sweep": f"{agree}/{len(walls)}"}
-            print(f"single CLI runs ({variant}): mean {mean:.2f} s over {len(walls)} runs -> {mean * n:.0f} s for "
-                  f"{n} (extrapolated); verdicts equal to the sweep's: {agree}/{len(walls)}", flush=True)
+                "runs_timed": len(walls),
+                "seconds_each": walls,
+                "mean_seconds": mean,
+                "extrapolated_seconds": mean * n,
+                "verdicts_equal_to_sweep": f"{agree}/{len(walls)}",
+            }
+            print(
+                f"single CLI runs ({variant}): mean {mean:.2f} s over {len(walls)} runs -> {mean * n:.0f} s for "
+                f"{n} (extrapolated); verdicts equal to the sweep's: {agree}/{len(walls)}",
+                flush=True,
+            )
     sweep_s = results["sweep"]["seconds"]
     results["ratios"] = {
         "single_cli_cached / sweep": results["single_cli_cached"]["extrapolated_seconds"] / sweep_s,
         "single_cli_no_cache / sweep": results["single_cli_no_cache"]["extrapolated_seconds"] / sweep_s,
-        "python_loop / sweep": results["python_loop"]["seconds"] / sweep_s}
+        "python_loop / sweep": results["python_loop"]["seconds"] / sweep_s,
+    }
     for name, ratio in results["ratios"].items():
         print(f"{name}: {ratio:.1f}x")
     if args.out is not None:

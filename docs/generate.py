@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)",
-                   re.S)
+BLOCK = re.compile(
+    r"(<!-- BEGIN generated: (?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)", re.S
+)
 
 
 class MissingRecord(Exception):
@@ -94,9 +95,11 @@ def rb_summary(root: Path) -> str:
     """``rb-summary``: per recorded square-loss run, eps, the R-B W_L formula's error, the corrected forms, NC3 and
     the output and residual sums of the solution (``solution.npz``: outputs F, labels)."""
     commands = _commands(root)
-    lines = ["| command | eps | R-B W_L formula, rel. error | R-B norm ratio | corrected W_L (rel) | "
-             "corrected norm (rel) | NC3 | output sums (mean) | residual sums (min, max) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| command | eps | R-B W_L formula, rel. error | R-B norm ratio | corrected W_L (rel) | "
+        "corrected norm (rel) | NC3 | output sums (mean) | residual sums (min, max) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in RB_RUNS:
         folder = root / "docs" / "data" / run
         summary = _read_json(folder / "summary.json")
@@ -120,8 +123,10 @@ def rb_summary(root: Path) -> str:
         else:
             rb_err = _g(_check(summary, "R-B: W_L^c")["value"], "{:.1e}")
             ratio, fixed_W, fixed_norm = "-", "(not applicable)", "(not applicable)"
-        lines.append(f"| `{commands[run]}` | {eps:.6g} | {rb_err} | {ratio} | {fixed_W} | {fixed_norm} | {nc3:.6f} | "
-                     f"{F.sum(axis=0).mean():.12f} | {u.min():.3g}, {u.max():.3g} |")
+        lines.append(
+            f"| `{commands[run]}` | {eps:.6g} | {rb_err} | {ratio} | {fixed_W} | {fixed_norm} | {nc3:.6f} | "
+            f"{F.sum(axis=0).mean():.12f} | {u.min():.3g}, {u.max():.3g} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -136,12 +141,18 @@ def nonlin_vs_kappa(root: Path) -> str:
         k = summary["config"]["points"]
         if head is None:
             kappas = [r["kappa"] for r in sweep]
-            head = ("| k | | " + " | ".join(f"kappa = {kap:g}" for kap in kappas) + " |\n"
-                    + "|---|---|" + "---|" * len(kappas))
+            head = (
+                "| k | | "
+                + " | ".join(f"kappa = {kap:g}" for kap in kappas)
+                + " |\n"
+                + "|---|---|"
+                + "---|" * len(kappas)
+            )
         lines.append(f"| {k} | NonLin (eq. 3) | " + " | ".join(f"{r['nonlin']:.4f}" for r in sweep) + " |")
         lines.append(f"| {k} | excess over floor | " + " | ".join(f"{r['excess']:.2g}" for r in sweep) + " |")
-        lines.append(f"| {k} | unnormalised / norm h_cc | " + " | ".join(f"{r['unnormalised_rel']:.3g}" for r in sweep)
-                     + " |")
+        lines.append(
+            f"| {k} | unnormalised / norm h_cc | " + " | ".join(f"{r['unnormalised_rel']:.3g}" for r in sweep) + " |"
+        )
         lines.append(f"| {k} | floor (any linear map) | " + " | ".join(f"{r['floor']:.4f}" for r in sweep) + " |")
     sources = ", ".join(f"`{commands[r]}`" for r in ("mixup-points3-C10", "mixup-points4-C10"))
     return head + "\n" + "\n".join(lines) + f"\n\nRecorded by {sources} (closed form at the runs' mixes).\n"
@@ -163,9 +174,11 @@ def certificates(root: Path) -> str:
     data = _read_json(root / "docs" / "data" / "certificates.json")
     verdicts = ", ".join(f"{count} {verdict}" for verdict, count in data["verdicts"].items())
     table = "\n".join(data["table"])
-    return (f"```text\n$ {_commands(root)['certificates']}\n{table}\n```\n\n"
-            f"Families: {', '.join(data['families'])}; verdicts: {verdicts}; "
-            f"{'every certificate passed' if data['passed'] else 'a certificate FAILED'}.\n")
+    return (
+        f"```text\n$ {_commands(root)['certificates']}\n{table}\n```\n\n"
+        f"Families: {', '.join(data['families'])}; verdicts: {verdicts}; "
+        f"{'every certificate passed' if data['passed'] else 'a certificate FAILED'}.\n"
+    )
 
 
 def _benchmarks(root: Path) -> dict:
@@ -189,8 +202,10 @@ def benchmarks_joint(root: Path) -> str:
 
 def benchmarks_mixup(root: Path) -> str:
     """``benchmarks-mixup``: the mixup cases (accuracy against Theorem 3.1's features)."""
-    lines = ["| case | method | compile s | solve s | iterations | final error | time to 1e-6 s | time to 1e-10 s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | method | compile s | solve s | iterations | final error | time to 1e-6 s | time to 1e-10 s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for case in _benchmarks(root)["cases"]:
         if case["family"] != "mixup":
             continue
@@ -201,13 +216,19 @@ def benchmarks_mixup(root: Path) -> str:
             star = "*" if r.get("extrapolated") or r.get("solve_s") is None else ""
             iters = r.get("iterations_max", r.get("iterations_total", "-"))
             ttt = r.get("time_to_tol", {})
-            lines.append(f"| {name} | {r['method']} | {_g(r.get('compile_s'))} | {_g(solve)}{star} | {iters} | "
-                         f"{_g(r.get('final_error'), '{:.1e}')} | {_g(ttt.get('1e-06'), '{:.3g}') if ttt.get('1e-06') is not None else 'not reached'} | "
-                         f"{_g(ttt.get('1e-10'), '{:.3g}') if ttt.get('1e-10') is not None else 'not reached'} |")
+            reached = {
+                tol: _g(ttt[tol], "{:.3g}") if ttt.get(tol) is not None else "not reached" for tol in ("1e-06", "1e-10")
+            }
+            lines.append(
+                f"| {name} | {r['method']} | {_g(r.get('compile_s'))} | {_g(solve)}{star} | {iters} | "
+                f"{_g(r.get('final_error'), '{:.1e}')} | {reached['1e-06']} | {reached['1e-10']} |"
+            )
             name = ""
     lines.append("")
-    lines.append("`*` extrapolated (scipy: from a seeded sample of subproblems, time scaled to all of them; optax: "
-                 "from a short probe, the budget not run).")
+    lines.append(
+        "`*` extrapolated (scipy: from a seeded sample of subproblems, time scaled to all of them; optax: "
+        "from a short probe, the budget not run)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -225,16 +246,24 @@ def benchmarks_machine(root: Path) -> str:
     data = _benchmarks(root)
     m, v = data["machine"], data["versions"]
     load = ", ".join(f"{x:.1f}" for x in m.get("load_average_1_5_15", []))
-    return (f"Recorded in `benchmarks/results.json` (mode {data['mode']}, {len(data['cases'])} cases): "
-            f"{m['cpu']}, {m['cpu_count']} cores, JAX backend {m['jax_backend']}, {data['dtype']}, load average "
-            f"{load} at the start; ufm {v['ufm']}, Python {v['python']}, jax {v['jax']}, numpy {v['numpy']}, "
-            f"scipy {v['scipy']}, optax {v['optax']}.\n")
+    return (
+        f"Recorded in `benchmarks/results.json` (mode {data['mode']}, {len(data['cases'])} cases): "
+        f"{m['cpu']}, {m['cpu_count']} cores, JAX backend {m['jax_backend']}, {data['dtype']}, load average "
+        f"{load} at the start; ufm {v['ufm']}, Python {v['python']}, jax {v['jax']}, numpy {v['numpy']}, "
+        f"scipy {v['scipy']}, optax {v['optax']}.\n"
+    )
 
 
-RENDERERS = {"rb-summary": rb_summary, "nonlin-vs-kappa": nonlin_vs_kappa, "mixup-joint-table": mixup_joint_table,
-             "certificates": certificates, "benchmarks-joint": benchmarks_joint,
-             "benchmarks-mixup": benchmarks_mixup, "benchmarks-growth": benchmarks_growth,
-             "benchmarks-machine": benchmarks_machine}
+RENDERERS = {
+    "rb-summary": rb_summary,
+    "nonlin-vs-kappa": nonlin_vs_kappa,
+    "mixup-joint-table": mixup_joint_table,
+    "certificates": certificates,
+    "benchmarks-joint": benchmarks_joint,
+    "benchmarks-mixup": benchmarks_mixup,
+    "benchmarks-growth": benchmarks_growth,
+    "benchmarks-machine": benchmarks_machine,
+}
 
 
 def render(root: Path, name: str) -> str:
@@ -266,8 +295,12 @@ def regenerate(text: str, root: Path) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python docs/generate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail (exit 1) if a page is stale; write nothing")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
-                        help="repository root (default: the one this script is in)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parents[1],
+        help="repository root (default: the one this script is in)",
+    )
     ns = parser.parse_args(argv)
     root = ns.root.resolve()
     if not (root / "docs").is_dir():
@@ -288,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if ns.check:
         if stale:
-            print("generate --check: stale generated blocks (run python docs/generate.py): " + "; ".join(stale),
-                  file=sys.stderr)
+            print(
+                "generate --check: stale generated blocks (run python docs/generate.py): " + "; ".join(stale),
+                file=sys.stderr,
+            )
             return 1
         return 0
     for page, text in updates.items():

@@ -1,4 +1,5 @@
-"""Kept so that ``python -m proofs_check``, run from a clone's root, still works: it runs ``python -m ufm.proofs_check``.
+"""Kept so that ``python -m proofs_check``, run from a clone's root, still works: it runs ``python -m
+ufm.proofs_check``.
 
 Not installed (only the ``ufm`` package is); the package itself is ``ufm.proofs_check``.
 """

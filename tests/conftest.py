@@ -24,8 +24,15 @@ import ufm  # noqa: F401  (side effect: jax_enable_x64)
 assert jax.config.jax_enable_x64
 
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=6, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=_SLOW_OK, print_blob=True)
+settings.register_profile(
+    "ci",
+    max_examples=6,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=_SLOW_OK,
+    print_blob=True,
+)
 settings.register_profile("long", max_examples=60, deadline=None, suppress_health_check=_SLOW_OK, print_blob=True)
 settings.load_profile(os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci"))
 
@@ -39,7 +46,7 @@ def _pin_worker() -> None:
     if worker.startswith("gw") and 1 < count <= len(cores):
         share = len(cores) // count
         index = int(worker[2:])
-        os.sched_setaffinity(0, cores[index * share:(index + 1) * share])
+        os.sched_setaffinity(0, cores[index * share : (index + 1) * share])
 
 
 _pin_worker()

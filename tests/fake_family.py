@@ -39,10 +39,24 @@ def install(monkeypatch, *, passed: bool = True, bytes_per_C: int | None = None)
             print("[fake] step 0", file=sys.stderr, flush=True)
         state.during()
         checks = [Check("fake residual", 0.0 if passed else 1.0, 1e-12)]
-        convergence = {"converged": 1, "subproblems": 1, "rtol": 1e-12, "max_rel_grad_norm": 0.0,
-                       "max_steps_taken": 1, "compile_seconds": 0.0, "solve_seconds": 0.0}
-        return Report(NAME, {"C": problem.C}, [f"fake: C={problem.C}"], checks, convergence, {"C": problem.C},
-                      {"x": np.arange(problem.C, dtype=float)})
+        convergence = {
+            "converged": 1,
+            "subproblems": 1,
+            "rtol": 1e-12,
+            "max_rel_grad_norm": 0.0,
+            "max_steps_taken": 1,
+            "compile_seconds": 0.0,
+            "solve_seconds": 0.0,
+        }
+        return Report(
+            NAME,
+            {"C": problem.C},
+            [f"fake: C={problem.C}"],
+            checks,
+            convergence,
+            {"C": problem.C},
+            {"x": np.arange(problem.C, dtype=float)},
+        )
 
     module.run = run
     monkeypatch.setitem(sys.modules, module.__name__, module)

@@ -22,6 +22,9 @@ def assert_named_outcome(report, *, genuine_failures: dict[str, str] | None = No
             assert check.void, f"VOID check without a reason: {check.name}"
         if check.graded:
             assert math.isfinite(check.value), f"graded check is {check.value}: {check.name} ({check.detail})"
-    unexplained = [f"{c.name} = {c.value:.3g} > {c.tol:.1e} ({c.detail})" for c in report.failed_checks
-                   if c.name not in genuine_failures]
+    unexplained = [
+        f"{c.name} = {c.value:.3g} > {c.tol:.1e} ({c.detail})"
+        for c in report.failed_checks
+        if c.name not in genuine_failures
+    ]
     assert not unexplained, f"{report.family} {report.config}: failed without a known reason: {unexplained}"

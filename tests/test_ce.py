@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from ufm.proofs_check import ce as proofs_check_ce
 from ufm.checks import ce as checks
 from ufm.families import ce as family
 from ufm.objectives.ce import CEData, ce_loss, cross_entropy
 from ufm.problems import InputError
 from ufm.problems.ce import CEProblem
+from ufm.proofs_check import ce as proofs_check_ce
 from ufm.solve import main
 from ufm.theory import ce as theory
 
@@ -26,15 +26,19 @@ from ufm.theory import ce as theory
 def objective_and_gradient(x, K, n, d, lambda_W, lambda_H, lambda_b, bias):
     """The full objective and its gradient in numpy, written here from the definition (nothing of the theory)."""
     N = K * n
-    W, H = x[:K * d].reshape(K, d), x[K * d:K * d + N * d].reshape(N, d)
-    b = x[K * d + N * d:] if bias else np.zeros(K)
+    W, H = x[: K * d].reshape(K, d), x[K * d : K * d + N * d].reshape(N, d)
+    b = x[K * d + N * d :] if bias else np.zeros(K)
     Y = np.repeat(np.eye(K), n, axis=0)
     Z = H @ W.T + b
     m = Z.max(axis=1, keepdims=True)
     E = np.exp(Z - m)
     S = E.sum(axis=1, keepdims=True)
-    f = float(np.mean(np.log(S[:, 0]) + m[:, 0] - np.sum(Y * Z, axis=1)) + 0.5 * lambda_W * np.sum(W * W)
-              + 0.5 * lambda_H * np.sum(H * H) + (0.5 * lambda_b * np.sum(b * b) if bias else 0.0))
+    f = float(
+        np.mean(np.log(S[:, 0]) + m[:, 0] - np.sum(Y * Z, axis=1))
+        + 0.5 * lambda_W * np.sum(W * W)
+        + 0.5 * lambda_H * np.sum(H * H)
+        + (0.5 * lambda_b * np.sum(b * b) if bias else 0.0)
+    )
     G = (E / S - Y) / N
     grads = [(G.T @ H + lambda_W * W).ravel(), (G @ W + lambda_H * H).ravel()]
     if bias:
@@ -48,17 +52,30 @@ def lbfgs_minimum(K, n, d, lambda_W, lambda_H, lambda_b, bias, starts=3, seed=0)
     size = (K + K * n) * d + (K if bias else 0)
     best = np.inf
     for _ in range(starts):
-        res = optimize.minimize(objective_and_gradient, rng.standard_normal(size), method="L-BFGS-B", jac=True,
-                                args=(K, n, d, lambda_W, lambda_H, lambda_b, bias),
-                                options={"maxiter": 20000, "ftol": 0.0, "gtol": 1e-13, "maxcor": 30})
+        res = optimize.minimize(
+            objective_and_gradient,
+            rng.standard_normal(size),
+            method="L-BFGS-B",
+            jac=True,
+            args=(K, n, d, lambda_W, lambda_H, lambda_b, bias),
+            options={"maxiter": 20000, "ftol": 0.0, "gtol": 1e-13, "maxcor": 30},
+        )
         best = min(best, res.fun)
     return best
 
 
 # (K, n, d, lambda_W, lambda_H): small decays, unbalanced decays, near and past the threshold rho = 1
-CASES = [(2, 3, 2, 1e-3, 1e-3), (2, 3, 3, 0.05, 0.3), (2, 3, 2, 0.3, 0.3),
-         (3, 2, 3, 1e-3, 4e-3), (3, 2, 2, 0.1, 0.5), (3, 2, 3, 0.3, 0.4),
-         (10, 1, 9, 2e-3, 2e-3), (10, 1, 10, 0.04, 0.04), (10, 1, 10, 0.2, 0.1)]
+CASES = [
+    (2, 3, 2, 1e-3, 1e-3),
+    (2, 3, 3, 0.05, 0.3),
+    (2, 3, 2, 0.3, 0.3),
+    (3, 2, 3, 1e-3, 4e-3),
+    (3, 2, 2, 0.1, 0.5),
+    (3, 2, 3, 0.3, 0.4),
+    (10, 1, 9, 2e-3, 2e-3),
+    (10, 1, 10, 0.04, 0.04),
+    (10, 1, 10, 0.2, 0.1),
+]
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -122,9 +139,18 @@ def test_jax_objective_matches_numpy_and_keeps_small_losses():
 
 def test_problem_validation_names_the_field():
     assert CEProblem(C=4, d=3).d == 3 and CEProblem().d == 4 and CEProblem(bias="0.5").lambda_b == 0.5
-    for kwargs, field in [({"C": 1}, "C"), ({"d": 2}, "d"), ({"n": 0}, "n"), ({"lambda_W": 0.0}, "lambda_W"),
-                          ({"lambda_H": 1e7}, "lambda_H"), ({"bias": "free"}, "bias"), ({"bias": 0.0}, "bias"),
-                          ({"bias": 1e4}, "bias"), ({"restarts": 0}, "restarts"), ({"seed": -1}, "seed")]:
+    for kwargs, field in [
+        ({"C": 1}, "C"),
+        ({"d": 2}, "d"),
+        ({"n": 0}, "n"),
+        ({"lambda_W": 0.0}, "lambda_W"),
+        ({"lambda_H": 1e7}, "lambda_H"),
+        ({"bias": "free"}, "bias"),
+        ({"bias": 0.0}, "bias"),
+        ({"bias": 1e4}, "bias"),
+        ({"restarts": 0}, "restarts"),
+        ({"seed": -1}, "seed"),
+    ]:
         with pytest.raises(InputError) as err:
             CEProblem(**kwargs)
         assert err.value.field == field and "\n" not in str(err.value)
@@ -156,12 +182,10 @@ def test_scalar_certificate_passes_and_rejects_a_wrong_reduction():
 def test_family_runs_both_regimes_and_a_bias():
     """The trivial W = H = 0 (geometry VOID, nothing failed) and a nonzero optimum, both with a decayed bias
     (b = 0; one compiled shape; the bias-free one is the CLI test's)."""
-    trivial = family.run(CEProblem(C=3, n=2, d=3, lambda_W=0.4, lambda_H=0.4, bias=0.1, restarts=2),
-                         progress=False)
+    trivial = family.run(CEProblem(C=3, n=2, d=3, lambda_W=0.4, lambda_H=0.4, bias=0.1, restarts=2), progress=False)
     assert trivial.passed and trivial.numbers["zero_solution"], [c for c in trivial.checks if not c.passed]
     assert {c.name for c in trivial.checks if c.verdict == "VOID"} == set(checks.GEOMETRY)
-    biased = family.run(CEProblem(C=3, n=2, d=3, lambda_W=1e-3, lambda_H=1e-3, bias=1e-2, restarts=2),
-                        progress=False)
+    biased = family.run(CEProblem(C=3, n=2, d=3, lambda_W=1e-3, lambda_H=1e-3, bias=1e-2, restarts=2), progress=False)
     assert biased.passed and not biased.numbers["zero_solution"], [c for c in biased.checks if not c.passed]
     assert "bias b = 0 (abs, max |b_k|)" in {c.name for c in biased.checks if c.graded}
 

@@ -33,21 +33,28 @@ def one_line(err: str) -> str:
 
 def test_module_end_to_end_in_a_subprocess(tmp_path):
     """The module as a user runs it (``python -m``, default --out under ./runs): exit 0, quiet, files complete."""
-    result = subprocess.run([sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "2", "--lambdas", "3",
-                             "--quiet"], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "2", "--lambdas", "3", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "ALL CHECKS PASS" in result.stdout and result.stderr == ""
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("mixup-") and sorted(p.name for p in run.iterdir()) == [
-        "features.npz", "summary.json", "table.txt"]
+        "features.npz",
+        "summary.json",
+        "table.txt",
+    ]
     assert json.loads((run / "summary.json").read_text())["passed"]
 
 
 def test_mixup_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, stderr = solve(capsys, "--loss", "mixup", "--C", "3", "--lambdas", "5", "--out", str(out),
-                                 "--quiet")
+    code, stdout, stderr = solve(capsys, "--loss", "mixup", "--C", "3", "--lambdas", "5", "--out", str(out), "--quiet")
     assert code == 0, stderr
     assert "ALL CHECKS PASS" in stdout
     assert stderr == ""  # --quiet: no progress
@@ -92,20 +99,23 @@ def test_progress_is_shown_by_default(tmp_path, capsys):
     assert code == 0 and "rel grad" in stderr
 
 
-@pytest.mark.parametrize("args, flag", [
-    (["--C", "1"], "--C"),
-    (["--C", "5", "--d", "3"], "--d"),
-    (["--m", "0"], "--m"),
-    (["--m", "-2"], "--m"),
-    (["--mu", "0"], "--mu"),
-    (["--lambdas", "1"], "--lambdas"),
-    (["--C", "three"], "--C"),
-    (["--seed", "-1"], "--seed"),
-    (["--m", "1e200"], "--m"),  # outside the accepted range of m (the tolerances hold for m in [1e-8, 100])
-    (["--max-memory", "0"], "--max-memory"),
-    (["--max-memory", "4X"], "--max-memory"),
-    (["--max-memory", "nan"], "--max-memory"),
-])
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--C", "1"], "--C"),
+        (["--C", "5", "--d", "3"], "--d"),
+        (["--m", "0"], "--m"),
+        (["--m", "-2"], "--m"),
+        (["--mu", "0"], "--mu"),
+        (["--lambdas", "1"], "--lambdas"),
+        (["--C", "three"], "--C"),
+        (["--seed", "-1"], "--seed"),
+        (["--m", "1e200"], "--m"),  # outside the accepted range of m (the tolerances hold for m in [1e-8, 100])
+        (["--max-memory", "0"], "--max-memory"),
+        (["--max-memory", "4X"], "--max-memory"),
+        (["--max-memory", "nan"], "--max-memory"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, flag):
     out = tmp_path / "out"
     code, _, stderr = solve(capsys, "--loss", "mixup", *args, "--out", str(out), "--quiet")
@@ -114,17 +124,20 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("loss, args, message", [
-    ("mixup", ["--mu", "-1e-3"], "argument --mu: must be a finite number > 0, got -0.001"),
-    ("mixup", ["--mu", "-1E+2"], "argument --mu: must be a finite number > 0, got -100.0"),
-    ("mixup", ["--m", "-.5e1"], "argument --m: must be a finite number > 0, got -5.0"),
-    ("mixup", ["--m", "-inf"], "argument --m: must be a finite number > 0, got -inf"),
-    ("mixup", ["--mu=-1e-3"], "argument --mu: must be a finite number > 0, got -0.001"),
-    ("mixup", ["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
-    ("mse", ["--lambda-W", "-1e-3"], "argument --lambda-W: must be a finite number > 0, got -0.001"),
-    ("mse", ["--bias", "-1e-3"], "argument --bias:"),
-    ("md", ["--noise", "-1e-1"], "argument --noise: must lie in [0, 1), got -0.1"),
-])
+@pytest.mark.parametrize(
+    "loss, args, message",
+    [
+        ("mixup", ["--mu", "-1e-3"], "argument --mu: must be a finite number > 0, got -0.001"),
+        ("mixup", ["--mu", "-1E+2"], "argument --mu: must be a finite number > 0, got -100.0"),
+        ("mixup", ["--m", "-.5e1"], "argument --m: must be a finite number > 0, got -5.0"),
+        ("mixup", ["--m", "-inf"], "argument --m: must be a finite number > 0, got -inf"),
+        ("mixup", ["--mu=-1e-3"], "argument --mu: must be a finite number > 0, got -0.001"),
+        ("mixup", ["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+        ("mse", ["--lambda-W", "-1e-3"], "argument --lambda-W: must be a finite number > 0, got -0.001"),
+        ("mse", ["--bias", "-1e-3"], "argument --bias:"),
+        ("md", ["--noise", "-1e-1"], "argument --noise: must lie in [0, 1), got -0.1"),
+    ],
+)
 def test_negative_numbers_are_values_and_the_range_error_names_the_flag(tmp_path, capsys, loss, args, message):
     """Defect: argparse read '-1e-3' as a flag ('expected one argument'); now the problem's range check speaks."""
     code, _, stderr = solve(capsys, "--loss", loss, *args, "--out", str(tmp_path / "o"), "--quiet")
@@ -188,26 +201,29 @@ def test_existing_empty_out_is_used(tmp_path, capsys):
     assert (out / "summary.json").is_file() and [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
-@pytest.mark.parametrize("loss, args, flag", [
-    ("mse", ["--C", "1"], "--C"),
-    ("mse", ["--lambda-W", "-1e-3"], "--lambda-W"),
-    ("mse", ["--lambda-H", "-1"], "--lambda-H"),
-    ("mse", ["--n", "0"], "--n"),
-    ("mse", ["--bias", "sometimes"], "--bias"),
-    ("mse-deep", ["--layers", "0"], "--layers"),
-    ("mse-deep", ["--act", "tanh"], "--act"),
-    ("mse-net", ["--inputs", "images"], "--inputs"),
-    ("nonneg-lpm", ["--C", "1"], "--C"),
-    ("nonneg-lpm", ["--E-W", "0"], "--E-W"),
-    ("nonneg-lpm", ["--E-H", "-1"], "--E-H"),
-    ("nonneg-lpm", ["--C", "4", "--d", "3"], "--d"),
-    ("nonneg-ufm", ["--ls-alpha", "1"], "--ls-alpha"),
-    ("nonneg-ufm", ["--lambda-H", "0"], "--lambda-H"),
-    ("md", ["--noise", "1"], "--noise"),
-    ("md", ["--noise", "-0.1"], "--noise"),
-    ("md", ["--r", "0"], "--r"),
-    ("mixup", ["--lambda-W", "1"], "--lambda-W"),  # another family's flag
-])
+@pytest.mark.parametrize(
+    "loss, args, flag",
+    [
+        ("mse", ["--C", "1"], "--C"),
+        ("mse", ["--lambda-W", "-1e-3"], "--lambda-W"),
+        ("mse", ["--lambda-H", "-1"], "--lambda-H"),
+        ("mse", ["--n", "0"], "--n"),
+        ("mse", ["--bias", "sometimes"], "--bias"),
+        ("mse-deep", ["--layers", "0"], "--layers"),
+        ("mse-deep", ["--act", "tanh"], "--act"),
+        ("mse-net", ["--inputs", "images"], "--inputs"),
+        ("nonneg-lpm", ["--C", "1"], "--C"),
+        ("nonneg-lpm", ["--E-W", "0"], "--E-W"),
+        ("nonneg-lpm", ["--E-H", "-1"], "--E-H"),
+        ("nonneg-lpm", ["--C", "4", "--d", "3"], "--d"),
+        ("nonneg-ufm", ["--ls-alpha", "1"], "--ls-alpha"),
+        ("nonneg-ufm", ["--lambda-H", "0"], "--lambda-H"),
+        ("md", ["--noise", "1"], "--noise"),
+        ("md", ["--noise", "-0.1"], "--noise"),
+        ("md", ["--r", "0"], "--r"),
+        ("mixup", ["--lambda-W", "1"], "--lambda-W"),  # another family's flag
+    ],
+)
 def test_bad_input_of_every_family_exits_2(tmp_path, capsys, loss, args, flag):
     out = tmp_path / "out"
     code, _, stderr = solve(capsys, "--loss", loss, *args, "--out", str(out), "--quiet")
@@ -217,15 +233,18 @@ def test_bad_input_of_every_family_exits_2(tmp_path, capsys, loss, args, flag):
 
 # --- flags that do not apply to the chosen variant (the family's optional UNUSED_FLAGS) ---------------------------
 
+
 def test_a_flag_unused_by_the_variant_is_refused_only_when_given(monkeypatch, tmp_path, capsys):
     from ufm.families import square_loss
 
     monkeypatch.setattr(square_loss, "UNUSED_FLAGS", {"mse-net": {"lambda_H"}, "mse": {"inputs"}}, raising=False)
     out = ["--out", str(tmp_path / "o"), "--quiet"]
-    for args, flag in ((["--loss", "mse-net", "--lambda-H", "7"], "--lambda-H"),
-                       (["--loss", "mse-net", "--lambda-H=5e-3"], "--lambda-H"),  # the default value, but typed
-                       (["--loss", "mse-net", "--lambda-H", "-1"], "--lambda-H"),  # refused as unused, not range
-                       (["--loss", "mse", "--inputs", "gaussian"], "--inputs")):
+    for args, flag in (
+        (["--loss", "mse-net", "--lambda-H", "7"], "--lambda-H"),
+        (["--loss", "mse-net", "--lambda-H=5e-3"], "--lambda-H"),  # the default value, but typed
+        (["--loss", "mse-net", "--lambda-H", "-1"], "--lambda-H"),  # refused as unused, not range
+        (["--loss", "mse", "--inputs", "gaussian"], "--inputs"),
+    ):
         code, _, stderr = solve(capsys, *args, *out)
         line = one_line(stderr)
         assert code == 2 and f"argument {flag}: does not apply to --loss {args[1]}" in line, line
@@ -236,8 +255,10 @@ def test_a_flag_unused_by_the_variant_is_refused_only_when_given(monkeypatch, tm
     assert parse(["--loss", "mse-net", "--inputs", "gaussian", *out]) is not None
 
 
-@pytest.mark.parametrize("loss, flag, value", [("mse-net", "--lambda-H", "7"), ("nonneg-lpm", "--lambda-W", "1"),
-                                               ("mse", "--inputs", "gaussian")])
+@pytest.mark.parametrize(
+    "loss, flag, value",
+    [("mse-net", "--lambda-H", "7"), ("nonneg-lpm", "--lambda-W", "1"), ("mse", "--inputs", "gaussian")],
+)
 def test_reported_unused_flags_are_refused(tmp_path, capsys, loss, flag, value):
     """The cases users reported, against the families' own UNUSED_FLAGS (skipped until the family declares it)."""
     family = families.load(loss)
@@ -251,6 +272,7 @@ def test_reported_unused_flags_are_refused(tmp_path, capsys, loss, flag, value):
 
 # --- memory guard (the family's optional memory_estimate against the budget) -----------------------------------
 
+
 def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
     import ufm.solver
 
@@ -259,8 +281,10 @@ def test_memory_guard_refuses_before_the_run(monkeypatch, tmp_path, capsys):
     out = ["--out", str(tmp_path / "o"), "--quiet"]
     code, _, stderr = solve(capsys, "--loss", "fake", "--C", "12", *out)
     line = one_line(stderr)
-    assert code == 2 and line.startswith("ufm.solve: error: argument --C: needs about 12 GiB (estimate), more than "
-                                         "the 8 GiB budget (half the machine's 16 GiB memory"), line
+    assert code == 2 and line.startswith(
+        "ufm.solve: error: argument --C: needs about 12 GiB (estimate), more than "
+        "the 8 GiB budget (half the machine's 16 GiB memory"
+    ), line
     code, _, stderr = solve(capsys, "--loss", "fake", "--C", "12", "--max-memory", "4G", *out)
     assert code == 2 and "needs about 12 GiB (estimate), more than the 4 GiB budget (--max-memory)" in one_line(stderr)
     assert list(tmp_path.iterdir()) == [] and state.runs == 0
@@ -283,8 +307,10 @@ def test_compiled_solver_over_budget_is_refused_and_writes_nothing(monkeypatch, 
     state.during = over_budget
     code, _, stderr = solve(capsys, "--loss", "fake", "--out", str(tmp_path / "o"), "--quiet")
     line = one_line(stderr)
-    assert code == 2 and line.startswith("ufm.solve: error: argument --max-memory: the compiled solver for one "
-                                         "element of 1000 variables needs 3.00 GiB, more than the 1.00 GiB"), line
+    assert code == 2 and line.startswith(
+        "ufm.solve: error: argument --max-memory: the compiled solver for one "
+        "element of 1000 variables needs 3.00 GiB, more than the 1.00 GiB"
+    ), line
     assert list(tmp_path.iterdir()) == []
 
 

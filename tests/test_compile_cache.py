@@ -30,9 +30,15 @@ def environment(tmp_path, **extra):
 
 
 def solve(tmp_path, out: str, *args, **env):
-    result = subprocess.run([sys.executable, "-m", "ufm.solve", *RUN, *args, "--out", str(tmp_path / out)],
-                            capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=300,
-                            env=environment(tmp_path, **env))
+    result = subprocess.run(
+        [sys.executable, "-m", "ufm.solve", *RUN, *args, "--out", str(tmp_path / out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        env=environment(tmp_path, **env),
+    )
     return result
 
 
@@ -83,23 +89,32 @@ def test_an_unwritable_cache_folder_warns_once_and_the_run_goes_on(tmp_path):
 
 
 def test_importing_ufm_leaves_jax_configuration_alone(tmp_path):
-    code = ("import jax\n"
-            "before = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache,\n"
-            "          jax.config.jax_persistent_cache_min_compile_time_secs)\n"
-            "import ufm, ufm.cli, ufm.solve, ufm.solver, ufm.families\n"
-            "for name in ufm.families.FAMILIES:\n"
-            "    ufm.families.load(name)\n"
-            "ufm.solve.parse(['--loss', 'mixup', '--cache-dir', 'c'])\n"
-            "after = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache,\n"
-            "         jax.config.jax_persistent_cache_min_compile_time_secs)\n"
-            "assert before == after == (None, True, 1.0), (before, after)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=120, env=environment(tmp_path))
+    code = (
+        "import jax\n"
+        "before = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache,\n"
+        "          jax.config.jax_persistent_cache_min_compile_time_secs)\n"
+        "import ufm, ufm.cli, ufm.solve, ufm.solver, ufm.families\n"
+        "for name in ufm.families.FAMILIES:\n"
+        "    ufm.families.load(name)\n"
+        "ufm.solve.parse(['--loss', 'mixup', '--cache-dir', 'c'])\n"
+        "after = (jax.config.jax_compilation_cache_dir, jax.config.jax_enable_compilation_cache,\n"
+        "         jax.config.jax_persistent_cache_min_compile_time_secs)\n"
+        "assert before == after == (None, True, 1.0), (before, after)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env=environment(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 # --- choice of the folder and bad input (in-process: parsing only) -------------------------------------------------
+
 
 def test_the_folder_is_chosen_by_flag_then_environment_then_default(tmp_path, monkeypatch):
     for name in (CACHE_ENV, JAX_CACHE_ENV):

@@ -24,8 +24,20 @@ def test_missing_or_unknown_command_is_refused(argv):
 
 
 def test_solve_is_the_solve_command_line(tmp_path):
-    out = run_main("ufm.__main__", "solve", "--loss", "mixup", "--C", "2", "--lambdas", "3", "--quiet", "--no-cache",
-                   "--out", str(tmp_path / "run"))
+    out = run_main(
+        "ufm.__main__",
+        "solve",
+        "--loss",
+        "mixup",
+        "--C",
+        "2",
+        "--lambdas",
+        "3",
+        "--quiet",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert out.code == 0 and "ALL CHECKS PASS" in out.stdout and (tmp_path / "run" / "summary.json").exists()
 
 
@@ -35,6 +47,7 @@ def test_installed_script_and_module_forms():
     assert os.path.exists(script), "the install did not create the ufm console script"
     done = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == f"ufm {ufm.__version__}"
-    done = subprocess.run([sys.executable, "-m", "ufm", "certify", "nosuchfamily"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ufm", "certify", "nosuchfamily"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "FAMILY" in done.stderr and len(done.stderr.strip().splitlines()) == 1

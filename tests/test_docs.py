@@ -78,8 +78,25 @@ def test_readme_is_short_and_keeps_install_test_and_api():
 
 def test_no_development_remarks_in_tracked_files():
     try:
-        out = subprocess.run(["git", "grep", "-n", "-e", "seed 00", "-e", "shared/theory", "-e", "lent to this task",
-                              "--", ".", ":!tests/test_docs.py"], cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                "git",
+                "grep",
+                "-n",
+                "-e",
+                "seed 00",
+                "-e",
+                "shared/theory",
+                "-e",
+                "lent to this task",
+                "--",
+                ".",
+                ":!tests/test_docs.py",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
         pytest.skip("git not available")
     if out.returncode == 128:

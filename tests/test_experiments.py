@@ -52,8 +52,9 @@ def test_every_figure_has_valid_files(figures):
 def test_mixup_geometry_data_is_the_solver_output(figures):
     data, cfg = load_data(figures[0], "mixup_geometry")
     C, m = cfg["C"], cfg["m"]
-    problem = MixupProblem(C=C, d=cfg["d"], m=m, mu=C * m**2 / ((C - 1) * cfg["kappa"]), n_lambdas=cfg["n_lambdas"],
-                           seed=cfg["seed"])
+    problem = MixupProblem(
+        C=C, d=cfg["d"], m=m, mu=C * m**2 / ((C - 1) * cfg["kappa"]), n_lambdas=cfg["n_lambdas"], seed=cfg["seed"]
+    )
     out = family.solve(problem)
     # the plane coordinates preserve norms (h lies in span(W)) and inner products with the rows
     np.testing.assert_allclose(np.linalg.norm(data["h_plane"], axis=1), np.linalg.norm(out.h, axis=1), rtol=TOL)
@@ -73,8 +74,9 @@ def test_mixup_coefficients_data_is_the_solver_output(figures):
 def test_mixup_calibration_data_is_the_solver_output(figures):
     data, cfg = load_data(figures[0], "mixup_calibration")
     lam = data["lam"]
-    out = family.solve(mixup_problem(cfg, cfg["curve_kappas"][0]),
-                       subproblems=(np.zeros(lam.size, int), np.ones(lam.size, int), lam))
+    out = family.solve(
+        mixup_problem(cfg, cfg["curve_kappas"][0]), subproblems=(np.zeros(lam.size, int), np.ones(lam.size, int), lam)
+    )
     confidence = special.softmax(out.h @ out.W.T, axis=1).max(axis=1)
     np.testing.assert_allclose(data["confidence"][0], confidence, rtol=TOL)
 
@@ -90,15 +92,21 @@ def test_quadrature_of_the_calibration_error_is_converged():
         # rule for the singular weight (alpha = 0.2) carries ~4e-13 relative rounding, hence 1e-12
         exact = alpha / (2 * (2 * alpha + 1))
         assert abs(np.sum(w * lam * (1 - lam)) - exact) <= 1e-12 * exact
-        values = [calibration_error(theory.confidence(10, 30.0, l), l, w)
-                  for l, w in (half_interval_nodes(alpha, n) for n in (32, 64))]
+        values = [
+            calibration_error(theory.confidence(10, 30.0, l), l, w)
+            for l, w in (half_interval_nodes(alpha, n) for n in (32, 64))
+        ]
         assert abs(values[0] - values[1]) <= 1e-10 * values[1]
 
 
 def test_unknown_figure_exits_2(tmp_path):
     """The one run of ``python -m ufm.experiments`` as a user starts it (the figures above run in-process)."""
-    result = subprocess.run([sys.executable, "-m", "ufm.experiments", "--only", "nope", "--out", str(tmp_path / "f")],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "ufm.experiments", "--only", "nope", "--out", str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2 and "--only" in result.stderr and not (tmp_path / "f").exists()
 
 
@@ -108,8 +116,16 @@ def test_nonneg_data_is_the_solver_output(figures):
 
     data, cfg = load_data(figures[0], "nonneg")
     lam = cfg["lambdas"][0]
-    p = NonnegProblem(C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", alpha=cfg["alphas"][0], lambda_W=lam,
-                      lambda_H=lam, restarts=cfg["restarts"])
+    p = NonnegProblem(
+        C=cfg["K"],
+        n=cfg["n"],
+        d=cfg["d"],
+        model="ufm",
+        alpha=cfg["alphas"][0],
+        lambda_W=lam,
+        lambda_H=lam,
+        restarts=cfg["restarts"],
+    )
     sol, _, _ = nonnegative.solve(p)
     np.testing.assert_allclose(data["objective"][0, 0], sol.loss.min(), rtol=TOL)
 
@@ -122,8 +138,9 @@ def test_square_loss_data_is_the_solver_output(figures):
     lam = cfg["lambdas"][-1]
     p = SquareLossProblem(C=cfg["C"], n=cfg["n"], bias="free", lambda_W=lam, lambda_H=lam, restarts=cfg["restarts"])
     found = square_loss.solve(p)
-    np.testing.assert_allclose(data["W_norm_sq"][1, -1], np.sum(np.asarray(found.params["layers"][-1]) ** 2),
-                               rtol=TOL, atol=1e-20)
+    np.testing.assert_allclose(
+        data["W_norm_sq"][1, -1], np.sum(np.asarray(found.params["layers"][-1]) ** 2), rtol=TOL, atol=1e-20
+    )
 
 
 def test_memorization_dilation_data_is_the_solver_output(figures):
@@ -131,8 +148,14 @@ def test_memorization_dilation_data_is_the_solver_output(figures):
     from ufm.problems.nonnegative import MemorizationDilationProblem
 
     data, cfg = load_data(figures[0], "memorization_dilation")
-    p = MemorizationDilationProblem(C=cfg["C"], n=cfg["n"], noise=cfg["noise"], restarts=cfg["restarts"],
-                                    r=cfg["r_values"][0], alpha=cfg["alphas"][0])
+    p = MemorizationDilationProblem(
+        C=cfg["C"],
+        n=cfg["n"],
+        noise=cfg["noise"],
+        restarts=cfg["restarts"],
+        r=cfg["r_values"][0],
+        alpha=cfg["alphas"][0],
+    )
     out = md.solve(p)
     # the augmented-Lagrangian path is deterministic; D is a smooth function of the solution: 1e-9
     np.testing.assert_allclose(data["D"][0], md.measures(p, out["W"], out["H"])["D"].mean(), rtol=1e-9)
@@ -151,7 +174,7 @@ def test_local_linearity_data_is_the_solver_output(figures):
     W = problem.classifier()
     h, sol = family.solve_targets(problem, W, np.concatenate([y, np.eye(cfg["C"])]))
     assert sol.converged.all() and data[f"solver_converged_k{k}"].all()
-    summary = family.nonlinearity_summary(h[: len(y)], h[len(y):], classes, lam, y, cfg["C"])
+    summary = family.nonlinearity_summary(h[: len(y)], h[len(y) :], classes, lam, y, cfg["C"])
     np.testing.assert_allclose(data[f"solver_nonlin_k{k}"][-1], summary["nonlin"], rtol=TOL)
     # and the closed-form line through the same kappa (independent of the solver) agrees to the solver's accuracy
     # (the solver converges to rel. grad 1e-12, so features agree to ~1e-12 and NonLin to 1e-10 with margin)
@@ -166,8 +189,15 @@ def test_mixup_joint_data_is_the_solver_output(figures):
 
     data, cfg = load_data(figures[0], "mixup_joint")
     C, alpha = cfg["classes"][0], cfg["solver_alphas"][-1]
-    p = MixupJointProblem(C=C, alpha=alpha, lam_W=cfg["lam_W"], lam_H=cfg["lam_H"], n_nodes=cfg["n_nodes"],
-                          restarts=cfg["restarts"], seed=cfg["seed"])
+    p = MixupJointProblem(
+        C=C,
+        alpha=alpha,
+        lam_W=cfg["lam_W"],
+        lam_H=cfg["lam_H"],
+        n_nodes=cfg["n_nodes"],
+        restarts=cfg["restarts"],
+        seed=cfg["seed"],
+    )
     report = mixup_joint.run(p, progress=False)
     assert report.passed and data[f"solver_passed_C{C}"].all()
     np.testing.assert_allclose(data[f"solver_m_C{C}"][-1], report.numbers["m"], rtol=TOL)

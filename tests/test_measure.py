@@ -33,8 +33,14 @@ def optimum(C=C, d=D, m=M_ETF, mu=MU):
     labels = np.repeat(np.arange(C), 5)
     features = theory.optimal_features(W, m, mu, labels, labels, np.ones(labels.size))
     mixed = theory.optimal_features(W, m, mu, c, cp, lam)
-    return {"features": features, "labels": labels, "W": W, "mixed_features": mixed,
-            "mixed_labels": np.stack([c, cp], axis=1), "mixed_lambda": lam}
+    return {
+        "features": features,
+        "labels": labels,
+        "W": W,
+        "mixed_features": mixed,
+        "mixed_labels": np.stack([c, cp], axis=1),
+        "mixed_lambda": lam,
+    }
 
 
 def rounding_tolerance(kappa: float) -> float:
@@ -83,7 +89,7 @@ def test_noise_outside_the_classifier_span_is_measured_exactly(tmp_path):
     against a distance of 1e-3)."""
     arrays = optimum()
     W = arrays["W"]
-    basis = np.linalg.svd(W)[2][C - 1:]  # (d - C + 1) x d, orthonormal, orthogonal to every w_c
+    basis = np.linalg.svd(W)[2][C - 1 :]  # (d - C + 1) x d, orthonormal, orthogonal to every w_c
     rng = np.random.default_rng(3)
     noise = 1e-3 * rng.standard_normal((len(arrays["mixed_features"]), basis.shape[0])) @ basis
     arrays["mixed_features"] = arrays["mixed_features"] + noise
@@ -110,8 +116,14 @@ def test_solver_optimum_from_ufm_run_measures_distance_zero():
     report = ufm.run(ufm.MixupProblem(C=3, d=4, n_lambdas=5))
     a = report.arrays
     same = a["c"] == a["c_prime"]
-    result = measure.measure(a["h"][same], a["c"][same], a["W"], mixed_features=a["h"],
-                             mixed_labels=np.stack([a["c"], a["c_prime"]], axis=1), mixed_lambda=a["lam"])
+    result = measure.measure(
+        a["h"][same],
+        a["c"][same],
+        a["W"],
+        mixed_features=a["h"],
+        mixed_labels=np.stack([a["c"], a["c_prime"]], axis=1),
+        mixed_lambda=a["lam"],
+    )
     fit = result.numbers["mixup"]["fit"]
     kappa = report.config["kappa"]
     tol = rounding_tolerance(kappa)  # the tolerance the family itself grades these features with
@@ -165,11 +177,13 @@ def nc_toolbox_definitions(H, L, W, b, K, rank_deficient):
     cossim = (unit @ unit.T)[np.triu_indices(K, k=1)]
     lin = np.argmax(H @ W.T + b, axis=1)
     ncc = np.array([np.argmin(np.linalg.norm(mu_c - h, axis=1)) for h in H])
-    return {"nc1": float(np.trace(sigma_w @ pseudo_inverse(sigma_b, rank_deficient)) / K),
-            "nc2_equinormness": float(np.mean(log_dist[idx0] - log_dist[idx1])),
-            "nc2_equiangularity": float(np.mean(cossim + 1 / (K - 1))),
-            "nc3": float(np.linalg.norm(W / np.linalg.norm(W) - diff / np.linalg.norm(diff))),
-            "nc4_agreement": float(np.mean(lin == ncc))}
+    return {
+        "nc1": float(np.trace(sigma_w @ pseudo_inverse(sigma_b, rank_deficient)) / K),
+        "nc2_equinormness": float(np.mean(log_dist[idx0] - log_dist[idx1])),
+        "nc2_equiangularity": float(np.mean(cossim + 1 / (K - 1))),
+        "nc3": float(np.linalg.norm(W / np.linalg.norm(W) - diff / np.linalg.norm(diff))),
+        "nc4_agreement": float(np.mean(lin == ncc)),
+    }
 
 
 def rhubarbwu_definitions(H, L, W, K, rank_deficient):
@@ -190,9 +204,12 @@ def rhubarbwu_definitions(H, L, W, K, rank_deficient):
 
     dists = (H**2).sum(axis=1)[:, None] + (M**2).sum(axis=1)[None, :] - 2 * H @ M.T
     agree = np.argmax(H @ W.T, axis=1) == np.argmin(dists, axis=1)
-    return {"nc1": float(np.trace(pseudo_inverse(V_inter, rank_deficient) @ V_intra) / K),
-            "nc2_gram_error": structure_error(M_centred, M_centred), "nc3_gram_error": structure_error(M_centred, W),
-            "nc4_agreement": float(np.mean(agree))}
+    return {
+        "nc1": float(np.trace(pseudo_inverse(V_inter, rank_deficient) @ V_intra) / K),
+        "nc2_gram_error": structure_error(M_centred, M_centred),
+        "nc3_gram_error": structure_error(M_centred, W),
+        "nc4_agreement": float(np.mean(agree)),
+    }
 
 
 @pytest.mark.parametrize("rank_deficient", [False, True])
@@ -201,8 +218,10 @@ def test_peer_conventions_agree_with_independent_implementations(rank_deficient)
     so rounding is ~1e-15); the agreement shares exactly."""
     H, L, W, b, K = random_case(rank_deficient)
     ours = metrics.peer_conventions(W, b, H, L, K)
-    expected = {"nc_toolbox": nc_toolbox_definitions(H, L, W, b, K, rank_deficient),
-                "rhubarbwu": rhubarbwu_definitions(H, L, W, K, rank_deficient)}
+    expected = {
+        "nc_toolbox": nc_toolbox_definitions(H, L, W, b, K, rank_deficient),
+        "rhubarbwu": rhubarbwu_definitions(H, L, W, K, rank_deficient),
+    }
     for library, values in expected.items():
         for name, value in values.items():
             assert ours[library][name] == pytest.approx(value, rel=1e-12, abs=1e-15), (library, name)
@@ -274,8 +293,11 @@ def test_memorization_needs_true_labels_beyond_two_classes():
     noisy = np.zeros(12, dtype=bool)
     noisy[[0, 5]] = True
     features, W = rng.standard_normal((12, 3)), rng.standard_normal((3, 3))
-    rows = {row.name: row for _, section in measure.measure(features, labels, W, noisy_mask=noisy).sections
-            for row in section}
+    rows = {
+        row.name: row
+        for _, section in measure.measure(features, labels, W, noisy_mask=noisy).sections
+        for row in section
+    }
     assert rows["memorization M (Model 3), raw"].void and "true_labels" in rows["memorization M (Model 3), raw"].void
     true = labels.copy()
     true[[0, 5]] = [1, 2]
@@ -302,13 +324,23 @@ BAD = {
     "a class without samples": ({"labels": np.arange(12) % 2}, "labels"),
     "W of another dimension": ({"W": np.ones((3, 5))}, "'W'"),
     "bias of the wrong length": ({"bias": np.ones(4)}, "bias"),
-    "mixed data incomplete": ({"mixed_features": np.ones((2, 4)), "mixed_labels": np.zeros((2, 2), int)},
-                              "mixed_lambda"),
-    "lambda outside [0, 1]": ({"mixed_features": np.ones((2, 4)), "mixed_labels": np.zeros((2, 2), int),
-                               "mixed_lambda": np.array([0.5, 1.5])}, "mixed_lambda"),
+    "mixed data incomplete": (
+        {"mixed_features": np.ones((2, 4)), "mixed_labels": np.zeros((2, 2), int)},
+        "mixed_lambda",
+    ),
+    "lambda outside [0, 1]": (
+        {
+            "mixed_features": np.ones((2, 4)),
+            "mixed_labels": np.zeros((2, 2), int),
+            "mixed_lambda": np.array([0.5, 1.5]),
+        },
+        "mixed_lambda",
+    ),
     "noisy mask of the wrong length": ({"noisy_mask": np.zeros(11, bool)}, "noisy_mask"),
-    "true labels that contradict the mask": ({"noisy_mask": np.zeros(12, bool), "true_labels": (np.arange(12) + 1) % 3},
-                                             "true_labels"),
+    "true labels that contradict the mask": (
+        {"noisy_mask": np.zeros(12, bool), "true_labels": (np.arange(12) + 1) % 3},
+        "true_labels",
+    ),
     "an unknown key": ({"weights": np.ones(3)}, "FEATURES"),
 }
 
@@ -330,8 +362,9 @@ def test_missing_and_unreadable_files_are_refused(tmp_path):
     assert_refused(run_main("ufm.measure", str(tmp_path), "--out", str(tmp_path / "r")), "FEATURES")
     np.savez(tmp_path / "partial.npz", features=np.ones((3, 2)), labels=np.zeros(3, int))
     assert_refused(run_main("ufm.measure", str(tmp_path / "partial.npz"), "--out", str(tmp_path / "r")), "'W'")
-    np.savez(tmp_path / "objects.npz", features=np.array([None, 1], dtype=object), labels=np.zeros(2, int),
-             W=np.ones((2, 1)))
+    np.savez(
+        tmp_path / "objects.npz", features=np.array([None, 1], dtype=object), labels=np.zeros(2, int), W=np.ones((2, 1))
+    )
     assert_refused(run_main("ufm.measure", str(tmp_path / "objects.npz"), "--out", str(tmp_path / "r")), "FEATURES")
     assert not (tmp_path / "r").exists()
 

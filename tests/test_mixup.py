@@ -26,14 +26,21 @@ def mu_for_kappa(C, m, kappa):
 @pytest.mark.parametrize("m, kappa", [(0.5, 0.1), (1.0, 15.0), (2.0, 1000.0)])
 def test_solver_matches_closed_form(C, d_of_C, m, kappa):
     d = {"C-1": C - 1, "C": C, "2C+1": 2 * C + 1}[d_of_C]
-    problem = MixupProblem(C=C, d=d, m=m, mu=mu_for_kappa(C, m, kappa), n_lambdas=5, seed=C + d)  # lam 0, .25, .5, .75, 1
+    problem = MixupProblem(
+        C=C, d=d, m=m, mu=mu_for_kappa(C, m, kappa), n_lambdas=5, seed=C + d
+    )  # lam 0, .25, .5, .75, 1
     out = family.solve(problem)
     assert out.solution.converged.all()
     assert np.max(out.solution.rel_grad_norm) <= 1e-12
     h_theory = theory.optimal_features(out.W, m, problem.mu, out.c, out.c_prime, out.lam)
     scale = (C - 1) * abs(theory.same_class_root(C, problem.kappa)) / m
     err = checks.relative_errors(out.h, h_theory, scale)
-    assert np.max(err) <= TOL, (np.max(err), out.c[np.argmax(err)], out.c_prime[np.argmax(err)], out.lam[np.argmax(err)])
+    assert np.max(err) <= TOL, (
+        np.max(err),
+        out.c[np.argmax(err)],
+        out.c_prime[np.argmax(err)],
+        out.lam[np.argmax(err)],
+    )
 
 
 @pytest.mark.parametrize("C, d, kappa", [(3, 3, 15.0), (2, 4, 5.0), (10, 9, 200.0)])
@@ -42,8 +49,15 @@ def test_every_property_check_passes(C, d, kappa):
     report = family.run(problem, progress=False)
     names = [check.name for check in report.checks]
     assert report.passed, [(c.name, c.value) for c in report.failed_checks]
-    for fragment in ("closed form", "independent of lambda", "along w_c", "odd about", "independent of d",
-                     "linear in lambda", "bulge"):
+    for fragment in (
+        "closed form",
+        "independent of lambda",
+        "along w_c",
+        "odd about",
+        "independent of d",
+        "linear in lambda",
+        "bulge",
+    ):
         assert any(fragment in name for name in names), fragment
     if C >= 3:
         bulge = next(c for c in report.checks if "bulge" in c.name)
@@ -66,8 +80,9 @@ def test_same_class_optimum_does_not_depend_on_d_or_embedding():
     np.testing.assert_allclose(norms[0], norms[1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("field, value", [("C", 1), ("d", 1), ("m", 0.0), ("m", -1.0), ("mu", 0.0),
-                                          ("n_lambdas", 1), ("mu", float("nan"))])
+@pytest.mark.parametrize(
+    "field, value", [("C", 1), ("d", 1), ("m", 0.0), ("m", -1.0), ("mu", 0.0), ("n_lambdas", 1), ("mu", float("nan"))]
+)
 def test_problem_validation(field, value):
     kwargs = {"C": 3, "d": 3, **{field: value}}
     with pytest.raises(InputError) as info:
@@ -108,6 +123,7 @@ def test_tolerance_follows_conditioning_only_beyond_1e5():
 
 # ---------------------------------------------------------------- regressions (user reports)
 
+
 def _refused(argv):
     """``ufm.solve.main`` in-process: (exit code, stderr lines, seconds); nothing may be written."""
     import contextlib
@@ -119,8 +135,11 @@ def _refused(argv):
     from ufm.solve import main
 
     err = io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         t0 = time.perf_counter()
         code = main([*argv, "--out", str(Path(tmp) / "out"), "--quiet"])
         seconds = time.perf_counter() - t0
@@ -167,10 +186,13 @@ def test_tolerances_follow_conditioning_at_large_kappa(kwargs):
 def test_lambdas_does_not_apply_to_points_and_huge_sizes_are_refused_at_once():
     code, lines, _ = _refused(["--loss", "mixup", "--points", "3", "--lambdas", "5"])
     assert code == 2 and len(lines) == 1 and "argument --lambdas:" in lines[0]
-    for argv, flag in ((["--C", "1000000"], "--C"), (["--d", "100000000"], "--d"),
-                       (["--lambdas", "1000000000"], "--lambdas"),
-                       (["--points", "3", "--mixes", "10000000000"], "--mixes"),
-                       (["--points", "100000000000", "--mixes", "10"], "--points")):
+    for argv, flag in (
+        (["--C", "1000000"], "--C"),
+        (["--d", "100000000"], "--d"),
+        (["--lambdas", "1000000000"], "--lambdas"),
+        (["--points", "3", "--mixes", "10000000000"], "--mixes"),
+        (["--points", "100000000000", "--mixes", "10"], "--points"),
+    ):
         code, lines, seconds = _refused(["--loss", "mixup", *argv])
         assert code == 2 and len(lines) == 1 and f"argument {flag}:" in lines[0] and "needs about" in lines[0], lines
         assert seconds < 5.0

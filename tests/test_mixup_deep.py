@@ -23,8 +23,10 @@ SMALL = dict(C=3, d0=3, d1=4, n_lambdas=3, restarts=4, eval_lambdas=9, seed=0, c
 
 def _random_params(problem, seed=5):
     rng = np.random.default_rng(seed)
-    return {"g": jnp.asarray(rng.standard_normal((problem.C, problem.d0))),
-            "V": jnp.asarray(rng.standard_normal((problem.d1, problem.d0)))}
+    return {
+        "g": jnp.asarray(rng.standard_normal((problem.C, problem.d0))),
+        "V": jnp.asarray(rng.standard_normal((problem.d1, problem.d0))),
+    }
 
 
 @pytest.mark.parametrize("alpha", [0.4, 1.0, 2.5])
@@ -114,7 +116,8 @@ def test_linear_activation_every_layer_exactly_linear():
 def test_training_reaches_gradient_tolerance():
     """Every rule: the best restart reaches rel grad <= 1e-12 (softplus, fixed ETF, Newton polish; relu's
     continuation runs the same solve five times and the learned classifier is slower: both are exercised by the
-    CLI, not here, for time); the consistency loss makes the hidden layer more linear than mixup does (at these sizes its
+    CLI, not here, for time); the consistency loss makes the hidden layer more linear than mixup does (at these sizes
+    its
     unnormalised NonLin is ~8x smaller; asserted with a factor 2 of margin)."""
     problem = MixupDeepProblem(**{**SMALL, "activation": "softplus"})
     report = family.run(problem, progress=False)
@@ -138,12 +141,12 @@ def test_problem_validation():
 
 def test_cli_bad_input(tmp_path):
     out = tmp_path / "never"
-    assert_refused(run_main("ufm.solve", "--loss", "mixup-deep", "--mu-v", "-1", "--out", str(out)),
-                   "argument --mu-v:")
+    assert_refused(run_main("ufm.solve", "--loss", "mixup-deep", "--mu-v", "-1", "--out", str(out)), "argument --mu-v:")
     assert not out.exists()
 
 
 # ---------------------------------------------------------------- regressions (user reports)
+
 
 def test_degenerate_consistency_minimum_is_accepted_at_the_rounding_floor():
     """`--loss mixup-deep --C 2 --restarts 2` failed: both consistency restarts ended STALLED at relative gradients
@@ -180,8 +183,11 @@ def test_flags_that_do_not_apply_and_huge_sizes_are_refused():
 
     def refused(argv):
         err = io.StringIO()
-        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), \
-                contextlib.redirect_stdout(io.StringIO()):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             t0 = time.perf_counter()
             code = main(["--loss", "mixup-deep", *argv, "--out", str(Path(tmp) / "out"), "--quiet"])
             assert time.perf_counter() - t0 < 5.0 and list(Path(tmp).iterdir()) == []
@@ -192,8 +198,13 @@ def test_flags_that_do_not_apply_and_huge_sizes_are_refused():
     assert "argument --sharpness:" in refused(["--activation", "relu", "--sharpness", "5"])
     assert "argument --m:" in refused(["--classifier", "learned", "--m", "2"])
     assert "argument --lambdas:" in refused(["--lambdas", "1001"])
-    for flag, value in (("--C", "100000"), ("--d0", "10000000"), ("--d1", "10000000"), ("--restarts", "10000000"),
-                        ("--eval-lambdas", "100000000000")):
+    for flag, value in (
+        ("--C", "100000"),
+        ("--d0", "10000000"),
+        ("--d1", "10000000"),
+        ("--restarts", "10000000"),
+        ("--eval-lambdas", "100000000000"),
+    ):
         line = refused([flag, value])
         assert f"argument {flag}:" in line and "needs about" in line, line
 

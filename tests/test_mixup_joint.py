@@ -31,6 +31,7 @@ def checks_by_name(report) -> dict:
 
 # ---------------------------------------------------------------- theory (numpy/scipy only)
 
+
 @pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
 @pytest.mark.parametrize("n", [3, 8])
 def test_beta_quadrature_exact_for_polynomials(alpha, n):
@@ -38,7 +39,7 @@ def test_beta_quadrature_exact_for_polynomials(alpha, n):
     1e-12 relative: the weights come from an eigenvalue problem, accurate to a few ulps times n."""
     nodes, w = joint_theory.beta_quadrature(alpha, n)
     half = n // 2  # exact mirror symmetry (upper nodes are 1 - lower ones in floating point)
-    assert np.all(nodes[n - half:] == 1.0 - nodes[:half][::-1])
+    assert np.all(nodes[n - half :] == 1.0 - nodes[:half][::-1])
     for k in range(2 * n):
         assert np.dot(w, nodes**k) == pytest.approx(stats.beta(alpha, alpha).moment(k), rel=1e-12)
 
@@ -143,6 +144,7 @@ def test_objective_gradients():
 
 # ---------------------------------------------------------------- joint solves (C = 3)
 
+
 @pytest.fixture(scope="module")
 def mixup_report():
     return family.run(BASE, progress=False)
@@ -196,26 +198,35 @@ def test_etf_error_detects_a_non_etf_optimum():
     data = JointData(jnp.eye(C), jnp.asarray(weight), jnp.asarray(5e-3), jnp.asarray(5e-3))
     rng = np.random.default_rng(1)
     params0 = JointParams(jnp.asarray(rng.standard_normal((1, C, C))), jnp.asarray(rng.standard_normal((1, C, C))))
-    sol = minimise(joint_mixup_loss, params0, data,
-                   options=dataclasses.replace(family.SOLVER, progress=False))
+    sol = minimise(joint_mixup_loss, params0, data, options=dataclasses.replace(family.SOLVER, progress=False))
     assert sol.converged.all()
     assert etf_gram_error(np.asarray(sol.params.W[0]))[0] > 1e-2
 
 
 # ---------------------------------------------------------------- CLI
 
-@pytest.mark.parametrize("args, flag", [(["--alpha", "-0.5"], "--alpha"), (["--alpha", "nan"], "--alpha"),
-                                        (["--nodes", "0"], "--nodes"), (["--lam-W", "0"], "--lam-W"),
-                                        (["--restarts", "0"], "--restarts")])
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--alpha", "-0.5"], "--alpha"),
+        (["--alpha", "nan"], "--alpha"),
+        (["--nodes", "0"], "--nodes"),
+        (["--lam-W", "0"], "--lam-W"),
+        (["--restarts", "0"], "--restarts"),
+    ],
+)
 def test_cli_bad_input(tmp_path, args, flag):
     """Bad input exits 2 with one line on stderr naming the argument, and writes nothing (alpha = 0 is ERM)."""
     out = tmp_path / "out"
-    assert_refused(run_main("ufm.solve", "--loss", "mixup-joint", "--C", "3", *args, "--out", str(out)),
-                   f"argument {flag}:")
+    assert_refused(
+        run_main("ufm.solve", "--loss", "mixup-joint", "--C", "3", *args, "--out", str(out)), f"argument {flag}:"
+    )
     assert not out.exists()
 
 
 # ---------------------------------------------------------------- regressions (user reports)
+
 
 def _main(argv):
     import contextlib
@@ -227,8 +238,11 @@ def _main(argv):
     from ufm.solve import main
 
     err = io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(err), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stderr(err),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         t0 = time.perf_counter()
         code = main([*argv, "--out", str(Path(tmp) / "out"), "--quiet"])
         seconds = time.perf_counter() - t0
@@ -244,12 +258,14 @@ def test_one_node_quadrature_is_reported_not_failed():
     from ufm.checks import mixup_joint as joint_checks
 
     problem = MixupJointProblem(C=3, n_nodes=1)
-    check = joint_checks.quadrature_doubling(family.reduced_multiplier(problem)[0],
-                                             family.reduced_multiplier(problem, 2)[0], 1)
+    check = joint_checks.quadrature_doubling(
+        family.reduced_multiplier(problem)[0], family.reduced_multiplier(problem, 2)[0], 1
+    )
     assert not check.graded and check.value > 1e-3 and "NOT resolved" in check.detail
     fine = dataclasses.replace(problem, n_nodes=16)
-    check = joint_checks.quadrature_doubling(family.reduced_multiplier(fine)[0],
-                                             family.reduced_multiplier(fine, 32)[0], 16)
+    check = joint_checks.quadrature_doubling(
+        family.reduced_multiplier(fine)[0], family.reduced_multiplier(fine, 32)[0], 16
+    )
     assert check.value < 1e-6 and " resolved" in check.detail
 
 
@@ -261,10 +277,17 @@ def test_unconverged_restarts_are_not_graded_as_minima():
     from ufm.solver import CONVERGED, STALLED, Solution
 
     loss = np.array([0.45006062169337474, 0.4500606216932735, 0.45006062169327343])
-    sol = Solution(params=None, loss=loss, grad_norm=np.array([5.2e-10, 1.3e-15, 1.3e-15]),
-                   rel_grad_norm=np.array([5.2e-10, 1.3e-15, 1.3e-15]), steps=np.array([59, 48, 47]),
-                   status=np.array([STALLED, CONVERGED, CONVERGED]), compile_seconds=0.0, solve_seconds=0.0,
-                   rtol=1e-11)
+    sol = Solution(
+        params=None,
+        loss=loss,
+        grad_norm=np.array([5.2e-10, 1.3e-15, 1.3e-15]),
+        rel_grad_norm=np.array([5.2e-10, 1.3e-15, 1.3e-15]),
+        steps=np.array([59, 48, 47]),
+        status=np.array([STALLED, CONVERGED, CONVERGED]),
+        compile_seconds=0.0,
+        solve_seconds=0.0,
+        rtol=1e-11,
+    )
     best = family.best_element(sol)
     assert best == 2 and family.graded_restarts(sol, best).tolist() == [1, 2]
     check = joint_checks.converged(sol, best, ("random",) * 3)
@@ -291,10 +314,13 @@ def test_cli_refusals_nodes_and_sizes():
     assert code == 2 and len(lines) == 1 and "argument --nodes:" in lines[0]
     code, lines, _ = _main(["--loss", "mixup-joint", "--nodes", "1001"])
     assert code == 2 and "argument --nodes:" in lines[0] and "at most 1000" in lines[0]
-    for argv, flag in ((["--C", "1000000"], "--C"), (["--C", "3", "--d", "100000000000"], "--d"),
-                       (["--C", "3", "--restarts", "100000000"], "--restarts"),
-                       (["--C", "3", "--samples-per-target", "100000000"], "--samples-per-target"),
-                       (["--C", "2000", "--nodes", "1000"], "--C")):
+    for argv, flag in (
+        (["--C", "1000000"], "--C"),
+        (["--C", "3", "--d", "100000000000"], "--d"),
+        (["--C", "3", "--restarts", "100000000"], "--restarts"),
+        (["--C", "3", "--samples-per-target", "100000000"], "--samples-per-target"),
+        (["--C", "2000", "--nodes", "1000"], "--C"),
+    ):
         code, lines, seconds = _main(["--loss", "mixup-joint", *argv])
         assert code == 2 and len(lines) == 1 and f"argument {flag}:" in lines[0] and "needs about" in lines[0], lines
         assert seconds < 5.0

@@ -138,8 +138,9 @@ def test_nonlin_vs_kappa_solver_agrees_with_closed_form():
         W = problem.classifier()
         classes, lam = problem.mixes()
         vclasses = np.repeat(np.arange(5)[:, None], 3, 1)
-        y = np.asarray(mixed_soft_target(5, np.concatenate([classes, vclasses]),
-                                         np.concatenate([lam, np.full((5, 3), 1 / 3)])))
+        y = np.asarray(
+            mixed_soft_target(5, np.concatenate([classes, vclasses]), np.concatenate([lam, np.full((5, 3), 1 / 3)]))
+        )
         h, sol = family.solve_targets(problem, W, y)
         assert sol.converged.all()
         nl = np.mean(nonlinearity(h[:-5], h[-5:][classes], lam))
@@ -173,11 +174,14 @@ def test_cli_points(tmp_path):
     assert (out / "features.npz").exists() and (out / "table.txt").exists()
 
 
-@pytest.mark.parametrize("args,flag", [
-    (["--points", "1"], "--points"),
-    (["--points", "3", "--alpha", "0"], "--alpha"),
-    (["--mixes", "10"], "--mixes"),          # only with --points >= 3
-])
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["--points", "1"], "--points"),
+        (["--points", "3", "--alpha", "0"], "--alpha"),
+        (["--mixes", "10"], "--mixes"),  # only with --points >= 3
+    ],
+)
 def test_cli_bad_input(tmp_path, args, flag):
     out = tmp_path / "never"
     assert_refused(_cli(*args, "--out", str(out)), f"argument {flag}:")

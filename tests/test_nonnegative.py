@@ -1,14 +1,27 @@
 """Nonnegative features (Models 1, 2) and memorization-dilation (Model 3) against their closed forms and KKT."""
 
 import dataclasses
+import io
+import math
+import subprocess
+import sys
+from contextlib import redirect_stderr
+from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ufm.checks import Verdict
+from ufm.checks import nonnegative as nn_checks
 from ufm.families import memorization_dilation as md
 from ufm.families import nonnegative as family
+from ufm.objectives.nonnegative import cross_entropy, smoothed_targets
 from ufm.problems import InputError
+from ufm.problems import nonnegative as nn_problems
 from ufm.problems.nonnegative import MemorizationDilationProblem, NonnegProblem
+from ufm.solver import CONVERGED, MAX_STEPS, SADDLE, STALLED
 from ufm.theory import nonnegative as theory
 
 
@@ -102,8 +115,17 @@ def test_md_large_r_approaches_model2_with_memorised_noisy_labels():
     base = md_problem(r=1.0)
     nn = NonnegProblem(C=3, n=6, d=6, model="ufm", restarts=2)
     data = family.objective_data(nn)._replace(Q=smoothed_targets(jnp.asarray(base.labels), 3, 0.0))
-    model2 = float(np.min(family.minimise(family.model2_loss, family.random_params(nn, "ufm"), data,
-                                          options=family.SOLVER, nonnegative=family.BOUNDS["ufm"]).loss))
+    model2 = float(
+        np.min(
+            family.minimise(
+                family.model2_loss,
+                family.random_params(nn, "ufm"),
+                data,
+                options=family.SOLVER,
+                nonnegative=family.BOUNDS["ufm"],
+            ).loss
+        )
+    )
     gaps, fitted = [], []
     for r in (3.0, 20.0):  # 20: the top of the accepted range
         out = md.solve(dataclasses.replace(base, r=r))
@@ -118,11 +140,19 @@ def test_md_ce_and_ls_use_identical_data():
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.noisy_mask, b.noisy_mask)
 
 
-@pytest.mark.parametrize("cls, kwargs, field", [
-    (NonnegProblem, {"C": 1}, "C"), (NonnegProblem, {"C": 4, "d": 3}, "d"), (NonnegProblem, {"E_W": 0.0}, "E_W"),
-    (NonnegProblem, {"lambda_H": -1.0}, "lambda_H"), (NonnegProblem, {"alpha": 1.0}, "alpha"),
-    (MemorizationDilationProblem, {"noise": 1.0}, "noise"), (MemorizationDilationProblem, {"r": 0.0}, "r"),
-    (MemorizationDilationProblem, {"alpha": -0.1}, "alpha")])
+@pytest.mark.parametrize(
+    "cls, kwargs, field",
+    [
+        (NonnegProblem, {"C": 1}, "C"),
+        (NonnegProblem, {"C": 4, "d": 3}, "d"),
+        (NonnegProblem, {"E_W": 0.0}, "E_W"),
+        (NonnegProblem, {"lambda_H": -1.0}, "lambda_H"),
+        (NonnegProblem, {"alpha": 1.0}, "alpha"),
+        (MemorizationDilationProblem, {"noise": 1.0}, "noise"),
+        (MemorizationDilationProblem, {"r": 0.0}, "r"),
+        (MemorizationDilationProblem, {"alpha": -0.1}, "alpha"),
+    ],
+)
 def test_bad_input(cls, kwargs, field):
     with pytest.raises(InputError) as info:
         cls(**kwargs)
@@ -133,21 +163,6 @@ def test_bad_input(cls, kwargs, field):
 # Shapes are shared where possible (K = 3, n = 2, d = 6, 3 restarts; md: K = 2, n = 4, d = 4, 3 restarts) so that one
 # compiled solve serves several tests.
 
-import io
-import math
-import subprocess
-import sys
-from contextlib import redirect_stderr
-from pathlib import Path
-
-import jax
-import jax.numpy as jnp
-
-from ufm.checks import Verdict
-from ufm.checks import nonnegative as nn_checks
-from ufm.objectives.nonnegative import cross_entropy, smoothed_targets
-from ufm.problems import nonnegative as nn_problems
-from ufm.solver import CONVERGED, MAX_STEPS, SADDLE, STALLED
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -321,12 +336,19 @@ def test_no_ufm_module_imports_experiments():
     backend switched). No ufm module imports experiments; importing the md family loads neither."""
     root = Path(__file__).resolve().parents[1] / "ufm"
     layers = [p for p in root.rglob("*.py") if p.parent.name not in ("experiments", "proofs_check")]
-    offenders = [str(p) for p in layers
-                 if any(line.strip().startswith(("import ufm.experiments", "from ufm.experiments"))
-                        for line in p.read_text().splitlines())]
+    offenders = [
+        str(p)
+        for p in layers
+        if any(
+            line.strip().startswith(("import ufm.experiments", "from ufm.experiments"))
+            for line in p.read_text().splitlines()
+        )
+    ]
     assert not offenders
-    code = ("import sys, ufm.families.memorization_dilation as m; "
-            "assert 'ufm.experiments' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, ufm.families.memorization_dilation as m; "
+        "assert 'ufm.experiments' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root.parent)
 
 
@@ -339,7 +361,9 @@ def test_md_constraint_residual_has_the_absolute_value():
     c, nu, scale = np.array([[-0.1, 0.0]]), np.array([[1.0, 0.0]]), np.array([1.0])
     assert md.constraint_residual(c, nu, 10.0, scale)[0] == pytest.approx(0.1)
     assert md.constraint_residual(np.array([[-0.1, 0.0]]), np.array([[0.0, 2.0]]), 10.0, scale)[0] == 0.0
-    assert md.constraint_residual(np.array([[0.01, 0.0]]), np.array([[0.0, 0.0]]), 10.0, scale)[0] == pytest.approx(0.01)
+    assert md.constraint_residual(np.array([[0.01, 0.0]]), np.array([[0.0, 0.0]]), 10.0, scale)[0] == pytest.approx(
+        0.01
+    )
 
 
 def test_md_stops_only_when_complementary():
@@ -405,10 +429,11 @@ def test_md_ranges_and_sweep_flags():
 
 # --------------------------------------------------- defects found by the property tests (tests/test_properties_*)
 
+
 def test_md_penalty_rises_only_for_the_constraint_residual():
     assert md.next_penalty(10.0, worst=1e-3, previous=2e-3, tol=1e-11) == 100.0  # residual stalls: raise
-    assert md.next_penalty(10.0, worst=1e-4, previous=1e-3, tol=1e-11) == 10.0   # residual falls fast: keep
-    assert md.next_penalty(1e3, worst=2e-14, previous=1e-14, tol=1e-11) == 1e3   # only inner solves unfinished
+    assert md.next_penalty(10.0, worst=1e-4, previous=1e-3, tol=1e-11) == 10.0  # residual falls fast: keep
+    assert md.next_penalty(1e3, worst=2e-14, previous=1e-14, tol=1e-11) == 1e3  # only inner solves unfinished
     assert md.next_penalty(1e6, worst=1.0, previous=1.0, tol=1e-11) == md.RHO_MAX
 
 
@@ -423,9 +448,18 @@ def test_accept_rounding_floor():
 
     x = jnp.asarray([[1e-9, 0.0], [1e-9, 0.0], [1e-6, 0.0], [1e-9, 0.0]])
     g = np.array([2e-9, 2e-9, 2e-6, 2e-9])
-    sol = Solution(params={"x": x}, loss=np.ones(4), grad_norm=g, rel_grad_norm=g, steps=np.ones(4, int),
-                   status=np.array([STALLED, STALLED, STALLED, MAX_STEPS]), compile_seconds=0.0, solve_seconds=0.0,
-                   rtol=1e-12, min_eigenvalue=np.zeros(4))
+    sol = Solution(
+        params={"x": x},
+        loss=np.ones(4),
+        grad_norm=g,
+        rel_grad_norm=g,
+        steps=np.ones(4, int),
+        status=np.array([STALLED, STALLED, STALLED, MAX_STEPS]),
+        compile_seconds=0.0,
+        solve_seconds=0.0,
+        rtol=1e-12,
+        min_eigenvalue=np.zeros(4),
+    )
     curvature = [jnp.asarray([1.0, 1.0]), jnp.asarray([1.0, -1.0]), jnp.asarray([1.0, 1.0]), jnp.asarray([1.0, 1.0])]
     accepted_sol, accepted = family.accept_rounding_floor(sol, fun, None, lambda i: curvature[i])
     assert list(accepted) == [0] and accepted[0][0] <= accepted[0][1]
@@ -447,7 +481,9 @@ def test_label_smoothing_corners_are_refused():
     a weight-decay term gamma m* below 1e-6 of the loss (alpha = 0.984, lambda_W lambda_H = 1e-12: converged 1.3e-5
     off the geometry) are refused; CE at the same weight decays is not."""
     with pytest.raises(InputError) as info:
-        NonnegProblem(model="lpm", C=4, alpha=0.999, E_W=1.0, E_H=(1e4 * theory.smoothing_margin(4, 0.999))**2 * 3 / 4)
+        NonnegProblem(
+            model="lpm", C=4, alpha=0.999, E_W=1.0, E_H=(1e4 * theory.smoothing_margin(4, 0.999)) ** 2 * 3 / 4
+        )
     assert "m*_alpha" in info.value.message
     with pytest.raises(InputError) as info:
         NonnegProblem(model="ufm", C=2, n=1, alpha=0.984375, lambda_W=1e-15, lambda_H=1e3)

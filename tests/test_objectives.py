@@ -9,8 +9,14 @@ from jax.test_util import check_grads
 from ufm.etf import simplex_etf
 from ufm.families import mixup as mixup_family
 from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target, square_feature_loss
-from ufm.objectives.nonnegative import (DilationData, NonnegData, model1_loss, model2_loss, model3_lagrangian,
-                                        smoothed_targets)
+from ufm.objectives.nonnegative import (
+    DilationData,
+    NonnegData,
+    model1_loss,
+    model2_loss,
+    model3_lagrangian,
+    smoothed_targets,
+)
 from ufm.objectives.square_loss import SquareLossData, square_loss
 from ufm.problems.mixup import MixupProblem
 
@@ -36,26 +42,43 @@ def test_mixup_objectives():
 def test_square_loss_objective_linear_and_relu():
     K, n, d = 3, 2, 4
     Y = jnp.asarray(np.repeat(np.eye(K), n, axis=1))
-    params = {"layers": [jnp.asarray(rng.standard_normal((d, d))), jnp.asarray(rng.standard_normal((K, d)))],
-              "H": jnp.asarray(rng.uniform(0.1, 1.0, (d, K * n))), "b": jnp.asarray(rng.standard_normal(K))}
+    params = {
+        "layers": [jnp.asarray(rng.standard_normal((d, d))), jnp.asarray(rng.standard_normal((K, d)))],
+        "H": jnp.asarray(rng.uniform(0.1, 1.0, (d, K * n))),
+        "b": jnp.asarray(rng.standard_normal(K)),
+    }
     for relu in (0.0, 1.0):
-        data = SquareLossData(Y, jnp.zeros((1, K * n)), jnp.asarray([1e-2, 2e-2]), jnp.asarray(3e-2), jnp.asarray(0.1),
-                              jnp.asarray(relu))
+        data = SquareLossData(
+            Y, jnp.zeros((1, K * n)), jnp.asarray([1e-2, 2e-2]), jnp.asarray(3e-2), jnp.asarray(0.1), jnp.asarray(relu)
+        )
         grads_ok(square_loss, params, data)
 
 
 def test_nonnegative_objectives():
     K, n, d = 3, 3, 4  # 2 clean + 1 noisy per class (one clean sample would make D_k = 0, where sqrt has no derivative)
     labels = np.repeat(np.arange(K), n)
-    data = NonnegData(smoothed_targets(jnp.asarray(labels), K, 0.1), jnp.asarray(1.0), jnp.asarray(2.0),
-                      jnp.asarray(1e-2), jnp.asarray(2e-2))
+    data = NonnegData(
+        smoothed_targets(jnp.asarray(labels), K, 0.1),
+        jnp.asarray(1.0),
+        jnp.asarray(2.0),
+        jnp.asarray(1e-2),
+        jnp.asarray(2e-2),
+    )
     G = jnp.asarray(rng.uniform(0.5, 1.5, (d, K * n)))
     grads_ok(model1_loss, {"V": jnp.asarray(rng.standard_normal((K, d))), "G": G}, data)
     grads_ok(model2_loss, {"W": jnp.asarray(rng.standard_normal((K, d))), "H": G}, data)
     clean = np.eye(K)[labels] * (np.arange(K * n) % n != n - 1)[:, None]
     noisy = np.eye(K)[labels] * (np.arange(K * n) % n == n - 1)[:, None]
-    md = DilationData(data.Q, data.lambda_W, data.lambda_H, jnp.asarray(clean), jnp.asarray(noisy), jnp.asarray(1.0),
-                      jnp.asarray([0.1, 0.0, 0.2]), jnp.asarray(10.0))
+    md = DilationData(
+        data.Q,
+        data.lambda_W,
+        data.lambda_H,
+        jnp.asarray(clean),
+        jnp.asarray(noisy),
+        jnp.asarray(1.0),
+        jnp.asarray([0.1, 0.0, 0.2]),
+        jnp.asarray(10.0),
+    )
     grads_ok(model3_lagrangian, {"W": jnp.asarray(rng.standard_normal((K, d))), "G": G}, md)
 
 

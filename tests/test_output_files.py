@@ -35,6 +35,7 @@ def tree(root):
 
 # --- OutputDir ----------------------------------------------------------------------------------------------------
 
+
 def test_opening_creates_nothing_and_the_first_write_one_staging_folder(tmp_path):
     out = OutputDir(tmp_path / "a" / "b" / "run")
     assert tree(tmp_path) == []
@@ -52,11 +53,14 @@ def test_discard_removes_everything_the_run_created(tmp_path):
     assert tree(tmp_path) == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p.symlink_to(p.parent / "elsewhere", target_is_directory=True), "symbolic link"),
-    (lambda p: p.write_text("mine"), "not a folder"),
-    (lambda p: (p.mkdir(), (p / "keep").write_text("mine")), "not empty"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.symlink_to(p.parent / "elsewhere", target_is_directory=True), "symbolic link"),
+        (lambda p: p.write_text("mine"), "not a folder"),
+        (lambda p: (p.mkdir(), (p / "keep").write_text("mine")), "not empty"),
+    ],
+)
 def test_refused_targets(tmp_path, make, message):
     (tmp_path / "elsewhere").mkdir()
     target = tmp_path / "run"
@@ -168,6 +172,7 @@ def test_atomic_write_replaces_a_regular_file(tmp_path):
 
 # --- ufm.solve ----------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def fake(monkeypatch):
     return fake_family.install(monkeypatch)
@@ -242,8 +247,13 @@ def test_solve_creates_its_staging_folder_only_when_writing(tmp_path, monkeypatc
     assert seen["during run"] == []
     (staging,) = seen["while writing"]
     assert staging.startswith(".runs.incomplete-")
-    assert tree(tmp_path) == ["runs", "runs/run", "runs/run/features.npz", "runs/run/summary.json",
-                              "runs/run/table.txt"]
+    assert tree(tmp_path) == [
+        "runs",
+        "runs/run",
+        "runs/run/features.npz",
+        "runs/run/summary.json",
+        "runs/run/table.txt",
+    ]
     capsys.readouterr()
 
 
@@ -268,6 +278,7 @@ def test_solve_broken_stdout_still_writes_and_exits_with_the_verdict(tmp_path, m
 
 # --- proofs_check -------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def fake_certificates(monkeypatch):
     """A proofs_check family of one cheap certificate; ``calls`` counts its runs, ``during`` runs inside it."""
@@ -278,8 +289,9 @@ def fake_certificates(monkeypatch):
     def certify():
         state.calls += 1
         state.during()
-        return Certificate("fake", "planted", "test", "1 = 1", "evaluation", [Measurement("|1 - 1|", 0.0, 1e-14)],
-                           [{"C": 3}])
+        return Certificate(
+            "fake", "planted", "test", "1 = 1", "evaluation", [Measurement("|1 - 1|", 0.0, 1e-14)], [{"C": 3}]
+        )
 
     family.CERTIFICATES = [certify]
     monkeypatch.setitem(sys.modules, "proofs_check_fake_out", family)
@@ -342,6 +354,7 @@ def test_proofs_check_replaces_a_regular_file(tmp_path, capsys, fake_certificate
 
 # --- experiments --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def fake_figures(monkeypatch):
     """experiments with one cheap figure; ``calls`` counts computations, ``during`` runs inside."""
@@ -389,8 +402,7 @@ def test_experiments_writes_into_a_new_or_existing_folder(tmp_path, capsys, fake
     capsys.readouterr()
 
 
-def test_experiments_unwritable_or_linked_out_is_refused_before_computing(tmp_path, monkeypatch, capsys,
-                                                                         fake_figures):
+def test_experiments_unwritable_or_linked_out_is_refused_before_computing(tmp_path, monkeypatch, capsys, fake_figures):
     (tmp_path / "figs").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "figs")
     (tmp_path / "victim").write_text("victim")
@@ -400,8 +412,9 @@ def test_experiments_unwritable_or_linked_out_is_refused_before_computing(tmp_pa
         assert "--out" in one_line(capsys.readouterr().err)
     (tmp_path / "figs" / "fake.png").unlink()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(tmp_path / "figs")
-                        else real_access(p, mode))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if str(p) == str(tmp_path / "figs") else real_access(p, mode)
+    )
     assert experiments_main("--out", str(tmp_path / "figs")) == 2
     assert "not writable" in one_line(capsys.readouterr().err)
     assert fake_figures.calls == 0 and tree(tmp_path) == ["figs", "link", "victim"]

@@ -17,16 +17,18 @@ import pytest
 from inprocess import assert_refused, run_main
 
 from ufm import proofs_check
+from ufm.problems.mixup import MixupProblem
 from ufm.proofs_check import lemmas
 from ufm.proofs_check import mixup as pc_mixup
 from ufm.proofs_check.__main__ import main
 from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS, Certificate, Measurement
-from ufm.problems.mixup import MixupProblem
 from ufm.theory import mixup as theory
 
 # Small grid for speed: the minimal dimension and C = 2 (gauge a + b = 0) beside a generic C = 3.
-SMALL = (MixupProblem(C=2, d=1, m=1.0, mu=1e-2, n_lambdas=5, seed=0),
-         MixupProblem(C=3, d=4, m=2.0, mu=1e-3, n_lambdas=5, seed=1))
+SMALL = (
+    MixupProblem(C=2, d=1, m=1.0, mu=1e-2, n_lambdas=5, seed=0),
+    MixupProblem(C=3, d=4, m=2.0, mu=1e-3, n_lambdas=5, seed=1),
+)
 
 
 def sign_flipped(W, m, mu, c, c_prime, lam):
@@ -70,8 +72,9 @@ def test_planted_wrong_closed_form_is_beaten_by_restarts():
 
 def test_root_certificate_and_planted_wrong_root():
     assert pc_mixup.same_class_root_unique(problems=SMALL, n_grid=20_001).verdict == PASS
-    wrong = pc_mixup.same_class_root_unique(problems=SMALL, n_grid=20_001,
-                                            root=lambda C, k: theory.same_class_root(C, 2 * k))
+    wrong = pc_mixup.same_class_root_unique(
+        problems=SMALL, n_grid=20_001, root=lambda C, k: theory.same_class_root(C, 2 * k)
+    )
     assert wrong.verdict == FAIL
     names = {m.name for m in wrong.failures}
     assert any("Newton correction" in n for n in names) and any("sign-change cell" in n for n in names)
@@ -96,10 +99,13 @@ def test_lemma_1_of_seed_003():
     assert float(lemmas.nc_square_loss(2 / 3, 3)) == pytest.approx(1 / 6, rel=1e-15)
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda a, C: 0.5 * ((1 - a) ** 2 + a**2),  # the 1/(C-1) dropped
-    lambda a, C: (1 - a) ** 2 + a**2 / (C - 1),  # the 1/2 dropped
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda a, C: 0.5 * ((1 - a) ** 2 + a**2),  # the 1/(C-1) dropped
+        lambda a, C: (1 - a) ** 2 + a**2 / (C - 1),  # the 1/2 dropped
+    ],
+)
 def test_planted_wrong_lemma_fails(wrong):
     assert lemmas.nc_loss_identity(formula=wrong).verdict == FAIL
     assert lemmas.nc_cannot_interpolate(formula=wrong).verdict == FAIL
@@ -136,8 +142,17 @@ def test_a_new_family_is_one_module_and_one_line(tmp_path, monkeypatch, capsys):
     """Registering a family is one entry in FAMILIES; a FAIL anywhere makes the run exit 1 and is named."""
     family = types.ModuleType("proofs_check_fake")
     family.FAMILY = "fake"
-    family.CERTIFICATES = [lambda: Certificate("fake", "planted", "test", "1 = 2", "evaluation",
-                                               [Measurement("|1 - 2|", 1.0, 1e-14, worst_at={"C": 3})], [{"C": 3}])]
+    family.CERTIFICATES = [
+        lambda: Certificate(
+            "fake",
+            "planted",
+            "test",
+            "1 = 2",
+            "evaluation",
+            [Measurement("|1 - 2|", 1.0, 1e-14, worst_at={"C": 3})],
+            [{"C": 3}],
+        )
+    ]
     monkeypatch.setitem(sys.modules, "proofs_check_fake", family)
     monkeypatch.setitem(proofs_check.FAMILIES, "fake", "proofs_check_fake")
     out = tmp_path / "c.json"

@@ -13,16 +13,20 @@ import dataclasses
 import pytest
 
 from ufm import proofs_check
+from ufm.families import square_loss as sq_family
 from ufm.proofs_check import nonnegative as pc_nonneg
 from ufm.proofs_check import square_loss as pc_sq
 from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS
-from ufm.families import square_loss as sq_family
 from ufm.theory import nonnegative as nn_theory
 from ufm.theory import square_loss as sq_theory
 
 # one-layer: (A2) below the threshold with d > K, (A1) past it with d = K, (A3) with g > 0; all C = 3 or 2
-ONE_LAYER = (pc_sq.one_layer_problem(3, 2, 4, "free", 0.3), pc_sq.one_layer_problem(3, 2, 3, "none", 1.6),
-             pc_sq.one_layer_problem(3, 2, 4, 5.0, 0.3), pc_sq.one_layer_problem(3, 2, 3, "none", 0.3))
+ONE_LAYER = (
+    pc_sq.one_layer_problem(3, 2, 4, "free", 0.3),
+    pc_sq.one_layer_problem(3, 2, 3, "none", 1.6),
+    pc_sq.one_layer_problem(3, 2, 4, 5.0, 0.3),
+    pc_sq.one_layer_problem(3, 2, 3, "none", 0.3),
+)
 DEEP = (pc_sq.deep_problem(3, 2, 4, 2, "none", 0.9), pc_sq.deep_problem(3, 2, 4, 2, "none", 1.1))
 
 
@@ -87,8 +91,9 @@ def test_deep_local_but_not_global_is_caught_only_by_restarts():
 
 def test_deep_threshold_and_planted_factor_two():
     assert pc_sq.deep_threshold_jump(depths=(3, 4), n_grid=20_001).verdict == PASS
-    wrong = pc_sq.deep_threshold_jump(depths=(3, 4), n_grid=20_001,
-                                      threshold=lambda m: 2 * sq_theory.deep_threshold(m) if m > 2 else 1.0)
+    wrong = pc_sq.deep_threshold_jump(
+        depths=(3, 4), n_grid=20_001, threshold=lambda m: 2 * sq_theory.deep_threshold(m) if m > 2 else 1.0
+    )
     assert wrong.verdict == FAIL
     names = {m.name for m in wrong.failures}
     assert any("independent root" in n for n in names) and any("phi(x_c; beta_c)" in n for n in names)
@@ -101,8 +106,9 @@ def test_rb_relations_and_planted_wrong_formulas():
     seed_err = cert.instances[1]["numbers"]["seed_formula_rel_error"]
     assert seed_err == pytest.approx(1 / 3**0.5, rel=1e-12)  # misses by exactly 1/sqrt(K) (orthogonal frame)
     # the paper's classifier without its 1/(K-1): fails with a free bias
-    no_k = lambda K, eps, lam, means, bias: sq_theory.rb_classifier(K, eps, lam, means, bias) * (
-        (K - 1) if bias == "free" else 1)
+    no_k = lambda K, eps, lam, means, bias: (
+        sq_theory.rb_classifier(K, eps, lam, means, bias) * ((K - 1) if bias == "free" else 1)
+    )
     assert pc_sq.rb_relations(problems=problems, classifier=no_k).verdict == FAIL
     # using the paper's (free-bias) norm formula bias-free too: the correction check fails
     seed_everywhere = lambda K, eps, lam, bias: sq_theory.rb_classifier_norm_sq(K, eps, lam, "free")
@@ -120,8 +126,11 @@ def test_square_loss_restarts_and_planted_suboptimal_point():
 
 # ------------------------------------------------------------------------------------------------ nonnegative
 
-MODEL2 = (pc_nonneg.model2_problem(3, 2, 3, 0.0, 0.3), pc_nonneg.model2_problem(3, 2, 5, 0.1, 0.4),
-          pc_nonneg.model2_problem(3, 2, 5, 0.0, 1.5))
+MODEL2 = (
+    pc_nonneg.model2_problem(3, 2, 3, 0.0, 0.3),
+    pc_nonneg.model2_problem(3, 2, 5, 0.1, 0.4),
+    pc_nonneg.model2_problem(3, 2, 5, 0.0, 1.5),
+)
 
 
 def test_model2_certified_with_multipliers_and_cone():
@@ -134,11 +143,16 @@ def test_model2_certified_with_multipliers_and_cone():
     assert n[2]["support"] == 0 and n[2]["copositive_min"] == pytest.approx(n[2]["copositive_min_analytic"], rel=1e-6)
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda K, n, lw, lh, a: nn_theory.model2_optimum(K, n, 4 * lw, lh, a),  # gamma doubled
-    lambda K, n, lw, lh, a: {**nn_theory.model2_optimum(K, n, lw, lh, a),  # classifier sign flipped
-                             "classifier_scale": -nn_theory.model2_optimum(K, n, lw, lh, a)["classifier_scale"]},
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda K, n, lw, lh, a: nn_theory.model2_optimum(K, n, 4 * lw, lh, a),  # gamma doubled
+        lambda K, n, lw, lh, a: {
+            **nn_theory.model2_optimum(K, n, lw, lh, a),  # classifier sign flipped
+            "classifier_scale": -nn_theory.model2_optimum(K, n, lw, lh, a)["classifier_scale"],
+        },
+    ],
+)
 def test_model2_planted_wrong_closed_form_fails(wrong):
     cert = pc_nonneg.model2_optimality(problems=MODEL2[:2], optimum=wrong)
     assert cert.verdict == FAIL and cert.measurements[0].value > 1e8 * cert.measurements[0].bound
@@ -167,8 +181,12 @@ def test_model1_budget_condition_is_conditional_and_ignoring_it_fails():
     # claiming the CE geometry (on the budgets, value ell(M_max)) without the condition: not a KKT point
     def unconditional(K, E_W, E_H, alpha):
         t = nn_theory.model1_optimum(K, E_W, E_H, alpha)
-        return {**t, "unique": True, "margin": t["M_max"],
-                "objective": float(nn_theory.equal_margin_loss(K, alpha, t["M_max"]))}
+        return {
+            **t,
+            "unique": True,
+            "margin": t["M_max"],
+            "objective": float(nn_theory.equal_margin_loss(K, alpha, t["M_max"])),
+        }
 
     bad = pc_nonneg.model1_ls_budget_condition(problems=beyond, optimum=unconditional)
     assert bad.verdict == FAIL

@@ -32,8 +32,10 @@ alphas = st.one_of(st.just(0.0), st.floats(0.0, 0.999), st.sampled_from([0.9, 0.
 
 def log_uniform(low: float, high: float):
     """Log-uniform on [low, high], the two ends drawn on their own too."""
-    return st.one_of(st.sampled_from([low, high]),
-                     st.floats(math.log10(low), math.log10(high)).map(lambda e: min(max(10.0**e, low), high)))
+    return st.one_of(
+        st.sampled_from([low, high]),
+        st.floats(math.log10(low), math.log10(high)).map(lambda e: min(max(10.0**e, low), high)),
+    )
 
 
 HARD_CORNER = (0.1, 1e-6)  # r and sqrt(lambda_W lambda_H) at or below which the inner solves may stall
@@ -55,13 +57,21 @@ def genuine(problem) -> dict[str, str]:
 
 
 @settings(max_examples=60 if LONG else 3)
-@given(shape=shapes, noise=st.floats(0.0, 0.99), r=log_uniform(*R_RANGE), lambda_W=log_uniform(*MD_LAMBDA_RANGE),
-       lambda_H=log_uniform(*MD_LAMBDA_RANGE), alpha=alphas, seed=st.integers(0, 3))
+@given(
+    shape=shapes,
+    noise=st.floats(0.0, 0.99),
+    r=log_uniform(*R_RANGE),
+    lambda_W=log_uniform(*MD_LAMBDA_RANGE),
+    lambda_H=log_uniform(*MD_LAMBDA_RANGE),
+    alpha=alphas,
+    seed=st.integers(0, 3),
+)
 def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
     C, n, d, R = shape
     try:
-        problem = MemorizationDilationProblem(C=C, n=n, d=d, noise=noise, r=r, alpha=alpha, lambda_W=lambda_W,
-                                              lambda_H=lambda_H, restarts=R, seed=seed)
+        problem = MemorizationDilationProblem(
+            C=C, n=n, d=d, noise=noise, r=r, alpha=alpha, lambda_W=lambda_W, lambda_H=lambda_H, restarts=R, seed=seed
+        )
     except InputError:  # too few noisy or clean samples per class at this n
         assume(False)
     assert_named_outcome(md.run(problem, progress=False), genuine_failures=genuine(problem))

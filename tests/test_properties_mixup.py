@@ -78,9 +78,16 @@ def point_problems(draw):
     d = draw(sizes([C - 1], [C - 1, C]))
     m, kappa = draw(MULTIPLIER), draw(KAPPA)
     mu = decay_for(C, m, kappa)
-    return MixupProblem(C=C, d=d, m=m, mu=mu, points=draw(sizes([3], [3, 4])),
-                        alpha=draw(log_uniform(1e-300, 1e300)), n_mixes=draw(sizes([2], [1, 3])),
-                        seed=draw(st.integers(0, 3)))
+    return MixupProblem(
+        C=C,
+        d=d,
+        m=m,
+        mu=mu,
+        points=draw(sizes([3], [3, 4])),
+        alpha=draw(log_uniform(1e-300, 1e300)),
+        n_mixes=draw(sizes([2], [1, 3])),
+        seed=draw(st.integers(0, 3)),
+    )
 
 
 @settings(max_examples=EXAMPLES)
@@ -103,13 +110,22 @@ def deep_problems(draw):
     while mu / mu_v < 1 / deep_ranges.DECAY_RATIO_MAX:
         mu_v *= 1 - 2**-52
     return MixupDeepProblem(
-        C=C, d0=draw(sizes([3], [1, C])), d1=draw(sizes([4], [max(1, C - 1), C])), activation=activation,
+        C=C,
+        d0=draw(sizes([3], [1, C])),
+        d1=draw(sizes([4], [max(1, C - 1), C])),
+        activation=activation,
         sharpness=draw(log_uniform(*deep_ranges.SHARPNESS_RANGE)) if activation == "softplus" else 10.0,
-        classifier=classifier, m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
-        mu=mu, mu_v=mu_v, alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
+        classifier=classifier,
+        m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
+        mu=mu,
+        mu_v=mu_v,
+        alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
         n_lambdas=draw(sizes([3], [1, 2])),
         consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),  # [0, max]
-        restarts=draw(sizes([4], [1, 2])), eval_lambdas=draw(sizes([9], [1, 3])), seed=draw(st.integers(0, 3)))
+        restarts=draw(sizes([4], [1, 2])),
+        eval_lambdas=draw(sizes([9], [1, 3])),
+        seed=draw(st.integers(0, 3)),
+    )
 
 
 @settings(max_examples=EXAMPLES)
@@ -125,8 +141,11 @@ def joint_problems(draw):
     product stays in [1e-6, 0.05]: below 1e-6 the L-BFGS phase alone takes ~10 s, and above the threshold the zero
     start makes another batch size (both are the long profile's)."""
     C = draw(sizes([3], [2, 3]))
-    alpha = draw(log_uniform(*joint_ranges.ALPHA_RANGE) if CI else
-                 st.one_of(st.just(0.0), log_uniform(*joint_ranges.ALPHA_RANGE)))
+    alpha = draw(
+        log_uniform(*joint_ranges.ALPHA_RANGE)
+        if CI
+        else st.one_of(st.just(0.0), log_uniform(*joint_ranges.ALPHA_RANGE))
+    )
     product = draw(log_uniform(1e-6, 0.05) if CI else log_uniform(joint_ranges.DECAY_PRODUCT_MIN, 1e6))
     ratio = draw(log_uniform(1 / joint_ranges.DECAY_RATIO_MAX, joint_ranges.DECAY_RATIO_MAX))
     lam_W, lam_H = (product * ratio) ** 0.5, (product / ratio) ** 0.5
@@ -136,9 +155,16 @@ def joint_problems(draw):
         lam_W *= 1 - 2**-52
     while lam_W / lam_H < 1 / joint_ranges.DECAY_RATIO_MAX:
         lam_W *= 1 + 2**-52
-    return MixupJointProblem(C=C, d=draw(sizes([C], [C - 1, C])), alpha=alpha, lam_W=lam_W, lam_H=lam_H,
-                             n_nodes=draw(sizes([16], [1, 2, 3])), restarts=draw(sizes([2], [1, 2])),
-                             seed=draw(st.integers(0, 3)))
+    return MixupJointProblem(
+        C=C,
+        d=draw(sizes([C], [C - 1, C])),
+        alpha=alpha,
+        lam_W=lam_W,
+        lam_H=lam_H,
+        n_nodes=draw(sizes([16], [1, 2, 3])),
+        restarts=draw(sizes([2], [1, 2])),
+        seed=draw(st.integers(0, 3)),
+    )
 
 
 @settings(max_examples=EXAMPLES)

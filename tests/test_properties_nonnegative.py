@@ -34,8 +34,10 @@ seeds = st.integers(0, 3)
 
 def log_uniform(low: float, high: float):
     """Log-uniform on [low, high], the two ends drawn on their own too."""
-    return st.one_of(st.sampled_from([low, high]),
-                     st.floats(math.log10(low), math.log10(high)).map(lambda e: min(max(10.0**e, low), high)))
+    return st.one_of(
+        st.sampled_from([low, high]),
+        st.floats(math.log10(low), math.log10(high)).map(lambda e: min(max(10.0**e, low), high)),
+    )
 
 
 SPURIOUS = ("objective = closed form (rel)", *family.GEOMETRY_NAMES, "K = 2: decision boundary on the diagonal (|cos|)")
@@ -68,16 +70,18 @@ def test_model1_named_outcome(shape, alpha, M_max, E_H, seed):
     assert_named_outcome(report, genuine_failures=genuine(report))
 
 
-@given(shape=shapes, alpha=alphas, lambda_W=log_uniform(*LAMBDA_RANGE), lambda_H=log_uniform(*LAMBDA_RANGE),
-       seed=seeds)
+@given(shape=shapes, alpha=alphas, lambda_W=log_uniform(*LAMBDA_RANGE), lambda_H=log_uniform(*LAMBDA_RANGE), seed=seeds)
 def test_model2_named_outcome(shape, alpha, lambda_W, lambda_H, seed):
     C, n, d, R = shape
     try:
-        problem = NonnegProblem(C=C, n=n, d=d, model="ufm", alpha=alpha, lambda_W=lambda_W, lambda_H=lambda_H,
-                                restarts=R, seed=seed)
+        problem = NonnegProblem(
+            C=C, n=n, d=d, model="ufm", alpha=alpha, lambda_W=lambda_W, lambda_H=lambda_H, restarts=R, seed=seed
+        )
     except InputError:  # the refused band just below the zero-solution threshold
         assume(False)
     report = family.run(problem, progress=False)
     assert_named_outcome(report, genuine_failures=genuine(report))
     if family.theory_for(problem)["zero"]:  # the zero start is exact there
-        assert abs(report.numbers["objective"] - np.log(C)) <= 4 * np.finfo(float).eps * np.log(C)  # log1p(K-1) vs log K
+        assert abs(report.numbers["objective"] - np.log(C)) <= 4 * np.finfo(float).eps * np.log(
+            C
+        )  # log1p(K-1) vs log K

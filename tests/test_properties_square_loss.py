@@ -42,9 +42,9 @@ CI = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") == "ci"
 #   optimum); the best restart is then above that known point, and may run out of steps on the dead plateau.
 RELU_GENUINE = {
     family.CONVERGED_NAME: "ReLU: the best restart stopped on kinks or on a plateau of dead units; reported as not "
-                           "converged",
+    "converged",
     family.BEST_NOT_ABOVE: "ReLU: every restart lost units (dead everywhere) and ended above the known ReLU-inactive "
-                           "critical point",
+    "critical point",
 }
 RELU_SIGNATURES = ("ReLU kinks", "dead ReLU units", "ReLU pre-activations at the kink")
 
@@ -68,10 +68,19 @@ def problems(draw) -> SquareLossProblem:
     inputs = draw(st.sampled_from(["orthonormal", "gaussian"])) if model == "net" else "orthonormal"
     lambda_W = draw(_log_uniform(GAUSSIAN_INPUTS_MIN_DECAY, DECAY_RANGE[1]) if inputs == "gaussian" else DECAYS)
     return SquareLossProblem(
-        C=C, n=draw(st.sampled_from([1, 2, 3])), layers=layers, model=model, act=act, bias=bias, lambda_W=lambda_W,
+        C=C,
+        n=draw(st.sampled_from([1, 2, 3])),
+        layers=layers,
+        model=model,
+        act=act,
+        bias=bias,
+        lambda_W=lambda_W,
         lambda_H=draw(DECAYS) if model == "ufm" else SquareLossProblem.lambda_H,
-        d=C + draw(st.sampled_from([0, 2])) if model == "ufm" or layers >= 2 else None, inputs=inputs,
-        restarts=draw(st.integers(1, 3)), seed=draw(st.integers(0, 3)))
+        d=C + draw(st.sampled_from([0, 2])) if model == "ufm" or layers >= 2 else None,
+        inputs=inputs,
+        restarts=draw(st.integers(1, 3)),
+        seed=draw(st.integers(0, 3)),
+    )
 
 
 def check_outcome(problem: SquareLossProblem) -> None:
@@ -85,8 +94,11 @@ def check_outcome(problem: SquareLossProblem) -> None:
 @settings(max_examples=2 if CI else settings.default.max_examples)
 @given(problems())
 @example(SquareLossProblem(C=2, n=1, lambda_W=DECAY_RANGE[0], lambda_H=DECAY_RANGE[0], restarts=1))
-@example(SquareLossProblem(C=3, n=2, layers=2, bias=BIAS_DECAY_RANGE[1], lambda_W=DECAY_RANGE[1],
-                           lambda_H=DECAY_RANGE[0], restarts=2))
+@example(
+    SquareLossProblem(
+        C=3, n=2, layers=2, bias=BIAS_DECAY_RANGE[1], lambda_W=DECAY_RANGE[1], lambda_H=DECAY_RANGE[0], restarts=2
+    )
+)
 @example(SquareLossProblem(C=2, n=1, layers=2, act="relu", bias="free", d=4, restarts=2))
 def test_square_loss_runs_have_named_outcomes(problem):
     check_outcome(problem)

@@ -18,8 +18,14 @@ SOLVE = ["ufm.solve", "--loss", "mixup", "--C", "4", "--lambdas", "51"]
 
 
 def start(args, cwd):
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watchdog = threading.Timer(300, proc.kill)  # a hung run fails the test instead of hanging the suite
     watchdog.daemon = True
     watchdog.start()
@@ -71,8 +77,13 @@ def test_stdout_closed_still_writes_and_exits_with_the_verdict(tmp_path):
     """``python -m ufm.proofs_check lemmas | head -0``: the reader is gone before the table is printed (the cheapest
     real run; ufm.solve shares the code, tested in-process in tests/test_output_files.py)."""
     out = tmp_path / "c.json"
-    proc = subprocess.Popen([sys.executable, "-m", "ufm.proofs_check", "lemmas", "--quiet", "--out", str(out)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ufm.proofs_check", "lemmas", "--quiet", "--out", str(out)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()
     err = proc.stderr.read()
     proc.wait(timeout=300)

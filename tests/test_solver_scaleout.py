@@ -26,8 +26,9 @@ AXES = MixupData(None, 0, None)
 
 def _mixup_batch(C, d, n_lambdas, seed=0, W=None):
     W = simplex_etf(C, d, 1.0, seed) if W is None else W
-    c, cp, lam = (x.ravel() for x in np.meshgrid(np.arange(C), np.arange(C), np.linspace(0, 1, n_lambdas),
-                                                  indexing="ij"))
+    c, cp, lam = (
+        x.ravel() for x in np.meshgrid(np.arange(C), np.arange(C), np.linspace(0, 1, n_lambdas), indexing="ij")
+    )
     data = MixupData(jnp.asarray(W), soft_target(C, c, cp, lam), jnp.asarray(1e-2))
     h0 = np.random.default_rng(seed).standard_normal((c.size, d)) / np.sqrt(d)
     return W, c, cp, lam, data, jnp.asarray(h0)
@@ -75,8 +76,7 @@ def test_sharded_batch_matches_one_device():
     far below the problem's own rounding floor (cond(H) eps, cond <= 1 + kappa = 126 here). Both cases name
     all 4 devices (175 is not a multiple of 4: the slices differ by one element, nothing is padded)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     for case in out.values():
@@ -92,8 +92,9 @@ def _mixup_cli(devices: int, out) -> tuple[dict, dict]:
     user's compilation cache): its summary.json and features.npz."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
     command = [sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "10", "--quiet", "--no-cache"]
-    proc = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        [*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with np.load(out / "features.npz") as z:
         return json.loads((out / "summary.json").read_text()), {k: z[k] for k in z.files}
@@ -134,16 +135,21 @@ def test_batch_equals_one_at_a_time():
     pick = np.array([0, 7, 20, 41])  # same-class and mixed points
     h0 = h0.at[pick[1]].multiply(40.0).at[pick[2]].multiply(8.0)  # far starts: they finish later
     sub = MixupData(data.W, data.y[pick], data.mu)
-    for options in (SolverOptions(progress=False),
-                    SolverOptions(progress=False, newton_system=mixup_newton_system(W))):
+    for options in (SolverOptions(progress=False), SolverOptions(progress=False, newton_system=mixup_newton_system(W))):
         batch = minimise(mixup_feature_loss, h0[pick], sub, args_axes=AXES, options=options)
         assert len(set(batch.steps.tolist())) > 1  # the elements really finish at different steps
         for k, i in enumerate(pick):
-            one = minimise(mixup_feature_loss, h0[i:i + 1], MixupData(data.W, data.y[i:i + 1], data.mu),
-                           args_axes=AXES, options=options)
+            one = minimise(
+                mixup_feature_loss,
+                h0[i : i + 1],
+                MixupData(data.W, data.y[i : i + 1], data.mu),
+                args_axes=AXES,
+                options=options,
+            )
             scale = np.max(np.abs(np.asarray(batch.params)[k]))
-            np.testing.assert_allclose(np.asarray(one.params)[0], np.asarray(batch.params)[k], rtol=0,
-                                       atol=16 * np.finfo(float).eps * scale)
+            np.testing.assert_allclose(
+                np.asarray(one.params)[0], np.asarray(batch.params)[k], rtol=0, atol=16 * np.finfo(float).eps * scale
+            )
             assert one.steps[0] == batch.steps[k]
 
 
@@ -172,8 +178,13 @@ def test_structured_solve_reaches_theorem():
     """A mixup batch solved with the structured Newton system matches Theorem 3.1 to the package's feature
     tolerance 1e-10 (FEATURE_TOL; rounding floor ~ cond(H) eps with cond <= 1 + kappa ~ 1e2 here)."""
     W, c, cp, lam, data, h0 = _mixup_batch(6, 8, 5, seed=3)
-    sol = minimise(mixup_feature_loss, h0, data, args_axes=AXES,
-                   options=SolverOptions(progress=False, newton_system=mixup_newton_system(W)))
+    sol = minimise(
+        mixup_feature_loss,
+        h0,
+        data,
+        args_axes=AXES,
+        options=SolverOptions(progress=False, newton_system=mixup_newton_system(W)),
+    )
     assert sol.converged.all()
     h_star = theory.optimal_features(W, 1.0, 1e-2, c, cp, lam)
     err = np.linalg.norm(np.asarray(sol.params) - h_star, axis=1) / np.linalg.norm(h_star, axis=1)

@@ -37,8 +37,9 @@ def test_one_layer_ufm_matches_closed_form(C, bias, lam):
     assert check(report, "objective = closed form").tol == 1e-12
 
 
-@pytest.mark.parametrize("C, layers, bias", [(3, 2, "none"), (3, 2, "free"), (3, 3, "none"), (2, 3, "none"),
-                                             (10, 3, "free")])  # (10, 3, "none"): the next test
+@pytest.mark.parametrize(
+    "C, layers, bias", [(3, 2, "none"), (3, 2, "free"), (3, 3, "none"), (2, 3, "none"), (10, 3, "free")]
+)  # (10, 3, "none"): the next test
 def test_deep_linear_ufm_matches_closed_form(C, layers, bias):
     report = run(C=C, layers=layers, bias=bias)
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
@@ -130,10 +131,19 @@ def test_gradient_descent_trajectory_records_collapse():
     assert traj["loss"][-1] >= optimum - 1e-12  # GD cannot beat the global optimum
 
 
-@pytest.mark.parametrize("field, kwargs", [("C", {"C": 1}), ("lambda_W", {"lambda_W": -1.0}),
-                                           ("lambda_H", {"lambda_H": 0.0}), ("layers", {"layers": 0}),
-                                           ("act", {"act": "tanh"}), ("bias", {"bias": "sometimes"}),
-                                           ("bias", {"bias": "-0.1"}), ("n", {"n": 0})])
+@pytest.mark.parametrize(
+    "field, kwargs",
+    [
+        ("C", {"C": 1}),
+        ("lambda_W", {"lambda_W": -1.0}),
+        ("lambda_H", {"lambda_H": 0.0}),
+        ("layers", {"layers": 0}),
+        ("act", {"act": "tanh"}),
+        ("bias", {"bias": "sometimes"}),
+        ("bias", {"bias": "-0.1"}),
+        ("n", {"n": 0}),
+    ],
+)
 def test_bad_input(field, kwargs):
     with pytest.raises(InputError) as info:
         SquareLossProblem(**kwargs)
@@ -143,6 +153,7 @@ def test_bad_input(field, kwargs):
 # ---------------------------------------------------------------------------------------------------------------
 # Regression tests of reported defects
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_saddle_start_escapes_to_the_closed_form():
     """`--loss mse --C 2 --n 1 --restarts 2` once ended a restart at a saddle (0.254975 vs 0.00995) reported as
@@ -221,14 +232,18 @@ def test_one_layer_network_closed_form_point_has_one_layer():
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
 
 
-@pytest.mark.parametrize("kwargs", [{"lambda_W": 1e-9, "lambda_H": 1e-9},
-                                    {"lambda_W": 1e-9, "lambda_H": 1e2},
-                                    {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8},
-                                    {"C": 2, "n": 1, "bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
-                                    {"C": 2, "n": 1, "bias": 1e-3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
-                                    {"layers": 3, "bias": 1e3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
-                                    {"C": 2, "n": 1, "model": "net", "layers": 3, "d": 2, "lambda_W": 1e-9,
-                                     "restarts": 1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"lambda_W": 1e-9, "lambda_H": 1e-9},
+        {"lambda_W": 1e-9, "lambda_H": 1e2},
+        {"layers": 3, "lambda_W": 1e-8, "lambda_H": 1e-8},
+        {"C": 2, "n": 1, "bias": 1.0, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
+        {"C": 2, "n": 1, "bias": 1e-3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
+        {"layers": 3, "bias": 1e3, "lambda_W": 1e-9, "lambda_H": 1e-9, "restarts": 1},
+        {"C": 2, "n": 1, "model": "net", "layers": 3, "d": 2, "lambda_W": 1e-9, "restarts": 1},
+    ],
+)
 def test_extreme_decays_converge_with_float64_floors(kwargs):
     """At decays 1e-9 every restart STALLED at rel grad ~1e-9 (the solver's rounding window is relative to
     max(1, |f|) and f ~ 4e-8) and the identities / eps / R-B checks failed at 1e-3 - 1e-2; with unequal decays
@@ -271,8 +286,7 @@ def test_restarts_cover_the_zero_basin():
 
 
 def test_unused_flags_and_meaningless_settings():
-    assert family.UNUSED_FLAGS == {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"},
-                                   "mse-net": {"lambda_H"}}
+    assert family.UNUSED_FLAGS == {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
     parser = argparse.ArgumentParser()
     parser.add_argument("--loss")
     family.add_arguments(parser)
@@ -287,10 +301,16 @@ def test_unused_flags_and_meaningless_settings():
     assert family.problem_from_args(parser.parse_args(["--loss", "mse-net", "--layers", "1"])).layers == 1
 
 
-@pytest.mark.parametrize("field, kwargs", [("lambda_W", {"lambda_W": 9e-10}), ("lambda_H", {"lambda_H": 2e6}),
-                                           ("bias", {"bias": "1e-10"}), ("bias", {"bias": "2e3"}),
-                                           ("lambda_W", {"model": "net", "layers": 2, "C": 3, "inputs": "gaussian",
-                                                         "lambda_W": 9e-7})])
+@pytest.mark.parametrize(
+    "field, kwargs",
+    [
+        ("lambda_W", {"lambda_W": 9e-10}),
+        ("lambda_H", {"lambda_H": 2e6}),
+        ("bias", {"bias": "1e-10"}),
+        ("bias", {"bias": "2e3"}),
+        ("lambda_W", {"model": "net", "layers": 2, "C": 3, "inputs": "gaussian", "lambda_W": 9e-7}),
+    ],
+)
 def test_decays_outside_the_accepted_range_are_refused(field, kwargs):
     with pytest.raises(InputError) as info:
         SquareLossProblem(**kwargs)

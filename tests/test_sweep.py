@@ -44,6 +44,7 @@ def leftovers(folder) -> list[str]:
 # Specifications (unit)
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_lists_and_ranges_expand_to_their_values():
     assert sweeps.expand_spec("3,10") == ("3", "10")
     assert sweeps.expand_spec("0:1:11lin") == tuple(repr(float(v)) for v in np.linspace(0, 1, 11))
@@ -56,11 +57,22 @@ def test_lists_and_ranges_expand_to_their_values():
     assert sweeps.is_spec("1,2") and sweeps.is_spec("1:2:3lin") and not sweeps.is_spec("-1e-3")
 
 
-@pytest.mark.parametrize("spec, integer, why", [
-    ("1e-3:1:1log", False, "N = 1"), ("1:2:100001lin", False, "N = 100001"), ("-1:1:5log", False, "START, STOP > 0"),
-    ("1e-3:1e-1:5lg", False, "is not a list"), ("a:1:5lin", False, "not a number"), ("1:inf:5lin", False, "not finite"),
-    ("1:1:5lin", False, "START = STOP"), ("2:10:4lin", True, "non-integer"), ("1:3:5log", True, "non-integer"),
-    ("3,,4", False, "empty value"), ("3,3", False, "more than once")])
+@pytest.mark.parametrize(
+    "spec, integer, why",
+    [
+        ("1e-3:1:1log", False, "N = 1"),
+        ("1:2:100001lin", False, "N = 100001"),
+        ("-1:1:5log", False, "START, STOP > 0"),
+        ("1e-3:1e-1:5lg", False, "is not a list"),
+        ("a:1:5lin", False, "not a number"),
+        ("1:inf:5lin", False, "not finite"),
+        ("1:1:5lin", False, "START = STOP"),
+        ("2:10:4lin", True, "non-integer"),
+        ("1:3:5log", True, "non-integer"),
+        ("3,,4", False, "empty value"),
+        ("3,3", False, "more than once"),
+    ],
+)
 def test_bad_specifications_say_why(spec, integer, why):
     with pytest.raises(sweeps.SpecError, match=why.replace("(", r"\(")):
         sweeps.expand_spec(spec, integer=integer)
@@ -98,12 +110,14 @@ def test_changes_along_an_axis():
     axes = [sweeps.Axis("--lambda-H", "lambda_H", "", ())]
     rows = [{"lambda_H": v, "zero": z} for v, z in [("0.3", "True"), ("0.1", "False"), ("0.2", "False")]]
     assert sweeps.changes(rows, axes, ["zero"]) == [
-        {"column": "zero", "axis": "--lambda-H", "between": [0.2, 0.3], "from": False, "to": True, "fixed": {}}]
+        {"column": "zero", "axis": "--lambda-H", "between": [0.2, 0.3], "from": False, "to": True, "fixed": {}}
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The command line
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def _same(a, b) -> bool:
     return (a == b) or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
@@ -113,8 +127,9 @@ def test_sweep_points_equal_single_runs_and_find_the_threshold(tmp_path):
     """Every row's verdicts, check values and key numbers equal those of ``ufm.run`` on the same problem, exactly:
     the same compiled programs on the same inputs in one process, and a CSV cell is the float's repr, which reads
     back as the same float64. W = H = 0 exactly where the closed form's rho = K sqrt(n lambda_W lambda_H) >= 1."""
-    out = run_main("ufm.sweep", *MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"),
-                   "--save-arrays")
+    out = run_main(
+        "ufm.sweep", *MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"), "--save-arrays"
+    )
     assert out.code == 0, out.stderr
     rows = table(tmp_path / "s")
     assert [float(r["lambda_H"]) for r in rows] == list(LAMBDA_H)
@@ -178,8 +193,11 @@ def test_killed_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch):
     calls = _counting_runs(monkeypatch, fail_at=2)
     out = run_main("ufm.sweep", *argv)
     assert out.code == 130 and out.error_lines == [
-        (f"ufm.sweep: interrupted (SIGINT); 2 of 3 configurations finished in {folder}; the same command continues "
-         "the sweep")]
+        (
+            f"ufm.sweep: interrupted (SIGINT); 2 of 3 configurations finished in {folder}; the same command continues "
+            "the sweep"
+        )
+    ]
     assert len(table(folder)) == 2 and sorted(p.name for p in (folder / "points").iterdir()) == ["0", "1"]
     assert leftovers(folder) == []
     # a second kill, harder: the last row written in part, and its arrays already in place
@@ -194,18 +212,21 @@ def test_killed_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch):
     assert sorted(p.name for p in (folder / "points").iterdir()) == ["0", "1", "2"] and leftovers(folder) == []
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--lambda-H", "1e-3:1e-1:1log"], "--lambda-H"),
-    (["--lambda-H", "-1:1:5log"], "--lambda-H"),
-    (["--lambda-H", "1e-3:1e-1:5lg"], "--lambda-H"),
-    (["--C", "2:10:4lin"], "--C"),
-    (["--C", "3,,4"], "--C"),
-    (["--lambda-H", "1e-12,1e-3"], "--lambda-H"),  # the family's own range check, as ufm.solve words it
-    (["--C", "3,1"], "--C"),
-    (["--layers", "1,2"], "--layers"),  # does not apply to mse
-    (["--C", "3,4", "--C", "5"], "--C"),
-    (["--limit", "0"], "--limit"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--lambda-H", "1e-3:1e-1:1log"], "--lambda-H"),
+        (["--lambda-H", "-1:1:5log"], "--lambda-H"),
+        (["--lambda-H", "1e-3:1e-1:5lg"], "--lambda-H"),
+        (["--C", "2:10:4lin"], "--C"),
+        (["--C", "3,,4"], "--C"),
+        (["--lambda-H", "1e-12,1e-3"], "--lambda-H"),  # the family's own range check, as ufm.solve words it
+        (["--C", "3,1"], "--C"),
+        (["--layers", "1,2"], "--layers"),  # does not apply to mse
+        (["--C", "3,4", "--C", "5"], "--C"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
 def test_bad_input_is_refused_before_any_solve(tmp_path, monkeypatch, flags, named):
     calls = _counting_runs(monkeypatch)
     assert_refused(run_main("ufm.sweep", "--loss", "mse", *flags, "--out", str(tmp_path / "s")), named)
@@ -265,29 +286,35 @@ def _what(rows):
 def test_process_share_merge_and_launcher_environment():
     assert sweeps.process_share(range(7), 3, 1) == [1, 4]
     assert sorted(sum((sweeps.process_share(range(7), 3, i) for i in range(3)), [])) == list(range(7))
-    header, rows = sweeps.merge_tables([(["index", "a"], [{"index": "2", "a": "x"}]),
-                                        (["index", "b"], [{"index": "0", "b": "y"}])])
-    assert header == ["index", "a", "b"] and rows == [{"index": "0", "a": "", "b": "y"},
-                                                      {"index": "2", "a": "x", "b": ""}]
+    header, rows = sweeps.merge_tables(
+        [(["index", "a"], [{"index": "2", "a": "x"}]), (["index", "b"], [{"index": "0", "b": "y"}])]
+    )
+    assert header == ["index", "a", "b"] and rows == [
+        {"index": "0", "a": "", "b": "y"},
+        {"index": "2", "a": "x", "b": ""},
+    ]
     with pytest.raises(ValueError, match="two processes"):
         sweeps.merge_tables([(["index"], [{"index": "1"}]), (["index"], [{"index": "1"}])])
     assert sweeps.launcher_process({"SLURM_NTASKS": "4", "SLURM_PROCID": "3"}) == (4, 3)
-    assert sweeps.launcher_process({"UFM_PROCESS_COUNT": "2", "UFM_PROCESS_INDEX": "1", "SLURM_NTASKS": "4",
-                                    "SLURM_PROCID": "3"}) == (2, 1)
+    assert sweeps.launcher_process(
+        {"UFM_PROCESS_COUNT": "2", "UFM_PROCESS_INDEX": "1", "SLURM_NTASKS": "4", "SLURM_PROCID": "3"}
+    ) == (2, 1)
     assert sweeps.launcher_process({}) is None
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--processes", "2"], "--process-index"),
-    (["--processes", "2", "--process-index", "2"], "--process-index"),
-    (["--processes", "0", "--process-index", "0"], "--processes"),
-    (["--process-index", "1"], "--process-index"),
-    (["--local-processes", "2", "--processes", "2", "--process-index", "0"], "--local-processes"),
-    (["--local-processes", "0"], "--local-processes"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--processes", "2"], "--process-index"),
+        (["--processes", "2", "--process-index", "2"], "--process-index"),
+        (["--processes", "0", "--process-index", "0"], "--processes"),
+        (["--process-index", "1"], "--process-index"),
+        (["--local-processes", "2", "--processes", "2", "--process-index", "0"], "--local-processes"),
+        (["--local-processes", "0"], "--local-processes"),
+    ],
+)
 def test_bad_process_flags_are_refused(tmp_path, flags, named):
-    assert_refused(run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.3", "--out", str(tmp_path / "s"), *flags),
-                   named)
+    assert_refused(run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.3", "--out", str(tmp_path / "s"), *flags), named)
     assert not (tmp_path / "s").exists()
 
 
@@ -319,9 +346,13 @@ def test_two_local_processes_give_the_table_of_one(tmp_path):
     (the same command in this process)."""
     argv = [*MSE, "--lambda-H", "0.05,0.3", "--quiet"]
     assert run_main("ufm.sweep", *argv, "--out", str(tmp_path / "one")).code == 0
-    result = subprocess.run([sys.executable, "-m", "ufm.sweep", *argv, "--out", str(tmp_path / "two"),
-                             "--local-processes", "2"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "ufm.sweep", *argv, "--out", str(tmp_path / "two"), "--local-processes", "2"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert _what(table(tmp_path / "two")) == _what(table(tmp_path / "one"))
     assert sorted(p.name for p in (tmp_path / "two" / "processes").iterdir()) == ["0", "1"]

@@ -10,7 +10,8 @@ KAPPAS = [1e-6, 1e-3, 0.1, 1.0, 15.0, 1e3, 1e6]
 
 
 def bisect_root(C, kappa):
-    """Independent: plain bisection on F(K) = K(C-1+e^{-CK}) + kappa, bracket [-kappa/(C-1), 0] (F(-kappa/(C-1)) < 0)."""
+    """Independent: plain bisection on F(K) = K(C-1+e^{-CK}) + kappa, bracket [-kappa/(C-1), 0] (F(-kappa/(C-1)) <
+    0)."""
     lo, hi = -kappa / (C - 1), 0.0
     with np.errstate(over="ignore"):
         for _ in range(2000):

@@ -31,5 +31,17 @@ from ufm.problems.nonnegative import MemorizationDilationProblem, NonnegProblem 
 from ufm.problems.square_loss import SquareLossProblem  # noqa: E402
 from ufm.report import Report  # noqa: E402
 
-__all__ = ["run", "Report", "Check", "Verdict", "MixupProblem", "MixupDeepProblem", "MixupJointProblem",
-           "SquareLossProblem", "NonnegProblem", "MemorizationDilationProblem", "CEProblem", "__version__"]
+__all__ = [
+    "run",
+    "Report",
+    "Check",
+    "Verdict",
+    "MixupProblem",
+    "MixupDeepProblem",
+    "MixupJointProblem",
+    "SquareLossProblem",
+    "NonnegProblem",
+    "MemorizationDilationProblem",
+    "CEProblem",
+    "__version__",
+]

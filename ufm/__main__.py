@@ -29,9 +29,14 @@ COMMANDS = {
 def usage() -> str:
     from ufm import __version__
 
-    lines = [f"usage: ufm {{{','.join(COMMANDS)}}} ... | --version | --help", "",
-             f"ufm {__version__}: unconstrained-features models solved to machine precision and checked against "
-             "closed forms.", "", "commands:"]
+    lines = [
+        f"usage: ufm {{{','.join(COMMANDS)}}} ... | --version | --help",
+        "",
+        f"ufm {__version__}: unconstrained-features models solved to machine precision and checked against "
+        "closed forms.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<8} {about} (ufm {name} --help)" for name, (_, about) in COMMANDS.items()]
     return "\n".join(lines)
 

@@ -55,8 +55,9 @@ def run(problem, *, progress: bool = False) -> Report:
     """
     module = FAMILY_OF.get(type(problem))
     if module is None:
-        raise TypeError(f"ufm.run: expected one of {', '.join(c.__name__ for c in FAMILY_OF)}, "
-                        f"got {type(problem).__name__}")
+        raise TypeError(
+            f"ufm.run: expected one of {', '.join(c.__name__ for c in FAMILY_OF)}, got {type(problem).__name__}"
+        )
     t0 = time.perf_counter()
     report = importlib.import_module(module).run(problem, progress=progress)
     return dataclasses.replace(report, wall_seconds=time.perf_counter() - t0)

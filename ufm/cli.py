@@ -25,8 +25,10 @@ import threading
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_WRITTEN = 0, 1, 2, 3
-EXIT_CODES_HELP = ("exit codes: 0 all checks pass; 1 a check failed; 2 bad input (one line, nothing written); "
-                   "3 results could not be written; 130 SIGINT, 143 SIGTERM (nothing left behind)")
+EXIT_CODES_HELP = (
+    "exit codes: 0 all checks pass; 1 a check failed; 2 bad input (one line, nothing written); "
+    "3 results could not be written; 130 SIGINT, 143 SIGTERM (nothing left behind)"
+)
 
 
 class UsageError(Exception):

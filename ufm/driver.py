@@ -36,5 +36,6 @@ def run(family: Family, problem, *, progress: bool = True) -> Report:
     config = {"loss": name, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **outcome.config}
     numbers = {**outcome.numbers, "seconds": time.perf_counter() - t0}
     convergence = {**solution.report(), **outcome.convergence}
-    return Report(name, config, outcome.headline, outcome.checks, convergence, numbers, outcome.arrays,
-                  family.arrays_name)
+    return Report(
+        name, config, outcome.headline, outcome.checks, convergence, numbers, outcome.arrays, family.arrays_name
+    )

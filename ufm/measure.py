@@ -66,8 +66,10 @@ HALF_WINDOW = 0.05
 # Theorem 3.1's kappa is fitted on a log grid over the range where float64 resolves the optimum (ufm.problems.
 # mixup), 4 points per decade, then refined by Gauss-Newton in log kappa from the best grid point.
 GRID_PER_DECADE = 4
-EXIT_CODES_HELP = ("exit codes: 0 measured and written; 2 bad input (one line, nothing written); 3 results could "
-                   "not be written; 130 SIGINT, 143 SIGTERM (nothing left behind)")
+EXIT_CODES_HELP = (
+    "exit codes: 0 measured and written; 2 bad input (one line, nothing written); 3 results could "
+    "not be written; 130 SIGINT, 143 SIGTERM (nothing left behind)"
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -89,17 +91,29 @@ def _real(name: str, value, ndim: int) -> np.ndarray:
 def _integers(name: str, value, shape: tuple, num_classes: int) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind not in "iu" or array.shape != shape:
-        raise InputError(name, f"must be an integer array of shape {shape}, got dtype {array.dtype} with shape "
-                               f"{array.shape}")
+        raise InputError(
+            name, f"must be an integer array of shape {shape}, got dtype {array.dtype} with shape {array.shape}"
+        )
     outside = (array < 0) | (array >= num_classes)
     if outside.any():
-        raise InputError(name, f"must lie in [0, {num_classes - 1}] (C = {num_classes} rows of W), got "
-                               f"{int(array[outside][0])}")
+        raise InputError(
+            name, f"must lie in [0, {num_classes - 1}] (C = {num_classes} rows of W), got {int(array[outside][0])}"
+        )
     return array.astype(np.int64)
 
 
-def validate(features, labels, W, *, bias=None, mixed_features=None, mixed_labels=None, mixed_lambda=None,
-             noisy_mask=None, true_labels=None) -> dict:
+def validate(
+    features,
+    labels,
+    W,
+    *,
+    bias=None,
+    mixed_features=None,
+    mixed_labels=None,
+    mixed_lambda=None,
+    noisy_mask=None,
+    true_labels=None,
+) -> dict:
     """The arrays of a features file, checked and converted (float64, int64, bool; ``bias`` None when absent);
     see the module docstring.
 
@@ -113,13 +127,15 @@ def validate(features, labels, W, *, bias=None, mixed_features=None, mixed_label
     Wm = _real("W", W, 2)
     C = Wm.shape[0]
     if C < 2 or Wm.shape[1] != d:
-        raise InputError("W", f"must have shape (C, d) with C >= 2 classes and d = {d} (features' columns), got "
-                              f"{Wm.shape}")
+        raise InputError(
+            "W", f"must have shape (C, d) with C >= 2 classes and d = {d} (features' columns), got {Wm.shape}"
+        )
     y = _integers("labels", labels, (N,), C)
     missing = np.setdiff1d(np.arange(C), y)
     if missing.size:
-        raise InputError("labels", f"every class 0..{C - 1} (C = rows of W) needs a sample; class {missing[0]} "
-                                   "has none")
+        raise InputError(
+            "labels", f"every class 0..{C - 1} (C = rows of W) needs a sample; class {missing[0]} has none"
+        )
     out = {"features": H, "labels": y, "W": Wm, "bias": None}
     if bias is not None:
         b = _real("bias", bias, 1)
@@ -138,28 +154,35 @@ def validate(features, labels, W, *, bias=None, mixed_features=None, mixed_label
         pairs = _integers("mixed_labels", mixed_labels, (M, 2), C)
         lam = _real("mixed_lambda", mixed_lambda, 1)
         if lam.shape != (M,) or np.any((lam < 0) | (lam > 1)):
-            raise InputError("mixed_lambda", f"must be {M} values in [0, 1] (one per mixed input), got shape "
-                                             f"{lam.shape}, range [{lam.min():g}, {lam.max():g}]")
+            raise InputError(
+                "mixed_lambda",
+                f"must be {M} values in [0, 1] (one per mixed input), got shape "
+                f"{lam.shape}, range [{lam.min():g}, {lam.max():g}]",
+            )
         out.update(mixed_features=Hm, mixed_labels=pairs, mixed_lambda=lam)
     if true_labels is not None and noisy_mask is None:
         raise InputError("true_labels", "only used with noisy_mask (the samples trained with a wrong label)")
     if noisy_mask is not None:
         mask = np.asarray(noisy_mask)
         if mask.shape != (N,) or mask.dtype.kind not in "biu" or not np.isin(mask, (0, 1)).all():
-            raise InputError("noisy_mask", f"must be a boolean (or 0/1) array of shape ({N},), got dtype "
-                                           f"{mask.dtype} with shape {mask.shape}")
+            raise InputError(
+                "noisy_mask",
+                f"must be a boolean (or 0/1) array of shape ({N},), got dtype {mask.dtype} with shape {mask.shape}",
+            )
         mask = mask.astype(bool)
         clean_classes = np.unique(y[~mask])
         if clean_classes.size < C:
             lacking = np.setdiff1d(np.arange(C), clean_classes)[0]
-            raise InputError("noisy_mask", f"every class needs a clean sample (its centroid); class {lacking} has "
-                                           "none")
+            raise InputError("noisy_mask", f"every class needs a clean sample (its centroid); class {lacking} has none")
         out["noisy_mask"] = mask
         if true_labels is not None:
             true = _integers("true_labels", true_labels, (N,), C)
             if np.any(true[~mask] != y[~mask]) or np.any(true[mask] == y[mask]):
-                raise InputError("true_labels", "must equal labels exactly where noisy_mask is false (clean "
-                                                "samples) and differ from them where it is true")
+                raise InputError(
+                    "true_labels",
+                    "must equal labels exactly where noisy_mask is false (clean "
+                    "samples) and differ from them where it is true",
+                )
             out["true_labels"] = true
         elif C == 2:
             out["true_labels"] = np.where(mask, 1 - y, y)
@@ -187,12 +210,15 @@ def load(path) -> dict:
             names = list(archive.files)
             unknown = sorted(set(names) - set(KEYS))
             if unknown:
-                raise InputError("FEATURES", f"unknown key {unknown[0]!r} in {str(path)!r}; valid keys: "
-                                             f"{', '.join(KEYS)}")
+                raise InputError(
+                    "FEATURES", f"unknown key {unknown[0]!r} in {str(path)!r}; valid keys: {', '.join(KEYS)}"
+                )
             absent = [name for name in REQUIRED if name not in names]
             if absent:
-                raise InputError("FEATURES", f"key {absent[0]!r} missing in {str(path)!r}; required: features "
-                                             "(N, d), labels (N,), W (C, d)")
+                raise InputError(
+                    "FEATURES",
+                    f"key {absent[0]!r} missing in {str(path)!r}; required: features (N, d), labels (N,), W (C, d)",
+                )
             arrays = {name: archive[name] for name in names}
     except InputError:
         raise
@@ -221,9 +247,13 @@ def neural_collapse(features: np.ndarray, labels: np.ndarray, W: np.ndarray, bia
         ``{"ufm": {...}, "rhubarbwu": {...}, "nc_toolbox": {...}}``.
     """
     C = W.shape[0]
-    ufm = {"nc1": metrics.nc1(features, labels, C), "nc2_means": metrics.nc2(features, labels, C),
-           "nc2_classifier": metrics.frame_geometry(W), "nc3": metrics.nc3(W, features, labels, C),
-           "nc4": metrics.nc4(W, bias, features, labels, C)}
+    ufm = {
+        "nc1": metrics.nc1(features, labels, C),
+        "nc2_means": metrics.nc2(features, labels, C),
+        "nc2_classifier": metrics.frame_geometry(W),
+        "nc3": metrics.nc3(W, features, labels, C),
+        "nc4": metrics.nc4(W, bias, features, labels, C),
+    }
     return {"ufm": ufm, **metrics.peer_conventions(W, bias, features, labels, C)}
 
 
@@ -279,7 +309,7 @@ def fit_theorem31(W: np.ndarray, h: np.ndarray, c, c_prime, lam) -> dict:
     t = float(grid[np.argmin(values)])
     f = float(values.min())
     step_fd, steps = 1e-6, 0
-    for steps in range(1, 61):
+    for steps in range(1, 61):  # noqa: B007 (the count is reported after the loop)
         residual = h - model(t)
         t_plus, t_minus = min(t + step_fd, hi), max(t - step_fd, lo)
         jac = (model(t_plus) - model(t_minus)) / (t_plus - t_minus)
@@ -313,11 +343,19 @@ def fit_theorem31(W: np.ndarray, h: np.ndarray, c, c_prime, lam) -> dict:
 
     everything = np.ones(len(h), dtype=bool)  # distance_rms is defined even where ||H*|| = 0
     at_bound = bool(min(t - lo, hi - t) <= 1e-9 * max(1.0, abs(t)))  # least squares want kappa beyond the range
-    return {"m": m, "etf_gram_error": gram_error, "kappa": kappa, "kappa_at_bound": at_bound,
-            "mu": C * m**2 / ((C - 1) * kappa),
-            "h_theory": h_theory, "distance_rms": float(np.sqrt(np.mean(np.sum((h - h_theory) ** 2, axis=1)))),
-            "distance_relative": relative(everything), "distance_relative_same_class": relative(same),
-            "distance_relative_different_class": relative(~same), "gauss_newton_steps": steps}
+    return {
+        "m": m,
+        "etf_gram_error": gram_error,
+        "kappa": kappa,
+        "kappa_at_bound": at_bound,
+        "mu": C * m**2 / ((C - 1) * kappa),
+        "h_theory": h_theory,
+        "distance_rms": float(np.sqrt(np.mean(np.sum((h - h_theory) ** 2, axis=1)))),
+        "distance_relative": relative(everything),
+        "distance_relative_same_class": relative(same),
+        "distance_relative_different_class": relative(~same),
+        "gauss_newton_steps": steps,
+    }
 
 
 def span_residual(W: np.ndarray, h: np.ndarray, c, c_prime) -> np.ndarray:
@@ -340,8 +378,9 @@ def lambda_bins(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centres, np.clip(np.rint(lam * 10).astype(int), 0, 10)
 
 
-def mixup_geometry(W: np.ndarray, h: np.ndarray, pairs: np.ndarray, lam: np.ndarray, features: np.ndarray,
-                   labels: np.ndarray) -> dict:
+def mixup_geometry(
+    W: np.ndarray, h: np.ndarray, pairs: np.ndarray, lam: np.ndarray, features: np.ndarray, labels: np.ndarray
+) -> dict:
     """The measured geometry of Theorem 3.1 (Fisher, Meng, Papyan, ICLR 2024) beside its prediction at the
     network's own classifier (:func:`fit_theorem31`).
 
@@ -383,8 +422,9 @@ def mixup_geometry(W: np.ndarray, h: np.ndarray, pairs: np.ndarray, lam: np.ndar
         spread_den = np.sum(hbar[cs] ** 2)
         out["alignment_mean"] = float(np.nanmean(alignment)) if np.isfinite(alignment).any() else float("nan")
         out["alignment_min"] = float(np.nanmin(alignment)) if np.isfinite(alignment).any() else float("nan")
-        out["lambda_spread"] = float(np.sqrt(np.sum((hs - hbar[cs]) ** 2) / spread_den)) if spread_den > 0 else \
-            float("nan")
+        out["lambda_spread"] = (
+            float(np.sqrt(np.sum((hs - hbar[cs]) ** 2) / spread_den)) if spread_den > 0 else float("nan")
+        )
         arrays["alignment"] = np.full(len(h), np.nan)
         arrays["alignment"][same] = alignment
     else:
@@ -406,9 +446,14 @@ def mixup_geometry(W: np.ndarray, h: np.ndarray, pairs: np.ndarray, lam: np.ndar
         for k, centre in enumerate(centres):
             sel = index == k
             if sel.any():
-                rows.append({"lambda": float(centre), "samples": int(sel.sum()),
-                             "measured": float(np.mean(distance[sel])),
-                             "theory": float(np.mean(distance_theory[sel])) if distance_theory is not None else None})
+                rows.append(
+                    {
+                        "lambda": float(centre),
+                        "samples": int(sel.sum()),
+                        "measured": float(np.mean(distance[sel])),
+                        "theory": float(np.mean(distance_theory[sel])) if distance_theory is not None else None,
+                    }
+                )
         out["boundary_distance_by_lambda"] = rows
         arrays["span_residual"] = np.full(len(h), np.nan)
         arrays["span_residual"][~same] = residual
@@ -452,8 +497,14 @@ def _bulge(W, h, c, cp, lam, same, features, labels, fit) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def label_noise(features: np.ndarray, labels: np.ndarray, W: np.ndarray, bias, noisy_mask: np.ndarray,
-                true_labels: np.ndarray | None) -> dict:
+def label_noise(
+    features: np.ndarray,
+    labels: np.ndarray,
+    W: np.ndarray,
+    bias,
+    noisy_mask: np.ndarray,
+    true_labels: np.ndarray | None,
+) -> dict:
     """Memorization and dilation (Nguyen et al., ICLR 2023) in two sets of definitions, raw and relative.
 
     ufm's Model 3 (``ufm.objectives.nonnegative.dilation_memorization``), per true class k, with mu_k the mean of
@@ -481,8 +532,13 @@ def label_noise(features: np.ndarray, labels: np.ndarray, W: np.ndarray, bias, n
     D_std = np.array([np.std(dist_clean[yc == k]) for k in range(C)])
     i, j = np.triu_indices(C, k=1)
     spacing = float(np.mean(np.linalg.norm(mu[i] - mu[j], axis=1)))
-    out: dict = {"noisy": int(noisy_mask.sum()), "clean": int(clean.sum()), "class_mean_distance": spacing,
-                 "dilation": float(D.mean()), "dilation_std": float(D_std.mean())}
+    out: dict = {
+        "noisy": int(noisy_mask.sum()),
+        "clean": int(clean.sum()),
+        "class_mean_distance": spacing,
+        "dilation": float(D.mean()),
+        "dilation_std": float(D_std.mean()),
+    }
     arrays = {"dilation": D, "dilation_std": D_std}
     fitted = np.argmax(features[noisy_mask] @ W.T + bias, axis=1) == labels[noisy_mask]
     out["noisy_fitted"] = float(np.mean(fitted)) if noisy_mask.any() else float("nan")
@@ -494,8 +550,11 @@ def label_noise(features: np.ndarray, labels: np.ndarray, W: np.ndarray, bias, n
         out["memorization"] = float(np.nanmean(M))
         arrays["memorization"] = M
     else:
-        out["void_memorization"] = ("no noisy sample" if not noisy_mask.any() else
-                                    "needs true_labels for C > 2 (the true class of each noisy sample)")
+        out["void_memorization"] = (
+            "no noisy sample"
+            if not noisy_mask.any()
+            else "needs true_labels for C > 2 (the true class of each noisy sample)"
+        )
     if noisy_mask.any():
         m_all = metrics.class_means(features, labels, C)
         P = np.full((C, C), np.nan)
@@ -537,8 +596,12 @@ class Measurement:
         """The human-readable report."""
         cfg = self.config
         noisy = "-" if cfg["noisy"] is None else cfg["noisy"]
-        lines = [(f"ufm measure: N={cfg['N']} d={cfg['d']} C={cfg['C']}, bias {'yes' if cfg['bias'] else 'no'}, "
-                  f"mixed inputs {cfg['mixed'] or '-'}, noisy samples {noisy}")]
+        lines = [
+            (
+                f"ufm measure: N={cfg['N']} d={cfg['d']} C={cfg['C']}, bias {'yes' if cfg['bias'] else 'no'}, "
+                f"mixed inputs {cfg['mixed'] or '-'}, noisy samples {noisy}"
+            )
+        ]
         rows = [row for _, section in self.sections for row in section]
         width = max(len(row.name) for row in rows)
         for title, section in self.sections:
@@ -546,8 +609,9 @@ class Measurement:
             lines.append(title)
             for row in section:
                 value = "-" if not np.isfinite(row.value) else f"{row.value:10.4g}"
-                lines.append(f"  {row.name:<{width}}  {value:>10}  {row.verdict}" + (f"  ({row.detail})"
-                                                                                      if row.detail else ""))
+                lines.append(
+                    f"  {row.name:<{width}}  {value:>10}  {row.verdict}" + (f"  ({row.detail})" if row.detail else "")
+                )
         bins = self.numbers.get("mixup", {}).get("boundary_distance_by_lambda")
         if bins:
             lines.append("")
@@ -561,10 +625,16 @@ class Measurement:
     def summary(self, wall_seconds: float, source: str | None = None) -> dict:
         from ufm.report import versions
 
-        return {"command": "measure", "input": source, "config": self.config, "numbers": self.numbers,
-                "rows": [dict(row.to_dict(), section=title) for title, section in self.sections for row in section],
-                "wall_seconds": wall_seconds, "versions": versions(),
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        return {
+            "command": "measure",
+            "input": source,
+            "config": self.config,
+            "numbers": self.numbers,
+            "rows": [dict(row.to_dict(), section=title) for title, section in self.sections for row in section],
+            "wall_seconds": wall_seconds,
+            "versions": versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
 
     def save(self, folder, *, wall_seconds: float = float("nan"), source: str | None = None) -> Path:
         """Write summary.json, measures.npz and table.txt into ``folder`` (new or empty; atomically, as the
@@ -627,9 +697,13 @@ def _rows_mixup(mix: dict) -> list:
         rows += [
             _info("fitted multiplier m", fit["m"], "from the nearest simplex-ETF Gram matrix to W W^T"),
             _info("W W^T: relative distance to that ETF Gram", fit["etf_gram_error"], "Theorem 3.1 assumes 0"),
-            _info("fitted kappa = C m^2/((C-1) mu)", fit["kappa"],
-                  "AT THE END of the range: no kappa in it fits" if fit["kappa_at_bound"] else
-                  "least squares over log kappa"),
+            _info(
+                "fitted kappa = C m^2/((C-1) mu)",
+                fit["kappa"],
+                "AT THE END of the range: no kappa in it fits"
+                if fit["kappa_at_bound"]
+                else "least squares over log kappa",
+            ),
             _info("effective mu (feature weight decay)", fit["mu"], "mu = C m^2/((C-1) kappa)"),
             _info("distance to the optimum, RMS per sample", fit["distance_rms"], "sqrt(mean ||h - h*||^2)"),
             _info("distance to the optimum, relative", fit["distance_relative"], "||H - H*||_F/||H*||_F"),
@@ -641,34 +715,64 @@ def _rows_mixup(mix: dict) -> list:
     rows += [
         _row(mix, "alignment_mean", "same class: cos(h, w_c), mean", "theory 1", "void_same_class"),
         _row(mix, "alignment_min", "same class: cos(h, w_c), min", "theory 1", "void_same_class"),
-        _row(mix, "lambda_spread", "same class: lambda-spread", "RMS ||h - hbar_c||/||hbar_c||; theory 0",
-             "void_same_class"),
-        _row(mix, "span_residual_mean", "different: residual off span{w_c,w_c'}, mean",
-             "||h - Ph||/||h||; theory 0", "void_different_class"),
-        _row(mix, "span_residual_max", "different: residual off span{w_c,w_c'}, max", "theory 0",
-             "void_different_class"),
-        _row(mix, "boundary_side_share", "different: on the side of the larger weight", "share; theory 1",
-             "void_boundary_side" if "void_boundary_side" in mix else "void_different_class"),
-        _row(mix, "bulge_ratio", "lambda = 1/2 bulge ratio, measured",
-             f"||h|| / ||(v_c + v_c')/2||, |lambda - 1/2| <= {HALF_WINDOW}", "void_bulge"),
+        _row(
+            mix,
+            "lambda_spread",
+            "same class: lambda-spread",
+            "RMS ||h - hbar_c||/||hbar_c||; theory 0",
+            "void_same_class",
+        ),
+        _row(
+            mix,
+            "span_residual_mean",
+            "different: residual off span{w_c,w_c'}, mean",
+            "||h - Ph||/||h||; theory 0",
+            "void_different_class",
+        ),
+        _row(
+            mix, "span_residual_max", "different: residual off span{w_c,w_c'}, max", "theory 0", "void_different_class"
+        ),
+        _row(
+            mix,
+            "boundary_side_share",
+            "different: on the side of the larger weight",
+            "share; theory 1",
+            "void_boundary_side" if "void_boundary_side" in mix else "void_different_class",
+        ),
+        _row(
+            mix,
+            "bulge_ratio",
+            "lambda = 1/2 bulge ratio, measured",
+            f"||h|| / ||(v_c + v_c')/2||, |lambda - 1/2| <= {HALF_WINDOW}",
+            "void_bulge",
+        ),
         _row(mix, "bulge_ratio_theory", "lambda = 1/2 bulge ratio, fitted optimum", "same samples", "void_bulge"),
-        _row(mix, "bulge_ratio_theorem31", "lambda = 1/2 bulge ratio, Theorem 3.1", "exactly at 1/2, fitted kappa",
-             "void_bulge"),
+        _row(
+            mix,
+            "bulge_ratio_theorem31",
+            "lambda = 1/2 bulge ratio, Theorem 3.1",
+            "exactly at 1/2, fitted kappa",
+            "void_bulge",
+        ),
     ]
     return rows
 
 
 def _rows_noise(noise: dict) -> list:
-    rows = [_info("noisy samples fitted", noise["noisy_fitted"], "argmax(W h + b) = the wrong label trained")
-            if np.isfinite(noise["noisy_fitted"]) else Check.undefined("noisy samples fitted", "no noisy sample"),
-            _info("NC1 of the clean samples", noise["nc1_clean"]),
-            _info("class-mean distance", noise["class_mean_distance"], "mean ||mu_k - mu_l||, clean means")]
+    rows = [
+        _info("noisy samples fitted", noise["noisy_fitted"], "argmax(W h + b) = the wrong label trained")
+        if np.isfinite(noise["noisy_fitted"])
+        else Check.undefined("noisy samples fitted", "no noisy sample"),
+        _info("NC1 of the clean samples", noise["nc1_clean"]),
+        _info("class-mean distance", noise["class_mean_distance"], "mean ||mu_k - mu_l||, clean means"),
+    ]
     void = noise.get("void_memorization", "no noisy sample")
     for key, name, detail in (
-            ("dilation", "dilation D (Model 3)", "RMS distance of clean samples to their mean"),
-            ("memorization", "memorization M (Model 3)", "mean distance of noisy samples to their true mean"),
-            ("dilation_std", "dilation (paper's code)", "std of the clean samples' distances to their mean"),
-            ("memorization_projection", "memorization (paper's code)", "noisy mean - class mean, onto other mean")):
+        ("dilation", "dilation D (Model 3)", "RMS distance of clean samples to their mean"),
+        ("memorization", "memorization M (Model 3)", "mean distance of noisy samples to their true mean"),
+        ("dilation_std", "dilation (paper's code)", "std of the clean samples' distances to their mean"),
+        ("memorization_projection", "memorization (paper's code)", "noisy mean - class mean, onto other mean"),
+    ):
         for suffix, label in (("", "raw"), ("_relative", "relative")):
             row_name = f"{name}, {label}"
             value = noise.get(key + suffix)
@@ -679,8 +783,19 @@ def _rows_noise(noise: dict) -> list:
     return rows
 
 
-def measure(features, labels, W, *, bias=None, mixed_features=None, mixed_labels=None, mixed_lambda=None,
-            noisy_mask=None, true_labels=None, progress=None) -> Measurement:
+def measure(
+    features,
+    labels,
+    W,
+    *,
+    bias=None,
+    mixed_features=None,
+    mixed_labels=None,
+    mixed_lambda=None,
+    noisy_mask=None,
+    true_labels=None,
+    progress=None,
+) -> Measurement:
     """Measure last-layer features against the unconstrained-features model (the module docstring's sections).
 
     Args:
@@ -696,22 +811,40 @@ def measure(features, labels, W, *, bias=None, mixed_features=None, mixed_labels
     Raises:
         ufm.problems.InputError (a ValueError) naming the offending array and its valid range.
     """
-    data = validate(features, labels, W, bias=bias, mixed_features=mixed_features, mixed_labels=mixed_labels,
-                    mixed_lambda=mixed_lambda, noisy_mask=noisy_mask, true_labels=true_labels)
+    data = validate(
+        features,
+        labels,
+        W,
+        bias=bias,
+        mixed_features=mixed_features,
+        mixed_labels=mixed_labels,
+        mixed_lambda=mixed_lambda,
+        noisy_mask=noisy_mask,
+        true_labels=true_labels,
+    )
     say = progress or (lambda line: None)
     H, y, Wm = data["features"], data["labels"], data["W"]
     N, d = H.shape
     C = Wm.shape[0]
     b = np.zeros(C) if data["bias"] is None else data["bias"]
-    config = {"N": N, "d": d, "C": C, "bias": data["bias"] is not None, "mixed": len(data.get("mixed_features", ())),
-              "noisy": int(data["noisy_mask"].sum()) if "noisy_mask" in data else None,
-              "true_labels": "true_labels" in data, "half_window": HALF_WINDOW,
-              "kappa_range": list(KAPPA_RANGE), "grid_per_decade": GRID_PER_DECADE}
+    config = {
+        "N": N,
+        "d": d,
+        "C": C,
+        "bias": data["bias"] is not None,
+        "mixed": len(data.get("mixed_features", ())),
+        "noisy": int(data["noisy_mask"].sum()) if "noisy_mask" in data else None,
+        "true_labels": "true_labels" in data,
+        "half_window": HALF_WINDOW,
+        "kappa_range": list(KAPPA_RANGE),
+        "grid_per_decade": GRID_PER_DECADE,
+    }
     say("neural collapse NC1-NC4")
     nc = neural_collapse(H, y, Wm, b)
     numbers: dict = {"neural_collapse": nc}
-    title = ("neural collapse (ufm: Papyan, Han, Donoho, PNAS 2020; peers: rhubarbwu/neural-collapse, "
-             "felixsh/nc-toolbox)")
+    title = (
+        "neural collapse (ufm: Papyan, Han, Donoho, PNAS 2020; peers: rhubarbwu/neural-collapse, felixsh/nc-toolbox)"
+    )
     sections = [(title, _rows_collapse(nc))]
     arrays: dict = {}
     if "mixed_features" in data:
@@ -719,15 +852,20 @@ def measure(features, labels, W, *, bias=None, mixed_features=None, mixed_labels
         mix = mixup_geometry(Wm, data["mixed_features"], data["mixed_labels"], data["mixed_lambda"], H, y)
         numbers["mixup"] = mix["numbers"]
         arrays.update(mix["arrays"])
-        sections.append(("mixup: Theorem 3.1 of Fisher, Meng, Papyan (ICLR 2024) at the network's classifier",
-                         _rows_mixup(mix["numbers"])))
+        sections.append(
+            (
+                "mixup: Theorem 3.1 of Fisher, Meng, Papyan (ICLR 2024) at the network's classifier",
+                _rows_mixup(mix["numbers"]),
+            )
+        )
     if "noisy_mask" in data:
         say("memorization and dilation")
         noise = label_noise(H, y, Wm, b, data["noisy_mask"], data.get("true_labels"))
         numbers["label_noise"] = noise["numbers"]
         arrays.update(noise["arrays"])
-        sections.append(("label noise: memorization-dilation (Nguyen et al., ICLR 2023)",
-                         _rows_noise(noise["numbers"])))
+        sections.append(
+            ("label noise: memorization-dilation (Nguyen et al., ICLR 2023)", _rows_noise(noise["numbers"]))
+        )
     return Measurement(config, numbers, sections, arrays)
 
 
@@ -746,17 +884,24 @@ def _parser():
 
     from ufm.cli import Parser
 
-    parser = Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Measure a trained network's last-layer features against the unconstrained-features "
-                                "model: NC1-NC4 (ufm's and the peers' conventions), Theorem 3.1's mixup geometry, "
-                                "memorization and dilation.",
-                    epilog="FEATURES.npz keys: features (N, d), labels (N,), W (C, d); optional bias (C,), "
-                           "mixed_features (M, d) + mixed_labels (M, 2) + mixed_lambda (M,), noisy_mask (N,), "
-                           "true_labels (N,).\n" + EXIT_CODES_HELP)
+    parser = Parser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure a trained network's last-layer features against the unconstrained-features "
+        "model: NC1-NC4 (ufm's and the peers' conventions), Theorem 3.1's mixup geometry, "
+        "memorization and dilation.",
+        epilog="FEATURES.npz keys: features (N, d), labels (N,), W (C, d); optional bias (C,), "
+        "mixed_features (M, d) + mixed_labels (M, 2) + mixed_lambda (M,), noisy_mask (N,), "
+        "true_labels (N,).\n" + EXIT_CODES_HELP,
+    )
     parser.add_argument("features", type=Path, metavar="FEATURES", help="the NPZ file of features (see below)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (must not exist or be an empty folder, not a link; default "
-                             "runs/measure-<time>); created only when the results are written")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (must not exist or be an empty folder, not a link; default "
+        "runs/measure-<time>); created only when the results are written",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -804,8 +949,10 @@ def _main(argv: list[str]) -> int:
         target = write(out, measurement, wall, str(ns.features))
     except OSError as err:
         out.discard()
-        warn(f"ufm.measure: error: argument --out: results not written ({os_problem(err, out.target)}; was it "
-             "taken during the run?); nothing left behind")
+        warn(
+            f"ufm.measure: error: argument --out: results not written ({os_problem(err, out.target)}; was it "
+            "taken during the run?); nothing left behind"
+        )
         return EXIT_NOT_WRITTEN
     except BaseException:
         out.discard()

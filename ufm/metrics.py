@@ -88,8 +88,12 @@ def frame_geometry(vectors: np.ndarray) -> dict:
     K = vectors.shape[0]
     cos = (vectors @ vectors.T) / np.outer(norms, norms)
     off = cos[~np.eye(K, dtype=bool)]
-    return {"equinorm": float(np.std(norms) / np.mean(norms)), "equiangular": float(np.std(off)),
-            "max_angle": float(np.mean(np.abs(off + 1.0 / (K - 1)))), "mean_cosine": float(np.mean(off))}
+    return {
+        "equinorm": float(np.std(norms) / np.mean(norms)),
+        "equiangular": float(np.std(off)),
+        "max_angle": float(np.mean(np.abs(off + 1.0 / (K - 1)))),
+        "mean_cosine": float(np.mean(off)),
+    }
 
 
 def nc3(W: np.ndarray, H: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
@@ -163,15 +167,19 @@ def peer_conventions(W: np.ndarray, b, H: np.ndarray, labels: np.ndarray, num_cl
     i, j = np.triu_indices(K, k=1)
     norms = np.linalg.norm(centred_nt, axis=1)
     cos = (centred_nt @ centred_nt.T) / np.outer(norms, norms)
-    rhubarbwu = {"nc1": nc1(H, labels, K, centre="class_means"),
-                 "nc2_gram_error": gram_etf_error(centred_rw, centred_rw),
-                 "nc3_gram_error": gram_etf_error(centred_rw, W),
-                 "nc4_agreement": 1.0 - nc4(W, 0.0, H, labels, K)}
-    nc_toolbox = {"nc1": nc1(H, labels, K, centre="samples"),
-                  "nc2_equinormness": float(np.mean(np.log(norms[i]) - np.log(norms[j]))),
-                  "nc2_equiangularity": float(np.mean(cos[i, j] + 1.0 / (K - 1))),
-                  "nc3": float(np.linalg.norm(W / np.linalg.norm(W) - centred_nt / np.linalg.norm(centred_nt))),
-                  "nc4_agreement": 1.0 - nc4(W, b, H, labels, K)}
+    rhubarbwu = {
+        "nc1": nc1(H, labels, K, centre="class_means"),
+        "nc2_gram_error": gram_etf_error(centred_rw, centred_rw),
+        "nc3_gram_error": gram_etf_error(centred_rw, W),
+        "nc4_agreement": 1.0 - nc4(W, 0.0, H, labels, K),
+    }
+    nc_toolbox = {
+        "nc1": nc1(H, labels, K, centre="samples"),
+        "nc2_equinormness": float(np.mean(np.log(norms[i]) - np.log(norms[j]))),
+        "nc2_equiangularity": float(np.mean(cos[i, j] + 1.0 / (K - 1))),
+        "nc3": float(np.linalg.norm(W / np.linalg.norm(W) - centred_nt / np.linalg.norm(centred_nt))),
+        "nc4_agreement": 1.0 - nc4(W, b, H, labels, K),
+    }
     return {"rhubarbwu": rhubarbwu, "nc_toolbox": nc_toolbox}
 
 

@@ -10,8 +10,9 @@ import platform
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +43,11 @@ class Report:
 
     def __repr__(self) -> str:
         verdict = "passed" if self.passed else f"{len(self.failed_checks)} check(s) failed"
-        return (f"Report({self.family}: {verdict}, {len(self.checks)} checks, "
-                f"{self.convergence.get('converged')}/{self.convergence.get('subproblems')} converged, "
-                f"arrays {sorted(self.arrays)})")
+        return (
+            f"Report({self.family}: {verdict}, {len(self.checks)} checks, "
+            f"{self.convergence.get('converged')}/{self.convergence.get('subproblems')} converged, "
+            f"arrays {sorted(self.arrays)})"
+        )
 
     def save(self, folder) -> Path:
         """Write summary.json, the arrays' NPZ and table.txt into ``folder`` (a new or empty folder; written
@@ -75,9 +78,15 @@ def versions() -> dict:
     import ufm
 
     return {
-        "ufm": ufm.__version__, "python": platform.python_version(), "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "optax": optax.__version__,
-        "backend": jax.default_backend(), "machine": platform.machine(),
+        "ufm": ufm.__version__,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "optax": optax.__version__,
+        "backend": jax.default_backend(),
+        "machine": platform.machine(),
     }
 
 
@@ -99,8 +108,10 @@ def render_table(report: Report, wall_seconds: float) -> str:
     for check in report.checks:
         tol = "-" if check.tol is None else f"{check.tol:.0e}"
         value = "-" if check.void is not None and not np.isfinite(check.value) else f"{check.value:9.2e}"
-        lines.append(f"{check.name:<{width}}  {value:>9}  {tol:>7}  {check.verdict}"
-                     + (f"  ({check.detail})" if check.detail else ""))
+        lines.append(
+            f"{check.name:<{width}}  {value:>9}  {tol:>7}  {check.verdict}"
+            + (f"  ({check.detail})" if check.detail else "")
+        )
     verdict = "ALL CHECKS PASS" if report.passed else f"{len(report.failed_checks)} CHECK(S) FAILED"
     lines.append(f"{verdict}   wall time {wall_seconds:.1f} s")
     return "\n".join(lines)

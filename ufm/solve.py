@@ -57,25 +57,49 @@ PROG = "python -m ufm.solve"
 
 
 def _common_parser(*, families_help: str = "") -> Parser:
-    parser = Parser(prog=PROG, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                    description="Solve an unconstrained-features model objective and check it against theory.",
-                    epilog=(families_help + "\n\n" if families_help else "") + EXIT_CODES_HELP)
+    parser = Parser(
+        prog=PROG,
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Solve an unconstrained-features model objective and check it against theory.",
+        epilog=(families_help + "\n\n" if families_help else "") + EXIT_CODES_HELP,
+    )
     parser.add_argument("-h", "--help", action="store_true", help="show this help (with --loss: that family's flags)")
     parser.add_argument("--loss", default=None, help="loss family (required): " + ", ".join(families.FAMILIES))
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (must not exist or be an empty folder, not a link; default "
-                             "runs/<loss>-<time>); created only when the results are written")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (must not exist or be an empty folder, not a link; default "
+        "runs/<loss>-<time>); created only when the results are written",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.add_argument("--max-memory", type=parse_size, default=None, dest="max_memory", metavar="SIZE",
-                        help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
-                             "estimated to need more is refused before it starts")
+    parser.add_argument(
+        "--max-memory",
+        type=parse_size,
+        default=None,
+        dest="max_memory",
+        metavar="SIZE",
+        help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
+        "estimated to need more is refused before it starts",
+    )
     cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--cache-dir", type=_folder, default=None, dest="cache_dir", metavar="DIR",
-                       help="folder of the persistent compilation cache, shared by runs: a repeated run loads its "
-                            f"compiled solves instead of compiling them (default ${CACHE_ENV}, else "
-                            "$XDG_CACHE_HOME/ufm/jax or ~/.cache/ufm/jax); created if missing")
-    cache.add_argument("--no-cache", action="store_true", dest="no_cache",
-                       help="no persistent compilation cache (compile everything, write nothing)")
+    cache.add_argument(
+        "--cache-dir",
+        type=_folder,
+        default=None,
+        dest="cache_dir",
+        metavar="DIR",
+        help="folder of the persistent compilation cache, shared by runs: a repeated run loads its "
+        f"compiled solves instead of compiling them (default ${CACHE_ENV}, else "
+        "$XDG_CACHE_HOME/ufm/jax or ~/.cache/ufm/jax); created if missing",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        dest="no_cache",
+        help="no persistent compilation cache (compile everything, write nothing)",
+    )
     return parser
 
 
@@ -151,8 +175,10 @@ def _refuse_over_budget(family, problem, max_memory: int | None) -> None:
     else:
         budget, why = max_memory, "--max-memory"
     if needed > budget:
-        raise UsageError(f"argument {flag_of(family, field)}: needs about {gib(needed)} (estimate), more than the "
-                         f"{gib(budget)} budget ({why})")
+        raise UsageError(
+            f"argument {flag_of(family, field)}: needs about {gib(needed)} (estimate), more than the "
+            f"{gib(budget)} budget ({why})"
+        )
 
 
 def parse(argv: list[str]):
@@ -162,8 +188,9 @@ def parse(argv: list[str]):
         if known.help:
             say(_common_parser(families_help=_families_help()).format_help())
             return None
-        raise UsageError(f"argument --loss is required; valid: {', '.join(families.FAMILIES)} "
-                         f"({PROG} --help describes them)")
+        raise UsageError(
+            f"argument --loss is required; valid: {', '.join(families.FAMILIES)} ({PROG} --help describes them)"
+        )
     if known.loss not in families.FAMILIES:
         raise UsageError(f"argument --loss: unknown loss {known.loss!r}; valid: {', '.join(families.FAMILIES)}")
     family = families.load(known.loss)
@@ -233,8 +260,10 @@ def _main(argv: list[str], program: bool) -> int:
         target = write_report(out, report, table, wall)
     except OSError as err:
         out.discard()
-        warn(f"ufm.solve: error: argument --out: results not written ({os_problem(err, out.target)}; was it "
-             "taken during the run?); nothing left behind")
+        warn(
+            f"ufm.solve: error: argument --out: results not written ({os_problem(err, out.target)}; was it "
+            "taken during the run?); nothing left behind"
+        )
         return EXIT_NOT_WRITTEN
     except BaseException:
         out.discard()

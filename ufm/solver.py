@@ -56,7 +56,8 @@ device holds 601 or more 10 x 10 Cholesky factorizations). Across hosts (``jax.d
 its own slice of a sweep on its local devices (README, "Benchmarks and scale-out").
 
 A backtracking line search accepts a step when the Armijo condition holds up to rounding of f or, once f no
-longer changes beyond rounding (where it cannot tell good steps from bad), when the step halves the gradient norm: this is what lets the polish reach the
+longer changes beyond rounding (where it cannot tell good steps from bad), when the step halves the gradient norm: this
+is what lets the polish reach the
 rounding floor instead of stalling where loss differences vanish in float64 (the failure of line-searched
 quasi-Newton methods near 1e-9).
 """
@@ -67,7 +68,8 @@ import dataclasses
 import functools
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -124,8 +126,12 @@ class SolverOptions:
 
 # What actually runs for one element (see :func:`linear_algebra`).
 STRUCTURED, DENSE_CHOLESKY, DENSE_EIGH, MATRIX_FREE, MATRIX_FREE_LANCZOS = (
-    "structured", "dense cholesky", "dense eigh (saddle-free)", "matrix-free CG",
-    "matrix-free CG + Lanczos curvature test")
+    "structured",
+    "dense cholesky",
+    "dense eigh (saddle-free)",
+    "matrix-free CG",
+    "matrix-free CG + Lanczos curvature test",
+)
 
 
 def dense_bytes(n_vars: int) -> int:
@@ -144,8 +150,7 @@ def linear_algebra(options: SolverOptions, n_vars: int, budget_bytes: int | None
     budget = memory_budget_bytes() if budget_bytes is None else int(budget_bytes)
     if options.newton_system is not None:
         return STRUCTURED
-    dense = (options.linear_solver != "cg" and n_vars <= options.dense_max_vars
-             and dense_bytes(n_vars) <= budget)
+    dense = options.linear_solver != "cg" and n_vars <= options.dense_max_vars and dense_bytes(n_vars) <= budget
     if dense:
         return DENSE_EIGH if options.linear_solver == "eigh" else DENSE_CHOLESKY
     return MATRIX_FREE_LANCZOS if options.tests_curvature else MATRIX_FREE
@@ -176,7 +181,8 @@ class Solution:
         """JSON-ready convergence report; ``failures`` counts each non-converged status by its message."""
         failures = {
             STATUS_MESSAGES[s]: int(np.sum(self.status == s))
-            for s in (MAX_STEPS, NONFINITE, STALLED, SADDLE) if np.any(self.status == s)
+            for s in (MAX_STEPS, NONFINITE, STALLED, SADDLE)
+            if np.any(self.status == s)
         }
         return {
             "subproblems": int(self.status.size),
@@ -292,22 +298,26 @@ def _lanczos_extremes(hvp, n, steps, active):
 
     zeros = jnp.zeros(steps, q0.dtype)
     used, V, alpha, beta, _, _ = jax.lax.while_loop(
-        cond, body, (0, jnp.zeros((steps, n), q0.dtype), zeros, zeros, q0, False))
+        cond, body, (0, jnp.zeros((steps, n), q0.dtype), zeros, zeros, q0, False)
+    )
     valid = jnp.arange(steps) < used
     top = jnp.max(jnp.where(valid, jnp.abs(alpha) + beta, 0.0))
     T = jnp.diag(jnp.where(valid, alpha, 2 * top + 1)) + jnp.diag(jnp.where(valid[1:], beta[:-1], 0.0), 1)
     theta, Y = jnp.linalg.eigh(T + jnp.triu(T, 1).T)
     v = V.T @ Y[:, 0]
     ran = active & (used > 0)
-    return (jnp.where(ran, theta[0], jnp.nan), v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(q0.dtype).tiny),
-            jnp.where(ran, jnp.max(jnp.abs(jnp.where(valid, theta, 0.0))), jnp.nan))
+    return (
+        jnp.where(ran, theta[0], jnp.nan),
+        v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(q0.dtype).tiny),
+        jnp.where(ran, jnp.max(jnp.abs(jnp.where(valid, theta, 0.0))), jnp.nan),
+    )
 
 
 class _Direction(NamedTuple):
-    p: jax.Array            # the Newton direction
-    min_eig: jax.Array      # smallest Hessian eigenvalue (nan where not known at this point)
-    escape: jax.Array       # unit eigenvector of min_eig, signed not to ascend (zeros where not known)
-    negative: jax.Array     # min_eig is clearly negative
+    p: jax.Array  # the Newton direction
+    min_eig: jax.Array  # smallest Hessian eigenvalue (nan where not known at this point)
+    escape: jax.Array  # unit eigenvector of min_eig, signed not to ascend (zeros where not known)
+    negative: jax.Array  # min_eig is clearly negative
     curvature_known: jax.Array  # min_eig was computed at this point
 
 
@@ -315,11 +325,10 @@ def _clearly_negative(min_eig, top):
     return min_eig < -NEGATIVE_CURVATURE * jnp.maximum(1.0, top)
 
 
-def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, active=True,
-                      fixed=None) -> _Direction:
+def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, active=True, fixed=None) -> _Direction:
     """The step of one element. ``fixed`` (bounded problems): variables held to a gradient step; the Hessian is
     reduced to the others (rows and columns of ``fixed`` replaced by the identity), so the step, the curvature
-    test and the escape direction live on the free variables (``g`` is then the projected gradient on them).""" 
+    test and the escape direction live on the free variables (``g`` is then the projected gradient on them)."""
     shift = opts.damping * jnp.linalg.norm(g)
     unknown = (jnp.asarray(jnp.nan, x.dtype), jnp.zeros_like(x), jnp.asarray(False), jnp.asarray(False))
     if algebra == STRUCTURED:
@@ -443,8 +452,9 @@ def _newton_step(fun, opts: SolverOptions, algebra: str, bound=None):
         else:  # projected Newton (Bertsekas 1982): Newton on the free variables, gradient steps on the fixed
             fixed = _fixed_set(s.x, s.g, bound)
             # free variables: Newton on the gradient; fixed ones: the projected gradient (they move to the bound)
-            direction = _newton_direction(fun, s.x, s.f, jnp.where(fixed, pg, s.g), args, opts, algebra, active,
-                                          fixed=fixed)
+            direction = _newton_direction(
+                fun, s.x, s.f, jnp.where(fixed, pg, s.g), args, opts, algebra, active, fixed=fixed
+            )
         p = direction.p
         # At the tolerance with a tiny Newton step, only the full step is tried: backtracking there (up to 60
         # halvings where f and the gradient sit at their rounding floor) cannot improve on "converged", and under
@@ -454,10 +464,12 @@ def _newton_step(fun, opts: SolverOptions, algebra: str, bound=None):
         done_but_polish = at_tolerance & (jnp.linalg.norm(p) <= xscale)
         # At the tolerance on clearly negative curvature (a saddle): step along its eigenvector instead.
         escaping = at_tolerance & direction.negative
-        newton_step, ok, ft, gt = _line_search(fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping,
-                                               bound)
-        t_e, ok_e, ft_e, gt_e = _escape_search(fun, s.x, s.f, direction.escape, direction.min_eig, args,
-                                               active & escaping, bound)
+        newton_step, ok, ft, gt = _line_search(
+            fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping, bound
+        )
+        t_e, ok_e, ft_e, gt_e = _escape_search(
+            fun, s.x, s.f, direction.escape, direction.min_eig, args, active & escaping, bound
+        )
         escape_step = t_e * direction.escape if bound is None else _project(s.x + t_e * direction.escape, bound) - s.x
         step_vector = jnp.where(escaping, escape_step, newton_step)
         ok = jnp.where(escaping, ok_e, ok)
@@ -560,8 +572,9 @@ def _executables(start, advance, progress, cache, x0, args, device):
 
 
 @functools.lru_cache(maxsize=64)
-def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding,
-                      bound_key=None):
+def _solver_functions(
+    fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding, bound_key=None
+):
     """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
     line's numbers) for one objective, options, parameter structure and output sharding, with a cache of their
     compiled executables by argument shapes."""
@@ -581,8 +594,9 @@ def _solver_functions(fun, options: SolverOptions, algebra, treedef, leaf_specs,
                 # every iterate; cheap steps far from the optimum), and projected Newton then polishes on x itself,
                 # where the reparametrisation's degeneracy at x = 0 (a quartic loss in y) is gone.
                 square = lambda y: jnp.where(bound, y * y, y)
-                y = _lbfgs_phase(lambda y, a: flat_fun(square(y), a), jnp.where(bound, jnp.sqrt(jnp.abs(x)), x),
-                                 args, options)
+                y = _lbfgs_phase(
+                    lambda y, a: flat_fun(square(y), a), jnp.where(bound, jnp.sqrt(jnp.abs(x)), x), args, options
+                )
                 x = square(y)
             x = _project(x, bound)
             f, g = jax.value_and_grad(flat_fun)(x, args)
@@ -662,8 +676,9 @@ def minimise(
     if nonnegative is not None:
         if options.newton_system is not None:
             raise ValueError("nonnegative bounds need the solver's own linear algebra, not a newton_system")
-        mask = jax.tree.map(lambda b, sub: jax.tree.map(lambda leaf: np.full(np.shape(leaf), bool(b)), sub),
-                            nonnegative, example)
+        mask = jax.tree.map(
+            lambda b, sub: jax.tree.map(lambda leaf: np.full(np.shape(leaf), bool(b)), sub), nonnegative, example
+        )
         bound_key = np.asarray(ravel_pytree(mask)[0], dtype=bool).tobytes()
     devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
@@ -672,24 +687,35 @@ def minimise(
         devices, parts = [None], [(x0, args)]
     key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, progress, unravel, executables = _solver_functions(
-        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None,
-        bound_key)
+        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None, bound_key
+    )
 
     # Compiled once per (objective, options, shapes, device): sweeps over values of the same shapes reuse it.
     # Compilation is explicit so that compilation and solve times are reported separately.
     t0 = time.perf_counter()
-    compiled = [_executables(start, advance, progress, executables, x, a, device)
-                for (x, a), device in zip(parts, devices)]
+    compiled = [
+        _executables(start, advance, progress, executables, x, a, device) for (x, a), device in zip(parts, devices)
+    ]
     compile_seconds = time.perf_counter() - t0
     # The compiled programs' own memory accounting (arguments, outputs and XLA's temporaries), read before
     # anything runs: the per-element estimate above chooses the chunks, this is what the programs will take.
     needed = sum(max(compiled_bytes(c) for c in programs[:2]) for programs in compiled)
     if needed > budget:
         if batch > 1:
-            log(f"[{options.label}] compiled solver needs {_size(needed)} for {batch} elements, over the "
-                f"{_size(budget)} budget: fewer elements at once")
-            return _in_chunks(fun, params0, args, args_axes, options, log, nonnegative,
-                              max(1, min(batch - 1, batch * budget // needed)))
+            log(
+                f"[{options.label}] compiled solver needs {_size(needed)} for {batch} elements, over the "
+                f"{_size(budget)} budget: fewer elements at once"
+            )
+            return _in_chunks(
+                fun,
+                params0,
+                args,
+                args_axes,
+                options,
+                log,
+                nonnegative,
+                max(1, min(batch - 1, batch * budget // needed)),
+            )
         raise MemoryBudgetExceeded(needed, budget, n_vars)
     # One device's program at a time on the CPU platform (see the module docstring: concurrent host devices can
     # deadlock in jaxlib's LAPACK kernels); elsewhere every device's program is dispatched before waiting.
@@ -710,8 +736,10 @@ def minimise(
         numbers = np.array([[np.asarray(v) for v in c[2](s)] for c, s in zip(compiled, states)])
         running_each = numbers[:, 0].astype(np.int64)
         running, max_loss, max_rel = int(np.sum(running_each)), np.max(numbers[:, 1]), np.max(numbers[:, 2])
-        log(f"[{options.label}] step {done_steps:4d}  running {running:6d}/{batch}  "
-            f"max loss {float(max_loss):.6e}  max rel grad {float(max_rel):.3e}")
+        log(
+            f"[{options.label}] step {done_steps:4d}  running {running:6d}/{batch}  "
+            f"max loss {float(max_loss):.6e}  max rel grad {float(max_rel):.3e}"
+        )
         if running == 0:
             break
         live = np.flatnonzero(running_each)  # a slice whose elements have all finished is left as it is
@@ -782,9 +810,20 @@ def _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chu
     for lo in range(0, batch, per_chunk):
         index = np.arange(lo, lo + per_chunk)
         index = np.where(index < batch, index, lo)
-        parts.append((min(per_chunk, batch - lo), minimise(
-            fun, jax.tree.map(lambda a: jnp.asarray(a)[index], params0), _take(args, args_axes, index),
-            args_axes=args_axes, options=options, log=log, nonnegative=nonnegative)))
+        parts.append(
+            (
+                min(per_chunk, batch - lo),
+                minimise(
+                    fun,
+                    jax.tree.map(lambda a: jnp.asarray(a)[index], params0),
+                    _take(args, args_axes, index),
+                    args_axes=args_axes,
+                    options=options,
+                    log=log,
+                    nonnegative=nonnegative,
+                ),
+            )
+        )
     return _concatenate(parts)
 
 
@@ -794,8 +833,9 @@ def _take(args, args_axes, index):
         return args
     if isinstance(args_axes, int):
         return jax.tree.map(lambda a: jnp.take(jnp.asarray(a), index, axis=args_axes), args)
-    return jax.tree.map(lambda axis, sub: sub if axis is None else _take(sub, axis, index), args_axes, args,
-                        is_leaf=lambda a: a is None)
+    return jax.tree.map(
+        lambda axis, sub: sub if axis is None else _take(sub, axis, index), args_axes, args, is_leaf=lambda a: a is None
+    )
 
 
 def _concatenate(parts) -> Solution:
@@ -804,13 +844,18 @@ def _concatenate(parts) -> Solution:
     cat = lambda get: np.concatenate([np.asarray(get(sol))[:k] for k, sol in parts])
     return dataclasses.replace(
         first,
-        params=jax.tree.map(lambda *a: jnp.concatenate([x[:k] for x, (k, _) in zip(a, parts)]),
-                            *[sol.params for _, sol in parts]),
-        loss=cat(lambda x: x.loss), grad_norm=cat(lambda x: x.grad_norm),
-        rel_grad_norm=cat(lambda x: x.rel_grad_norm), steps=cat(lambda x: x.steps),
-        status=cat(lambda x: x.status), min_eigenvalue=cat(lambda x: x.min_eigenvalue),
+        params=jax.tree.map(
+            lambda *a: jnp.concatenate([x[:k] for x, (k, _) in zip(a, parts)]), *[sol.params for _, sol in parts]
+        ),
+        loss=cat(lambda x: x.loss),
+        grad_norm=cat(lambda x: x.grad_norm),
+        rel_grad_norm=cat(lambda x: x.rel_grad_norm),
+        steps=cat(lambda x: x.steps),
+        status=cat(lambda x: x.status),
+        min_eigenvalue=cat(lambda x: x.min_eigenvalue),
         compile_seconds=sum(sol.compile_seconds for _, sol in parts),
-        solve_seconds=sum(sol.solve_seconds for _, sol in parts))
+        solve_seconds=sum(sol.solve_seconds for _, sol in parts),
+    )
 
 
 def element_bytes(n_vars: int, options: SolverOptions, algebra: str | None = None, tangent_bytes: int = 0) -> int:
@@ -845,8 +890,10 @@ class MemoryBudgetExceeded(MemoryError):
 
     def __init__(self, needed: int, budget: int, n_vars: int):
         self.needed, self.budget, self.n_vars = int(needed), int(budget), int(n_vars)
-        super().__init__(f"the compiled solver for one element of {n_vars} variables needs {_size(needed)}, more "
-                         f"than the {_size(budget)} memory budget")
+        super().__init__(
+            f"the compiled solver for one element of {n_vars} variables needs {_size(needed)}, more "
+            f"than the {_size(budget)} memory budget"
+        )
 
 
 def _size(n_bytes: int) -> str:
@@ -862,8 +909,9 @@ def compiled_bytes(executable) -> int:
         return 0
     if stats is None:  # pragma: no cover
         return 0
-    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-               - stats.alias_size_in_bytes)
+    return int(
+        stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes
+    )
 
 
 def memory_budget_bytes() -> int:

@@ -85,11 +85,14 @@ PROG = "python -m ufm.sweep"
 RESULTS, SUMMARY, POINTS = "results.csv", "summary.json", "points"
 KIND = "ufm.sweep"
 # Flags that say where and how a sweep runs, not what it computes: a resumed sweep may change them.
-NOT_IN_IDENTITY = frozenset({"out", "quiet", "limit", "cache_dir", "no_cache", "processes", "process_index",
-                             "coordinator", "local_processes"})
+NOT_IN_IDENTITY = frozenset(
+    {"out", "quiet", "limit", "cache_dir", "no_cache", "processes", "process_index", "coordinator", "local_processes"}
+)
 PROCESSES = "processes"  # DIR/processes/<index>/: the sweep folder of each process of a several-process sweep
-DESCRIPTION = ("Solve one family's problem over a grid of its flags' values, each configuration checked as "
-               "python -m ufm.solve checks one run; one row per configuration in DIR/results.csv.")
+DESCRIPTION = (
+    "Solve one family's problem over a grid of its flags' values, each configuration checked as "
+    "python -m ufm.solve checks one run; one row per configuration in DIR/results.csv."
+)
 SWEEP_HELP = """sweeping: any flag of the family takes a list or a range instead of one value:
   --C 3,10                     the listed values
   --lambda-H 1e-4:1e-1:30log   30 values evenly spaced in log (end points > 0)
@@ -99,8 +102,10 @@ exactly as a single python -m ufm.solve run; the same command with the same --ou
 
 exit codes: 0 every finished configuration passed; 1 one failed; 2 bad input (one line, nothing solved or
 written); 3 results could not be written (finished rows stay); 130 SIGINT, 143 SIGTERM (finished rows stay)."""
-OUT_HELP = ("the sweep's folder (required): new or empty, or the folder of an unfinished sweep of the same command, "
-            "which is then continued; results.csv, summary.json and with --save-arrays points/<index>/")
+OUT_HELP = (
+    "the sweep's folder (required): new or empty, or the folder of an unfinished sweep of the same command, "
+    "which is then continued; results.csv, summary.json and with --save-arrays points/<index>/"
+)
 
 
 def _sweep_help(parser) -> None:
@@ -122,22 +127,51 @@ def _positive_int(text: str) -> int:
 
 def _add_sweep_arguments(parser) -> None:
     group = parser.add_argument_group("sweep")
-    group.add_argument("--save-arrays", action="store_true", dest="save_arrays",
-                       help="write each configuration's summary.json, arrays and table.txt into DIR/points/<index>/")
-    group.add_argument("--limit", type=_positive_int, default=None, metavar="N",
-                       help="solve at most N configurations in this run (the same command continues the sweep)")
-    group.add_argument("--local-processes", type=_positive_int, default=1, metavar="P", dest="local_processes",
-                       help="start P processes of this sweep on this machine, each solving every P-th configuration "
-                            "on its local devices (default 1)")
-    group.add_argument("--processes", default=None, metavar="P",
-                       help="this process is one of P started by a launcher (an integer >= 1, or 'auto': read "
-                            "UFM_PROCESS_COUNT/UFM_PROCESS_INDEX, SLURM_NTASKS/SLURM_PROCID, "
-                            "OMPI_COMM_WORLD_SIZE/RANK or PMI_SIZE/RANK); with --process-index")
-    group.add_argument("--process-index", type=int, default=None, metavar="I", dest="process_index",
-                       help="this process's index, 0 <= I < P")
-    group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                       help="join JAX's multi-process runtime (jax.distributed.initialize) at this address; P and I "
-                            "then come from it where not given")
+    group.add_argument(
+        "--save-arrays",
+        action="store_true",
+        dest="save_arrays",
+        help="write each configuration's summary.json, arrays and table.txt into DIR/points/<index>/",
+    )
+    group.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="solve at most N configurations in this run (the same command continues the sweep)",
+    )
+    group.add_argument(
+        "--local-processes",
+        type=_positive_int,
+        default=1,
+        metavar="P",
+        dest="local_processes",
+        help="start P processes of this sweep on this machine, each solving every P-th configuration "
+        "on its local devices (default 1)",
+    )
+    group.add_argument(
+        "--processes",
+        default=None,
+        metavar="P",
+        help="this process is one of P started by a launcher (an integer >= 1, or 'auto': read "
+        "UFM_PROCESS_COUNT/UFM_PROCESS_INDEX, SLURM_NTASKS/SLURM_PROCID, "
+        "OMPI_COMM_WORLD_SIZE/RANK or PMI_SIZE/RANK); with --process-index",
+    )
+    group.add_argument(
+        "--process-index",
+        type=int,
+        default=None,
+        metavar="I",
+        dest="process_index",
+        help="this process's index, 0 <= I < P",
+    )
+    group.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="join JAX's multi-process runtime (jax.distributed.initialize) at this address; P and I "
+        "then come from it where not given",
+    )
 
 
 def _sweep_parser() -> Parser:
@@ -268,7 +302,7 @@ def plan(argv: list[str]) -> Plan | None:
     parser = _full_parser(family)
     found = occurrences(argv, parser)
     own = [occ for occ in found if occ.dest in SWEEP_DESTS]
-    options = _sweep_parser().parse_args([t for occ in own for t in argv[occ.start:occ.stop]])
+    options = _sweep_parser().parse_args([t for occ in own for t in argv[occ.start : occ.stop]])
     process = _process(options)
     common = {a.dest for a in solve_cli._common_parser()._actions} | SWEEP_DESTS
     axes, swept = [], []
@@ -286,8 +320,10 @@ def plan(argv: list[str]) -> Plan | None:
         swept.append(occ)
     size = sweeps.grid_size(axes)
     if size > sweeps.MAX_POINTS:
-        raise UsageError(f"argument {axes[0].flag}: the grid has {size} configurations, more than "
-                         f"{sweeps.MAX_POINTS}; sweep fewer values")
+        raise UsageError(
+            f"argument {axes[0].flag}: the grid has {size} configurations, more than "
+            f"{sweeps.MAX_POINTS}; sweep fewer values"
+        )
     base = _without(argv, swept + own)
     problems, run_options, ns = [], [], None
     for values in sweeps.grid(axes):
@@ -304,14 +340,44 @@ def plan(argv: list[str]) -> Plan | None:
         existing = None if options.local_processes > 1 else _inspect_out(ns.out, identity, len(problems))
         if options.local_processes > 1:
             _inspect_top(ns.out, identity)
-        return Plan(argv, identity, loss, family, axes, problems, run_options, ns.out, ns.quiet,
-                    options.save_arrays, options.limit, cache, existing, indices,
-                    local_processes=options.local_processes)
+        return Plan(
+            argv,
+            identity,
+            loss,
+            family,
+            axes,
+            problems,
+            run_options,
+            ns.out,
+            ns.quiet,
+            options.save_arrays,
+            options.limit,
+            cache,
+            existing,
+            indices,
+            local_processes=options.local_processes,
+        )
     _inspect_top(ns.out, identity)
     out = ns.out / PROCESSES / str(process[1])
-    return Plan(argv, identity, loss, family, axes, problems, run_options, out, ns.quiet, options.save_arrays,
-                options.limit, cache, _inspect_out(out, identity, len(problems)),
-                tuple(sweeps.process_share(indices, *process)), ns.out, process, coordinator=options.coordinator)
+    return Plan(
+        argv,
+        identity,
+        loss,
+        family,
+        axes,
+        problems,
+        run_options,
+        out,
+        ns.quiet,
+        options.save_arrays,
+        options.limit,
+        cache,
+        _inspect_out(out, identity, len(problems)),
+        tuple(sweeps.process_share(indices, *process)),
+        ns.out,
+        process,
+        coordinator=options.coordinator,
+    )
 
 
 SWEEP_DESTS = frozenset({"save_arrays", "limit", "local_processes", "processes", "process_index", "coordinator"})
@@ -321,8 +387,10 @@ def _process(options) -> tuple[int, int] | None:
     """(count, index) of this process in a several-process sweep, or None for one process; UsageError naming the
     flag on a bad value. With --coordinator, JAX's multi-process runtime is joined here and gives them."""
     if options.local_processes > 1 and (options.processes is not None or options.coordinator is not None):
-        raise UsageError("argument --local-processes: starts the processes itself; leave out --processes, "
-                         "--process-index and --coordinator")
+        raise UsageError(
+            "argument --local-processes: starts the processes itself; leave out --processes, "
+            "--process-index and --coordinator"
+        )
     count = index = None
     if options.processes == "auto":
         try:
@@ -330,8 +398,10 @@ def _process(options) -> tuple[int, int] | None:
         except ValueError as err:
             raise UsageError(f"argument --processes: auto: {err}") from None
         if found is None and options.coordinator is None:
-            raise UsageError("argument --processes: auto found none of "
-                             + ", ".join("/".join(pair) for pair in sweeps.LAUNCHER_ENVIRONMENT))
+            raise UsageError(
+                "argument --processes: auto found none of "
+                + ", ".join("/".join(pair) for pair in sweeps.LAUNCHER_ENVIRONMENT)
+            )
         count, index = found if found is not None else (None, None)
     elif options.processes is not None:
         try:
@@ -377,8 +447,9 @@ def _inspect_top(out: Path, identity: list[str]) -> None:
         raise UsageError(f"argument --out: {out} is not a folder")
     allowed = {PROCESSES, RESULTS, SUMMARY, MERGE_LOCK}
     if any(entry.name not in allowed and not entry.name.startswith(".") for entry in out.iterdir()):
-        raise UsageError(f"argument --out: {out} exists and is not the folder of a several-process sweep "
-                         "(never overwritten)")
+        raise UsageError(
+            f"argument --out: {out} exists and is not the folder of a several-process sweep (never overwritten)"
+        )
     summary = out / SUMMARY
     if summary.is_file():
         try:
@@ -386,8 +457,9 @@ def _inspect_top(out: Path, identity: list[str]) -> None:
         except (OSError, ValueError) as err:
             raise UsageError(f"argument --out: {summary} is not readable ({err})") from None
         if not isinstance(recorded, dict) or recorded.get("identity") != identity:
-            raise UsageError(f"argument --out: {out} holds a sweep of another command; give that command, or a "
-                             "new --out")
+            raise UsageError(
+                f"argument --out: {out} holds a sweep of another command; give that command, or a new --out"
+            )
 
 
 MERGE_LOCK = ".merge.lock"
@@ -414,8 +486,9 @@ def _inspect_out(out: Path, identity: list[str], size: int) -> Existing | None:
         raise UsageError(f"argument --out: {out} exists and is not empty (never overwritten)")
     if recorded.get("identity") != identity:
         was = " ".join(recorded.get("identity") or [])
-        raise UsageError(f"argument --out: {out} holds a sweep of another command ({PROG} {was}); give that "
-                         "command, or a new --out")
+        raise UsageError(
+            f"argument --out: {out} holds a sweep of another command ({PROG} {was}); give that command, or a new --out"
+        )
     try:
         indices = [int(row["index"]) for row in rows]
     except (KeyError, ValueError):
@@ -462,8 +535,7 @@ def _launch_local(p: Plan) -> int:
     count = p.local_processes
     drop = [occ for occ in occurrences(p.argv, _full_parser(p.family)) if occ.dest == "local_processes"]
     base = [sys.executable, "-m", "ufm.sweep", *_without(p.argv, drop), "--processes", str(count)]
-    children = [subprocess.Popen([*base, "--process-index", str(i)], stdin=subprocess.DEVNULL)
-                for i in range(count)]
+    children = [subprocess.Popen([*base, "--process-index", str(i)], stdin=subprocess.DEVNULL) for i in range(count)]
     try:
         codes = [child.wait() for child in children]
     except (Interrupted, KeyboardInterrupt) as err:
@@ -502,8 +574,9 @@ def _summary(p: Plan, rows: list[dict], status: str, this_run: dict) -> dict:
     from ufm.report import versions
 
     failed = sorted(int(row["index"]) for row in rows if row.get("passed") != "True")
-    columns = sweeps.boolean_columns(rows) + [name for name in (rows[0] if rows else {})
-                                              if name.startswith(sweeps.VERDICT)]
+    columns = sweeps.boolean_columns(rows) + [
+        name for name in (rows[0] if rows else {}) if name.startswith(sweeps.VERDICT)
+    ]
     groups = sweeps.by_shape(p.problems)
     return {
         "kind": KIND,
@@ -518,8 +591,7 @@ def _summary(p: Plan, rows: list[dict], status: str, this_run: dict) -> dict:
         "failed": failed,
         "results": RESULTS,
         "arrays": f"{POINTS}/<index>/" if p.save_arrays else None,
-        "shape_groups": [{"shape": dict(sweeps.shape_key(p.problems[g[0]])), "configurations": len(g)}
-                         for g in groups],
+        "shape_groups": [{"shape": dict(sweeps.shape_key(p.problems[g[0]])), "configurations": len(g)} for g in groups],
         "changes": sweeps.changes(rows, p.axes, columns),
         "last_run": this_run,
         "versions": versions(),
@@ -534,8 +606,9 @@ def _write_summary(path: Path, summary: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _write_point(p: Plan, index: int, report, seconds: float, row: dict, header: list[str] | None,
-                 first_summary) -> list[str]:
+def _write_point(
+    p: Plan, index: int, report, seconds: float, row: dict, header: list[str] | None, first_summary
+) -> list[str]:
     """Write one finished configuration: its arrays (if asked), then its row. The first configuration of a new
     sweep creates the folder in one step (summary.json, results.csv and its arrays staged and renamed into place);
     later ones commit their arrays folder, then append the row. Returns the table's header."""
@@ -578,8 +651,10 @@ def run(p: Plan) -> int:
     total = len(p.indices)
     if not p.quiet:
         who = f" (process {p.process[1]} of {p.process[0]})" if p.process else ""
-        warn(f"ufm.sweep {p.loss}{who}: {total} configurations in {len(groups)} shape group(s); {len(finished)} "
-             f"finished before, {len(todo)} to solve now -> {p.out}")
+        warn(
+            f"ufm.sweep {p.loss}{who}: {total} configurations in {len(groups)} shape group(s); {len(finished)} "
+            f"finished before, {len(todo)} to solve now -> {p.out}"
+        )
     if p.top is not None:  # several processes: their folders' parent exists before any of them writes
         (p.top / PROCESSES).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -602,15 +677,18 @@ def run(p: Plan) -> int:
                 row = sweeps.point_row(index, p.problems[index], report, seconds, compilations)
                 pending = rows + [{k: sweeps.cell(v) for k, v in row.items()}]
                 so_far = {"solved": solved + 1, "seconds": time.perf_counter() - t0, "compilations": counter.count}
-                header = _write_point(p, index, report, seconds, row, header,
-                                      functools.partial(_summary, p, pending, "running", so_far))
+                header = _write_point(
+                    p, index, report, seconds, row, header, functools.partial(_summary, p, pending, "running", so_far)
+                )
                 rows, solved = pending, solved + 1
                 if not p.quiet:
                     elapsed = time.perf_counter() - t0
                     left = elapsed / solved * (len(todo) - solved)
                     verdict = "PASS" if report.passed else f"FAIL ({len(report.failed_checks)} checks)"
-                    warn(f"ufm.sweep: [{len(rows)}/{total}] #{index} {_label(p.axes, values[index])}: {verdict}  "
-                         f"{seconds:.2f} s, {compilations} compilations; elapsed {elapsed:.1f} s, ~{left:.0f} s left")
+                    warn(
+                        f"ufm.sweep: [{len(rows)}/{total}] #{index} {_label(p.axes, values[index])}: {verdict}  "
+                        f"{seconds:.2f} s, {compilations} compilations; elapsed {elapsed:.1f} s, ~{left:.0f} s left"
+                    )
         except Interrupted as sig:
             stopped, code = f"interrupted ({sig.name})", sig.exit_code
         except MemoryBudgetExceeded as err:
@@ -620,16 +698,22 @@ def run(p: Plan) -> int:
     wall = time.perf_counter() - t0
     if (p.out / RESULTS).is_file():  # the table is the record (a signal may land between a write and its count)
         rows = sweeps.read_table(p.out / RESULTS)[1]
-    this_run = {"solved": solved, "seconds": wall, "compilations": counter.count,
-                "compilations_first_of_each_shape_group": first_compilations,  # the first solved in this run
-                "compilations_other_configurations": other_compilations}
+    this_run = {
+        "solved": solved,
+        "seconds": wall,
+        "compilations": counter.count,
+        "compilations_first_of_each_shape_group": first_compilations,  # the first solved in this run
+        "compilations_other_configurations": other_compilations,
+    }
     status = "complete" if len(rows) == total else "incomplete"
     if rows:
         try:
             _write_summary(p.out / SUMMARY, _summary(p, rows, status, this_run))
         except OSError as err:
-            stopped, code = (f"error: argument --out: summary not written ({os_problem(err, p.out / SUMMARY)})",
-                             code or EXIT_NOT_WRITTEN)
+            stopped, code = (
+                f"error: argument --out: summary not written ({os_problem(err, p.out / SUMMARY)})",
+                code or EXIT_NOT_WRITTEN,
+            )
     if p.top is not None and stopped is None:
         try:
             _merge(p, this_run)
@@ -654,8 +738,11 @@ def _merge(p: Plan, this_run: dict) -> None:
     assert p.top is not None
     with open(p.top / MERGE_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        tables = [sweeps.read_table(folder / RESULTS) for folder in sorted((p.top / PROCESSES).iterdir())
-                  if folder.name.isdigit() and (folder / RESULTS).is_file()]
+        tables = [
+            sweeps.read_table(folder / RESULTS)
+            for folder in sorted((p.top / PROCESSES).iterdir())
+            if folder.name.isdigit() and (folder / RESULTS).is_file()
+        ]
         header, rows = sweeps.merge_tables(tables)
         if not rows:
             return
@@ -663,26 +750,36 @@ def _merge(p: Plan, this_run: dict) -> None:
         whole = dataclasses.replace(p, out=p.top, indices=tuple(range(len(p.problems))))
         status = "complete" if len(rows) == len(p.problems) else "incomplete"
         summary = _summary(whole, rows, status, this_run)
-        summary["processes"] = {"count": p.process[0], "folders": f"{PROCESSES}/<index>/",
-                                "arrays": f"{PROCESSES}/<index>/{POINTS}/<configuration>/" if p.save_arrays else None}
+        summary["processes"] = {
+            "count": p.process[0],
+            "folders": f"{PROCESSES}/<index>/",
+            "arrays": f"{PROCESSES}/<index>/{POINTS}/<configuration>/" if p.save_arrays else None,
+        }
         _write_summary(p.top / SUMMARY, summary)
 
 
 def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict) -> int:
     total = len(p.indices)
     failed = [row["index"] for row in rows if row.get("passed") != "True"]
-    lines = [(f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
-              f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed"),
-             (f"compilations in this run: {this_run['compilations']} (first configuration solved of each shape "
-              f"group {this_run['compilations_first_of_each_shape_group']}, the others "
-              f"{this_run['compilations_other_configurations']})")]
+    lines = [
+        (
+            f"ufm.sweep {p.loss}: {len(rows)} of {total} configurations finished ({solved} in this run, "
+            f"{wall:.1f} s); {len(rows) - len(failed)} passed, {len(failed)} failed"
+        ),
+        (
+            f"compilations in this run: {this_run['compilations']} (first configuration solved of each shape "
+            f"group {this_run['compilations_first_of_each_shape_group']}, the others "
+            f"{this_run['compilations_other_configurations']})"
+        ),
+    ]
     # the verdict and the family's own flags (numbers such as zero_solution); summary.json lists every change
     shown = [name for name in sweeps.boolean_columns(rows) if name == "passed" or name.startswith("numbers.")]
     for change in sweeps.changes(rows, p.axes, shown)[:20]:
         fixed = "".join(f" {flag}={_short(value)}" for flag, value in change["fixed"].items())
-        lines.append(f"{change['column']}: {change['from']} -> {change['to']} between {change['axis']} = "
-                     f"{_short(change['between'][0])} and {_short(change['between'][1])}"
-                     + (f" (at{fixed})" if fixed else ""))
+        lines.append(
+            f"{change['column']}: {change['from']} -> {change['to']} between {change['axis']} = "
+            f"{_short(change['between'][0])} and {_short(change['between'][1])}" + (f" (at{fixed})" if fixed else "")
+        )
     if len(rows) < total:
         lines.append(f"{total - len(rows)} configurations left: the same command continues the sweep")
     lines.append(f"results: {p.out / RESULTS}")
@@ -690,8 +787,10 @@ def _report(p: Plan, rows: list[dict], solved: int, wall: float, this_run: dict)
         lines.append(f"merged with the other processes' tables: {p.top / RESULTS}")
     say("\n".join(lines))
     if failed:
-        warn(f"ufm.sweep: FAILED at configuration(s) {', '.join(failed[:20])}{', ...' if len(failed) > 20 else ''} "
-             f"(results.csv: passed = False)")
+        warn(
+            f"ufm.sweep: FAILED at configuration(s) {', '.join(failed[:20])}{', ...' if len(failed) > 20 else ''} "
+            f"(results.csv: passed = False)"
+        )
         return EXIT_FAILED
     return EXIT_OK
 

@@ -96,8 +96,10 @@ def expand_spec(spec: str, *, integer: bool = False) -> tuple[str, ...]:
         if integer:
             rounded = np.round(grid)
             if np.any(np.abs(grid - rounded) > _INTEGER_RTOL * np.maximum(1.0, np.abs(grid))):
-                raise SpecError(f"{spec!r} gives non-integer values for an integer flag "
-                                f"({', '.join(f'{v:g}' for v in grid[:4])}{', ...' if count > 4 else ''})")
+                raise SpecError(
+                    f"{spec!r} gives non-integer values for an integer flag "
+                    f"({', '.join(f'{v:g}' for v in grid[:4])}{', ...' if count > 4 else ''})"
+                )
             values = tuple(str(int(v)) for v in rounded)
         else:
             values = tuple(repr(float(v)) for v in grid)
@@ -130,8 +132,11 @@ def grid_size(axes: list[Axis]) -> int:
 def shape_key(problem) -> tuple:
     """The problem's fields that are not floats (sizes, counts, variants, seeds): configurations that agree on
     them have the same array shapes and solver options, so they run one compiled program with new data."""
-    return tuple((field.name, getattr(problem, field.name)) for field in dataclasses.fields(problem)
-                 if not isinstance(getattr(problem, field.name), float))
+    return tuple(
+        (field.name, getattr(problem, field.name))
+        for field in dataclasses.fields(problem)
+        if not isinstance(getattr(problem, field.name), float)
+    )
 
 
 def by_shape(problems: list) -> list[list[int]]:
@@ -165,8 +170,14 @@ def point_row(index: int, problem, report, seconds: float, compilations: int) ->
     """One configuration's row: its index, the problem's fields, the verdict (``passed``, ``failed_checks``), the
     wall time and the compilations it caused, the scalar convergence record (``convergence.*``), every check's
     value and verdict (``value: NAME``, ``verdict: NAME``) and every scalar number (``numbers.*``)."""
-    row = {"index": index, **flatten("", dataclasses.asdict(problem)), "passed": report.passed,
-           "failed_checks": len(report.failed_checks), "seconds": seconds, "compilations": compilations}
+    row = {
+        "index": index,
+        **flatten("", dataclasses.asdict(problem)),
+        "passed": report.passed,
+        "failed_checks": len(report.failed_checks),
+        "seconds": seconds,
+        "compilations": compilations,
+    }
     row.update({k: v for k, v in flatten("convergence.", report.convergence).items() if not isinstance(v, str)})
     seen: dict[str, int] = {}
     for check in report.checks:
@@ -241,7 +252,7 @@ def append_row(path: Path, header: list[str] | None, row: dict) -> list[str]:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
     finally:
         os.close(fd)
     return header
@@ -281,10 +292,16 @@ def changes(rows: list[dict], axes: list[Axis], columns: list[str]) -> list[dict
             for column in columns:
                 for before, after in itertools.pairwise(line):
                     if before.get(column, "") != after.get(column, ""):
-                        out.append({"column": column, "axis": axis.flag,
-                                    "between": [as_value(before[axis.dest]), as_value(after[axis.dest])],
-                                    "from": as_value(before.get(column, "")), "to": as_value(after.get(column, "")),
-                                    "fixed": {a.flag: as_value(v) for a, v in zip(others, fixed)}})
+                        out.append(
+                            {
+                                "column": column,
+                                "axis": axis.flag,
+                                "between": [as_value(before[axis.dest]), as_value(after[axis.dest])],
+                                "from": as_value(before.get(column, "")),
+                                "to": as_value(after.get(column, "")),
+                                "fixed": {a.flag: as_value(v) for a, v in zip(others, fixed)},
+                            }
+                        )
     return out
 
 
@@ -337,8 +354,12 @@ def counting_compilations():
 # lock order comes after every process has finished its share, so it sees every row: no process waits for another.
 
 # (count, index) variables that launchers set, in the order they are looked for: ufm's own, SLURM, Open MPI, PMI.
-LAUNCHER_ENVIRONMENT = (("UFM_PROCESS_COUNT", "UFM_PROCESS_INDEX"), ("SLURM_NTASKS", "SLURM_PROCID"),
-                        ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"), ("PMI_SIZE", "PMI_RANK"))
+LAUNCHER_ENVIRONMENT = (
+    ("UFM_PROCESS_COUNT", "UFM_PROCESS_INDEX"),
+    ("SLURM_NTASKS", "SLURM_PROCID"),
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+    ("PMI_SIZE", "PMI_RANK"),
+)
 
 
 def launcher_process(environ) -> tuple[int, int] | None:
@@ -349,8 +370,9 @@ def launcher_process(environ) -> tuple[int, int] | None:
             try:
                 return int(environ[count_key]), int(environ[index_key])
             except ValueError:
-                raise ValueError(f"{count_key}={environ[count_key]!r}, {index_key}={environ[index_key]!r}: "
-                                 "not integers") from None
+                raise ValueError(
+                    f"{count_key}={environ[count_key]!r}, {index_key}={environ[index_key]!r}: not integers"
+                ) from None
     return None
 
 

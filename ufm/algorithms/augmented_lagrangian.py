@@ -77,9 +77,19 @@ class OuterResult(NamedTuple):
     rounding_floor: dict
 
 
-def minimise_constrained(lagrangian: Callable, params: Any, data: Any, *, constraint: Callable, objective: Callable,
-                         schedule: Schedule, options: SolverOptions, args_axes: Any, label: str = "al",
-                         progress: bool = False) -> OuterResult:
+def minimise_constrained(
+    lagrangian: Callable,
+    params: Any,
+    data: Any,
+    *,
+    constraint: Callable,
+    objective: Callable,
+    schedule: Schedule,
+    options: SolverOptions,
+    args_axes: Any,
+    label: str = "al",
+    progress: bool = False,
+) -> OuterResult:
     """Minimise every restart of ``params`` subject to ``constraint(params) <= 0`` by the augmented Lagrangian.
 
     Args:
@@ -109,9 +119,16 @@ def minimise_constrained(lagrangian: Callable, params: Any, data: Any, *, constr
         inner = (data._replace(multipliers=jnp.asarray(nu), rho=jnp.asarray(rho)), jnp.asarray(units))
         sol = minimise(lagrangian, params, inner, args_axes=args_axes, options=inner_options)
         sol, floor = accept_gradient_floor(
-            sol, lagrangian, None,
-            lambda i, nu=nu, rho=rho, units=units: (data._replace(multipliers=jnp.asarray(nu[i]), rho=jnp.asarray(rho)),
-                                       jnp.asarray(units)), options=options, rtol=schedule.floor_rtol)
+            sol,
+            lagrangian,
+            None,
+            lambda i, nu=nu, rho=rho, units=units: (
+                data._replace(multipliers=jnp.asarray(nu[i]), rho=jnp.asarray(rho)),
+                jnp.asarray(units),
+            ),
+            options=options,
+            rtol=schedule.floor_rtol,
+        )
         params = sol.params
         inner_steps = inner_steps + sol.steps
         c, scale = constraint(params)
@@ -120,8 +137,12 @@ def minimise_constrained(lagrangian: Callable, params: Any, data: Any, *, constr
         done = sol.converged & (residual <= schedule.tol)
         worst = float(np.max(np.where(done, 0.0, residual)))
         if progress:
-            print(f"[{label}] outer {step:2d}  rho {rho:8.2e}  max residual {float(residual.max()):.3e}  finished "
-                  f"{int(done.sum())}/{R}  inner rel grad {np.max(sol.rel_grad_norm):.2e}", file=sys.stderr, flush=True)
+            print(
+                f"[{label}] outer {step:2d}  rho {rho:8.2e}  max residual {float(residual.max()):.3e}  finished "
+                f"{int(done.sum())}/{R}  inner rel grad {np.max(sol.rel_grad_norm):.2e}",
+                file=sys.stderr,
+                flush=True,
+            )
         if done.all():
             break
         if step == 0:

@@ -17,8 +17,9 @@ import numpy as np
 from ufm.solver import Solution, SolverOptions, minimise
 
 
-def solve_relative_to_loss(fun, params, data, evaluate, *, options: SolverOptions, nonnegative=None,
-                           max_passes: int = 8, margin: float = 8.0) -> tuple[Solution, float]:
+def solve_relative_to_loss(
+    fun, params, data, evaluate, *, options: SolverOptions, nonnegative=None, max_passes: int = 8, margin: float = 8.0
+) -> tuple[Solution, float]:
     """Minimise ``fun(params, (data, s))`` (= f / s) by passes of one compiled solve (see the module docstring).
 
     Args:

@@ -41,8 +41,9 @@ def _accept(sol: Solution, accepted: dict) -> tuple[Solution, dict]:
     return dataclasses.replace(sol, status=status), accepted
 
 
-def accept_gradient_floor(sol: Solution, fun, args, args_of=None, *, options: SolverOptions,
-                          rtol: float) -> tuple[Solution, dict]:
+def accept_gradient_floor(
+    sol: Solution, fun, args, args_of=None, *, options: SolverOptions, rtol: float
+) -> tuple[Solution, dict]:
     """Accept every element that STALLED with relative gradient <= ``rtol``, no clearly negative curvature
     (``ufm.solver.extreme_eigenvalues`` with ``options``) and a gradient norm below ``sqrt(2 lambda_max
     delta_f)``.

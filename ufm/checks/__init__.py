@@ -43,7 +43,7 @@ class Check:
             object.__setattr__(self, "detail", f"{note}; {self.detail}" if self.detail else note)
 
     @classmethod
-    def undefined(cls, name: str, reason: str) -> "Check":
+    def undefined(cls, name: str, reason: str) -> Check:
         """A check that is undefined here (reported as VOID with its reason, never graded)."""
         return cls(name, float("nan"), None, reason, void=reason)
 
@@ -64,8 +64,14 @@ class Check:
         return Verdict.PASS if self.passed else Verdict.FAIL
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "tol": self.tol, "verdict": self.verdict.value,
-                "detail": self.detail, "void": self.void}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "tol": self.tol,
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "void": self.void,
+        }
 
 
 def void_unless(check: Check, defined: bool, reason: str) -> Check:

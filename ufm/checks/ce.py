@@ -43,12 +43,15 @@ CRITICAL_TOL = 1e-10
 GEOMETRY_TOL = 1e-8
 ZERO_TOL = 1e-6
 
-GEOMETRY = ("NC1 within-class spread max ||h_ki - h_k|| / max ||h_k|| (rel)",
-            "NC2 W W^T = closed-form simplex ETF Gram (rel)",
-            "NC2 class-mean Gram = closed-form simplex ETF Gram (rel)",
-            "NC3 W = sqrt(n lambda_H/lambda_W) M (rel)",
-            "margin z_y - max_j z_j = K t*/(K-1), every sample (rel)",
-            "||W||_F = closed form (rel)", "||H||_F = closed form (rel)")
+GEOMETRY = (
+    "NC1 within-class spread max ||h_ki - h_k|| / max ||h_k|| (rel)",
+    "NC2 W W^T = closed-form simplex ETF Gram (rel)",
+    "NC2 class-mean Gram = closed-form simplex ETF Gram (rel)",
+    "NC3 W = sqrt(n lambda_H/lambda_W) M (rel)",
+    "margin z_y - max_j z_j = K t*/(K-1), every sample (rel)",
+    "||W||_F = closed form (rel)",
+    "||H||_F = closed form (rel)",
+)
 SCALE_FREE = (0, 3)  # NC1 spread and the NC3 ratio do not change when W and H are rescaled together
 
 
@@ -102,8 +105,9 @@ def zero_radius(t: dict, K: int, n: int, grad_norm: float) -> float:
     return min(grad_norm / A if A > 0 else math.inf, (grad_norm / B) ** (1.0 / 3.0))
 
 
-def solution_checks(problem, W: np.ndarray, H: np.ndarray, b: np.ndarray, objective: float, t: dict,
-                    grad_norm: float = 0.0):
+def solution_checks(
+    problem, W: np.ndarray, H: np.ndarray, b: np.ndarray, objective: float, t: dict, grad_norm: float = 0.0
+):
     """Checks of a solution ``(W, H, b)`` with objective value ``objective`` against the closed form ``t``
     (``ufm.theory.ce.optimum``); ``grad_norm``: the solver's gradient norm there (balanced coordinates), whose
     :func:`scale_error` floors the tolerance of the scale-dependent checks. Returns (checks, numbers)."""
@@ -114,44 +118,90 @@ def solution_checks(problem, W: np.ndarray, H: np.ndarray, b: np.ndarray, object
     zero_tol = max(ZERO_TOL, 2 * zero_radius(t, K, problem.n, grad_norm))  # twice the first-order bound
     solver_zero = size <= zero_tol
     zero = solver_zero or t["zero"]
-    out = [Check("objective = closed form (rel)", rel(objective, t["objective"]), OBJECTIVE_TOL,
-                 f"solver {objective:.15g}, closed form {t['objective']:.15g}"
-                 + (" = log K (W = H = 0)" if t["zero"] else ""))]
+    out = [
+        Check(
+            "objective = closed form (rel)",
+            rel(objective, t["objective"]),
+            OBJECTIVE_TOL,
+            f"solver {objective:.15g}, closed form {t['objective']:.15g}"
+            + (" = log K (W = H = 0)" if t["zero"] else ""),
+        )
+    ]
     if zero:
-        out.append(Check("zero solution: solver and closed form agree (0 = yes)", float(solver_zero != t["zero"]),
-                         0.0, f"largest balanced norm {size:.3g} (zero below {zero_tol:.2g}); closed form "
-                              f"{'W = H = 0' if t['zero'] else 'nonzero'} (rho = {t['rho']:.6g})"))
-        out.append(Check("W = H = 0: largest balanced norm (abs)", size, zero_tol,
-                         "tol: 2 x bound from the gradient (degenerate at rho = 1)" if zero_tol > ZERO_TOL else ""))
+        out.append(
+            Check(
+                "zero solution: solver and closed form agree (0 = yes)",
+                float(solver_zero != t["zero"]),
+                0.0,
+                f"largest balanced norm {size:.3g} (zero below {zero_tol:.2g}); closed form "
+                f"{'W = H = 0' if t['zero'] else 'nonzero'} (rho = {t['rho']:.6g})",
+            )
+        )
+        out.append(
+            Check(
+                "W = H = 0: largest balanced norm (abs)",
+                size,
+                zero_tol,
+                "tol: 2 x bound from the gradient (degenerate at rho = 1)" if zero_tol > ZERO_TOL else "",
+            )
+        )
     m = margins(Z, labels)
-    spread = float(np.max(np.linalg.norm(H - means[labels], axis=1)) / max(np.max(np.linalg.norm(means, axis=1)),
-                                                                            1e-300))
+    spread = float(
+        np.max(np.linalg.norm(H - means[labels], axis=1)) / max(np.max(np.linalg.norm(means, axis=1)), 1e-300)
+    )
     void = f"W = H = 0 ({'closed form' if t['zero'] else 'solver'}): the geometry of a zero point is undefined"
     if zero:
         out += [Check.undefined(name, void) for name in GEOMETRY]
     else:
-        values = [spread, rel(W @ W.T, t["WWt"]), rel(means @ means.T, t["MMt"]), rel(W, t["ratio"] * means),
-                  float(np.max(np.abs(m - t["margin"]))) / t["margin"],
-                  rel(np.linalg.norm(W), t["W_norm"]), rel(np.linalg.norm(H), t["H_norm"])]
-        details = [f"Papyan NC1 {metrics.nc1(H, labels, K):.3g}", "", "", f"ratio {t['ratio']:.6g}",
-                   f"closed form {t['margin']:.12g}; wrong-class probability {t['p']:.6g}", f"{t['W_norm']:.12g}",
-                   f"{t['H_norm']:.12g}"]
+        values = [
+            spread,
+            rel(W @ W.T, t["WWt"]),
+            rel(means @ means.T, t["MMt"]),
+            rel(W, t["ratio"] * means),
+            float(np.max(np.abs(m - t["margin"]))) / t["margin"],
+            rel(np.linalg.norm(W), t["W_norm"]),
+            rel(np.linalg.norm(H), t["H_norm"]),
+        ]
+        details = [
+            f"Papyan NC1 {metrics.nc1(H, labels, K):.3g}",
+            "",
+            "",
+            f"ratio {t['ratio']:.6g}",
+            f"closed form {t['margin']:.12g}; wrong-class probability {t['p']:.6g}",
+            f"{t['W_norm']:.12g}",
+            f"{t['H_norm']:.12g}",
+        ]
         floor = scale_error(t, K, problem.n, grad_norm)
         tols = [GEOMETRY_TOL if i in SCALE_FREE else max(GEOMETRY_TOL, floor) for i in range(len(GEOMETRY))]
-        details = [dt if tol == GEOMETRY_TOL else "; ".join(filter(None, [dt, f"tol: scale error bound {floor:.2g}"]))
-                   for dt, tol in zip(details, tols)]
+        details = [
+            dt if tol == GEOMETRY_TOL else "; ".join(filter(None, [dt, f"tol: scale error bound {floor:.2g}"]))
+            for dt, tol in zip(details, tols)
+        ]
         out += [Check(name, v, tol, dt) for name, v, tol, dt in zip(GEOMETRY, values, tols, details)]
     if problem.bias != "none":
         # b ~ 1 is an exact Hessian eigenvector of eigenvalue lambda_b (CE is shift-invariant), so a point of
         # gradient norm g has its constant bias within ~g / lambda_b; twice that first-order bound floors the
         # tolerance (K = 5, n = 3, d = 4, decays 0.3, lambda_b = 1e-9: max |b_k| = 1.4e-8 at g ~ 1e-17)
         tol = max(GEOMETRY_TOL, 2 * grad_norm / problem.lambda_b)
-        out.append(Check("bias b = 0 (abs, max |b_k|)", float(np.max(np.abs(b))), tol,
-                         f"lambda_b = {problem.lambda_b:g}" + (f"; tol: 2 ||grad|| / lambda_b = {tol:.2g}"
-                                                              if tol > GEOMETRY_TOL else "")))
-    numbers = {"objective": objective, "zero_solution": bool(zero), "balanced_norm": size,
-               "W_norm": float(np.linalg.norm(W)), "H_norm": float(np.linalg.norm(H)),
-               "margin_min": float(m.min()), "margin_max": float(m.max()), "nc1_spread": spread}
+        out.append(
+            Check(
+                "bias b = 0 (abs, max |b_k|)",
+                float(np.max(np.abs(b))),
+                tol,
+                f"lambda_b = {problem.lambda_b:g}"
+                + (f"; tol: 2 ||grad|| / lambda_b = {tol:.2g}" if tol > GEOMETRY_TOL else ""),
+            )
+        )
+    numbers = {
+        "objective": objective,
+        "zero_solution": bool(zero),
+        "balanced_norm": size,
+        "W_norm": float(np.linalg.norm(W)),
+        "H_norm": float(np.linalg.norm(H)),
+        "margin_min": float(m.min()),
+        "margin_max": float(m.max()),
+        "nc1_spread": spread,
+    }
     return out, numbers
 
 
@@ -162,17 +212,31 @@ def closed_form_point_checks(f_point: float, grad: np.ndarray, grad_fit: np.ndar
     both parts vanish and the bias gradient is the rounding of that mean (without it: ratio 1 at lambda_b = 0.1)."""
     scale = float(np.linalg.norm(grad_fit) + np.linalg.norm(grad - grad_fit)) + 1.0 / math.sqrt(N)
     g = float(np.linalg.norm(grad)) / scale
-    return [Check("closed-form point's objective = formula (rel)", rel(f_point, t["objective"]), POINT_TOL,
-                  f"point {f_point:.15g}"),
-            Check("closed-form point is critical (||grad|| / its cancelling parts)", g, CRITICAL_TOL)]
+    return [
+        Check(
+            "closed-form point's objective = formula (rel)",
+            rel(f_point, t["objective"]),
+            POINT_TOL,
+            f"point {f_point:.15g}",
+        ),
+        Check("closed-form point is critical (||grad|| / its cancelling parts)", g, CRITICAL_TOL),
+    ]
 
 
 def restart_checks(losses: np.ndarray, t: dict, K: int) -> list[Check]:
     """No restart ends below the closed form (beyond OBJECTIVE_TOL, relative); the best is not above the known
     critical point W = H = 0 (objective log K; beyond rounding)."""
     lowest = float(np.min(losses))
-    return [Check("no restart below the closed form (rel)", max(0.0, (t["objective"] - lowest) / t["objective"]),
-                  OBJECTIVE_TOL, f"end objectives {np.array2string(losses, precision=12)}"),
-            Check("best restart not above the critical point W = H = 0, f = log K (rel)",
-                  max(0.0, (lowest - math.log(K)) / math.log(K)), OBJECTIVE_TOL)]
-
+    return [
+        Check(
+            "no restart below the closed form (rel)",
+            max(0.0, (t["objective"] - lowest) / t["objective"]),
+            OBJECTIVE_TOL,
+            f"end objectives {np.array2string(losses, precision=12)}",
+        ),
+        Check(
+            "best restart not above the critical point W = H = 0, f = log K (rel)",
+            max(0.0, (lowest - math.log(K)) / math.log(K)),
+            OBJECTIVE_TOL,
+        ),
+    ]

@@ -18,8 +18,9 @@ def status_counts(status) -> str:
     return ", ".join(f"{int(np.sum(status == s))} {short[s]}" for s in sorted(STATUS_MESSAGES) if np.any(status == s))
 
 
-def best_converged(status, rel_grad, best: int, rtol: float, *, name: str = BEST_CONVERGED,
-                   what: str = "restarts", notes: str = "") -> Check:
+def best_converged(
+    status, rel_grad, best: int, rtol: float, *, name: str = BEST_CONVERGED, what: str = "restarts", notes: str = ""
+) -> Check:
     """Graded: element ``best`` ended CONVERGED (value 0; 1 otherwise, so that the value stays finite).
 
     Args:
@@ -38,19 +39,25 @@ def best_converged(status, rel_grad, best: int, rtol: float, *, name: str = BEST
     """
     status = np.asarray(status)
     ok = bool(status[best] == CONVERGED)
-    detail = (f"{what}: {status_counts(status)}; best (element {best}) rel grad {float(rel_grad[best]):.2e} "
-              f"(rtol {rtol:.0e}){notes}")
+    detail = (
+        f"{what}: {status_counts(status)}; best (element {best}) rel grad {float(rel_grad[best]):.2e} "
+        f"(rtol {rtol:.0e}){notes}"
+    )
     if not ok:
-        why = ("no element converged" if not np.any(status == CONVERGED) else
-               "the lowest point found did not converge (lower than every converged one beyond rounding)")
+        why = (
+            "no element converged"
+            if not np.any(status == CONVERGED)
+            else "the lowest point found did not converge (lower than every converged one beyond rounding)"
+        )
         if np.all(status == SADDLE):
             why = "every element ended at a saddle point"
         detail = f"{why}: best ended '{STATUS_MESSAGES.get(int(status[best]), status[best])}'; {detail}"
     return Check(name, 0.0 if ok else 1.0, 0.0, detail)
 
 
-def every_converged(solution, rtol: float,
-                    name: str = "solver converged on every subproblem (number not converged)") -> Check:
+def every_converged(
+    solution, rtol: float, name: str = "solver converged on every subproblem (number not converged)"
+) -> Check:
     """Graded: every element of a batch of independent subproblems converged (value: the number that did not, 0
     passes; a count, not an infinite value, so that a failing check stays finite).
 
@@ -65,14 +72,22 @@ def every_converged(solution, rtol: float,
     rep = solution.report()
     bad = int(np.sum(~solution.converged))
     detail = f"max rel grad {rep['max_rel_grad_norm']:.2e} (rtol {rtol:.0e})" + (
-        f"; {bad} not converged: " + "; ".join(f"{n} {msg}" for msg, n in rep["failures"].items()) if bad else "")
+        f"; {bad} not converged: " + "; ".join(f"{n} {msg}" for msg, n in rep["failures"].items()) if bad else ""
+    )
     return Check(name, float(bad), 0.0, detail)
 
 
 def auxiliary_converged(solves) -> list[Check]:
     """A failing check (the number not converged) for each auxiliary solve ``(name, Solution)`` that did not
     converge everywhere; nothing for those that did (they are contrasts, not the graded solve)."""
-    return [Check(f"auxiliary {name} solve converged (number not converged)", float(np.sum(~sol.converged)), 0.0,
-                  f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems: "
-                  + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()))
-            for name, sol in solves if not sol.converged.all()]
+    return [
+        Check(
+            f"auxiliary {name} solve converged (number not converged)",
+            float(np.sum(~sol.converged)),
+            0.0,
+            f"{int(np.sum(~sol.converged))} of {sol.converged.size} subproblems: "
+            + "; ".join(f"{n} {msg}" for msg, n in sol.report()["failures"].items()),
+        )
+        for name, sol in solves
+        if not sol.converged.all()
+    ]

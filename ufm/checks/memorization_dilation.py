@@ -20,8 +20,8 @@ from ufm.objectives.memorization_dilation import AL_TOL, SOLVER, memberships
 from ufm.objectives.nonnegative import cross_entropy, dilation_memorization
 from ufm.problems.nonnegative import MemorizationDilationProblem
 
-CERT_TOL = 1e-8         # feasibility, complementarity and KKT of the end point (relative)
-OBJECTIVE_TOL = 1e-12   # the zero solution's value log K (exact) and the restarts' values against it
+CERT_TOL = 1e-8  # feasibility, complementarity and KKT of the end point (relative)
+OBJECTIVE_TOL = 1e-12  # the zero solution's value log K (exact) and the restarts' values against it
 
 
 def measures(problem: MemorizationDilationProblem, W: np.ndarray, H: np.ndarray) -> dict:
@@ -37,8 +37,15 @@ def measures(problem: MemorizationDilationProblem, W: np.ndarray, H: np.ndarray)
     clean_idx = ~mask
     with np.errstate(divide="ignore", invalid="ignore"):  # spacing 0 at a collapsed point: reported as VOID
         D_rel, M_rel = D / spacing, M / spacing
-    return {"D": D, "M": M, "mean_distance": spacing, "D_rel": D_rel, "M_rel": M_rel,
-            "noisy_fitted": fitted, "NC1_clean": metrics.nc1(H[:, clean_idx].T, problem.true_labels[clean_idx], K)}
+    return {
+        "D": D,
+        "M": M,
+        "mean_distance": spacing,
+        "D_rel": D_rel,
+        "M_rel": M_rel,
+        "noisy_fitted": fitted,
+        "NC1_clean": metrics.nc1(H[:, clean_idx].T, problem.true_labels[clean_idx], K),
+    }
 
 
 def _lagrangian_gradients(problem, out, with_coupling: bool):
@@ -95,64 +102,128 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
     objectives = np.sort(out["restart_objectives"])
     if out["best_is_zero"]:
         zero = out["zero"]
-        why = (f"undefined at the optimum W = H = 0 (proved optimal: sqrt(lambda_W lambda_H) = {zero['sqrt_lambda']:.6g}"
-               f" >= {zero['bound']:.6g}): D_k = M_k = 0, no class-mean distance, the coupling not differentiable")
+        why = (
+            f"undefined at the optimum W = H = 0 (proved optimal: sqrt(lambda_W lambda_H) = {zero['sqrt_lambda']:.6g}"
+            f" >= {zero['bound']:.6g}): D_k = M_k = 0, no class-mean distance, the coupling not differentiable"
+        )
         k = kkt(problem, out, with_coupling=False)
         finite = out["restart_objectives"][np.isfinite(out["restart_objectives"])]
         below = float(max(0.0, (zero["objective"] - finite.min()) / zero["objective"])) if finite.size else 0.0
         result = [
-            Check("zero solution optimal: sqrt(lambda_W lambda_H) >= bound (sufficient condition)",
-                  zero["bound"] / zero["sqrt_lambda"], None, "ufm.theory.nonnegative.zero_solution_optimal"),
+            Check(
+                "zero solution optimal: sqrt(lambda_W lambda_H) >= bound (sufficient condition)",
+                zero["bound"] / zero["sqrt_lambda"],
+                None,
+                "ufm.theory.nonnegative.zero_solution_optimal",
+            ),
             checks.relative("objective = log K at W = H = 0 (rel)", out["objective"], zero["objective"], OBJECTIVE_TOL),
-            Check("no restart ends below the zero solution (rel)", below, OBJECTIVE_TOL,
-                  f"{restarts}; objectives {np.array2string(objectives, precision=12)}"),
-            Check("KKT residual of f at W = H = 0 (nu = 0), H >= 0", k["residual"], CERT_TOL,
-                  "the constraints hold with M = D = 0; their multipliers are 0"),
-            *_undefined_at_zero((FEASIBLE, COMPLEMENTARY, "dilation D (mean over classes)",
-                                 "memorization M (mean over classes)", "restarts: spread of D over the converged ones",
-                                 "share of noisy labels fitted", "NC1 of clean features"), why),
+            Check(
+                "no restart ends below the zero solution (rel)",
+                below,
+                OBJECTIVE_TOL,
+                f"{restarts}; objectives {np.array2string(objectives, precision=12)}",
+            ),
+            Check(
+                "KKT residual of f at W = H = 0 (nu = 0), H >= 0",
+                k["residual"],
+                CERT_TOL,
+                "the constraints hold with M = D = 0; their multipliers are 0",
+            ),
+            *_undefined_at_zero(
+                (
+                    FEASIBLE,
+                    COMPLEMENTARY,
+                    "dilation D (mean over classes)",
+                    "memorization M (mean over classes)",
+                    "restarts: spread of D over the converged ones",
+                    "share of noisy labels fitted",
+                    "NC1 of clean features",
+                ),
+                why,
+            ),
         ]
-        return result, {"D": np.zeros(problem.C), "M": np.zeros(problem.C), "mean_distance": 0.0,
-                        "D_rel": np.full(problem.C, np.nan), "M_rel": np.full(problem.C, np.nan), "noisy_fitted": np.nan,
-                        "NC1_clean": np.nan, "kkt": k, "multipliers": out["multipliers"], "coupling": out["coupling"],
-                        "outer_steps": out["outer_steps"]}
+        return result, {
+            "D": np.zeros(problem.C),
+            "M": np.zeros(problem.C),
+            "mean_distance": 0.0,
+            "D_rel": np.full(problem.C, np.nan),
+            "M_rel": np.full(problem.C, np.nan),
+            "noisy_fitted": np.nan,
+            "NC1_clean": np.nan,
+            "kkt": k,
+            "multipliers": out["multipliers"],
+            "coupling": out["coupling"],
+            "outer_steps": out["outer_steps"],
+        }
     meas = measures(problem, out["W"], out["H"])
     D, M, nu, c = meas["D"], meas["M"], out["multipliers"], out["coupling"]
     H = out["H"]
     collapsed = bool(np.any(D <= 1e-10 * max(1.0, float(np.abs(H).max()))))
     k = kkt(problem, out, with_coupling=not collapsed)
-    why = ("undefined where a class's clean features have collapsed (D_k = 0 at the best point: M_k <= r D_k forces "
-           "M_k = 0, and D, M are not differentiable there)")
+    why = (
+        "undefined where a class's clean features have collapsed (D_k = 0 at the best point: M_k <= r D_k forces "
+        "M_k = 0, and D, M are not differentiable there)"
+    )
     feasible = Check(FEASIBLE, float(np.max(np.maximum(c, 0) / (problem.r * D))) if not collapsed else np.nan, CERT_TOL)
     slack = np.abs(c) / (problem.r * D) if not collapsed else np.zeros_like(c)
     comp = np.minimum(slack, k["share"])
-    complementary = Check(COMPLEMENTARY, float(comp.max()) if not collapsed else np.nan, CERT_TOL,
-                          f"{int(np.sum(nu > 0))} of {problem.C} multipliers > 0, nu = {np.array2string(nu, precision=4)}"
-                          f", slack {np.array2string(slack, precision=3)}")
+    complementary = Check(
+        COMPLEMENTARY,
+        float(comp.max()) if not collapsed else np.nan,
+        CERT_TOL,
+        f"{int(np.sum(nu > 0))} of {problem.C} multipliers > 0, nu = {np.array2string(nu, precision=4)}"
+        f", slack {np.array2string(slack, precision=3)}",
+    )
     stationary = Check(KKT, k["residual"], CERT_TOL, f"support {k['support']} of {H.size} entries")
     spacing_ok = meas["mean_distance"] > 1e-10 * max(1.0, float(np.abs(H).max()))
     spread = out["restart_dilation"]
     result = [
-        checks.converged(CONVERGED_NAME, status, sol.rel_grad_norm, best, SOLVER.rtol, RESTARTS,
-                         f"; best constraint residual {float(out['residual'][best]):.2e}; outer steps "
-                         f"{out['outer_steps']}, final rho {out['rho']:.0e}" + (
-                             f"; {len(out['rounding_floor'])} last inner solve(s) stalled at the rounding floor of a "
-                             "degenerate minimum, accepted (grad norm, f-resolvable gradient): " + ", ".join(
-                                 f"restart {i} ({g:.1e}, {fl:.1e})" for i, (g, fl) in out["rounding_floor"].items())
-                             if out["rounding_floor"] else "")),
+        checks.converged(
+            CONVERGED_NAME,
+            status,
+            sol.rel_grad_norm,
+            best,
+            SOLVER.rtol,
+            RESTARTS,
+            f"; best constraint residual {float(out['residual'][best]):.2e}; outer steps "
+            f"{out['outer_steps']}, final rho {out['rho']:.0e}"
+            + (
+                f"; {len(out['rounding_floor'])} last inner solve(s) stalled at the rounding floor of a "
+                "degenerate minimum, accepted (grad norm, f-resolvable gradient): "
+                + ", ".join(f"restart {i} ({g:.1e}, {fl:.1e})" for i, (g, fl) in out["rounding_floor"].items())
+                if out["rounding_floor"]
+                else ""
+            ),
+        ),
         dataclasses.replace(feasible, void=why, detail=why) if collapsed else feasible,
         dataclasses.replace(complementary, void=why, detail=why) if collapsed else complementary,
         dataclasses.replace(stationary, void=why, detail=why) if collapsed else stationary,
         Check("multipliers nu_k >= 0 (min)", float(max(0.0, -nu.min())), 0.0),
-        Check("dilation D (mean over classes)", float(D.mean()), None,
-              f"relative {np.mean(meas['D_rel']):.6g}" if spacing_ok else "class means coincide: no relative value"),
-        (Check("restarts: spread of D over the converged ones", float(np.ptp(spread)), None,
-               f"{spread.size} converged; objectives " + np.array2string(objectives, precision=9)) if spread.size else
-         Check.undefined("restarts: spread of D over the converged ones", "no restart converged")),
-        Check("memorization M (mean over classes)", float(M.mean()), None,
-              f"relative {np.mean(meas['M_rel']):.6g}" if spacing_ok else "class means coincide: no relative value"),
+        Check(
+            "dilation D (mean over classes)",
+            float(D.mean()),
+            None,
+            f"relative {np.mean(meas['D_rel']):.6g}" if spacing_ok else "class means coincide: no relative value",
+        ),
+        (
+            Check(
+                "restarts: spread of D over the converged ones",
+                float(np.ptp(spread)),
+                None,
+                f"{spread.size} converged; objectives " + np.array2string(objectives, precision=9),
+            )
+            if spread.size
+            else Check.undefined("restarts: spread of D over the converged ones", "no restart converged")
+        ),
+        Check(
+            "memorization M (mean over classes)",
+            float(M.mean()),
+            None,
+            f"relative {np.mean(meas['M_rel']):.6g}" if spacing_ok else "class means coincide: no relative value",
+        ),
         Check("share of noisy labels fitted", meas["noisy_fitted"], None),
-        Check("NC1 of clean features", meas["NC1_clean"], None) if spacing_ok else
-        Check.undefined("NC1 of clean features", "the clean class means coincide (Sigma_B = 0)"),
+        Check("NC1 of clean features", meas["NC1_clean"], None)
+        if spacing_ok
+        else Check.undefined("NC1 of clean features", "the clean class means coincide (Sigma_B = 0)"),
     ]
     return result, {**meas, "kkt": k, "multipliers": nu, "coupling": c, "outer_steps": out["outer_steps"]}

@@ -49,8 +49,12 @@ def relative_errors(h: np.ndarray, h_theory: np.ndarray, scale: float) -> np.nda
 
 def feature_error(rel_err: np.ndarray, c, c_prime, lam, tol: float = FEATURE_TOL) -> Check:
     i = int(np.argmax(rel_err))
-    return Check("feature = Theorem 3.1 closed form (max rel err)", float(rel_err[i]), tol,
-                 f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}")
+    return Check(
+        "feature = Theorem 3.1 closed form (max rel err)",
+        float(rel_err[i]),
+        tol,
+        f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}",
+    )
 
 
 def same_class_lambda_independence(h, c, c_prime, tol: float = FEATURE_TOL) -> Check:
@@ -118,15 +122,17 @@ def half_mix_bulge(h, c, c_prime, lam, C: int, kappa: float, tol: float = FEATUR
         return Check.undefined(name, why)
     expected = theory.half_mix_bulge_ratio(C, kappa)
     same = {int(k): h[(c == k) & (c_prime == k)].mean(axis=0) for k in np.unique(c)}
-    ratios = [np.linalg.norm(h[i]) / np.linalg.norm((same[int(c[i])] + same[int(c_prime[i])]) / 2)
-              for i in np.flatnonzero(half & (c != c_prime))]
+    ratios = [
+        np.linalg.norm(h[i]) / np.linalg.norm((same[int(c[i])] + same[int(c_prime[i])]) / 2)
+        for i in np.flatnonzero(half & (c != c_prime))
+    ]
     err = float(np.max(np.abs(np.array(ratios) - expected)) / expected)
-    return Check(name, err, tol,
-                 f"ratio {np.mean(ratios):.12g}, closed form {expected:.12g}")
+    return Check(name, err, tol, f"ratio {np.mean(ratios):.12g}, closed form {expected:.12g}")
 
 
-def dimension_independence(z: np.ndarray, z_other: np.ndarray, d: int, d_other: int, scale: float,
-                           tol: float = FEATURE_TOL) -> Check:
+def dimension_independence(
+    z: np.ndarray, z_other: np.ndarray, d: int, d_other: int, scale: float, tol: float = FEATURE_TOL
+) -> Check:
     """Optimal logits ``W h`` are the same for two feature dimensions (and two random ETF embeddings): max abs
     difference relative to the larger of ``max |z|`` and ``scale`` (the same-class logit ``(C-1)|K|``; the logits of
     mixes at the uniform target are 0)."""
@@ -151,8 +157,12 @@ def calibration_gap(W, h, c, c_prime, lam) -> Check:
     p /= p.sum(axis=-1, keepdims=True)
     target = np.where(c == c_prime, 1.0, np.maximum(lam, 1 - lam))
     gap = np.abs(p.max(axis=-1) - target)
-    return Check("calibration gap |confidence - max(lam, 1-lam)|", float(np.max(gap)), None,
-                 "under-confidence on mixed points; tends to 0 as kappa grows")
+    return Check(
+        "calibration gap |confidence - max(lam, 1-lam)|",
+        float(np.max(gap)),
+        None,
+        "under-confidence on mixed points; tends to 0 as kappa grows",
+    )
 
 
 def grid_checks(problem, main, alt, square, y, tol: float) -> tuple[list[Check], dict]:
@@ -201,9 +211,20 @@ def grid_checks(problem, main, alt, square, y, tol: float) -> tuple[list[Check],
     floor = 1.0 - r[defined]
     result += [
         square_normalised_floor(square.h, vertex_sq[np.stack([c, c_prime], -1)], pair_lam, r, tol),
-        Check("NonLin eq. (3), CE, mean over the grid", float(np.mean(nl)), None,
-              f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}" + undefined_note(defined)),
+        Check(
+            "NonLin eq. (3), CE, mean over the grid",
+            float(np.mean(nl)),
+            None,
+            f"linear-map floor {np.mean(floor):.6g}; excess {np.mean(nl - floor):.3e}" + undefined_note(defined),
+        ),
     ]
-    values = {"K": K, "K_solver": K_solver, "same_norm": same_norm, "rel_err": rel_err, "h_theory": h_theory,
-              "nonlin": float(np.mean(nl)), "nonlin_floor": float(np.mean(floor))}
+    values = {
+        "K": K,
+        "K_solver": K_solver,
+        "same_norm": same_norm,
+        "rel_err": rel_err,
+        "h_theory": h_theory,
+        "nonlin": float(np.mean(nl)),
+        "nonlin_floor": float(np.mean(floor)),
+    }
     return result, values

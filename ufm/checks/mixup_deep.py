@@ -26,16 +26,20 @@ def converged(rule: str, solution, best: int, rtol: float, floor: dict | None = 
     floor = floor or {}
     ok = bool(solution.converged[best])
     rel_grad = float(solution.rel_grad_norm[best])
-    failures = "; ".join(f"{n}/{solution.status.size} restart(s): {msg}"
-                         for msg, n in solution.report()["failures"].items())
+    failures = "; ".join(
+        f"{n}/{solution.status.size} restart(s): {msg}" for msg, n in solution.report()["failures"].items()
+    )
     if not ok:
-        detail = (f"best restart {best}: {STATUS_MESSAGES[int(solution.status[best])]}, rel grad {rel_grad:.2e}"
-                  + ("" if solution.converged.any() else "; no restart converged"))
+        detail = f"best restart {best}: {STATUS_MESSAGES[int(solution.status[best])]}, rel grad {rel_grad:.2e}" + (
+            "" if solution.converged.any() else "; no restart converged"
+        )
     elif best in floor:
         decrease, window = floor[best]
-        detail = (f"stalled at f's rounding floor (degenerate minimum, rel grad {rel_grad:.2e}): no trial along the "
-                  f"Newton ray decreased f beyond its rounding window {window:.2e}, the Newton model's decrease in "
-                  f"the clearly curved directions is {decrease:.2e}")
+        detail = (
+            f"stalled at f's rounding floor (degenerate minimum, rel grad {rel_grad:.2e}): no trial along the "
+            f"Newton ray decreased f beyond its rounding window {window:.2e}, the Newton model's decrease in "
+            f"the clearly curved directions is {decrease:.2e}"
+        )
     else:
         detail = f"rel grad {rel_grad:.2e} (rtol {rtol:.0e})"
     if floor:
@@ -50,8 +54,12 @@ def restarts_at_best(rule: str, loss: np.ndarray, converged: np.ndarray, rtol: f
         return Check(f"{rule}: restarts reaching the best loss", 0.0, None, f"0/{loss.size}: none converged")
     best = float(np.min(loss[converged]))
     hits = int(np.sum(converged & (loss <= best + rtol * max(1.0, abs(best)))))
-    return Check(f"{rule}: restarts reaching the best loss", float(hits), None,
-                 f"{hits}/{loss.size} (converged); losses {np.min(loss):.10g} .. {np.max(loss):.10g}")
+    return Check(
+        f"{rule}: restarts reaching the best loss",
+        float(hits),
+        None,
+        f"{hits}/{loss.size} (converged); losses {np.min(loss):.10g} .. {np.max(loss):.10g}",
+    )
 
 
 def exactly_linear(rule: str, layer: str, unnormalised_rel: float) -> Check:

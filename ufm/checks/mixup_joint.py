@@ -43,48 +43,77 @@ def converged(solution, best: int, starts=None) -> Check:
     each start ("random", "zero"), named in the detail."""
     what = f"{solution.status.size} starts" + (f" ({', '.join(sorted(set(starts)))})" if starts is not None else "")
     notes = f"; best is a {starts[best]} start" if starts is not None else ""
-    return best_converged(solution.status, solution.rel_grad_norm, best, solution.rtol, what=what,
-                          notes=notes + f"; grad norm {float(solution.grad_norm[best]):.1e} (tol {GRAD_TOL:.0e})")
+    return best_converged(
+        solution.status,
+        solution.rel_grad_norm,
+        best,
+        solution.rtol,
+        what=what,
+        notes=notes + f"; grad norm {float(solution.grad_norm[best]):.1e} (tol {GRAD_TOL:.0e})",
+    )
 
 
 def etf_error(errors: np.ndarray, restarts: np.ndarray) -> Check:
     """``||W W^T - g (I - 11^T/C)||_F / ||W W^T||_F`` for the nearest g (``ufm.etf.etf_gram_error``), worst of the
     graded restarts (their indices ``restarts``)."""
     i = int(np.argmax(errors))
-    return Check("W W^T = simplex-ETF Gram (rel Frobenius error, worst converged restart)", float(errors[i]), ETF_TOL,
-                 f"restart {int(restarts[i])} of {len(restarts)} graded")
+    return Check(
+        "W W^T = simplex-ETF Gram (rel Frobenius error, worst converged restart)",
+        float(errors[i]),
+        ETF_TOL,
+        f"restart {int(restarts[i])} of {len(restarts)} graded",
+    )
 
 
 def multiplier_agreement(m_joint: float, m_reduced: float) -> Check:
     """The learned multiplier against the minimiser of the one-dimensional reduction F(m) (same quadrature)."""
-    return Check("m (joint) = argmin F(m) (1-D reduction) (rel)", abs(m_joint - m_reduced) / m_reduced, M_TOL,
-                 f"joint {m_joint:.15g}, 1-D {m_reduced:.15g}")
+    return Check(
+        "m (joint) = argmin F(m) (1-D reduction) (rel)",
+        abs(m_joint - m_reduced) / m_reduced,
+        M_TOL,
+        f"joint {m_joint:.15g}, 1-D {m_reduced:.15g}",
+    )
 
 
 def objective_agreement(loss_joint: float, F_min: float) -> Check:
     """The joint minimum equals ``min_m F(m)``: the ETF family contains the global minimiser."""
-    return Check("joint loss = min F(m) (rel)", abs(loss_joint - F_min) / abs(F_min), LOSS_TOL,
-                 f"joint {loss_joint:.15g}, min F {F_min:.15g}")
+    return Check(
+        "joint loss = min F(m) (rel)",
+        abs(loss_joint - F_min) / abs(F_min),
+        LOSS_TOL,
+        f"joint {loss_joint:.15g}, min F {F_min:.15g}",
+    )
 
 
 def restart_spread(losses: np.ndarray, starts=None) -> Check:
     """All graded (converged) restarts reach the same loss (no spurious local minimum was found)."""
-    return Check("converged restarts reach the same loss (max - min, rel)",
-                 float((np.max(losses) - np.min(losses)) / abs(np.min(losses))), LOSS_TOL,
-                 f"{losses.size} converged restart(s)" + (f" of {len(starts)} starts" if starts is not None else ""))
+    return Check(
+        "converged restarts reach the same loss (max - min, rel)",
+        float((np.max(losses) - np.min(losses)) / abs(np.min(losses))),
+        LOSS_TOL,
+        f"{losses.size} converged restart(s)" + (f" of {len(starts)} starts" if starts is not None else ""),
+    )
 
 
 def feature_error(rel_err: np.ndarray, c, c_prime, lam) -> Check:
     """Features against Theorem 3.1's closed forms evaluated at the learned W and m."""
     i = int(np.argmax(rel_err))
-    return Check("features = Theorem 3.1 at learned (W, m) (max rel err)", float(rel_err[i]), FEATURE_TOL,
-                 f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}")
+    return Check(
+        "features = Theorem 3.1 at learned (W, m) (max rel err)",
+        float(rel_err[i]),
+        FEATURE_TOL,
+        f"worst at c={c[i]}, c'={c_prime[i]}, lam={lam[i]:.4g}",
+    )
 
 
 def clean_confidence(solver: np.ndarray, theory: float) -> Check:
     """Softmax probability of the true class at the clean points against ``1 + (C-1) K / kappa``."""
-    return Check("clean-point confidence = 1 + (C-1)K/kappa (abs)", float(np.max(np.abs(solver - theory))),
-                 FEATURE_TOL, f"{theory:.12g}")
+    return Check(
+        "clean-point confidence = 1 + (C-1)K/kappa (abs)",
+        float(np.max(np.abs(solver - theory))),
+        FEATURE_TOL,
+        f"{theory:.12g}",
+    )
 
 
 def certificate(value: float) -> Check:
@@ -99,8 +128,12 @@ def quadrature_doubling(m_n: float, m_2n: float, n: int) -> Check:
         return Check(f"quadrature: m with {n} vs {2 * n} nodes (rel)", 0.0, None, "W = 0 with both rules")
     value = abs(m_n - m_2n) / max(m_2n, m_n)
     verdict = "resolved" if value <= QUADRATURE_TOL else "NOT resolved"
-    return Check(f"quadrature: m with {n} vs {2 * n} nodes (rel)", value, None,
-                 f"{m_n:.12g} vs {m_2n:.12g}: Beta law {verdict} to {QUADRATURE_TOL:g} by {n} nodes")
+    return Check(
+        f"quadrature: m with {n} vs {2 * n} nodes (rel)",
+        value,
+        None,
+        f"{m_n:.12g} vs {m_2n:.12g}: Beta law {verdict} to {QUADRATURE_TOL:g} by {n} nodes",
+    )
 
 
 def collapse(h: np.ndarray, Y: np.ndarray) -> Check:
@@ -113,12 +146,17 @@ def collapse(h: np.ndarray, Y: np.ndarray) -> Check:
         largest = max(largest, hg.shape[0])
         mean = hg.mean(axis=0)
         worst = max(worst, float(np.max(np.linalg.norm(hg - mean, axis=-1)) / np.linalg.norm(mean)))
-    return Check("collapse: equal targets give equal features (rel spread)", worst, COLLAPSE_TOL,
-                 f"{np.unique(group).size} distinct targets, up to {largest} variables each")
+    return Check(
+        "collapse: equal targets give equal features (rel spread)",
+        worst,
+        COLLAPSE_TOL,
+        f"{np.unique(group).size} distinct targets, up to {largest} variables each",
+    )
 
 
-def optimum_checks(problem, W, H, m: float, loss: float, etf_errors, graded, targets, m_1d: float, F_min: float,
-                   best_status: str) -> tuple[list[Check], dict]:
+def optimum_checks(
+    problem, W, H, m: float, loss: float, etf_errors, graded, targets, m_1d: float, F_min: float, best_status: str
+) -> tuple[list[Check], dict]:
     """The statements about the optimum at the best restart (W, features H, learned multiplier m, objective
     ``loss``) against Theorem 3.1 and the 1-D reduction (its m_1d, min F): W = 0 where the reduction says so (only
     the value log C to compare); else the ETF error of the ``graded`` restarts, m, the objective, the closed-form
@@ -135,12 +173,20 @@ def optimum_checks(problem, W, H, m: float, loss: float, etf_errors, graded, tar
     c, c_prime, lam, weight, Y = targets
     out = {"kappa": 0.0, "h_theory": np.zeros_like(H), "rel_err": np.zeros(H.shape[0]), "conf": float("nan")}
     if m_1d == 0.0:  # W = 0 is the global minimum: no multiplier to compare, only the value log C
-        return [Check("W = 0 optimal (lambda_W lambda_H >= threshold): learned m", m, None),
-                objective_agreement(loss, F_min)], out
+        return [
+            Check("W = 0 optimal (lambda_W lambda_H >= threshold): learned m", m, None),
+            objective_agreement(loss, F_min),
+        ], out
     if not m > 0:  # the best point found is W = 0 although the reduction's optimum is not: nothing to compare
-        return [Check("learned m > 0 (the 1-D reduction's optimum has m > 0)", float("inf"), M_TOL,
-                      f"best restart has W = 0 (status {best_status}); 1-D m {m_1d:.12g}"),
-                objective_agreement(loss, F_min)], out
+        return [
+            Check(
+                "learned m > 0 (the 1-D reduction's optimum has m > 0)",
+                float("inf"),
+                M_TOL,
+                f"best restart has W = 0 (status {best_status}); 1-D m {m_1d:.12g}",
+            ),
+            objective_agreement(loss, F_min),
+        ], out
     kappa = theory.kappa(C, m, problem.lam_H)
     h_theory = theory.optimal_features(W, m, problem.lam_H, c, c_prime, lam)
     K = theory.same_class_root(C, kappa)
@@ -151,6 +197,11 @@ def optimum_checks(problem, W, H, m: float, loss: float, etf_errors, graded, tar
     true_class = np.where(lam == 0.0, c_prime, c)
     conf = joint_theory.clean_confidence(C, kappa)
     out.update(kappa=kappa, h_theory=h_theory, rel_err=rel_err, conf=conf)
-    return [etf_error(etf_errors[graded], graded), multiplier_agreement(m, m_1d), objective_agreement(loss, F_min),
-            feature_error(rel_err, c, c_prime, lam), clean_confidence(P[clean, true_class[clean]], conf),
-            certificate(joint_theory.global_certificate(P, Y, weight, problem.lam_W, problem.lam_H))], out
+    return [
+        etf_error(etf_errors[graded], graded),
+        multiplier_agreement(m, m_1d),
+        objective_agreement(loss, F_min),
+        feature_error(rel_err, c, c_prime, lam),
+        clean_confidence(P[clean, true_class[clean]], conf),
+        certificate(joint_theory.global_certificate(P, Y, weight, problem.lam_W, problem.lam_H)),
+    ], out

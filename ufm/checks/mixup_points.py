@@ -87,8 +87,7 @@ def square_linear(h_square_mix, h_square_points, lam, tol: float = FEATURE_TOL) 
     return Check("square loss: unnormalised NonLin = 0 (rel)", float(np.max(err) / scale), tol)
 
 
-def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square,
-                  tol: float) -> tuple[list[Check], dict]:
+def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square, tol: float) -> tuple[list[Check], dict]:
     """The graded k-point checks after the convergence check, in report order, and the NonLin summaries.
 
     Args:
@@ -102,7 +101,8 @@ def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square,
 
     Returns:
         ``(checks, values)``: values holds K, the vertex norm, the feature check and the NonLin summaries
-        ``ce``, ``square`` and ``sweep`` (closed-form CE NonLin over :data:`KAPPA_SWEEP`) and the closed-form features ``h_theory``.
+        ``ce``, ``square`` and ``sweep`` (closed-form CE NonLin over :data:`KAPPA_SWEEP`) and the closed-form features
+        ``h_theory``.
     """
     C, k = problem.C, problem.points
     classes, lam, y, sl = mixes
@@ -113,23 +113,36 @@ def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square,
     ce = nonlinearity_summary(h[rnd], h_vertex, classes[rnd], lam[rnd], y[rnd], C)
     h_theory = theory.mixed_optimal_features(W, problem.m, problem.mu, classes, lam)
     feature = feature_error(h, h_theory, vertex_norm, tol)
-    result = [feature, gap_system_residual(W, h, classes, lam, problem.kappa, tol),
-              outside_mixed_span(W, h, classes, vertex_norm, tol)]
+    result = [
+        feature,
+        gap_system_residual(W, h, classes, lam, problem.kappa, tol),
+        outside_mixed_span(W, h, classes, vertex_norm, tol),
+    ]
     if "barycentre" in sl:
         bary = classes[sl["barycentre"]]
-        result.append(barycentre_bulge(h[sl["barycentre"]], h_vertex[bary].mean(axis=1), C, problem.kappa, k,
-                                       tol))
+        result.append(barycentre_bulge(h[sl["barycentre"]], h_vertex[bary].mean(axis=1), C, problem.kappa, k, tol))
     result += [
         dimension_independence(h[rnd] @ W.T, h_alt @ W_other.T, problem.d, d_other, (C - 1) * abs(K), tol),
         square_linear(h_square[rnd], h_vertex_sq[classes[rnd]], lam[rnd], tol),
-        square_normalised_floor(h_square[rnd], h_vertex_sq[classes[rnd]], lam[rnd],
-                                theory.linear_map_norm(C, y[rnd]), tol),
-        Check("NonLin eq. (3), CE, mean over the mixes", ce["nonlin"], None,
-              f"linear-map floor {ce['floor']:.6g}; excess {ce['excess']:.3e}; unnormalised/|h_cc| "
-              f"{ce['unnormalised_rel']:.4g}" + (f"; {ce['undefined']} mix(es) at the uniform target left out"
-                                                 if ce["undefined"] else "")),
+        square_normalised_floor(
+            h_square[rnd], h_vertex_sq[classes[rnd]], lam[rnd], theory.linear_map_norm(C, y[rnd]), tol
+        ),
+        Check(
+            "NonLin eq. (3), CE, mean over the mixes",
+            ce["nonlin"],
+            None,
+            f"linear-map floor {ce['floor']:.6g}; excess {ce['excess']:.3e}; unnormalised/|h_cc| "
+            f"{ce['unnormalised_rel']:.4g}"
+            + (f"; {ce['undefined']} mix(es) at the uniform target left out" if ce["undefined"] else ""),
+        ),
     ]
-    values = {"K": K, "vertex_norm": vertex_norm, "feature": feature, "ce": ce,
-              "square": nonlinearity_summary(h_square[rnd], h_vertex_sq, classes[rnd], lam[rnd], y[rnd], C),
-              "sweep": nonlinearity_vs_kappa(problem, W, classes[rnd], lam[rnd], y[rnd]), "h_theory": h_theory}
+    values = {
+        "K": K,
+        "vertex_norm": vertex_norm,
+        "feature": feature,
+        "ce": ce,
+        "square": nonlinearity_summary(h_square[rnd], h_vertex_sq, classes[rnd], lam[rnd], y[rnd], C),
+        "sweep": nonlinearity_vs_kappa(problem, W, classes[rnd], lam[rnd], y[rnd]),
+        "h_theory": h_theory,
+    }
     return result, values

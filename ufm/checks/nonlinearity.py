@@ -41,8 +41,12 @@ def square_normalised_floor(h_square_mix, h_square_points, lam, r, tol: float) -
     err = float(np.max(np.where(is_zero, r, r * np.abs(nl - (1.0 - r)))))
     zero = int(np.sum(is_zero))
     mean = f"mean {np.mean(nl[r > 0]):.6g} over the mixes with r > 0 " if np.any(r > 0) else ""
-    return Check("square loss: normalised NonLin = floor 1 - r(q) (r-weighted abs)", err, tol,
-                 mean + "(eq. 3 is positive for an exactly linear map)" + (f"; {zero} zero feature(s)" if zero else ""))
+    return Check(
+        "square loss: normalised NonLin = floor 1 - r(q) (r-weighted abs)",
+        err,
+        tol,
+        mean + "(eq. 3 is positive for an exactly linear map)" + (f"; {zero} zero feature(s)" if zero else ""),
+    )
 
 
 # Below this norm of the linear mix of unit vertices (r, ``theory.linear_map_norm``) the optimum's direction is not
@@ -74,8 +78,13 @@ def nonlinearity_summary(h_mix, h_vertex, classes, lam, y, C: int) -> dict:
     floor = theory.linear_map_nonlinearity(C, y[defined])
     raw = nonlinearity(h_mix, h_vertex[classes], lam, normalise=False) / np.mean(np.linalg.norm(h_vertex, axis=-1))
     mean = (lambda a: float(np.mean(a))) if np.any(defined) else (lambda a: float("nan"))  # none defined: NaN
-    return {"nonlin": mean(nl), "floor": mean(floor), "excess": mean(nl - floor),
-            "unnormalised_rel": float(np.mean(raw)), "undefined": int(np.sum(~defined))}
+    return {
+        "nonlin": mean(nl),
+        "floor": mean(floor),
+        "excess": mean(nl - floor),
+        "unnormalised_rel": float(np.mean(raw)),
+        "undefined": int(np.sum(~defined)),
+    }
 
 
 def nonlinearity_vs_kappa(problem, W, classes, lam, y, kappas=KAPPA_SWEEP) -> list[dict]:

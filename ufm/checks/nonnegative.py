@@ -46,8 +46,14 @@ def kkt_residual(grad_W, W, grad_H, H, *, budgets: bool, support_tol: float = 1e
     worst_H = max(np.abs(rH[support]).max(initial=0.0), np.maximum(0.0, -rH[~support]).max(initial=0.0))
     scale_W = max(float(np.abs(grad_W).max()), (1.0 + float(np.abs(H).max())) / N)
     scale_H = max(float(np.abs(grad_H).max()), (1.0 + float(np.abs(W).max())) / N)
-    return {"residual": float(max(worst_W / scale_W, worst_H / scale_H)), "residual_W": worst_W / scale_W,
-            "residual_H": float(worst_H / scale_H), "nu_W": nu_W, "nu_H": nu_H, "support": int(support.sum())}
+    return {
+        "residual": float(max(worst_W / scale_W, worst_H / scale_H)),
+        "residual_W": worst_W / scale_W,
+        "residual_H": float(worst_H / scale_H),
+        "nu_W": nu_W,
+        "nu_H": nu_H,
+        "support": int(support.sum()),
+    }
 
 
 def geometry(W: np.ndarray, H: np.ndarray, labels: np.ndarray, K: int) -> dict:
@@ -63,9 +69,14 @@ def geometry(W: np.ndarray, H: np.ndarray, labels: np.ndarray, K: int) -> dict:
     others = np.where(np.eye(K, dtype=bool)[:, labels], np.inf, Z)
     margins = true[None, :] - others
     margins = margins[np.isfinite(margins)]
-    return {"means": means, "mean_norm_sq": norms**2, "within_class_spread": spread,
-            "max_abs_cos": float(np.max(np.abs(cos[~np.eye(K, dtype=bool)]))), "margins": margins,
-            "dead_classes": int(np.sum(norms < 1e-6 * scale))}
+    return {
+        "means": means,
+        "mean_norm_sq": norms**2,
+        "within_class_spread": spread,
+        "max_abs_cos": float(np.max(np.abs(cos[~np.eye(K, dtype=bool)]))),
+        "margins": margins,
+        "dead_classes": int(np.sum(norms < 1e-6 * scale)),
+    }
 
 
 def relative(name: str, values, expected: float, tol: float | None, detail: str = "") -> Check:
@@ -79,9 +90,13 @@ def converged(name: str, status, rel_grad, best: int, rtol: float, what: str = "
     return best_converged(status, rel_grad, best, rtol, name=name, what=what, notes=extra)
 
 
-GEOMETRY_NAMES = ("collapse: max ||h_i - mu_k|| / max ||mu_k||", "class means orthogonal: max |cos|",
-                  "||mu_k||^2 = closed form", "every margin = closed form",
-                  "classifier = simplex ETF of the centred means (rel)")
+GEOMETRY_NAMES = (
+    "collapse: max ||h_i - mu_k|| / max ||mu_k||",
+    "class means orthogonal: max |cos|",
+    "||mu_k||^2 = closed form",
+    "every margin = closed form",
+    "classifier = simplex ETF of the centred means (rel)",
+)
 BOUNDARY_NAME = "K = 2: decision boundary on the diagonal (|cos|)"
 
 
@@ -94,17 +109,29 @@ def geometry_checks(problem, W, H, g: dict, t: dict, graded) -> list[Check]:
         Check(GEOMETRY_NAMES[0], g["within_class_spread"], graded),
         Check(GEOMETRY_NAMES[1], g["max_abs_cos"], graded),
         relative(GEOMETRY_NAMES[2], g["mean_norm_sq"], t["mean_norm_sq"], graded),
-        relative(GEOMETRY_NAMES[3], g["margins"], t["margin"], graded,
-                 f"margins in [{g['margins'].min():.10g}, {g['margins'].max():.10g}]"),
+        relative(
+            GEOMETRY_NAMES[3],
+            g["margins"],
+            t["margin"],
+            graded,
+            f"margins in [{g['margins'].min():.10g}, {g['margins'].max():.10g}]",
+        ),
     ]
     # a dead class (mu_k = 0) has no direction: floor the norms so that the check fails with a number, not NaN
     v = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-300)
-    expected_W = t["classifier_scale"] * ((means - means.mean(axis=0)) if problem.model == "lpm" else (v - v.mean(axis=0)))
+    expected_W = t["classifier_scale"] * (
+        (means - means.mean(axis=0)) if problem.model == "lpm" else (v - v.mean(axis=0))
+    )
     result.append(Check(GEOMETRY_NAMES[4], float(np.linalg.norm(W - expected_W) / np.linalg.norm(expected_W)), graded))
     if K == 2:  # two orthogonal axes; the boundary (w_0 - w_1).h = 0 contains the diagonal mu_0/|mu_0| + mu_1/|mu_1|
         diff, diag = W[0] - W[1], v[0] + v[1]
-        result.append(Check(BOUNDARY_NAME, float(abs(diff @ diag) / max(np.linalg.norm(diff) * np.linalg.norm(diag),
-                                                                        1e-300)), graded))
+        result.append(
+            Check(
+                BOUNDARY_NAME,
+                float(abs(diff @ diag) / max(np.linalg.norm(diff) * np.linalg.norm(diag), 1e-300)),
+                graded,
+            )
+        )
     return result
 
 
@@ -113,9 +140,17 @@ def not_unique(geo: list[dict], at_optimum) -> Check:
     optimal = [i for i in range(len(geo)) if at_optimum[i]]
     signatures = [np.sort(geo[i]["mean_norm_sq"]) for i in optimal]
     spreads = [geo[i]["within_class_spread"] for i in optimal]
-    differ = len(optimal) >= 2 and (np.ptp(spreads) > 1e-6 or
-                                    max(np.max(np.abs(s - signatures[0])) for s in signatures) > 1e-6)
-    return Check("LS with M_max > m*: minimisers not unique (restarts at the optimum with different geometry)",
-                 float(differ), None, f"{len(optimal)} restarts at the optimal value within 1e-10; "
-                 + (f"their geometry differs (collapse spreads {np.array2string(np.array(spreads), precision=3)})"
-                    if differ else "geometry did not differ with these restarts"))
+    differ = len(optimal) >= 2 and (
+        np.ptp(spreads) > 1e-6 or max(np.max(np.abs(s - signatures[0])) for s in signatures) > 1e-6
+    )
+    return Check(
+        "LS with M_max > m*: minimisers not unique (restarts at the optimum with different geometry)",
+        float(differ),
+        None,
+        f"{len(optimal)} restarts at the optimal value within 1e-10; "
+        + (
+            f"their geometry differs (collapse spreads {np.array2string(np.array(spreads), precision=3)})"
+            if differ
+            else "geometry did not differ with these restarts"
+        ),
+    )

@@ -63,9 +63,12 @@ def identity_last_layer(lambda_L, W_L, residual, features, magnitude=None) -> Ch
     if magnitude is not None and size > 0:
         floor = cancellation_floor(np.linalg.norm(magnitude @ np.abs(features).T) / N, size)
     tol = floored(IDENTITY_TOL, floor)
-    return Check("(I1) lambda_L W_L = R h^T / N", rel(lambda_L * W_L, rhs) if size > 0 else
-                 float(np.linalg.norm(lambda_L * W_L)), tol,
-                 f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "")
+    return Check(
+        "(I1) lambda_L W_L = R h^T / N",
+        rel(lambda_L * W_L, rhs) if size > 0 else float(np.linalg.norm(lambda_L * W_L)),
+        tol,
+        f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "",
+    )
 
 
 def identity_factors(energies: list[float], residual, F, b, magnitude=None) -> Check:
@@ -79,9 +82,13 @@ def identity_factors(energies: list[float], residual, F, b, magnitude=None) -> C
     if magnitude is not None and target != 0:
         floor = cancellation_floor(np.sum(magnitude * np.abs(F - b[:, None])) / N, target)
     tol = floored(IDENTITY_TOL, floor)
-    return Check("(I2) lambda_k ||theta_k||^2 = <R, F - b>/N, every factor", float(worst), tol,
-                 f"{len(energies)} factors, common value {target:.6g}"
-                 + (f"; float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else ""))
+    return Check(
+        "(I2) lambda_k ||theta_k||^2 = <R, F - b>/N, every factor",
+        float(worst),
+        tol,
+        f"{len(energies)} factors, common value {target:.6g}"
+        + (f"; float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else ""),
+    )
 
 
 def identity_bias(lambda_b, b, residual, magnitude=None) -> Check:
@@ -92,8 +99,12 @@ def identity_bias(lambda_b, b, residual, magnitude=None) -> Check:
     scale = max(size / np.sqrt(residual.shape[1]), 1e-300)
     floor = cancellation_floor(np.linalg.norm(magnitude), size) if magnitude is not None and size > 0 else 0.0
     tol = floored(IDENTITY_TOL, floor)
-    return Check("(I3) lambda_b b = mean residual", float(np.linalg.norm(lambda_b * b - mean_residual) / scale), tol,
-                 f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "")
+    return Check(
+        "(I3) lambda_b b = mean residual",
+        float(np.linalg.norm(lambda_b * b - mean_residual) / scale),
+        tol,
+        f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "",
+    )
 
 
 def close(name: str, value, expected, tol: float, detail: str = "") -> Check:

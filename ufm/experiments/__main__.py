@@ -38,8 +38,7 @@ FIGURES = {
     "mixup_joint": "ufm.experiments.mixup_joint",
     "phase_diagrams": "ufm.experiments.phase_diagrams",
 }
-PENDING = {
-}
+PENDING = {}
 
 
 def main(argv=None) -> int:
@@ -56,8 +55,11 @@ def _main(argv) -> int:
     from ufm.experiments.pipeline import EXTENSIONS
     from ufm.report import OutputDir
 
-    parser = Parser(prog="python -m ufm.experiments", description=__doc__.split("\n")[0],
-                    epilog="exit codes: 0 written; 2 bad input; 3 not written; 130 SIGINT, 143 SIGTERM")
+    parser = Parser(
+        prog="python -m ufm.experiments",
+        description=__doc__.split("\n")[0],
+        epilog="exit codes: 0 written; 2 bad input; 3 not written; 130 SIGINT, 143 SIGTERM",
+    )
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these figures: " + ", ".join(FIGURES))
     parser.add_argument("--quick", action="store_true", help="reduced configurations (seconds; for tests)")
@@ -67,8 +69,9 @@ def _main(argv) -> int:
         names = args.only or list(FIGURES) + list(PENDING)
         unknown = [n for n in names if n not in FIGURES and n not in PENDING]
         if unknown:
-            raise UsageError(f"argument --only: unknown figure {unknown[0]!r}; valid: "
-                             + ", ".join(list(FIGURES) + list(PENDING)))
+            raise UsageError(
+                f"argument --only: unknown figure {unknown[0]!r}; valid: " + ", ".join(list(FIGURES) + list(PENDING))
+            )
         try:
             out = OutputDir(args.out, merge=True, replaces=[f"{n}.{ext}" for n in names for ext in EXTENSIONS])
         except OSError as err:
@@ -86,14 +89,15 @@ def _main(argv) -> int:
             if name in PENDING:
                 warn(f"{name}: skipped: {PENDING[name]}")
                 continue
-            files = run_figure(importlib.import_module(FIGURES[name]), out, quick=args.quick,
-                               quiet=args.quiet)
+            files = run_figure(importlib.import_module(FIGURES[name]), out, quick=args.quick, quiet=args.quiet)
             done.append((name, [args.out / f.name for f in files]))
         out.commit()
     except OSError as err:
         out.discard()
-        warn(f"experiments: error: argument --out: figures not written ({os_problem(err, args.out)}); nothing "
-             "left behind")
+        warn(
+            f"experiments: error: argument --out: figures not written ({os_problem(err, args.out)}); nothing "
+            "left behind"
+        )
         return EXIT_NOT_WRITTEN
     except BaseException:
         out.discard()

@@ -23,9 +23,17 @@ TITLE = "Non-linearity (Chaudhry et al. eq. 3) of the mixup optimum against kapp
 
 
 def config(quick: bool) -> dict:
-    return {"C": 10, "d": 10, "m": 1.0, "points": [2, 3, 4], "alpha": 1.0, "n_mixes": 50 if quick else 400,
-            "theory_kappas": np.logspace(-2, 4, 13 if quick else 49).tolist(),
-            "solver_kappas": [0.1, 100.0] if quick else [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4], "seed": 0}
+    return {
+        "C": 10,
+        "d": 10,
+        "m": 1.0,
+        "points": [2, 3, 4],
+        "alpha": 1.0,
+        "n_mixes": 50 if quick else 400,
+        "theory_kappas": np.logspace(-2, 4, 13 if quick else 49).tolist(),
+        "solver_kappas": [0.1, 100.0] if quick else [0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4],
+        "seed": 0,
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -34,8 +42,15 @@ def steps(cfg: dict) -> int:
 
 def _problem(cfg, k, kappa):
     C, m = cfg["C"], cfg["m"]
-    return MixupProblem(C=C, d=cfg["d"], m=m, mu=C * m**2 / ((C - 1) * kappa), seed=cfg["seed"], points=k,
-                        **({} if k == 2 else {"alpha": cfg["alpha"], "n_mixes": cfg["n_mixes"]}))
+    return MixupProblem(
+        C=C,
+        d=cfg["d"],
+        m=m,
+        mu=C * m**2 / ((C - 1) * kappa),
+        seed=cfg["seed"],
+        points=k,
+        **({} if k == 2 else {"alpha": cfg["alpha"], "n_mixes": cfg["n_mixes"]}),
+    )
 
 
 def _mixes(cfg, k):
@@ -52,8 +67,11 @@ SUMMARY_KEYS = ("nonlin", "floor", "excess", "unnormalised_rel")
 def compute(cfg: dict, progress) -> dict:
     C = cfg["C"]
     vertex_y = np.eye(C)
-    out = {"points": np.array(cfg["points"]), "theory_kappas": np.array(cfg["theory_kappas"]),
-           "solver_kappas": np.array(cfg["solver_kappas"])}
+    out = {
+        "points": np.array(cfg["points"]),
+        "theory_kappas": np.array(cfg["theory_kappas"]),
+        "solver_kappas": np.array(cfg["solver_kappas"]),
+    }
     for k in cfg["points"]:
         classes, lam = _mixes(cfg, k)
         y = np.asarray(mixed_soft_target(C, classes, lam))
@@ -68,7 +86,7 @@ def compute(cfg: dict, progress) -> dict:
             problem = _problem(cfg, k, kappa)
             h, sol = family.solve_targets(problem, W, np.concatenate([y, vertex_y]))
             converged.append(bool(sol.converged.all()))
-            summary = family.nonlinearity_summary(h[: len(y)], h[len(y):], classes, lam, y, C)
+            summary = family.nonlinearity_summary(h[: len(y)], h[len(y) :], classes, lam, y, C)
             for key in SUMMARY_KEYS:
                 solver[key].append(summary[key])
             progress.step()
@@ -92,12 +110,18 @@ def plot(data: dict, cfg: dict):
         right.loglog(data["theory_kappas"], data[f"theory_unnormalised_rel_k{k}"], color=colour, ls=":")
     left.plot([], [], "k--", lw=0.8, label="linear-map floor")
     left.plot([], [], "ko", mfc="none", label="solver")
-    left.set(xlabel=r"$\kappa = C m^2 / ((C-1)\mu)$", ylabel="NonLin, eq. (3) (normalised)",
-             title=f"C = {cfg['C']}, {cfg['n_mixes']} Dirichlet({cfg['alpha']:g}) mixes per k")
+    left.set(
+        xlabel=r"$\kappa = C m^2 / ((C-1)\mu)$",
+        ylabel="NonLin, eq. (3) (normalised)",
+        title=f"C = {cfg['C']}, {cfg['n_mixes']} Dirichlet({cfg['alpha']:g}) mixes per k",
+    )
     left.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     right.plot([], [], "k-", label="NonLin - floor")
     right.plot([], [], "k:", label=r"unnormalised $/ \|h_{cc}\|$")
-    right.set(xlabel=r"$\kappa$", ylabel="distance from linear",
-              title="what the cross-entropy adds (lines theory, circles solver)")
+    right.set(
+        xlabel=r"$\kappa$",
+        ylabel="distance from linear",
+        title="what the cross-entropy adds (lines theory, circles solver)",
+    )
     right.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return fig

@@ -13,8 +13,14 @@ TITLE = "Memorization-dilation: dilation against memorization for CE and label s
 
 
 def config(quick: bool) -> dict:
-    return {"C": 3, "n": 6 if quick else 10, "noise": 0.34 if quick else 0.2, "restarts": 2 if quick else 3,
-            "r_values": [2.0] if quick else list(family.SWEEP_R), "alphas": [0.0, 0.3] if quick else list(family.SWEEP_ALPHAS)}
+    return {
+        "C": 3,
+        "n": 6 if quick else 10,
+        "noise": 0.34 if quick else 0.2,
+        "restarts": 2 if quick else 3,
+        "r_values": [2.0] if quick else list(family.SWEEP_R),
+        "alphas": [0.0, 0.3] if quick else list(family.SWEEP_ALPHAS),
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -32,13 +38,21 @@ def compute(cfg: dict, progress) -> dict:
 
 def plot(data: dict, cfg: dict):
     fig, axes = figure(ncols=2, width=DOUBLE_COLUMN, height=2.8)
-    panels = (("M", "D", "raw", "memorization M", "dilation D"),
-              ("M_rel", "D_rel", "relative to the mean class-mean distance", "M / distance", "D / distance"))
+    panels = (
+        ("M", "D", "raw", "memorization M", "dilation D"),
+        ("M_rel", "D_rel", "relative to the mean class-mean distance", "M / distance", "D / distance"),
+    )
     for ax, (m, d, title, xlabel, ylabel) in zip(axes[0], panels):
         for i, alpha in enumerate(cfg["alphas"]):
             sel = data["alpha"] == alpha
-            ax.plot(data[m][sel], data[d][sel], "o-", color=COLOURS[i], mfc="none",
-                    label="CE" if alpha == 0 else f"LS $\\alpha$ = {alpha:g}")
+            ax.plot(
+                data[m][sel],
+                data[d][sel],
+                "o-",
+                color=COLOURS[i],
+                mfc="none",
+                label="CE" if alpha == 0 else f"LS $\\alpha$ = {alpha:g}",
+            )
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     # r labels on the CE curve of the raw panel only: in the relative panel the curves meet and labels would
     # cover them (there, as in the raw panel, M grows with r along every curve).
@@ -47,6 +61,7 @@ def plot(data: dict, cfg: dict):
         axes[0, 0].annotate(f"r={r:g}", (x, y), textcoords="offset points", xytext=(4, 2), fontsize=6)
     axes[0, 0].margins(x=0.08, y=0.08)
     axes[0, 0].legend(frameon=False, loc="lower left")
-    axes[0, 1].annotate("r grows to the right", (0.97, 0.97), xycoords="axes fraction", ha="right", va="top",
-                        fontsize=6)
+    axes[0, 1].annotate(
+        "r grows to the right", (0.97, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=6
+    )
     return fig

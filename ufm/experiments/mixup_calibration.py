@@ -21,10 +21,18 @@ TITLE = "Mixup calibration: confidence against lambda and calibration error agai
 
 
 def config(quick: bool) -> dict:
-    return {"C": 10, "d": 10, "m": 1.0, "curve_kappas": [1.0, 30.0, 1000.0], "n_lambdas": 11 if quick else 21,
-            "alphas": [0.2, 1.0, 2.0], "theory_kappas": np.logspace(-1, 5, 13 if quick else 49).tolist(),
-            "solver_kappas": [1.0, 100.0] if quick else [0.3, 3.0, 30.0, 300.0, 3000.0, 30000.0],
-            "quadrature_nodes": 32, "seed": 0}
+    return {
+        "C": 10,
+        "d": 10,
+        "m": 1.0,
+        "curve_kappas": [1.0, 30.0, 1000.0],
+        "n_lambdas": 11 if quick else 21,
+        "alphas": [0.2, 1.0, 2.0],
+        "theory_kappas": np.logspace(-1, 5, 13 if quick else 49).tolist(),
+        "solver_kappas": [1.0, 100.0] if quick else [0.3, 3.0, 30.0, 300.0, 3000.0, 30000.0],
+        "quadrature_nodes": 32,
+        "seed": 0,
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -71,8 +79,9 @@ def compute(cfg: dict, progress) -> dict:
         curves_theory.append(theory.confidence(C, kappa, lam_fine))
         progress.step()
     nodes = [half_interval_nodes(a, cfg["quadrature_nodes"]) for a in cfg["alphas"]]
-    error_theory = np.array([[calibration_error(theory.confidence(C, k, l), l, w) for k in cfg["theory_kappas"]]
-                             for l, w in nodes])
+    error_theory = np.array(
+        [[calibration_error(theory.confidence(C, k, l), l, w) for k in cfg["theory_kappas"]] for l, w in nodes]
+    )
     error_solver = np.zeros((len(cfg["alphas"]), len(cfg["solver_kappas"])))
     for j, kappa in enumerate(cfg["solver_kappas"]):
         all_lam = np.concatenate([l for l, _ in nodes])
@@ -80,30 +89,47 @@ def compute(cfg: dict, progress) -> dict:
         for i, (l, w) in enumerate(nodes):
             error_solver[i, j] = calibration_error(conf[i], l, w)
         progress.step()
-    return {"lam": lam, "confidence": np.array(curves), "theory_lam": lam_fine,
-            "confidence_theory": np.array(curves_theory), "curve_kappas": np.array(cfg["curve_kappas"]),
-            "alphas": np.array(cfg["alphas"]), "theory_kappas": np.array(cfg["theory_kappas"]),
-            "error_theory": error_theory, "solver_kappas": np.array(cfg["solver_kappas"]),
-            "error_solver": error_solver}
+    return {
+        "lam": lam,
+        "confidence": np.array(curves),
+        "theory_lam": lam_fine,
+        "confidence_theory": np.array(curves_theory),
+        "curve_kappas": np.array(cfg["curve_kappas"]),
+        "alphas": np.array(cfg["alphas"]),
+        "theory_kappas": np.array(cfg["theory_kappas"]),
+        "error_theory": error_theory,
+        "solver_kappas": np.array(cfg["solver_kappas"]),
+        "error_solver": error_solver,
+    }
 
 
 def plot(data: dict, cfg: dict):
     fig, axes = figure(ncols=2, width=DOUBLE_COLUMN, height=3.0)
     ax = axes[0, 0]
-    ax.plot(data["theory_lam"], np.maximum(data["theory_lam"], 1 - data["theory_lam"]), "k--", lw=1.0,
-            label=r"target $\max(\lambda, 1-\lambda)$")
+    ax.plot(
+        data["theory_lam"],
+        np.maximum(data["theory_lam"], 1 - data["theory_lam"]),
+        "k--",
+        lw=1.0,
+        label=r"target $\max(\lambda, 1-\lambda)$",
+    )
     for k, kappa in enumerate(data["curve_kappas"]):
         ax.plot(data["theory_lam"], data["confidence_theory"][k], color=COLOURS[k], label=rf"$\kappa$ = {kappa:g}")
         ax.plot(data["lam"], data["confidence"][k], "o", color=COLOURS[k], mfc="none")
-    ax.set(xlabel=r"mixing coefficient $\lambda$", ylabel="confidence (max softmax)",
-           title=f"C = {cfg['C']}: lines theory, circles solver")
+    ax.set(
+        xlabel=r"mixing coefficient $\lambda$",
+        ylabel="confidence (max softmax)",
+        title=f"C = {cfg['C']}: lines theory, circles solver",
+    )
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     ax = axes[0, 1]
     for i, alpha in enumerate(data["alphas"]):
         ax.loglog(data["theory_kappas"], data["error_theory"][i], color=COLOURS[i], label=rf"$\alpha$ = {alpha:g}")
         ax.loglog(data["solver_kappas"], data["error_solver"][i], "o", color=COLOURS[i], mfc="none")
-    ax.set(xlabel=r"$\kappa = C m^2 / ((C-1)\mu)$",
-           ylabel=r"$E_\lambda |\mathrm{conf} - \max(\lambda, 1-\lambda)|$",
-           title=r"calibration error, $\lambda \sim$ Beta($\alpha$, $\alpha$)")
+    ax.set(
+        xlabel=r"$\kappa = C m^2 / ((C-1)\mu)$",
+        ylabel=r"$E_\lambda |\mathrm{conf} - \max(\lambda, 1-\lambda)|$",
+        title=r"calibration error, $\lambda \sim$ Beta($\alpha$, $\alpha$)",
+    )
     ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return fig

@@ -20,8 +20,16 @@ TITLE = "Mixup: coefficient, boundary distance and norm of the mixed feature aga
 
 
 def config(quick: bool) -> dict:
-    return {"C": 10, "d": 10, "m": 1.0, "kappas": [1.0, 100.0] if quick else [0.3, 3.0, 30.0, 300.0, 3000.0],
-            "n_lambdas": 11 if quick else 21, "theory_points": 201, "pair": [0, 1], "seed": 0}
+    return {
+        "C": 10,
+        "d": 10,
+        "m": 1.0,
+        "kappas": [1.0, 100.0] if quick else [0.3, 3.0, 30.0, 300.0, 3000.0],
+        "n_lambdas": 11 if quick else 21,
+        "theory_points": 201,
+        "pair": [0, 1],
+        "seed": 0,
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -41,8 +49,20 @@ def compute(cfg: dict, progress) -> dict:
     lam_fine = np.linspace(0.0, 1.0, cfg["theory_points"])
     pair = (np.full(lam.size, c), np.full(lam.size, cp), lam)
     pair_fine = (np.full(lam_fine.size, c), np.full(lam_fine.size, cp), lam_fine)
-    rows = {key: [] for key in ("A", "dist", "norm", "A_theory", "dist_theory", "norm_theory", "A_square",
-                                "dist_square", "norm_square")}
+    rows = {
+        key: []
+        for key in (
+            "A",
+            "dist",
+            "norm",
+            "A_theory",
+            "dist_theory",
+            "norm_theory",
+            "A_square",
+            "dist_square",
+            "norm_square",
+        )
+    }
     for kappa in cfg["kappas"]:
         problem = MixupProblem(C=C, d=cfg["d"], m=m, mu=C * m**2 / ((C - 1) * kappa), n_lambdas=2, seed=cfg["seed"])
         ce = family.solve(problem, subproblems=pair)
@@ -53,24 +73,32 @@ def compute(cfg: dict, progress) -> dict:
             for key, v in (("A", A), ("dist", dist), ("norm", norm)):
                 rows[key + suffix].append(v / v[-1])  # divided by the same-class (lambda = 1) value
         progress.step()
-    return {"kappas": np.array(cfg["kappas"]), "lam": lam, "theory_lam": lam_fine,
-            **{k: np.array(v) for k, v in rows.items()}}
+    return {
+        "kappas": np.array(cfg["kappas"]),
+        "lam": lam,
+        "theory_lam": lam_fine,
+        **{k: np.array(v) for k, v in rows.items()},
+    }
 
 
 def plot(data: dict, cfg: dict):
     fig, axes = figure(ncols=3, width=DOUBLE_COLUMN, height=2.6)
-    labels = [r"coefficient on $w_c$: $A(\lambda)/A(1)$", r"boundary distance: $s(\lambda)/s(1)$",
-              r"norm: $\|h(\lambda)\| / \|h_{cc}\|$"]
+    labels = [
+        r"coefficient on $w_c$: $A(\lambda)/A(1)$",
+        r"boundary distance: $s(\lambda)/s(1)$",
+        r"norm: $\|h(\lambda)\| / \|h_{cc}\|$",
+    ]
     for ax, key, label in zip(axes[0], ("A", "dist", "norm"), labels):
         for k, kappa in enumerate(data["kappas"]):
             colour = COLOURS[k % len(COLOURS)]
-            ax.plot(data["theory_lam"], data[key + "_theory"][k], color=colour, lw=1.0,
-                    label=rf"$\kappa$ = {kappa:g}")
+            ax.plot(data["theory_lam"], data[key + "_theory"][k], color=colour, lw=1.0, label=rf"$\kappa$ = {kappa:g}")
             ax.plot(data["lam"], data[key][k], "o", color=colour, ms=3, mfc="none")
         ax.plot(data["lam"], data[key + "_square"][0], "k--", lw=1.0, label="square loss (any $\\kappa$)")
         ax.set(xlabel=r"mixing coefficient $\lambda$", ylabel=label)
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=len(names), frameon=False)
-    fig.suptitle(f"C = {cfg['C']}, class pair ({cfg['pair'][0]}, {cfg['pair'][1]}): lines Theorem 3.1, circles solver",
-                 fontsize=8)
+    fig.suptitle(
+        f"C = {cfg['C']}, class pair ({cfg['pair'][0]}, {cfg['pair'][1]}): lines Theorem 3.1, circles solver",
+        fontsize=8,
+    )
     return fig

@@ -24,9 +24,16 @@ TITLE = "Mixup with a learned classifier: multiplier m against alpha, joint solv
 
 def config(quick: bool) -> dict:
     # theory alphas quadratically spaced from 0 (ERM): m moves fastest near alpha = 0
-    return {"classes": [3] if quick else [3, 5, 10], "solver_alphas": [1.0] if quick else [0.0, 0.2, 1.0, 2.0],
-            "theory_alphas": (2 * np.linspace(0, 1, 9 if quick else 41) ** 2).tolist(), "lam_W": 5e-2, "lam_H": 5e-2,
-            "n_nodes": 16, "restarts": 2 if quick else 3, "seed": 0}
+    return {
+        "classes": [3] if quick else [3, 5, 10],
+        "solver_alphas": [1.0] if quick else [0.0, 0.2, 1.0, 2.0],
+        "theory_alphas": (2 * np.linspace(0, 1, 9 if quick else 41) ** 2).tolist(),
+        "lam_W": 5e-2,
+        "lam_H": 5e-2,
+        "n_nodes": 16,
+        "restarts": 2 if quick else 3,
+        "seed": 0,
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -34,13 +41,23 @@ def steps(cfg: dict) -> int:
 
 
 def compute(cfg: dict, progress) -> dict:
-    out = {"classes": np.array(cfg["classes"]), "theory_alphas": np.array(cfg["theory_alphas"]),
-           "solver_alphas": np.array(cfg["solver_alphas"])}
+    out = {
+        "classes": np.array(cfg["classes"]),
+        "theory_alphas": np.array(cfg["theory_alphas"]),
+        "solver_alphas": np.array(cfg["solver_alphas"]),
+    }
     for C in cfg["classes"]:
-        base = MixupJointProblem(C=C, lam_W=cfg["lam_W"], lam_H=cfg["lam_H"], n_nodes=cfg["n_nodes"],
-                                 restarts=cfg["restarts"], seed=cfg["seed"])
-        out[f"theory_m_C{C}"] = np.array([reduced_multiplier(dataclasses.replace(base, alpha=a))[0]
-                                          for a in cfg["theory_alphas"]])
+        base = MixupJointProblem(
+            C=C,
+            lam_W=cfg["lam_W"],
+            lam_H=cfg["lam_H"],
+            n_nodes=cfg["n_nodes"],
+            restarts=cfg["restarts"],
+            seed=cfg["seed"],
+        )
+        out[f"theory_m_C{C}"] = np.array(
+            [reduced_multiplier(dataclasses.replace(base, alpha=a))[0] for a in cfg["theory_alphas"]]
+        )
         progress.step()
         numbers = {key: [] for key in ("m", "m_1d", "etf_error", "passed")}
         for alpha in cfg["solver_alphas"]:
@@ -62,16 +79,27 @@ def plot(data: dict, cfg: dict):
         left.plot(data["theory_alphas"], data[f"theory_m_C{C}"], color=colour, label=f"C = {C}")
         left.plot(data["solver_alphas"], data[f"solver_m_C{C}"], "o", color=colour, mfc="none", ms=6)
         # floor the log plot at 1e-17: an exact zero (identical m) has no logarithm
-        right.semilogy(data["solver_alphas"], np.maximum(data[f"solver_etf_error_C{C}"], 1e-17), "o-", color=colour,
-                       mfc="none", label=f"C = {C}: ETF error")
+        right.semilogy(
+            data["solver_alphas"],
+            np.maximum(data[f"solver_etf_error_C{C}"], 1e-17),
+            "o-",
+            color=colour,
+            mfc="none",
+            label=f"C = {C}: ETF error",
+        )
         gap = np.abs(data[f"solver_m_C{C}"] - data[f"solver_m_1d_C{C}"]) / data[f"solver_m_1d_C{C}"]
         right.semilogy(data["solver_alphas"], np.maximum(gap, 1e-17), "x--", color=colour, label=f"C = {C}: m gap")
     left.plot([], [], "ko", mfc="none", label="joint solve")
-    left.set(xlabel=r"mixup $\alpha$ ($\lambda \sim$ Beta($\alpha$, $\alpha$); 0 = ERM)",
-             ylabel=r"ETF multiplier $m = \|w_c\|$",
-             title=rf"$\lambda_W$ = {cfg['lam_W']:g}, $\lambda_H$ = {cfg['lam_H']:g}; lines: 1-D reduction")
+    left.set(
+        xlabel=r"mixup $\alpha$ ($\lambda \sim$ Beta($\alpha$, $\alpha$); 0 = ERM)",
+        ylabel=r"ETF multiplier $m = \|w_c\|$",
+        title=rf"$\lambda_W$ = {cfg['lam_W']:g}, $\lambda_H$ = {cfg['lam_H']:g}; lines: 1-D reduction",
+    )
     left.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
-    right.set(xlabel=r"mixup $\alpha$", ylabel="relative error (joint solve)",
-              title=r"$\|WW^T - $ETF$\|_F / \|WW^T\|_F$ and $|m - m_{1D}| / m_{1D}$")
+    right.set(
+        xlabel=r"mixup $\alpha$",
+        ylabel="relative error (joint solve)",
+        title=r"$\|WW^T - $ETF$\|_F / \|WW^T\|_F$ and $|m - m_{1D}| / m_{1D}$",
+    )
     right.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     return fig

@@ -25,8 +25,15 @@ TITLE = "Nonnegative features: the K = 2 picture, margin and objective against w
 
 
 def config(quick: bool) -> dict:
-    return {"K": 3, "n": 2, "d": 6, "alphas": [0.0, 0.1], "restarts": 2,
-            "lambdas": np.geomspace(1e-3, 0.3, 2 if quick else 10).tolist(), "picture": {"K": 2, "n": 3, "d": 2}}
+    return {
+        "K": 3,
+        "n": 2,
+        "d": 6,
+        "alphas": [0.0, 0.1],
+        "restarts": 2,
+        "lambdas": np.geomspace(1e-3, 0.3, 2 if quick else 10).tolist(),
+        "picture": {"K": 2, "n": 3, "d": 2},
+    }
 
 
 def steps(cfg: dict) -> int:
@@ -57,34 +64,59 @@ def compute(cfg: dict, progress) -> dict:
     objective = np.full_like(margin, np.nan)
     for j, l in enumerate(lam):
         for i, alpha in enumerate(cfg["alphas"]):
-            p = NonnegProblem(C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", alpha=alpha, lambda_W=l, lambda_H=l,
-                              restarts=cfg["restarts"])
+            p = NonnegProblem(
+                C=cfg["K"],
+                n=cfg["n"],
+                d=cfg["d"],
+                model="ufm",
+                alpha=alpha,
+                lambda_W=l,
+                lambda_H=l,
+                restarts=cfg["restarts"],
+            )
             sol, WH, _ = family.solve(p)
             best = int(np.argmin(sol.loss))
             objective[i, j] = sol.loss[best]
             margin[i, j] = _margin(*WH[best], p.labels)
             progress.step()
-        p = NonnegProblem(C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", lambda_W=l, lambda_H=l, restarts=cfg["restarts"])
+        p = NonnegProblem(
+            C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", lambda_W=l, lambda_H=l, restarts=cfg["restarts"]
+        )
         rng = np.random.default_rng(0)
-        params = {"W": jnp.asarray(rng.standard_normal((p.restarts, p.C, p.d))),
-                  "H": jnp.asarray(rng.standard_normal((p.restarts, p.d, p.N)))}
-        free = minimise(sign_free_loss, params, objective_data(p),
-                        options=dataclasses.replace(family.SOLVER, progress=False))
+        params = {
+            "W": jnp.asarray(rng.standard_normal((p.restarts, p.C, p.d))),
+            "H": jnp.asarray(rng.standard_normal((p.restarts, p.d, p.N))),
+        }
+        free = minimise(
+            sign_free_loss, params, objective_data(p), options=dataclasses.replace(family.SOLVER, progress=False)
+        )
         best = int(np.argmin(free.loss))
         objective[-1, j] = free.loss[best]
         margin[-1, j] = _margin(np.asarray(free.params["W"][best]), np.asarray(free.params["H"][best]), p.labels)
         progress.step()
     fine = np.geomspace(lam[0], lam[-1], 200)
-    theory_margin = np.array([[theory.model2_optimum(cfg["K"], cfg["n"], l, l, a)["margin"] for l in fine]
-                              for a in cfg["alphas"]])
-    theory_objective = np.array([[theory.model2_optimum(cfg["K"], cfg["n"], l, l, a)["objective"] for l in fine]
-                                 for a in cfg["alphas"]])
+    theory_margin = np.array(
+        [[theory.model2_optimum(cfg["K"], cfg["n"], l, l, a)["margin"] for l in fine] for a in cfg["alphas"]]
+    )
+    theory_objective = np.array(
+        [[theory.model2_optimum(cfg["K"], cfg["n"], l, l, a)["objective"] for l in fine] for a in cfg["alphas"]]
+    )
     # threshold gamma + alpha (K-1)/K = (K-1)/K  <=>  lambda = ((K-1)/K - alpha (K-1)/K) / sqrt(n K (K-1))
     K, n = cfg["K"], cfg["n"]
     thresholds = np.array([(K - 1) / K * (1 - a) / np.sqrt(n * K * (K - 1)) for a in cfg["alphas"]])
-    return {"picture_W": W2, "picture_H": H2, "picture_labels": pic.labels, "lambdas": lam, "margin": margin,
-            "objective": objective, "theory_lambdas": fine, "theory_margin": theory_margin,
-            "theory_objective": theory_objective, "thresholds": thresholds, "alphas": np.array(cfg["alphas"])}
+    return {
+        "picture_W": W2,
+        "picture_H": H2,
+        "picture_labels": pic.labels,
+        "lambdas": lam,
+        "margin": margin,
+        "objective": objective,
+        "theory_lambdas": fine,
+        "theory_margin": theory_margin,
+        "theory_objective": theory_objective,
+        "thresholds": thresholds,
+        "alphas": np.array(cfg["alphas"]),
+    }
 
 
 def plot(data: dict, cfg: dict):
@@ -99,8 +131,14 @@ def plot(data: dict, cfg: dict):
     direction = np.array([normal[1], -normal[0]]) / np.linalg.norm(normal)
     direction *= np.sign(direction.sum()) * top / np.max(np.abs(direction))
     ax.plot([0, direction[0]], [0, direction[1]], "k--", lw=0.8, label="boundary (solver)")
-    ax.set(xlim=(-0.05 * top, top), ylim=(-0.05 * top, top), aspect="equal", xlabel="$h_1$", ylabel="$h_2$",
-           title="K = 2: orthogonal axes")
+    ax.set(
+        xlim=(-0.05 * top, top),
+        ylim=(-0.05 * top, top),
+        aspect="equal",
+        xlabel="$h_1$",
+        ylabel="$h_2$",
+        title="K = 2: orthogonal axes",
+    )
     ax.legend(frameon=False, loc="lower right", bbox_to_anchor=(1.0, 0.08), fontsize=6, handlelength=1.5)
     names = ["CE" if a == 0 else f"LS $\\alpha$={a:g}" for a in data["alphas"]]
     for ax, key, label in ((axes[0, 1], "margin", "margin"), (axes[0, 2], "objective", "objective")):

@@ -33,16 +33,24 @@ ZERO = 1e-6
 
 
 def config(quick: bool) -> dict:
-    return {"K": 3, "n": 2,
-            "square": np.geomspace(1e-2, 1.0, 3 if quick else 9).tolist(),
-            "deep_layers": [2] if quick else [2, 3, 4], "deep": np.geomspace(0.02, 1.0, 4 if quick else 16).tolist(),
-            "model2_alpha": [0.0] if quick else [0.0, 0.2, 0.4, 0.6, 0.8],
-            "model2": np.geomspace(0.02, 1.0, 3 if quick else 12).tolist(), "restarts": 2}
+    return {
+        "K": 3,
+        "n": 2,
+        "square": np.geomspace(1e-2, 1.0, 3 if quick else 9).tolist(),
+        "deep_layers": [2] if quick else [2, 3, 4],
+        "deep": np.geomspace(0.02, 1.0, 4 if quick else 16).tolist(),
+        "model2_alpha": [0.0] if quick else [0.0, 0.2, 0.4, 0.6, 0.8],
+        "model2": np.geomspace(0.02, 1.0, 3 if quick else 12).tolist(),
+        "restarts": 2,
+    }
 
 
 def steps(cfg: dict) -> int:
-    return (len(cfg["square"]) ** 2 + len(cfg["deep_layers"]) * len(cfg["deep"])
-            + len(cfg["model2_alpha"]) * len(cfg["model2"]))
+    return (
+        len(cfg["square"]) ** 2
+        + len(cfg["deep_layers"]) * len(cfg["deep"])
+        + len(cfg["model2_alpha"]) * len(cfg["model2"])
+    )
 
 
 def _outcome(problem, zero_of) -> tuple[float, float]:
@@ -69,16 +77,18 @@ def compute(cfg: dict, progress) -> dict:
     square = np.zeros((2, grid.size, grid.size))
     for i, lambda_W in enumerate(grid):
         for j, lambda_H in enumerate(grid):
-            square[:, i, j] = _outcome(ufm.SquareLossProblem(C=K, n=n, lambda_W=lambda_W, lambda_H=lambda_H,
-                                                             restarts=R), _square_zero)
+            square[:, i, j] = _outcome(
+                ufm.SquareLossProblem(C=K, n=n, lambda_W=lambda_W, lambda_H=lambda_H, restarts=R), _square_zero
+            )
             progress.step()
     out.update(square_lambdas=grid, square_zero=square[0], square_passed=square[1])
     lam = np.array(cfg["deep"])
     deep = np.zeros((2, len(cfg["deep_layers"]), lam.size))
     for i, layers in enumerate(cfg["deep_layers"]):
         for j, value in enumerate(lam):
-            deep[:, i, j] = _outcome(ufm.SquareLossProblem(C=K, n=n, layers=layers, lambda_W=value, lambda_H=value,
-                                                           restarts=R), _square_zero)
+            deep[:, i, j] = _outcome(
+                ufm.SquareLossProblem(C=K, n=n, layers=layers, lambda_W=value, lambda_H=value, restarts=R), _square_zero
+            )
             progress.step()
     fine = np.geomspace(lam[0], lam[-1], 400)
     jumps = []
@@ -86,20 +96,30 @@ def compute(cfg: dict, progress) -> dict:
         m = layers + 1
         zero = [theory.deep_fit(m, theory.deep_beta(K, n, [v] * m)) == 0.0 for v in fine]
         jumps.append(fine[zero.index(True)] if any(zero) else math.nan)
-    out.update(deep_lambdas=lam, deep_layers=np.array(cfg["deep_layers"]), deep_zero=deep[0], deep_passed=deep[1],
-               deep_jump=np.array(jumps))
+    out.update(
+        deep_lambdas=lam,
+        deep_layers=np.array(cfg["deep_layers"]),
+        deep_zero=deep[0],
+        deep_passed=deep[1],
+        deep_jump=np.array(jumps),
+    )
     lam = np.array(cfg["model2"])
     alphas = np.array(cfg["model2_alpha"])
     model2 = np.zeros((2, alphas.size, lam.size))
     for i, alpha in enumerate(alphas):
         for j, value in enumerate(lam):
-            model2[:, i, j] = _outcome(ufm.NonnegProblem(C=K, n=n, alpha=float(alpha), lambda_W=value,
-                                                         lambda_H=value), _features_zero)
+            model2[:, i, j] = _outcome(
+                ufm.NonnegProblem(C=K, n=n, alpha=float(alpha), lambda_W=value, lambda_H=value), _features_zero
+            )
             progress.step()
-    out.update(model2_lambdas=lam, model2_alpha=alphas, model2_zero=model2[0], model2_passed=model2[1],
-               model2_threshold=(1 - alphas) * (K - 1) / K / math.sqrt(n * K * (K - 1)),
-               refused=np.array(int(np.isnan(square[0]).sum() + np.isnan(deep[0]).sum()
-                                    + np.isnan(model2[0]).sum())))
+    out.update(
+        model2_lambdas=lam,
+        model2_alpha=alphas,
+        model2_zero=model2[0],
+        model2_passed=model2[1],
+        model2_threshold=(1 - alphas) * (K - 1) / K / math.sqrt(n * K * (K - 1)),
+        refused=np.array(int(np.isnan(square[0]).sum() + np.isnan(deep[0]).sum() + np.isnan(model2[0]).sum())),
+    )
     return out
 
 
@@ -122,8 +142,13 @@ def plot(data: dict, cfg: dict):
     _markers(ax, W, H, data["square_zero"], data["square_passed"])
     fine = np.geomspace(grid[0], grid[-1], 200)
     ax.loglog(fine, 1 / (K**2 * n * fine), "k-", lw=0.8)
-    ax.set(xlim=(grid[0] / 1.5, grid[-1] * 1.5), ylim=(grid[0] / 1.5, grid[-1] * 1.5), xlabel=r"$\lambda_W$",
-           ylabel=r"$\lambda_H$", title=rf"square loss (K = {K}, n = {n}): line $\rho = 1$")
+    ax.set(
+        xlim=(grid[0] / 1.5, grid[-1] * 1.5),
+        ylim=(grid[0] / 1.5, grid[-1] * 1.5),
+        xlabel=r"$\lambda_W$",
+        ylabel=r"$\lambda_H$",
+        title=rf"square loss (K = {K}, n = {n}): line $\rho = 1$",
+    )
     ax = axes[1]
     lam, layers = data["deep_lambdas"], data["deep_layers"]
     L, M = np.meshgrid(lam, layers)
@@ -131,8 +156,12 @@ def plot(data: dict, cfg: dict):
     for m, jump in zip(layers, data["deep_jump"]):
         ax.plot([jump, jump], [m - 0.35, m + 0.35], "k-", lw=0.8)
     ax.set_xscale("log")
-    ax.set(yticks=layers, xlabel=r"$\lambda$ (every factor)", ylabel="layers",
-           title="deep linear UFM: jump of $x^*$ to 0 (bars)")
+    ax.set(
+        yticks=layers,
+        xlabel=r"$\lambda$ (every factor)",
+        ylabel="layers",
+        title="deep linear UFM: jump of $x^*$ to 0 (bars)",
+    )
     ax = axes[2]
     lam, alphas = data["model2_lambdas"], data["model2_alpha"]
     L, A = np.meshgrid(lam, alphas)
@@ -140,8 +169,14 @@ def plot(data: dict, cfg: dict):
     smoothing = np.linspace(alphas.min(), alphas.max(), 100)  # the boundary is linear in alpha: drawn finely
     ax.plot((1 - smoothing) * (K - 1) / K / math.sqrt(n * K * (K - 1)), smoothing, "k-", lw=0.8)
     ax.set_xscale("log")
-    ax.set(xlabel=r"$\lambda_W = \lambda_H$", ylabel=r"label smoothing $\alpha$",
-           title=r"Model 2: line $\gamma_\alpha = (K-1)/K$")
-    fig.suptitle("filled: solver's optimum is W = H = 0; open: nonzero; red x: a check failed "
-                 "(Rangamani & Banburski-Fahey 2022; Nguyen et al. 2023)", fontsize=7)
+    ax.set(
+        xlabel=r"$\lambda_W = \lambda_H$",
+        ylabel=r"label smoothing $\alpha$",
+        title=r"Model 2: line $\gamma_\alpha = (K-1)/K$",
+    )
+    fig.suptitle(
+        "filled: solver's optimum is W = H = 0; open: nonzero; red x: a check failed "
+        "(Rangamani & Banburski-Fahey 2022; Nguyen et al. 2023)",
+        fontsize=7,
+    )
     return fig

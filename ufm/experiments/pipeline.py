@@ -32,8 +32,13 @@ class Progress:
             return
         filled = int(20 * self.done / self.total)
         end = "\n" if self.done >= self.total else ""
-        print(f"\r{self.name:<24} [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} "
-              f"{time.perf_counter() - self.t0:6.1f} s", end=end, file=sys.stderr, flush=True)
+        print(
+            f"\r{self.name:<24} [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} "
+            f"{time.perf_counter() - self.t0:6.1f} s",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list[Path]:
@@ -55,8 +60,12 @@ def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list
             np.savez(f, **data)
 
     atomic_write(files[0], save_npz)
-    atomic_write(files[1], lambda tmp: Path(tmp).write_text(to_json({"figure": module.NAME, "title": module.TITLE,
-                                                                        "quick": quick, "config": config}) + "\n"))
+    atomic_write(
+        files[1],
+        lambda tmp: Path(tmp).write_text(
+            to_json({"figure": module.NAME, "title": module.TITLE, "quick": quick, "config": config}) + "\n"
+        ),
+    )
     with plt.rc_context(RC):
         fig = module.plot(data, config)
         for path in files[2:]:

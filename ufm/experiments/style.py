@@ -33,6 +33,12 @@ RC = {
 def figure(ncols: int = 1, nrows: int = 1, width: float = SINGLE_COLUMN, height: float | None = None, **kwargs):
     """A figure of the given grid in the package style (``constrained`` layout avoids overlapping labels)."""
     with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height or 0.8 * width * nrows / ncols + 0.3),
-                                 layout="constrained", squeeze=False, **kwargs)
+        fig, axes = plt.subplots(
+            nrows,
+            ncols,
+            figsize=(width, height or 0.8 * width * nrows / ncols + 0.3),
+            layout="constrained",
+            squeeze=False,
+            **kwargs,
+        )
     return fig, axes

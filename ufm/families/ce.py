@@ -47,26 +47,43 @@ def add_arguments(parser) -> None:
     group.add_argument("--n", type=int, default=5, help="samples per class (>= 1)")
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
     for flag, what in (("W", "classifier"), ("H", "feature")):
-        group.add_argument(f"--lambda-{flag}", type=float, default=5e-3, dest=f"lambda_{flag}",
-                           help=f"{what} weight decay (in [1e-9, 1e6])")
+        group.add_argument(
+            f"--lambda-{flag}",
+            type=float,
+            default=5e-3,
+            dest=f"lambda_{flag}",
+            help=f"{what} weight decay (in [1e-9, 1e6])",
+        )
     group.add_argument("--bias", default="none", help="none, or a bias weight decay lambda_b in [1e-9, 1e3]")
     group.add_argument("--restarts", type=int, default=4, help="seeded random restarts (>= 1)")
     group.add_argument("--seed", type=int, default=0, help="seed of the restarts")
 
 
 def problem_from_args(ns) -> CEProblem:
-    return CEProblem(C=ns.C, n=ns.n, d=ns.d, lambda_W=ns.lambda_W, lambda_H=ns.lambda_H, bias=ns.bias,
-                     restarts=ns.restarts, seed=ns.seed)
+    return CEProblem(
+        C=ns.C,
+        n=ns.n,
+        d=ns.d,
+        lambda_W=ns.lambda_W,
+        lambda_H=ns.lambda_H,
+        bias=ns.bias,
+        restarts=ns.restarts,
+        seed=ns.seed,
+    )
 
 
 def memory_estimate(problem: CEProblem) -> tuple[int, str]:
     """Peak bytes (dense Hessians and their autodiff tangents per restart, the data) and the driving field."""
+
     def estimate(C, n, d, restarts):
         v, N = (C + C * n) * d + C, C * n
         return peak_bytes(v, restarts, SOLVER, 8 * 4 * N * (C + d)) + restarts * 8 * 2 * v * 2 * N * (C + d)
+
     sizes = {"C": problem.C, "n": problem.n, "d": problem.d, "restarts": problem.restarts}
-    reduced = {f: estimate(**{**sizes, f: low, **({"d": low} if f == "C" else {})})
-               for f, low in (("C", 2), ("n", 1), ("d", problem.C - 1), ("restarts", 1))}
+    reduced = {
+        f: estimate(**{**sizes, f: low, **({"d": low} if f == "C" else {})})
+        for f, low in (("C", 2), ("n", 1), ("d", problem.C - 1), ("restarts", 1))
+    }
     return estimate(**sizes), min(reduced, key=reduced.get)
 
 
@@ -85,29 +102,47 @@ def assess(problem: CEProblem, sol, best: int, _, options: SolverOptions) -> Ass
     b = np.asarray(sol.params["b"][best]) if "b" in sol.params else np.zeros(problem.C)
     t = theory.optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H)
     params = lambda W, H, b: jax.tree.map(jnp.asarray, {"W": W, "H": H, **({"b": b} if "b" in sol.params else {})})
-    W0, H0, b0 = theory.optimal_point(problem.C, problem.n, problem.d, problem.lambda_W, problem.lambda_H,
-                                      problem.seed)
+    W0, H0, b0 = theory.optimal_point(problem.C, problem.n, problem.d, problem.lambda_W, problem.lambda_H, problem.seed)
     f, f_point, grad, grad_fit = evaluate(params(W, H, b), params(W0, H0, b0), objective_data(problem))
     result, numbers = checks.solution_checks(problem, W, H, b, float(f), t, float(sol.grad_norm[best]))
-    result.insert(0, best_converged(sol.status, sol.rel_grad_norm, best, options.rtol,
-                                    notes="; balanced coordinates"))
+    result.insert(0, best_converged(sol.status, sol.rel_grad_norm, best, options.rtol, notes="; balanced coordinates"))
     flat = lambda tree: np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(tree)])
     result += checks.closed_form_point_checks(float(f_point), flat(grad), flat(grad_fit), t, problem.N)
     result += checks.restart_checks(sol.loss, t, problem.C)
-    numbers.update({"closed_form": {k: v for k, v in t.items() if k not in ("WWt", "MMt")},
-                    "restart_losses": sol.loss, "restart_status": sol.status})
-    headline = [(f"ufm cross-entropy: C={problem.C} n={problem.n} d={problem.d} lambda_W={problem.lambda_W:g} "
-                 f"lambda_H={problem.lambda_H:g} bias={problem.bias}"),
-                (f"closed form: objective {t['objective']:.15g}  rho {t['rho']:.6g} (W = H = 0 iff >= 1)  t* "
-                 f"{t['t']:.12g}  margin {t['margin']:.12g}" + ("  (W = H = 0)" if t["zero"] else "")),
-                f"best restart {best}: objective {numbers['objective']:.15g}"]
-    arrays = {"W": W, "H": H, "b": b, "logits": H @ W.T + b, "labels": problem.labels, "restart_losses": sol.loss,
-              "W_theory": W0, "H_theory": H0}
+    numbers.update(
+        {
+            "closed_form": {k: v for k, v in t.items() if k not in ("WWt", "MMt")},
+            "restart_losses": sol.loss,
+            "restart_status": sol.status,
+        }
+    )
+    headline = [
+        (
+            f"ufm cross-entropy: C={problem.C} n={problem.n} d={problem.d} lambda_W={problem.lambda_W:g} "
+            f"lambda_H={problem.lambda_H:g} bias={problem.bias}"
+        ),
+        (
+            f"closed form: objective {t['objective']:.15g}  rho {t['rho']:.6g} (W = H = 0 iff >= 1)  t* "
+            f"{t['t']:.12g}  margin {t['margin']:.12g}" + ("  (W = H = 0)" if t["zero"] else "")
+        ),
+        f"best restart {best}: objective {numbers['objective']:.15g}",
+    ]
+    arrays = {
+        "W": W,
+        "H": H,
+        "b": b,
+        "logits": H @ W.T + b,
+        "labels": problem.labels,
+        "restart_losses": sol.loss,
+        "W_theory": W0,
+        "H_theory": H0,
+    }
     return Assessment(headline, result, numbers, arrays)
 
 
-FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=solve, assess=assess,
-                arrays_name="solution.npz")
+FAMILY = Family(
+    name=lambda problem: NAME, solver_options=solver_options, solve=solve, assess=assess, arrays_name="solution.npz"
+)
 
 
 def run(problem: CEProblem, *, progress: bool = True) -> Report:

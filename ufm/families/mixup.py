@@ -43,8 +43,18 @@ from ufm.report import Report
 from ufm.solver import SolverOptions
 from ufm.theory import mixup as theory
 
-__all__ = ["KAPPA_SWEEP", "MixupSolution", "nonlinearity_defined", "nonlinearity_summary", "nonlinearity_vs_kappa",
-           "other_dimension", "run", "solve", "solve_targets", "structured_mixes"]
+__all__ = [
+    "KAPPA_SWEEP",
+    "MixupSolution",
+    "nonlinearity_defined",
+    "nonlinearity_summary",
+    "nonlinearity_vs_kappa",
+    "other_dimension",
+    "run",
+    "solve",
+    "solve_targets",
+    "structured_mixes",
+]
 NAME = "mixup"
 DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (Fisher et al. 2024, Thm 3.1)"
 FLAGS = {"n_lambdas": "--lambdas", "n_mixes": "--mixes"}
@@ -57,15 +67,33 @@ def add_arguments(parser) -> None:
     group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
     group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-2, 1e2])")
     group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
-    group.add_argument("--lambdas", type=int, default=None, dest="n_lambdas",
-                       help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)")
+    group.add_argument(
+        "--lambdas",
+        type=int,
+        default=None,
+        dest="n_lambdas",
+        help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
-    group.add_argument("--points", type=int, default=2,
-                       help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, Chaudhry et al.)")
-    group.add_argument("--alpha", type=float, default=None,
-                       help="Dirichlet concentration of the k-point weights (> 0; default 1; only with --points >= 3)")
-    group.add_argument("--mixes", type=int, default=None, dest="n_mixes",
-                       help="number of random k-point mixes (>= 1; default 1000; only with --points >= 3)")
+    group.add_argument(
+        "--points",
+        type=int,
+        default=2,
+        help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, Chaudhry et al.)",
+    )
+    group.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="Dirichlet concentration of the k-point weights (> 0; default 1; only with --points >= 3)",
+    )
+    group.add_argument(
+        "--mixes",
+        type=int,
+        default=None,
+        dest="n_mixes",
+        help="number of random k-point mixes (>= 1; default 1000; only with --points >= 3)",
+    )
 
 
 # Every flag applies to the one variant; --lambdas (pair grid) versus --alpha/--mixes (points >= 3) depend on
@@ -77,17 +105,34 @@ def problem_from_args(ns) -> MixupProblem:
     if ns.n_lambdas is not None and isinstance(ns.points, int) and ns.points > 2:
         raise InputError("n_lambdas", "only used with --points 2 (points >= 3 draws random mixes: --mixes)")
     n_lambdas = DEFAULT_LAMBDAS if ns.n_lambdas is None else ns.n_lambdas
-    return MixupProblem(C=ns.C, d=ns.d, m=ns.m, mu=ns.mu, n_lambdas=n_lambdas, seed=ns.seed,
-                        points=ns.points, alpha=ns.alpha, n_mixes=ns.n_mixes)
+    return MixupProblem(
+        C=ns.C,
+        d=ns.d,
+        m=ns.m,
+        mu=ns.mu,
+        n_lambdas=n_lambdas,
+        seed=ns.seed,
+        points=ns.points,
+        alpha=ns.alpha,
+        n_mixes=ns.n_mixes,
+    )
 
 
 def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
     """``(peak bytes, driving field)`` of :func:`run` (``ufm.objectives.mixup.peak_bytes_estimate``). From the
     sizes only; nothing is allocated."""
-    sizes = {"C": problem.C, "d": problem.d, "n_lambdas": problem.n_lambdas, "points": problem.points,
-             "n_mixes": problem.n_mixes or 0}
-    reference = {"C": 10, "d": sizes["C"], **({"n_lambdas": DEFAULT_LAMBDAS} if problem.points <= 2
-                                              else {"n_mixes": 1000, "points": 3})}
+    sizes = {
+        "C": problem.C,
+        "d": problem.d,
+        "n_lambdas": problem.n_lambdas,
+        "points": problem.points,
+        "n_mixes": problem.n_mixes or 0,
+    }
+    reference = {
+        "C": 10,
+        "d": sizes["C"],
+        **({"n_lambdas": DEFAULT_LAMBDAS} if problem.points <= 2 else {"n_mixes": 1000, "points": 3}),
+    }
     return peak_bytes_estimate(sizes), driving_field(peak_bytes_estimate, sizes, reference)
 
 
@@ -126,8 +171,11 @@ def assess_grid(problem: MixupProblem, sol, context, options: SolverOptions) -> 
     main, alt, square, y = context
     tol = checks.feature_tolerance(problem.kappa)
     graded, v = checks.grid_checks(problem, main, alt, square, y, tol)
-    result = [every_converged(sol, options.rtol), *graded,
-              *auxiliary_converged((("d-independence", alt.solution), ("square-loss", square.solution)))]
+    result = [
+        every_converged(sol, options.rtol),
+        *graded,
+        *auxiliary_converged((("d-independence", alt.solution), ("square-loss", square.solution))),
+    ]
     bulge = theory.half_mix_bulge_ratio(problem.C, problem.kappa)
     headline = [
         f"ufm mixup: C={problem.C} d={problem.d} m={problem.m:g} mu={problem.mu:g} kappa={problem.kappa:.6g}  "
@@ -135,12 +183,29 @@ def assess_grid(problem: MixupProblem, sol, context, options: SolverOptions) -> 
         f"K (root < 0 of K(C-1+e^(-CK)) + kappa = 0) = {v['K']:.15g}   solver: {v['K_solver']:.15g}",
         f"same-class norm (C-1)|K|/m = {v['same_norm']:.12g}   lam=1/2 bulge ratio = {bulge:.12g}",
     ]
-    numbers = {"kappa": problem.kappa, "K": v["K"], "K_solver": v["K_solver"], "same_class_norm": v["same_norm"],
-               "half_mix_bulge_ratio": bulge, "max_rel_error": float(np.max(v["rel_err"])), "nonlin": v["nonlin"],
-               "nonlin_floor": v["nonlin_floor"]}
-    arrays = {"W": main.W, "c": main.c, "c_prime": main.c_prime, "lam": main.lam, "h": main.h,
-              "h_theory": v["h_theory"], "rel_error": v["rel_err"], "loss": sol.loss, "grad_norm": sol.grad_norm,
-              "steps": sol.steps, "converged": sol.converged}
+    numbers = {
+        "kappa": problem.kappa,
+        "K": v["K"],
+        "K_solver": v["K_solver"],
+        "same_class_norm": v["same_norm"],
+        "half_mix_bulge_ratio": bulge,
+        "max_rel_error": float(np.max(v["rel_err"])),
+        "nonlin": v["nonlin"],
+        "nonlin_floor": v["nonlin_floor"],
+    }
+    arrays = {
+        "W": main.W,
+        "c": main.c,
+        "c_prime": main.c_prime,
+        "lam": main.lam,
+        "h": main.h,
+        "h_theory": v["h_theory"],
+        "rel_error": v["rel_err"],
+        "loss": sol.loss,
+        "grad_norm": sol.grad_norm,
+        "steps": sol.steps,
+        "converged": sol.converged,
+    }
     return Assessment(headline, result, numbers, arrays, config={"kappa": problem.kappa})
 
 
@@ -149,10 +214,14 @@ def assess_points(problem: MixupProblem, sol, context, options: SolverOptions) -
     the k-point closed form; NonLin of eq. (3) for CE and the square loss, and its closed-form sweep over kappa."""
     W, W_other, d_other, mixes, h, h_alt, h_sq, (sol_alt, sol_sq) = context
     C, k, (classes, lam, y, slices) = problem.C, problem.points, mixes
-    graded, v = point_checks.points_checks(problem, W, W_other, d_other, mixes, h, h_alt, h_sq,
-                                           checks.feature_tolerance(problem.kappa))
-    result = [every_converged(sol, options.rtol), *graded,
-              *auxiliary_converged((("d-independence", sol_alt), ("square-loss", sol_sq)))]
+    graded, v = point_checks.points_checks(
+        problem, W, W_other, d_other, mixes, h, h_alt, h_sq, checks.feature_tolerance(problem.kappa)
+    )
+    result = [
+        every_converged(sol, options.rtol),
+        *graded,
+        *auxiliary_converged((("d-independence", sol_alt), ("square-loss", sol_sq))),
+    ]
     ce, sq, n_random = v["ce"], v["square"], slices["random"].stop
     headline = [
         f"ufm mixup, {k}-point (Dirichlet alpha={problem.alpha:g}): C={C} d={problem.d} m={problem.m:g} "
@@ -165,12 +234,29 @@ def assess_points(problem: MixupProblem, sol, context, options: SolverOptions) -
         f"{sq['unnormalised_rel']:.3e}",
         "  closed-form CE NonLin vs kappa:  " + "  ".join(f"{r['kappa']:g}: {r['nonlin']:.6f}" for r in v["sweep"]),
     ]
-    numbers = {"kappa": problem.kappa, "K": v["K"], "vertex_norm": v["vertex_norm"],
-               "max_rel_error": v["feature"].value, "nonlin_ce": ce, "nonlin_square": sq,
-               "nonlin_vs_kappa": v["sweep"],
-               "barycentre_bulge_ratio": theory.barycentre_bulge_ratio(C, problem.kappa, k)}
-    arrays = {"W": W, "classes": classes, "lam": lam, "y": y, "h": h, "h_theory": v["h_theory"], "h_square": h_sq,
-              "loss": sol.loss, "grad_norm": sol.grad_norm, "steps": sol.steps, "converged": sol.converged}
+    numbers = {
+        "kappa": problem.kappa,
+        "K": v["K"],
+        "vertex_norm": v["vertex_norm"],
+        "max_rel_error": v["feature"].value,
+        "nonlin_ce": ce,
+        "nonlin_square": sq,
+        "nonlin_vs_kappa": v["sweep"],
+        "barycentre_bulge_ratio": theory.barycentre_bulge_ratio(C, problem.kappa, k),
+    }
+    arrays = {
+        "W": W,
+        "classes": classes,
+        "lam": lam,
+        "y": y,
+        "h": h,
+        "h_theory": v["h_theory"],
+        "h_square": h_sq,
+        "loss": sol.loss,
+        "grad_norm": sol.grad_norm,
+        "steps": sol.steps,
+        "converged": sol.converged,
+    }
     return Assessment(headline, result, numbers, arrays, config={"kappa": problem.kappa})
 
 

@@ -54,27 +54,53 @@ def add_arguments(parser) -> None:
     group.add_argument("--C", type=int, default=4, help="number of classes (>= 2)")
     group.add_argument("--d0", type=int, default=None, help="first-layer feature dimension (>= 1; default C)")
     group.add_argument("--d1", type=int, default=None, help="hidden width (default 2C; >= C-1 with a fixed ETF)")
-    group.add_argument("--activation", default="relu",
-                       help="relu (default; reached by softplus continuation), softplus (smooth) or linear")
-    group.add_argument("--sharpness", type=float, default=None,
-                       help="softplus sharpness s: softplus(s x)/s (in [0.1, 1e6]; default 10; only with "
-                       "--activation softplus)")
-    group.add_argument("--classifier", default="learned",
-                       help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
-    group.add_argument("--m", type=float, default=None,
-                       help="ETF multiplier of the fixed classifier (in [1e-2, 1e2]; default 1; only with "
-                       "--classifier fixed)")
+    group.add_argument(
+        "--activation",
+        default="relu",
+        help="relu (default; reached by softplus continuation), softplus (smooth) or linear",
+    )
+    group.add_argument(
+        "--sharpness",
+        type=float,
+        default=None,
+        help="softplus sharpness s: softplus(s x)/s (in [0.1, 1e6]; default 10; only with --activation softplus)",
+    )
+    group.add_argument(
+        "--classifier",
+        default="learned",
+        help="learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)",
+    )
+    group.add_argument(
+        "--m",
+        type=float,
+        default=None,
+        help="ETF multiplier of the fixed classifier (in [1e-2, 1e2]; default 1; only with --classifier fixed)",
+    )
     group.add_argument("--mu", type=float, default=1e-2, help="weight decay of the free features (in [1e-6, 1e6])")
-    group.add_argument("--mu-v", type=float, default=1e-2, dest="mu_v",
-                       help="weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6]; "
-                       "mu / mu_v in [1e-4, 1e4])")
+    group.add_argument(
+        "--mu-v",
+        type=float,
+        default=1e-2,
+        dest="mu_v",
+        help="weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6]; mu / mu_v in [1e-4, 1e4])",
+    )
     group.add_argument("--alpha", type=float, default=1.0, help="mixup lam ~ Beta(alpha, alpha) (in [1e-6, 1e6])")
-    group.add_argument("--lambdas", type=int, default=6, dest="n_lambdas",
-                       help=f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})")
+    group.add_argument(
+        "--lambdas",
+        type=int,
+        default=6,
+        dest="n_lambdas",
+        help=f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})",
+    )
     group.add_argument("--consistency", type=float, default=1.0, help="weight of the consistency loss (in [0, 10])")
     group.add_argument("--restarts", type=int, default=8, help="seeded random starts per rule (>= 1)")
-    group.add_argument("--eval-lambdas", type=int, default=99, dest="eval_lambdas",
-                       help="lam values per class pair at which NonLin is evaluated (>= 1)")
+    group.add_argument(
+        "--eval-lambdas",
+        type=int,
+        default=99,
+        dest="eval_lambdas",
+        help="lam values per class pair at which NonLin is evaluated (>= 1)",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
 
 
@@ -85,16 +111,31 @@ UNUSED_FLAGS: dict[str, set[str]] = {NAME: set()}
 
 def problem_from_args(ns) -> MixupDeepProblem:
     if ns.sharpness is not None and ns.activation != "softplus":
-        raise InputError("sharpness", "only used with --activation softplus (relu is reached by continuation "
-                         f"through s = {', '.join(f'{s:g}' for s in RELU_SHARPNESS)})")
+        raise InputError(
+            "sharpness",
+            "only used with --activation softplus (relu is reached by continuation "
+            f"through s = {', '.join(f'{s:g}' for s in RELU_SHARPNESS)})",
+        )
     if ns.m is not None and ns.classifier != "fixed":
         raise InputError("m", "only used with --classifier fixed (a learned classifier has no multiplier)")
     defaults = {f.name: f.default for f in dataclasses.fields(MixupDeepProblem)}
-    return MixupDeepProblem(C=ns.C, d0=ns.d0, d1=ns.d1, activation=ns.activation,
-                            sharpness=defaults["sharpness"] if ns.sharpness is None else ns.sharpness,
-                            classifier=ns.classifier, m=defaults["m"] if ns.m is None else ns.m, mu=ns.mu,
-                            mu_v=ns.mu_v, alpha=ns.alpha, n_lambdas=ns.n_lambdas, consistency=ns.consistency,
-                            restarts=ns.restarts, eval_lambdas=ns.eval_lambdas, seed=ns.seed)
+    return MixupDeepProblem(
+        C=ns.C,
+        d0=ns.d0,
+        d1=ns.d1,
+        activation=ns.activation,
+        sharpness=defaults["sharpness"] if ns.sharpness is None else ns.sharpness,
+        classifier=ns.classifier,
+        m=defaults["m"] if ns.m is None else ns.m,
+        mu=ns.mu,
+        mu_v=ns.mu_v,
+        alpha=ns.alpha,
+        n_lambdas=ns.n_lambdas,
+        consistency=ns.consistency,
+        restarts=ns.restarts,
+        eval_lambdas=ns.eval_lambdas,
+        seed=ns.seed,
+    )
 
 
 def _n_vars(C: int, d0: int, d1: int, learned: bool) -> int:
@@ -122,9 +163,15 @@ def memory_estimate(problem: MixupDeepProblem) -> tuple[int, str]:
     """``(peak bytes, driving field)`` of :func:`run`: the largest rule's batched solve (``ufm.solver.peak_bytes``
     of the dense eigh Newton, plus the Hessian's per-variable autodiff residuals over all rows), the NonLin
     evaluation and the kept parameters. From the sizes only; nothing is allocated."""
-    sizes = {"C": problem.C, "d0": problem.d0, "d1": problem.d1, "restarts": problem.restarts,
-             "n_lambdas": problem.n_lambdas, "eval_lambdas": problem.eval_lambdas,
-             "learned": problem.classifier == "learned"}
+    sizes = {
+        "C": problem.C,
+        "d0": problem.d0,
+        "d1": problem.d1,
+        "restarts": problem.restarts,
+        "n_lambdas": problem.n_lambdas,
+        "eval_lambdas": problem.eval_lambdas,
+        "learned": problem.classifier == "learned",
+    }
     reference = {"C": 4, "d0": problem.C, "d1": 2 * problem.C, "restarts": 8, "n_lambdas": 6, "eval_lambdas": 99}
     return _estimate(sizes), driving_field(_estimate, sizes, reference)
 
@@ -156,8 +203,10 @@ def initial_params(problem: MixupDeepProblem) -> dict:
     """Seeded random starts (restarts leading axis): g ~ N(0, 1), V ~ N(0, 1/d0), learned W ~ N(0, 1/d1)."""
     rng = np.random.default_rng([problem.seed, 1])
     R = problem.restarts
-    params = {"g": rng.standard_normal((R, problem.C, problem.d0)),
-              "V": rng.standard_normal((R, problem.d1, problem.d0)) / np.sqrt(problem.d0)}
+    params = {
+        "g": rng.standard_normal((R, problem.C, problem.d0)),
+        "V": rng.standard_normal((R, problem.d1, problem.d0)) / np.sqrt(problem.d0),
+    }
     if problem.classifier == "learned":
         params["W"] = rng.standard_normal((R, problem.C, problem.d1)) / np.sqrt(problem.d1)
     return {k: jnp.asarray(v) for k, v in params.items()}
@@ -198,10 +247,13 @@ def layer_nonlinearity(problem: MixupDeepProblem, params: dict, data: DeepMixupD
         raw = nonlinearity(mixed[layer], pts, lam, normalise=False)
         scale = float(np.mean(np.linalg.norm(vertex[layer], axis=-1)))
         nan = float("nan")
-        out[layer] = {"nonlin": float(w @ nl) if w.size else nan, "floor": float(w @ floor) if w.size else nan,
-                      "excess": float(w @ (nl - floor)) if w.size else nan,
-                      "unnormalised_rel": float(weights @ raw) / scale if scale > 0 else nan,
-                      "undefined": int(np.sum(~defined))}
+        out[layer] = {
+            "nonlin": float(w @ nl) if w.size else nan,
+            "floor": float(w @ floor) if w.size else nan,
+            "excess": float(w @ (nl - floor)) if w.size else nan,
+            "unnormalised_rel": float(weights @ raw) / scale if scale > 0 else nan,
+            "undefined": int(np.sum(~defined)),
+        }
     return out
 
 
@@ -237,18 +289,29 @@ def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLV
         # the sharpness is data: every stage calls the same objective on arrays of the same shapes, so the
         # solve compiled for the first stage serves the others
         stage_data = data._replace(sharpness=jnp.asarray(s, dtype=jnp.float64))
-        sol = minimise(smooth_loss(name), params, stage_data,
-                       options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"))
+        sol = minimise(
+            smooth_loss(name),
+            params,
+            stage_data,
+            options=dataclasses.replace(options, progress=progress, label=f"{rule} s={s:g}"),
+        )
         for key in seconds:
             seconds[key] += getattr(sol, key)
         params = {k: jnp.asarray(v) for k, v in sol.params.items()}
         sol, floor = accept_rounding_floor(sol, smooth_loss(name), stage_data, options.damping)
         best = best_element(sol)
         best_params = {k: v[best] for k, v in sol.params.items()}
-        history.append({"sharpness": s, "loss": float(sol.loss[best]), "rel_grad": float(sol.rel_grad_norm[best]),
-                        "converged": bool(sol.converged[best]), "statuses": sol.status.tolist(),
-                        "floor": floor,
-                        "nonlin": layer_nonlinearity(problem, best_params, data)})
+        history.append(
+            {
+                "sharpness": s,
+                "loss": float(sol.loss[best]),
+                "rel_grad": float(sol.rel_grad_norm[best]),
+                "converged": bool(sol.converged[best]),
+                "statuses": sol.status.tolist(),
+                "floor": floor,
+                "nonlin": layer_nonlinearity(problem, best_params, data),
+            }
+        )
     return dataclasses.replace(sol, **seconds), best_params, best, data, history
 
 
@@ -260,8 +323,17 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         table[rule] = history[-1]["nonlin"]
         # NonLin at every converged restart that reached the best loss: the spread says whether it is well defined.
         at_best = np.flatnonzero(sol.converged & (sol.loss <= sol.loss[best] + 1e-9 * max(1.0, abs(sol.loss[best]))))
-        spread = max((abs(layer_nonlinearity(problem, {k: v[i] for k, v in sol.params.items()}, data)[layer]["excess"]
-                          - table[rule][layer]["excess"]) for i in at_best for layer in LAYERS), default=0.0)
+        spread = max(
+            (
+                abs(
+                    layer_nonlinearity(problem, {k: v[i] for k, v in sol.params.items()}, data)[layer]["excess"]
+                    - table[rule][layer]["excess"]
+                )
+                for i in at_best
+                for layer in LAYERS
+            ),
+            default=0.0,
+        )
         result_checks += [
             checks.converged(rule, sol, best, SOLVER.rtol, history[-1]["floor"]),
             checks.restarts_at_best(rule, sol.loss, sol.converged),
@@ -270,19 +342,33 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
         ]
         if len(history) > 1:
             # relu limit: NonLin at the last two sharpness stages (relu-evaluated) differ by O(1/s).
-            change = max(abs(history[-1]["nonlin"][layer][key] - history[-2]["nonlin"][layer][key])
-                         for layer in LAYERS for key in ("nonlin", "unnormalised_rel"))
+            change = max(
+                abs(history[-1]["nonlin"][layer][key] - history[-2]["nonlin"][layer][key])
+                for layer in LAYERS
+                for key in ("nonlin", "unnormalised_rel")
+            )
             relu_loss = float(make_loss(activation_function("relu"))(params, data))
-            result_checks.append(Check(f"{rule}: relu limit, NonLin change over the last stage", change, None,
-                                       f"s {history[-2]['sharpness']:g} -> {history[-1]['sharpness']:g}; relu loss "
-                                       f"{relu_loss:.10g} vs smooth {history[-1]['loss']:.10g}"))
+            result_checks.append(
+                Check(
+                    f"{rule}: relu limit, NonLin change over the last stage",
+                    change,
+                    None,
+                    f"s {history[-2]['sharpness']:g} -> {history[-1]['sharpness']:g}; relu loss "
+                    f"{relu_loss:.10g} vs smooth {history[-1]['loss']:.10g}",
+                )
+            )
         if problem.activation == "linear":
-            result_checks += [checks.exactly_linear(rule, layer, table[rule][layer]["unnormalised_rel"])
-                              for layer in ("h", "z")]
+            result_checks += [
+                checks.exactly_linear(rule, layer, table[rule][layer]["unnormalised_rel"]) for layer in ("h", "z")
+            ]
         rep = {**sol.report(), "converged_at_rounding_floor": len(history[-1]["floor"])}
         conv[rule] = rep
-        numbers[rule] = {"loss": float(sol.loss[best]), "losses": sol.loss.tolist(), "nonlin": table[rule],
-                         "stages": history}
+        numbers[rule] = {
+            "loss": float(sol.loss[best]),
+            "losses": sol.loss.tolist(),
+            "nonlin": table[rule],
+            "stages": history,
+        }
         arrays.update({f"{rule}_{k}": np.asarray(v) for k, v in params.items()})
         arrays[f"{rule}_losses"] = sol.loss
 
@@ -298,9 +384,14 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
             return "undefined (a layer is 0)"
         return "equal" if abs(diff) <= tol else ("more linear" if diff < 0 else "less linear")
 
-    verdicts = {f"{rule} vs ERM, layer {layer}": {"eq3": compare(rule, layer, "nonlin"),
-                                                   "unnormalised": compare(rule, layer, "unnormalised_rel")}
-                for rule in ("mixup", "consistency") for layer in ("h", "z")}
+    verdicts = {
+        f"{rule} vs ERM, layer {layer}": {
+            "eq3": compare(rule, layer, "nonlin"),
+            "unnormalised": compare(rule, layer, "unnormalised_rel"),
+        }
+        for rule in ("mixup", "consistency")
+        for layer in ("h", "z")
+    }
     numbers["seed_finding"] = verdicts
     numbers["seconds"] = time.perf_counter() - t0
     overall = {
@@ -337,10 +428,14 @@ def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
     for rule in RULES:
         for layer in LAYERS:
             r = table[rule][layer]
-            headline.append(f"{rule:<12} {layer:<5} {numbers[rule]['loss']:12.8f} {r['nonlin']:9.6f} {r['floor']:9.6f} "
-                            f"{r['excess']:10.3e} {r['unnormalised_rel']:10.3e}")
-    headline.append("compared with ERM (Chaudhry et al.: mixup more linear in the last layer, less in the hidden one; "
-                    f"consistency more linear in all), tolerance {tol:.0e}:")
+            headline.append(
+                f"{rule:<12} {layer:<5} {numbers[rule]['loss']:12.8f} {r['nonlin']:9.6f} {r['floor']:9.6f} "
+                f"{r['excess']:10.3e} {r['unnormalised_rel']:10.3e}"
+            )
+    headline.append(
+        "compared with ERM (Chaudhry et al.: mixup more linear in the last layer, less in the hidden one; "
+        f"consistency more linear in all), tolerance {tol:.0e}:"
+    )
     headline += [f"  {k}: eq. (3) {v['eq3']}, unnormalised {v['unnormalised']}" for k, v in verdicts.items()]
     config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(SOLVER)}
     return Report(NAME, config, headline, result_checks, overall, numbers, arrays, arrays_name="params.npz")

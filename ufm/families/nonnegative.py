@@ -23,23 +23,48 @@ from ufm.checks import Check
 from ufm.checks import nonnegative as checks
 from ufm.checks.nonnegative import GEOMETRY_NAMES
 from ufm.family import Assessment, Family
-from ufm.objectives.nonnegative import (BOUNDS, EVALUATE, LOSSES, SCALED, factor_gradients, model2_loss,
-                                        objective_data, random_params)
+from ufm.objectives.nonnegative import (
+    BOUNDS,
+    EVALUATE,
+    LOSSES,
+    SCALED,
+    factor_gradients,
+    model2_loss,
+    objective_data,
+    random_params,
+)
 from ufm.objectives.nonnegative import scaled_model2_loss as _scaled_model2_loss
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, best_element, minimise, peak_bytes
 from ufm.theory.nonnegative import optimum_for as theory_for
 
-__all__ = ["BOUNDS", "GEOMETRY_NAMES", "_scaled_model2_loss", "best_element", "minimise", "model2_loss",
-           "objective_data", "random_params", "theory_for"]
+__all__ = [
+    "BOUNDS",
+    "GEOMETRY_NAMES",
+    "_scaled_model2_loss",
+    "best_element",
+    "minimise",
+    "model2_loss",
+    "objective_data",
+    "random_params",
+    "theory_for",
+]
 NAME = "nonneg"
-DESCRIPTION = ("nonnegative features with CE / label smoothing: Model 1 (budgets), Model 2 (weight decay) "
-               "(Nguyen et al.)")
+DESCRIPTION = (
+    "nonnegative features with CE / label smoothing: Model 1 (budgets), Model 2 (weight decay) (Nguyen et al.)"
+)
 VARIANTS = {"nonneg-lpm": "lpm", "nonneg-ufm": "ufm"}
 FLAGS = {"alpha": "--ls-alpha", "E_W": "--E-W", "E_H": "--E-H", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
-SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,
-                       quasi_newton_rtol=1e-9, max_steps=300, label="nonneg")
+SOLVER = SolverOptions(
+    rtol=1e-12,
+    linear_solver="eigh",
+    damping=1.0,
+    quasi_newton_steps=3000,
+    quasi_newton_rtol=1e-9,
+    max_steps=300,
+    label="nonneg",
+)
 # Passes of the solve on L / s (ufm.algorithms.loss_scaling): a gradient test relative to the loss where it is tiny.
 MAX_PASSES, PASS_MARGIN = 8, 8.0
 # Flags of this family that a variant does not read (the CLI refuses them when given explicitly).
@@ -56,7 +81,8 @@ def _peak_bytes(K: int, n: int, d: int, batch: int) -> int:
     """Peak bytes of one solve (the passes run one after another) and the report's arrays, from sizes only.
 
     Variables per start ``K d + d N`` (N = K n); the dense Hessian (``ufm.solver.peak_bytes``) and the forward-mode
-    intermediates of forming it, one set per variable (matrix-free: a few sets): the K x N logits and their ~7 elementwise companions in the
+    intermediates of forming it, one set per variable (matrix-free: a few sets): the K x N logits and their ~7
+    elementwise companions in the
     cross-entropy, and H = G*G with its products (3 d x N). Measured: the default nonneg-ufm run (K = 10, n = 4,
     d = 20, 6 restarts) peaks at 465 MB resident above the interpreter with jax loaded; this gives 463 MB."""
     N = K * n
@@ -73,8 +99,12 @@ def memory_estimate(problem: NonnegProblem) -> tuple[int, str]:
     K, n, d, R = problem.C, problem.n, problem.d, problem.restarts
     zero = int(zero_start(problem))
     total = _peak_bytes(K, n, d, R + zero)
-    at_minimum = {"C": _peak_bytes(2, n, d, R + zero), "n": _peak_bytes(K, 1, d, R + zero),
-                  "d": _peak_bytes(K, n, K, R + zero), "restarts": _peak_bytes(K, n, d, 1 + zero)}
+    at_minimum = {
+        "C": _peak_bytes(2, n, d, R + zero),
+        "n": _peak_bytes(K, 1, d, R + zero),
+        "d": _peak_bytes(K, n, K, R + zero),
+        "restarts": _peak_bytes(K, n, d, 1 + zero),
+    }
     return total, min(at_minimum, key=at_minimum.get)
 
 
@@ -93,8 +123,19 @@ def add_arguments(parser) -> None:
 
 
 def problem_from_args(ns) -> NonnegProblem:
-    return NonnegProblem(C=ns.C, n=ns.n, d=ns.d, model=VARIANTS[ns.loss], alpha=ns.alpha, E_W=ns.E_W, E_H=ns.E_H,
-                         lambda_W=ns.lambda_W, lambda_H=ns.lambda_H, restarts=ns.restarts, seed=ns.seed)
+    return NonnegProblem(
+        C=ns.C,
+        n=ns.n,
+        d=ns.d,
+        model=VARIANTS[ns.loss],
+        alpha=ns.alpha,
+        E_W=ns.E_W,
+        E_H=ns.E_H,
+        lambda_W=ns.lambda_W,
+        lambda_H=ns.lambda_H,
+        restarts=ns.restarts,
+        seed=ns.seed,
+    )
 
 
 def zero_start(problem: NonnegProblem) -> bool:
@@ -133,13 +174,23 @@ def solve_with_floor(problem: NonnegProblem, options: SolverOptions | None = Non
         solved = data._replace(lambda_W=both, lambda_H=both)
     fun, evaluate = SCALED[problem.model], EVALUATE[problem.model]
     params = with_zero_start(random_params(problem, problem.model), zero_start(problem))
-    sol, scale = solve_relative_to_loss(fun, params, solved, evaluate, options=options,
-                                        nonnegative=BOUNDS[problem.model], max_passes=MAX_PASSES, margin=PASS_MARGIN)
+    sol, scale = solve_relative_to_loss(
+        fun,
+        params,
+        solved,
+        evaluate,
+        options=options,
+        nonnegative=BOUNDS[problem.model],
+        max_passes=MAX_PASSES,
+        margin=PASS_MARGIN,
+    )
     sol, floor = accept_rounding_floor(sol, fun, (solved, jnp.asarray(scale)))
     sol = dataclasses.replace(sol, loss=np.asarray(evaluate(sol.params, solved)))
     factors = LOSSES[problem.model][1]
-    WH = [tuple(np.asarray(a) for a in factors(jax.tree.map(lambda x, i=i: x[i], sol.params), solved))
-          for i in range(sol.loss.size)]
+    WH = [
+        tuple(np.asarray(a) for a in factors(jax.tree.map(lambda x, i=i: x[i], sol.params), solved))
+        for i in range(sol.loss.size)
+    ]
     return sol, [(t * W, H / t) for W, H in WH], data, floor
 
 
@@ -157,61 +208,125 @@ def assess(problem: NonnegProblem, sol, best: int, context, options: SolverOptio
     k = checks.kkt_residual(np.asarray(gW), W, np.asarray(gH), H, budgets=problem.model == "lpm")
     at_optimum = np.abs(sol.loss - t["objective"]) <= 1e-10 * abs(t["objective"])
     names = [f"restart {i}" if i < R else "zero start" for i in range(sol.loss.size)]
-    spurious = [(names[i], float(sol.loss[i]), geo[i]["dead_classes"]) for i in range(sol.loss.size) if not at_optimum[i]]
+    spurious = [
+        (names[i], float(sol.loss[i]), geo[i]["dead_classes"]) for i in range(sol.loss.size) if not at_optimum[i]
+    ]
     unique, zero, lpm = t.get("unique", True), t.get("zero", False), problem.model == "lpm"
     accepted = "; ".join(f"{names[i]} ({g:.1e}, {fl:.1e})" for i, (g, fl) in floor.items())
     result = [
-        checks.converged("solver converged at the best restart", sol.status, sol.rel_grad_norm, best, options.rtol,
-                         f"{R} restarts" + (" + the zero start" if zero_start(problem) else ""),
-                         "; last pass on L/s, s the smallest loss: ||grad L||/max(s, L) <= rtol"
-                         + (f"; {len(floor)} stalled at the rounding floor of a degenerate minimum, accepted "
-                            f"(grad norm, f-resolvable gradient): {accepted}" if floor else "")),
-        checks.relative("objective = closed form (rel)", sol.loss[best], t["objective"], checks.OBJECTIVE_TOL,
-                        f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g} ({names[best]})"),
-        Check("KKT residual (W, H >= 0" + (", budgets)" if lpm else ")"), k["residual"], checks.KKT_TOL,
-              f"support {k['support']} of {H.size} entries"
-              + (f", nu_W {k['nu_W']:.6g}, nu_H {k['nu_H']:.6g}" if lpm else "")),
+        checks.converged(
+            "solver converged at the best restart",
+            sol.status,
+            sol.rel_grad_norm,
+            best,
+            options.rtol,
+            f"{R} restarts" + (" + the zero start" if zero_start(problem) else ""),
+            "; last pass on L/s, s the smallest loss: ||grad L||/max(s, L) <= rtol"
+            + (
+                f"; {len(floor)} stalled at the rounding floor of a degenerate minimum, accepted "
+                f"(grad norm, f-resolvable gradient): {accepted}"
+                if floor
+                else ""
+            ),
+        ),
+        checks.relative(
+            "objective = closed form (rel)",
+            sol.loss[best],
+            t["objective"],
+            checks.OBJECTIVE_TOL,
+            f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g} ({names[best]})",
+        ),
+        Check(
+            "KKT residual (W, H >= 0" + (", budgets)" if lpm else ")"),
+            k["residual"],
+            checks.KKT_TOL,
+            f"support {k['support']} of {H.size} entries"
+            + (f", nu_W {k['nu_W']:.6g}, nu_H {k['nu_H']:.6g}" if lpm else ""),
+        ),
         Check("H >= 0 exactly (min entry)", float(max(0.0, -H.min())), 0.0),
     ]
     if zero:
-        why = (f"undefined at the optimum W = H = 0 (gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K): directions, "
-               "cosines and ratios of zero vectors")
-        result.append(Check("zero solution: ||W|| + ||H||", float(np.linalg.norm(W) + np.linalg.norm(H)),
-                            checks.GEOMETRY_TOL, f"gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K"))
+        why = (
+            f"undefined at the optimum W = H = 0 (gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K): directions, "
+            "cosines and ratios of zero vectors"
+        )
+        result.append(
+            Check(
+                "zero solution: ||W|| + ||H||",
+                float(np.linalg.norm(W) + np.linalg.norm(H)),
+                checks.GEOMETRY_TOL,
+                f"gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K",
+            )
+        )
         result += [Check.undefined(name, why) for name in GEOMETRY_NAMES + ((checks.BOUNDARY_NAME,) if K == 2 else ())]
     else:
         result += checks.geometry_checks(problem, W, H, geo[best], t, checks.GEOMETRY_TOL if unique else None)
     result += [] if unique else [checks.not_unique(geo, at_optimum)]
-    result.append(Check("restarts at spurious points", float(len(spurious)), None,
-                        "; ".join(f"{name}: loss {l:.10g}, {dc} dead class(es)" for name, l, dc in spurious)
-                        or "none"))
-    head = (f"ufm nonnegative {'Model 1 (budgets)' if lpm else 'Model 2 (weight decay)'}: "
-            f"K={K} n={problem.n} d={problem.d} alpha={problem.alpha:g} "
-            + (f"E_W={problem.E_W:g} E_H={problem.E_H:g}" if lpm else
-               f"lambda_W={problem.lambda_W:g} lambda_H={problem.lambda_H:g}"))
+    result.append(
+        Check(
+            "restarts at spurious points",
+            float(len(spurious)),
+            None,
+            "; ".join(f"{name}: loss {l:.10g}, {dc} dead class(es)" for name, l, dc in spurious) or "none",
+        )
+    )
+    head = (
+        f"ufm nonnegative {'Model 1 (budgets)' if lpm else 'Model 2 (weight decay)'}: "
+        f"K={K} n={problem.n} d={problem.d} alpha={problem.alpha:g} "
+        + (
+            f"E_W={problem.E_W:g} E_H={problem.E_H:g}"
+            if lpm
+            else f"lambda_W={problem.lambda_W:g} lambda_H={problem.lambda_H:g}"
+        )
+    )
     if lpm:
-        second = (f"closed form: L* = {t['objective']:.15g}, M_max = {t['M_max']:.12g}, m*_alpha = {t['m_star']:.6g}"
-                  + ("" if unique else "  (M_max > m*: value = entropy of q, minimisers not unique)"))
+        second = f"closed form: L* = {t['objective']:.15g}, M_max = {t['M_max']:.12g}, m*_alpha = {t['m_star']:.6g}" + (
+            "" if unique else "  (M_max > m*: value = entropy of q, minimisers not unique)"
+        )
     else:
-        second = (f"closed form: objective = {t['objective']:.15g}, margin = {t['margin']:.12g}, "
-                  f"gamma = {t['gamma']:.6g}, gamma_alpha = {t['gamma_alpha']:.6g}" + ("  (zero solution)" if zero else ""))
-    numbers = {"theory": t, "objective": float(sol.loss[best]), "best": best, "restart_losses": sol.loss,
-               "restart_status": sol.status, "rounding_floor": floor, "dead_classes": [x["dead_classes"] for x in geo],
-               "kkt": k}
-    config = {"zero_start": zero_start(problem),
-              "feasibility": ("H = G*G elementwise; W, H scaled onto the budget spheres" if lpm
-                              else "H >= 0 as a bound (projected Newton)")}
+        second = (
+            f"closed form: objective = {t['objective']:.15g}, margin = {t['margin']:.12g}, "
+            f"gamma = {t['gamma']:.6g}, gamma_alpha = {t['gamma_alpha']:.6g}" + ("  (zero solution)" if zero else "")
+        )
+    numbers = {
+        "theory": t,
+        "objective": float(sol.loss[best]),
+        "best": best,
+        "restart_losses": sol.loss,
+        "restart_status": sol.status,
+        "rounding_floor": floor,
+        "dead_classes": [x["dead_classes"] for x in geo],
+        "kkt": k,
+    }
+    config = {
+        "zero_start": zero_start(problem),
+        "feasibility": (
+            "H = G*G elementwise; W, H scaled onto the budget spheres"
+            if lpm
+            else "H >= 0 as a bound (projected Newton)"
+        ),
+    }
     failures = dict(sol.report()["failures"])
     if floor:  # reported beside the failures: converged, but only to f's rounding floor
         failures["stalled at f's rounding floor of a degenerate minimum (accepted as converged)"] = len(floor)
-    arrays = {"W": W, "H": H, "labels": labels, "restart_losses": sol.loss,
-              "restart_W": np.stack([w for w, _ in WH]), "restart_H": np.stack([h for _, h in WH])}
+    arrays = {
+        "W": W,
+        "H": H,
+        "labels": labels,
+        "restart_losses": sol.loss,
+        "restart_W": np.stack([w for w, _ in WH]),
+        "restart_H": np.stack([h for _, h in WH]),
+    }
     return Assessment([head, second], result, numbers, arrays, config, {"failures": failures})
 
 
-FAMILY = Family(name=lambda problem: {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model],
-                solver_options=lambda problem: SOLVER, arrays_name="solution.npz", assess=assess,
-                solve=lambda problem, options: (lambda s: (s[0], s[1:]))(solve_with_floor(problem, options)))
+FAMILY = Family(
+    name=lambda problem: {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model],
+    solver_options=lambda problem: SOLVER,
+    arrays_name="solution.npz",
+    assess=assess,
+    solve=lambda problem, options: (lambda s: (s[0], s[1:]))(solve_with_floor(problem, options)),
+)
 
 
 def run(problem: NonnegProblem, *, progress: bool = True) -> Report:

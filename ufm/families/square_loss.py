@@ -60,16 +60,25 @@ from ufm.theory import square_loss as theory
 
 NAME = "mse"
 DESCRIPTION = "square loss with weight decay: UFM, deep UFM, homogeneous network (Rangamani & Banburski 2022)"
-VARIANTS = {"mse": {"model": "ufm", "layers": 1, "C": 10},
-            "mse-deep": {"model": "ufm", "layers": 3, "C": 10},
-            "mse-net": {"model": "net", "layers": 2, "C": 3}}
+VARIANTS = {
+    "mse": {"model": "ufm", "layers": 1, "C": 10},
+    "mse-deep": {"model": "ufm", "layers": 3, "C": 10},
+    "mse-net": {"model": "net", "layers": 2, "C": 3},
+}
 FLAGS = {"lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
 # Flags (argparse dests) that do not apply to a variant; the CLI refuses them when given. mse is the one-layer
 # UFM: its layer count is 1 by definition, it has no hidden layer for an activation, and its features are free
 # (no inputs). mse-deep has free features too. mse-net has fixed inputs instead of features, so no lambda_H.
 UNUSED_FLAGS = {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
-SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, quasi_newton_steps=3000,
-                       quasi_newton_rtol=1e-9, max_steps=200, label="mse")
+SOLVER = SolverOptions(
+    rtol=1e-12,
+    linear_solver="eigh",
+    damping=1.0,
+    quasi_newton_steps=3000,
+    quasi_newton_rtol=1e-9,
+    max_steps=200,
+    label="mse",
+)
 _EPS = float(np.finfo(np.float64).eps)
 # Per-factor scales of the random balanced starts, times n^(1/(2m)) (restart i takes START_SCALES[i % 3]): the
 # product's singular values start at 8, 1 and 1/8 times the targets' (m = 3), above, at and below the optimum.
@@ -80,17 +89,25 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("square loss (mse, mse-deep, mse-net)")
     group.add_argument("--C", type=int, default=None, help="classes (>= 2; default 10, mse-net 3)")
     group.add_argument("--n", type=int, default=5, help="samples per class (>= 1)")
-    group.add_argument("--layers", type=int, default=None, help="weight layers L (>= 1; default mse-deep 3, mse-net 2; mse has 1)")
+    group.add_argument(
+        "--layers", type=int, default=None, help="weight layers L (>= 1; default mse-deep 3, mse-net 2; mse has 1)"
+    )
     group.add_argument("--act", default="linear", help="activation between layers: linear or relu (layers >= 2)")
     group.add_argument("--bias", default="none", help="none, free, or a bias weight decay lambda_b in [1e-9, 1e3]")
-    group.add_argument("--lambda-W", type=float, default=5e-3, dest="lambda_W",
-                       help="weight decay of every layer (in [1e-9, 1e6])")
-    group.add_argument("--lambda-H", type=float, default=5e-3, dest="lambda_H",
-                       help="feature weight decay (in [1e-9, 1e6]; UFMs only)")
+    group.add_argument(
+        "--lambda-W", type=float, default=5e-3, dest="lambda_W", help="weight decay of every layer (in [1e-9, 1e6])"
+    )
+    group.add_argument(
+        "--lambda-H", type=float, default=5e-3, dest="lambda_H", help="feature weight decay (in [1e-9, 1e6]; UFMs only)"
+    )
     group.add_argument("--d", type=int, default=None, help="width / feature dimension (>= C; default C)")
     group.add_argument("--inputs", default="orthonormal", help="mse-net inputs: orthonormal or gaussian")
-    group.add_argument("--restarts", type=int, default=4,
-                       help="seeded random restarts (>= 1); a candidate start at W = H = 0 is added to them")
+    group.add_argument(
+        "--restarts",
+        type=int,
+        default=4,
+        help="seeded random restarts (>= 1); a candidate start at W = H = 0 is added to them",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of restarts and inputs")
 
 
@@ -99,9 +116,20 @@ def problem_from_args(ns) -> SquareLossProblem:
     layers = ns.layers if ns.layers is not None else variant["layers"]
     if variant["model"] == "net" and layers == 1 and ns.d is not None:
         raise InputError("d", "a one-layer network has no hidden layer, so no width to set")
-    return SquareLossProblem(C=ns.C if ns.C is not None else variant["C"], n=ns.n, layers=layers,
-                             model=variant["model"], act=ns.act, bias=ns.bias, lambda_W=ns.lambda_W,
-                             lambda_H=ns.lambda_H, d=ns.d, inputs=ns.inputs, restarts=ns.restarts, seed=ns.seed)
+    return SquareLossProblem(
+        C=ns.C if ns.C is not None else variant["C"],
+        n=ns.n,
+        layers=layers,
+        model=variant["model"],
+        act=ns.act,
+        bias=ns.bias,
+        lambda_W=ns.lambda_W,
+        lambda_H=ns.lambda_H,
+        d=ns.d,
+        inputs=ns.inputs,
+        restarts=ns.restarts,
+        seed=ns.seed,
+    )
 
 
 def objective_data(problem: SquareLossProblem, balanced: bool = False) -> SquareLossData:
@@ -110,9 +138,14 @@ def objective_data(problem: SquareLossProblem, balanced: bool = False) -> Square
     lambda_b = 0.0 if problem.bias in ("none", "free") else float(problem.bias)
     X = problem.inputs_matrix() if problem.model == "net" else np.zeros((1, problem.N))
     lam_W, lam_H = (balanced_decay(problem),) * 2 if balanced else (problem.lambda_W, problem.lambda_H)
-    return SquareLossData(jnp.asarray(problem.targets()), jnp.asarray(X), jnp.full(problem.layers, lam_W),
-                          jnp.asarray(lam_H), jnp.asarray(lambda_b),
-                          jnp.asarray(1.0 if problem.act == "relu" else 0.0))
+    return SquareLossData(
+        jnp.asarray(problem.targets()),
+        jnp.asarray(X),
+        jnp.full(problem.layers, lam_W),
+        jnp.asarray(lam_H),
+        jnp.asarray(lambda_b),
+        jnp.asarray(1.0 if problem.act == "relu" else 0.0),
+    )
 
 
 def layer_shapes(problem: SquareLossProblem) -> list[tuple[int, int]]:
@@ -124,13 +157,17 @@ def layer_shapes(problem: SquareLossProblem) -> list[tuple[int, int]]:
 
 def n_variables(problem: SquareLossProblem) -> int:
     """Number of optimised scalars: every layer, the features H of a UFM, the bias."""
-    return (sum(o * i for o, i in layer_shapes(problem)) + (problem.d * problem.N if problem.model == "ufm" else 0)
-            + (problem.C if problem.bias != "none" else 0))
+    return (
+        sum(o * i for o, i in layer_shapes(problem))
+        + (problem.d * problem.N if problem.model == "ufm" else 0)
+        + (problem.C if problem.bias != "none" else 0)
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Balanced coordinates and the objective's scale
 # --------------------------------------------------------------------------------------------------------------
+
 
 def balanced_decay(problem: SquareLossProblem) -> float:
     """``Lambda = (prod_i lambda_i)^(1/m)`` over the m factor decays (lambda_H and lambda_W x L for a UFM)."""
@@ -204,7 +241,8 @@ def solver_options(problem: SquareLossProblem, progress: bool = False) -> Solver
     relative to the scaled objective: at decays 1e-9 (s ~ 6e-9) 1e-12 lies below it and no restart could converge.
     In the original units the test asks ``||grad f|| <= rtol max(s, f)``: with f* within ~50 s (the linear models
     that interpolate: every UFM, networks on orthonormal inputs) that is ``<= ~2000 eps = 4e-13``, never looser
-    than the unscaled ``||grad f|| <= 1e-12`` for f < 1. A model that does not interpolate (Gaussian inputs, a ReLU restart
+    than the unscaled ``||grad f|| <= 1e-12`` for f < 1. A model that does not interpolate (Gaussian inputs, a ReLU
+    restart
     on a plateau) gets the relative test ``||grad f|| <= rtol f`` with rtol up to 1e-8 (Gaussian inputs, lambda_W
     >= 1e-6) or 1e-6 (ReLU at 1e-9): no tighter is delivered there (with rtol 1e-12 relative, Gaussian-input
     restarts at lambda_W = 1e-6 stalled at 3e-12 - 2e-11: the Hessian's condition ~1/lambda_W). Powers of ten, and
@@ -213,8 +251,13 @@ def solver_options(problem: SquareLossProblem, progress: bool = False) -> Solver
     """
     s = objective_scale(problem)
     rtol = max(SOLVER.rtol, 10.0 ** math.ceil(math.log10(4 * _EPS / s) - 1e-9))
-    return dataclasses.replace(SOLVER, rtol=float(rtol), progress=progress, max_steps=SOLVER.max_steps if s == 1.0
-                               else SCALED_MAX_STEPS, quasi_newton_rtol=float(max(SOLVER.quasi_newton_rtol, 1e3 * rtol)))
+    return dataclasses.replace(
+        SOLVER,
+        rtol=float(rtol),
+        progress=progress,
+        max_steps=SOLVER.max_steps if s == 1.0 else SCALED_MAX_STEPS,
+        quasi_newton_rtol=float(max(SOLVER.quasi_newton_rtol, 1e3 * rtol)),
+    )
 
 
 # Newton steps where the objective is scaled (beta < 1e-3): there the polish moves along the factors' rescaling
@@ -226,6 +269,7 @@ SCALED_MAX_STEPS = 1000
 # --------------------------------------------------------------------------------------------------------------
 # Starts
 # --------------------------------------------------------------------------------------------------------------
+
 
 def _semi_orthogonal(rng: np.random.Generator, restarts: int, rows: int, cols: int) -> np.ndarray:
     """Seeded Haar-random matrices with orthonormal rows or columns (all singular values 1), batched over restarts."""
@@ -249,8 +293,12 @@ def gaussian_params(problem: SquareLossProblem, restarts: int, seed: int) -> dic
     """Seeded Gaussian points, each factor scaled by 1/sqrt(fan-in) (outputs of order one): how papers initialise
     gradient descent, and the perturbations of proofs_check's near-optimum restarts."""
     rng = np.random.default_rng(seed)
-    return _start(problem, restarts, lambda o, i: rng.standard_normal((restarts, o, i)) / np.sqrt(i),
-                  lambda o, i: rng.standard_normal((restarts, o, i)))
+    return _start(
+        problem,
+        restarts,
+        lambda o, i: rng.standard_normal((restarts, o, i)) / np.sqrt(i),
+        lambda o, i: rng.standard_normal((restarts, o, i)),
+    )
 
 
 def balanced_orthogonal_params(problem: SquareLossProblem, restarts: int, seed: int) -> dict:
@@ -307,8 +355,10 @@ def zero_params(problem: SquareLossProblem, count: int = 1) -> dict:
 def start_labels(problem: SquareLossProblem) -> list[str]:
     """What every batch element of :func:`solve` started from."""
     if problem.act == "linear":
-        labels = [f"random {i} (balanced orthogonal, scale {START_SCALES[i % len(START_SCALES)]:g})"
-                  for i in range(problem.restarts)]
+        labels = [
+            f"random {i} (balanced orthogonal, scale {START_SCALES[i % len(START_SCALES)]:g})"
+            for i in range(problem.restarts)
+        ]
     else:
         labels = [f"random {i} (Gaussian)" for i in range(problem.restarts)]
     candidate = "candidate W = H = 0" if problem.model == "ufm" else "candidate W = 0"
@@ -326,8 +376,8 @@ def _balanced_starts(problem: SquareLossProblem) -> dict:
 # Memory
 # --------------------------------------------------------------------------------------------------------------
 
-def _memory_bytes(C: int, n: int, d: int, layers: int, restarts: int, model: str, bias, inputs: str,
-                  act: str) -> int:
+
+def _memory_bytes(C: int, n: int, d: int, layers: int, restarts: int, model: str, bias, inputs: str, act: str) -> int:
     N = C * n
     input_dim = N if inputs == "orthonormal" else 2 * C
     first_in = input_dim if model == "net" else d
@@ -339,8 +389,9 @@ def _memory_bytes(C: int, n: int, d: int, layers: int, restarts: int, model: str
     solver = peak_bytes(n_vars, batch, SOLVER, data)
     # after the solve: the batch's parameters (balanced and original), the closed-form point and its gradient,
     # the inputs' QR (orthonormal: an input_dim x N draw), outputs, features and the checks' d x N and d x d arrays
-    report = 8 * (n_vars * (3 * batch + 8) + (3 * input_dim * N if model == "net" else 0)
-                  + 6 * max(d, C) * N + 4 * d * d)
+    report = 8 * (
+        n_vars * (3 * batch + 8) + (3 * input_dim * N if model == "net" else 0) + 6 * max(d, C) * N + 4 * d * d
+    )
     return int(solver + report)
 
 
@@ -365,6 +416,7 @@ def memory_estimate(problem: SquareLossProblem) -> tuple[int, str]:
 # Closed form and its point
 # --------------------------------------------------------------------------------------------------------------
 
+
 def closed_form(problem: SquareLossProblem) -> dict | None:
     """Theory for this problem, with the target product Z (K x N) and bias b of the optimum; None if none is known.
 
@@ -386,8 +438,14 @@ def closed_form(problem: SquareLossProblem) -> dict | None:
         t = theory.ufm_optimum(K, n, problem.lambda_W, problem.lambda_H, problem.bias)
         g, _ = theory.ufm_decayed_bias(K, n, problem.lambda_W, problem.lambda_H, float(problem.bias))
         Z = t["a"] * centred + g / K * np.ones_like(Y)
-        return {**t, "Z": Z, "b": t["bias"], "factor_energy": None, "asserted": True,
-                "zero": t["a"] == 0.0 and g == 0.0}
+        return {
+            **t,
+            "Z": Z,
+            "b": t["bias"],
+            "factor_energy": None,
+            "asserted": True,
+            "zero": t["a"] == 0.0 and g == 0.0,
+        }
     return None
 
 
@@ -404,16 +462,22 @@ def closed_form_point(problem: SquareLossProblem, Z: np.ndarray, b: np.ndarray) 
     decays = problem.factor_decays
     m = decays.size
     if problem.bias == "none":
-        U, S, Vt = np.eye(K), np.full(K, np.linalg.norm(Z[:, 0]) * np.sqrt(problem.n)), problem.targets() / np.sqrt(problem.n)
+        U, S, Vt = (
+            np.eye(K),
+            np.full(K, np.linalg.norm(Z[:, 0]) * np.sqrt(problem.n)),
+            problem.targets() / np.sqrt(problem.n),
+        )
         S = np.where(np.abs(Z).max() > 0, S, 0.0)
     else:
         U, S, Vt = np.linalg.svd(Z, full_matrices=False)
-        S = np.where(S > 1e-12 * S.max(initial=0.0), S, 0.0)  # exact rank: S^{1/m} of a rounding-level value is not small
+        S = np.where(
+            S > 1e-12 * S.max(initial=0.0), S, 0.0
+        )  # exact rank: S^{1/m} of a rounding-level value is not small
     X_T = problem.inputs_matrix().T if problem.model == "net" else None
     if m == 1:  # a one-layer network: the layer is the whole product
         params = {"layers": [jnp.asarray((U * S) @ Vt @ X_T)]}
     else:
-        E = np.eye(d)[:, :S.size]
+        E = np.eye(d)[:, : S.size]
         s = S ** (1.0 / m)
         c = np.sqrt(float(np.exp(np.mean(np.log(decays)))) / decays)
         first = c[0] * E @ (s[:, None] * Vt)
@@ -432,16 +496,17 @@ def closed_form_point(problem: SquareLossProblem, Z: np.ndarray, b: np.ndarray) 
 # Solve
 # --------------------------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class SquareLossSolution:
-    params: dict          # best element, original coordinates
-    restart_losses: np.ndarray   # every batch element's end objective f (original units)
+    params: dict  # best element, original coordinates
+    restart_losses: np.ndarray  # every batch element's end objective f (original units)
     restart_status: np.ndarray
-    restart_ranks: list   # numerical rank of every factor, per element
+    restart_ranks: list  # numerical rank of every factor, per element
     best: int
-    solution: object      # the solver's Solution over all elements (balanced coordinates, objective f / s)
-    labels: list          # what every element started from (random restarts, then the W = H = 0 candidate)
-    scale: float          # s of the scaled objective f / s
+    solution: object  # the solver's Solution over all elements (balanced coordinates, objective f / s)
+    labels: list  # what every element started from (random restarts, then the W = H = 0 candidate)
+    scale: float  # s of the scaled objective f / s
     options: SolverOptions
 
 
@@ -455,7 +520,9 @@ def numerical_ranks(params: dict, tol: float = 1e-6) -> list[int]:
     return ranks
 
 
-def solve(problem: SquareLossProblem, *, progress: bool = False, options: SolverOptions | None = None) -> SquareLossSolution:
+def solve(
+    problem: SquareLossProblem, *, progress: bool = False, options: SolverOptions | None = None
+) -> SquareLossSolution:
     """Every random restart and the W = H = 0 candidate in one batch, in balanced coordinates on ``f / s``; the
     best element by :func:`ufm.solver.best_element` (the lowest converged one, unless an unconverged one is lower
     beyond rounding: then that one, so the report grades, and fails, the best point found)."""
@@ -464,10 +531,18 @@ def solve(problem: SquareLossProblem, *, progress: bool = False, options: Solver
     args = (objective_data(problem, balanced=True), jnp.asarray(scale), jnp.asarray(bias_scale(problem)))
     sol = minimise(scaled_square_loss, _balanced_starts(problem), args, options=opts)
     best = best_element(sol)
-    per_element = [from_balanced(problem, jax.tree.map(lambda a, i=i: a[i], sol.params))
-                   for i in range(sol.loss.size)]
-    return SquareLossSolution(per_element[best], sol.loss * scale, sol.status,
-                              [numerical_ranks(p) for p in per_element], best, sol, start_labels(problem), scale, opts)
+    per_element = [from_balanced(problem, jax.tree.map(lambda a, i=i: a[i], sol.params)) for i in range(sol.loss.size)]
+    return SquareLossSolution(
+        per_element[best],
+        sol.loss * scale,
+        sol.status,
+        [numerical_ranks(p) for p in per_element],
+        best,
+        sol,
+        start_labels(problem),
+        scale,
+        opts,
+    )
 
 
 def evaluate(params: dict, data: SquareLossData) -> tuple[float, float]:
@@ -481,6 +556,7 @@ def evaluate(params: dict, data: SquareLossData) -> tuple[float, float]:
 # Checks at a solution
 # --------------------------------------------------------------------------------------------------------------
 
+
 def _zero_checks(problem: SquareLossProblem, F_W: np.ndarray, t: dict | None) -> tuple[bool, str, list]:
     """Is the solution W = H = 0? Decided by the closed form (the theory's product is exactly 0) and by the
     solver's point (its product ``F - b 1^T`` below ``ZERO_TOL ||Y||``). Returns (zero, reason, checks): when
@@ -492,15 +568,21 @@ def _zero_checks(problem: SquareLossProblem, F_W: np.ndarray, t: dict | None) ->
     cf_zero = t is not None and bool(t["zero"])
     if not (solver_zero or cf_zero):
         return False, "", []
-    reason = "W = H = 0 " + ("(closed form and solver)" if solver_zero and cf_zero else
-                             "(closed form)" if cf_zero else "(solver's point)")
+    reason = "W = H = 0 " + (
+        "(closed form and solver)" if solver_zero and cf_zero else "(closed form)" if cf_zero else "(solver's point)"
+    )
     out = []
     if t is not None:
         cf_size = float(np.linalg.norm(t["Z"]) / np.linalg.norm(Y))
         # graded where the closed form is the optimum (linear models); for ReLU it is a known critical point only
-        out.append(Check("zero solution: solver's product = closed form's (||F - b 1^T|| / ||Y||, abs)",
-                         abs(size - cf_size), checks.ZERO_TOL if t["asserted"] else None,
-                         f"solver {size:.3g}, closed form {cf_size:.3g} ({'zero' if cf_zero else 'nonzero'})"))
+        out.append(
+            Check(
+                "zero solution: solver's product = closed form's (||F - b 1^T|| / ||Y||, abs)",
+                abs(size - cf_size),
+                checks.ZERO_TOL if t["asserted"] else None,
+                f"solver {size:.3g}, closed form {cf_size:.3g} ({'zero' if cf_zero else 'nonzero'})",
+            )
+        )
     return True, reason, out
 
 
@@ -519,8 +601,14 @@ def decayed_bias_tolerance(problem: SquareLossProblem, t: dict, gradient: float)
     return float(max(checks.GEOMETRY_TOL, checks.cancellation_floor(1.0, 1.0 - g) + point))
 
 
-def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossData, t: dict | None,
-                    converged: bool = True, gradient: float = 0.0) -> tuple[list, dict]:
+def solution_checks(
+    problem: SquareLossProblem,
+    params: dict,
+    data: SquareLossData,
+    t: dict | None,
+    converged: bool = True,
+    gradient: float = 0.0,
+) -> tuple[list, dict]:
     """Checks at one solution: identities, objective and geometry vs theory, NC1-NC4, R-B relations, central path.
 
     The identities are first-order conditions: they are reported but not graded at an unconverged point that
@@ -542,42 +630,67 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
     eps = 1.0 - float(np.mean(F[labels, np.arange(problem.N)]))
     magnitude = np.abs(F) + np.abs(Y)  # of the terms that cancel in R = Y - F (the floors of the identities)
     zero, zero_reason, out = _zero_checks(problem, F - b[:, None], t)
-    identities = [checks.identity_last_layer(lam, W_L, R, h, magnitude),
-                  checks.identity_factors(energies, R, F, b, magnitude)]
+    identities = [
+        checks.identity_last_layer(lam, W_L, R, h, magnitude),
+        checks.identity_factors(energies, R, F, b, magnitude),
+    ]
     if zero:  # both sides vanish: their ratio is rounding noise
-        identities = [Check.undefined(c.name, f"{zero_reason}: both sides vanish, their ratio is rounding noise")
-                      for c in identities]
+        identities = [
+            Check.undefined(c.name, f"{zero_reason}: both sides vanish, their ratio is rounding noise")
+            for c in identities
+        ]
     if problem.bias != "none":
         identities.append(checks.identity_bias(lambda_b, b, R, magnitude))
     kinks = relu_kinks(problem, params, data)
     if not converged:  # first-order conditions of a critical point: the convergence check fails the run
-        why = (f"nonsmooth point: {kinks} ReLU pre-activations at 0" if kinks else
-               "not a converged point: reported, not graded")
+        why = (
+            f"nonsmooth point: {kinks} ReLU pre-activations at 0"
+            if kinks
+            else "not a converged point: reported, not graded"
+        )
         identities = [c if c.void else dataclasses.replace(c, tol=None, detail=why) for c in identities]
     out = identities + out
     numbers = {"objective": objective, "eps": eps, "factor_energies": energies, "zero_solution": zero}
     asserted = t is not None and t["asserted"]
     if t is not None:
         tol = checks.OBJECTIVE_TOL if asserted else None
-        out.append(checks.close("objective = closed form (rel)", objective, t["objective"], tol,
-                                f"solver {objective:.15g}, closed form {t['objective']:.15g}"))
+        out.append(
+            checks.close(
+                "objective = closed form (rel)",
+                objective,
+                t["objective"],
+                tol,
+                f"solver {objective:.15g}, closed form {t['objective']:.15g}",
+            )
+        )
         gtol = checks.GEOMETRY_TOL if asserted else None
         eps_tol = checks.floored(gtol, checks.cancellation_floor(1.0, t["eps"]))
         out.append(checks.close("eps = closed form (rel)", eps, t["eps"], eps_tol, f"eps = {eps:.12g}"))
         if "WWt" in t:
             out.append(checks.close("W W^T = closed form (rel)", W_L @ W_L.T, t["WWt"], gtol))
         if t.get("factor_energy") is not None:
-            out.append(checks.close("every factor's lambda ||theta||^2 = closed form", energies,
-                                    [t["factor_energy"]] * len(energies), gtol))
+            out.append(
+                checks.close(
+                    "every factor's lambda ||theta||^2 = closed form",
+                    energies,
+                    [t["factor_energy"]] * len(energies),
+                    gtol,
+                )
+            )
         if problem.bias not in ("none", "free"):
             out.append(checks.close("bias = closed form", b, t["b"], decayed_bias_tolerance(problem, t, gradient)))
         elif problem.bias == "free":
             out.append(checks.close("bias = closed form", b, t["b"], gtol))
     graded = asserted and problem.bias in ("none", "free")
     g = checks.GEOMETRY_TOL if graded else None
-    names = ["NC1 tr(S_W S_B^+)/K", "NC2 equinorm of centred means", "NC2 equiangularity of classifier rows",
-             "classifier cosine = closed form" + (" (abs)" if graded else ""), "NC3 = its limit (abs)",
-             "NC4 share disagreeing with nearest mean"]
+    names = [
+        "NC1 tr(S_W S_B^+)/K",
+        "NC2 equinorm of centred means",
+        "NC2 equiangularity of classifier rows",
+        "classifier cosine = closed form" + (" (abs)" if graded else ""),
+        "NC3 = its limit (abs)",
+        "NC4 share disagreeing with nearest mean",
+    ]
     if zero:
         void = f"{zero_reason}: the geometry of a zero product is undefined"
         out += [Check.undefined(name, void) for name in names + rb_check_names(problem)]
@@ -585,31 +698,48 @@ def solution_checks(problem: SquareLossProblem, params: dict, data: SquareLossDa
             out.append(Check.undefined(CENTRAL_PATH, void))
         return out, numbers
     means = metrics.class_means(h.T, labels, K)
-    nc = {"NC1": metrics.nc1(h.T, labels, K), "NC2_means": metrics.nc2(h.T, labels, K),
-          "NC2_classifier": metrics.frame_geometry(W_L), "NC3": metrics.nc3(W_L, h.T, labels, K),
-          "NC4": metrics.nc4(W_L, b, h.T, labels, K)}
+    nc = {
+        "NC1": metrics.nc1(h.T, labels, K),
+        "NC2_means": metrics.nc2(h.T, labels, K),
+        "NC2_classifier": metrics.frame_geometry(W_L),
+        "NC3": metrics.nc3(W_L, h.T, labels, K),
+        "NC4": metrics.nc4(W_L, b, h.T, labels, K),
+    }
     numbers["nc"] = nc
     cosine = nc["NC2_classifier"]["mean_cosine"]
-    out += [Check(names[0], nc["NC1"], 1e-10 if graded else None),
-            Check(names[1], nc["NC2_means"]["equinorm"], g),
-            Check(names[2], nc["NC2_classifier"]["equiangular"], g),
-            Check(names[3], abs(cosine - theory.rb_cosine(K, problem.bias)), g) if graded else
-            checks.close(names[3], cosine, theory.rb_cosine(K, problem.bias if problem.bias == "free" else "none"),
-                         None),
-            Check(names[4], abs(nc["NC3"] - theory.nc3_limit(K, problem.bias))
-                  if problem.bias in ("none", "free") else nc["NC3"], g,
-                  f"NC3 = {nc['NC3']:.6g}" + (f", limit {theory.nc3_limit(K, problem.bias):.6g}"
-                                              if problem.bias in ("none", "free") else "")),
-            Check(names[5], nc["NC4"], 0.0 if graded else None)]
+    out += [
+        Check(names[0], nc["NC1"], 1e-10 if graded else None),
+        Check(names[1], nc["NC2_means"]["equinorm"], g),
+        Check(names[2], nc["NC2_classifier"]["equiangular"], g),
+        Check(names[3], abs(cosine - theory.rb_cosine(K, problem.bias)), g)
+        if graded
+        else checks.close(
+            names[3], cosine, theory.rb_cosine(K, problem.bias if problem.bias == "free" else "none"), None
+        ),
+        Check(
+            names[4],
+            abs(nc["NC3"] - theory.nc3_limit(K, problem.bias)) if problem.bias in ("none", "free") else nc["NC3"],
+            g,
+            f"NC3 = {nc['NC3']:.6g}"
+            + (f", limit {theory.nc3_limit(K, problem.bias):.6g}" if problem.bias in ("none", "free") else ""),
+        ),
+        Check(names[5], nc["NC4"], 0.0 if graded else None),
+    ]
     out += rb_checks(problem, W_L, means, eps, graded)
     if problem.bias == "free" and problem.layers == 1 and problem.model == "ufm":
         Hc = h - h.mean(axis=1, keepdims=True)
         gram = Hc @ Hc.T + problem.N * lam * np.eye(h.shape[0])
         ridge = (Y - Y.mean(axis=1, keepdims=True)) @ Hc.T @ np.linalg.inv(gram)
         # the ridge inverse loses digits with the Gram matrix's condition (~ ||H||^2 / (N lambda_W))
-        out.append(checks.close(CENTRAL_PATH, W_L, ridge,
-                                checks.floored(checks.GEOMETRY_TOL, checks.ROUNDING * np.linalg.cond(gram)),
-                                f"Gram condition {np.linalg.cond(gram):.3g}"))
+        out.append(
+            checks.close(
+                CENTRAL_PATH,
+                W_L,
+                ridge,
+                checks.floored(checks.GEOMETRY_TOL, checks.ROUNDING * np.linalg.cond(gram)),
+                f"Gram condition {np.linalg.cond(gram):.3g}",
+            )
+        )
     return out, numbers
 
 
@@ -640,12 +770,15 @@ def relu_dead_units(problem: SquareLossProblem, params: dict, data: SquareLossDa
     return sum(int(np.sum(np.all(z < 0, axis=1))) for z in _relu_pre_activations(problem, params, data))
 
 
-RB_NAMES = {"free": ["R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))",
-                     "R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
-            "none": ["R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
-                     "corrected bias-free: W_L^c = eps mu_c/(K lam)",
-                     "corrected bias-free: ||W_L^c||^2 = eps(1-eps)/(K lam)"],
-            "decayed": ["R-B W_L formula with a decayed bias (rel err)"]}
+RB_NAMES = {
+    "free": ["R-B: W_L^c = eps (mu_c - mu_G)/(lam (K-1))", "R-B: ||W_L^c||^2 = (eps - K eps^2/(K-1))/(K lam)"],
+    "none": [
+        "R-B W_L formula fails bias-free (needs rel err >= 1e-3; value 1e-3/err)",
+        "corrected bias-free: W_L^c = eps mu_c/(K lam)",
+        "corrected bias-free: ||W_L^c||^2 = eps(1-eps)/(K lam)",
+    ],
+    "decayed": ["R-B W_L formula with a decayed bias (rel err)"],
+}
 
 
 def rb_check_names(problem: SquareLossProblem) -> list[str]:
@@ -672,18 +805,37 @@ def rb_checks(problem, W_L, means, eps, graded) -> list[Check]:
     if problem.bias == "free":
         fit = 1.0 - K * eps / (K - 1)
         out.append(Check(names[0], err_seed, checks.floored(g, eps_floor)))
-        out.append(checks.close(names[1], norms, np.full(K, seed_norm),
-                                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, fit))))
+        out.append(
+            checks.close(
+                names[1],
+                norms,
+                np.full(K, seed_norm),
+                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, fit)),
+            )
+        )
     elif problem.bias == "none":
         ratio = float(np.sqrt(np.mean(norms) / seed_norm)) if seed_norm > 0 else float("nan")
-        out.append(Check(names[0], 1e-3 / max(err_seed, 1e-300), 1.0 if graded else None,
-                         f"rel err {err_seed:.3g}; ||W_L^c|| / R-B's = {ratio:.6g}"))
+        out.append(
+            Check(
+                names[0],
+                1e-3 / max(err_seed, 1e-300),
+                1.0 if graded else None,
+                f"rel err {err_seed:.3g}; ||W_L^c|| / R-B's = {ratio:.6g}",
+            )
+        )
         out.append(Check(names[1], checks.rel(W_L, fixed_W), checks.floored(g, eps_floor)))
-        out.append(checks.close(names[2], norms, np.full(K, fixed_norm),
-                                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, 1.0 - eps))))
+        out.append(
+            checks.close(
+                names[2],
+                norms,
+                np.full(K, fixed_norm),
+                checks.floored(g, eps_floor + checks.cancellation_floor(1.0, 1.0 - eps)),
+            )
+        )
     else:
-        out.append(Check(names[0], err_seed, None,
-                         "the decayed bias forces the bias-free contradiction; reported only"))
+        out.append(
+            Check(names[0], err_seed, None, "the decayed bias forces the bias-free contradiction; reported only")
+        )
     return out
 
 
@@ -697,24 +849,39 @@ def _convergence_checks(problem: SquareLossProblem, found: SquareLossSolution, k
     sol, best = found.solution, found.best
     ok = bool(sol.converged[best])
     status = int(sol.status[best])
-    detail = (f"element {best} ({found.labels[best]}): rel grad {sol.rel_grad_norm[best]:.2e} (rtol "
-              f"{found.options.rtol:.0e}; of f/s, s = {found.scale:.3g}, balanced coordinates)")
+    detail = (
+        f"element {best} ({found.labels[best]}): rel grad {sol.rel_grad_norm[best]:.2e} (rtol "
+        f"{found.options.rtol:.0e}; of f/s, s = {found.scale:.3g}, balanced coordinates)"
+    )
     if kinks:
-        detail += (f"; {kinks} ReLU pre-activations at the kink" if ok else
-                   f"; stopped on {kinks} ReLU kinks (nonsmooth point)")
+        detail += (
+            f"; {kinks} ReLU pre-activations at the kink"
+            if ok
+            else f"; stopped on {kinks} ReLU kinks (nonsmooth point)"
+        )
     dead = relu_dead_units(problem, found.params, objective_data(problem))
     if dead:
         detail += f"; {dead} dead ReLU units"
     if not ok:
-        why = ("no element converged" if not np.any(sol.converged) else
-               "the lowest point found did not converge (lower than every converged one beyond rounding)")
+        why = (
+            "no element converged"
+            if not np.any(sol.converged)
+            else "the lowest point found did not converge (lower than every converged one beyond rounding)"
+        )
         detail = f"{why}: {STATUS_MESSAGES[status]}; {detail}"
     saddles = [i for i, st in enumerate(sol.status) if st == SADDLE]
-    return [Check(CONVERGED_NAME, 0.0 if ok else 1.0, 0.0, detail),
-            Check("not every restart ended at a saddle (restarts ending SADDLE)", float(len(saddles)),
-                  float(sol.status.size - 1),
-                  f"of {sol.status.size} (the candidate W = 0 included where it applies); SADDLE at "
-                  f"{[found.labels[i] for i in saddles]}" if saddles else f"none of {sol.status.size}")]
+    return [
+        Check(CONVERGED_NAME, 0.0 if ok else 1.0, 0.0, detail),
+        Check(
+            "not every restart ended at a saddle (restarts ending SADDLE)",
+            float(len(saddles)),
+            float(sol.status.size - 1),
+            f"of {sol.status.size} (the candidate W = 0 included where it applies); SADDLE at "
+            f"{[found.labels[i] for i in saddles]}"
+            if saddles
+            else f"none of {sol.status.size}",
+        ),
+    ]
 
 
 def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
@@ -729,16 +896,24 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
     result_checks, numbers = solution_checks(problem, found.params, data, t, best_ok, gradient)
     conv = found.solution.report()
     saddles = [i for i, st in enumerate(found.restart_status) if st == SADDLE]
-    conv.update({"elements": found.labels, "saddle_restarts": saddles,
-                 "saddle_starts": [found.labels[i] for i in saddles], "objective_scale": found.scale,
-                 "balanced_decay": balanced_decay(problem),
-                 "note": "gradients are of f / objective_scale in balanced coordinates; --restarts random "
-                         "restarts plus the candidate W = H = 0 where it applies"})
+    conv.update(
+        {
+            "elements": found.labels,
+            "saddle_restarts": saddles,
+            "saddle_starts": [found.labels[i] for i in saddles],
+            "objective_scale": found.scale,
+            "balanced_decay": balanced_decay(problem),
+            "note": "gradients are of f / objective_scale in balanced coordinates; --restarts random "
+            "restarts plus the candidate W = H = 0 where it applies",
+        }
+    )
     kinks = relu_kinks(problem, found.params, data)
     result_checks[:0] = _convergence_checks(problem, found, kinks)
-    headline = [f"ufm {problem.model} square loss: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
-                f"act={problem.act} bias={problem.bias} lambda_W={problem.lambda_W:g}"
-                + (f" lambda_H={problem.lambda_H:g}" if problem.model == "ufm" else f" inputs={problem.inputs}")]
+    headline = [
+        f"ufm {problem.model} square loss: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
+        f"act={problem.act} bias={problem.bias} lambda_W={problem.lambda_W:g}"
+        + (f" lambda_H={problem.lambda_H:g}" if problem.model == "ufm" else f" inputs={problem.inputs}")
+    ]
     if t is not None:
         point = closed_form_point(problem, t["Z"], t["b"])
         f_point, g_point = evaluate(point, data)
@@ -746,51 +921,92 @@ def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
         numbers["closed_form_point"] = {"objective": f_point, "rel_grad_norm": g_point}
         gtol = 1e-10 if t["asserted"] else None
         result_checks.append(Check("closed-form point is critical (rel grad at it)", g_point, gtol))
-        result_checks.append(checks.close("closed-form point's objective = formula", f_point, t["objective"],
-                                          checks.OBJECTIVE_TOL))
+        result_checks.append(
+            checks.close("closed-form point's objective = formula", f_point, t["objective"], checks.OBJECTIVE_TOL)
+        )
         lowest = float(np.min(found.restart_losses))
-        result_checks.append(Check("no restart below the closed form (rel)", max(0.0, (t["objective"] - lowest) / t["objective"]),
-                                   checks.OBJECTIVE_TOL if t["asserted"] else None,
-                                   f"lowest restart {lowest:.15g}"))
+        result_checks.append(
+            Check(
+                "no restart below the closed form (rel)",
+                max(0.0, (t["objective"] - lowest) / t["objective"]),
+                checks.OBJECTIVE_TOL if t["asserted"] else None,
+                f"lowest restart {lowest:.15g}",
+            )
+        )
         if not t["asserted"]:  # ReLU: the closed-form point is a known critical point, so the best is not above it
             dead = relu_dead_units(problem, found.params, data)
-            result_checks.append(Check(
-                BEST_NOT_ABOVE, max(0.0, (numbers["objective"] - f_point) / f_point), checks.OBJECTIVE_TOL,
-                f"best {numbers['objective']:.15g}, closed-form point {f_point:.15g}"
-                + (f"; best point has {dead} dead ReLU units" if dead else "")
-                + (f", {kinks} ReLU pre-activations at the kink" if kinks else "")))
-        headline.append(f"closed form: objective {t['objective']:.15g}  eps {t['eps']:.12g}"
-                        + (f"  x* {t['x']:.12g}  beta {t['beta']:.6g} (threshold {t['beta_c']:.6g})" if "x" in t else
-                           f"  rho {t['rho']:.6g}") + ("  (W = H = 0)" if t["zero"] else ""))
+            result_checks.append(
+                Check(
+                    BEST_NOT_ABOVE,
+                    max(0.0, (numbers["objective"] - f_point) / f_point),
+                    checks.OBJECTIVE_TOL,
+                    f"best {numbers['objective']:.15g}, closed-form point {f_point:.15g}"
+                    + (f"; best point has {dead} dead ReLU units" if dead else "")
+                    + (f", {kinks} ReLU pre-activations at the kink" if kinks else ""),
+                )
+            )
+        headline.append(
+            f"closed form: objective {t['objective']:.15g}  eps {t['eps']:.12g}"
+            + (
+                f"  x* {t['x']:.12g}  beta {t['beta']:.6g} (threshold {t['beta_c']:.6g})"
+                if "x" in t
+                else f"  rho {t['rho']:.6g}"
+            )
+            + ("  (W = H = 0)" if t["zero"] else "")
+        )
     else:
         headline.append("closed form: none known for this configuration (identities and NC metrics only)")
     losses = found.restart_losses
     at_best = np.sum(np.abs(losses - losses[found.best]) <= 1e-10 * abs(losses[found.best]))
-    result_checks.append(Check("restarts ending at the best objective", float(at_best), None,
-                               f"of {losses.size} ({problem.restarts} random"
-                               + (f" + the {found.labels[-1]}" if zero_candidate(problem) else "")
-                               + f"); end objectives {np.array2string(losses, precision=10)};"
-                               f" factor ranks {found.restart_ranks}"))
-    headline.append(f"best restart {found.best} ({found.labels[found.best]}): objective {numbers['objective']:.15g}, "
-                    f"eps {numbers['eps']:.12g}")
-    numbers.update({"restart_losses": losses, "restart_ranks": found.restart_ranks,
-                    "restart_status": found.restart_status, "restart_starts": found.labels,
-                    "seconds": time.perf_counter() - t0})
-    config = {"loss": {"ufm": "mse" if problem.layers == 1 else "mse-deep", "net": "mse-net"}[problem.model],
-              **dataclasses.asdict(problem), "solver": dataclasses.asdict(found.options)}
+    result_checks.append(
+        Check(
+            "restarts ending at the best objective",
+            float(at_best),
+            None,
+            f"of {losses.size} ({problem.restarts} random"
+            + (f" + the {found.labels[-1]}" if zero_candidate(problem) else "")
+            + f"); end objectives {np.array2string(losses, precision=10)};"
+            f" factor ranks {found.restart_ranks}",
+        )
+    )
+    headline.append(
+        f"best restart {found.best} ({found.labels[found.best]}): objective {numbers['objective']:.15g}, "
+        f"eps {numbers['eps']:.12g}"
+    )
+    numbers.update(
+        {
+            "restart_losses": losses,
+            "restart_ranks": found.restart_ranks,
+            "restart_status": found.restart_status,
+            "restart_starts": found.labels,
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+    config = {
+        "loss": {"ufm": "mse" if problem.layers == 1 else "mse-deep", "net": "mse-net"}[problem.model],
+        **dataclasses.asdict(problem),
+        "solver": dataclasses.asdict(found.options),
+    }
     arrays = {f"W{i + 1}": np.asarray(W) for i, W in enumerate(found.params["layers"])}
     if "H" in found.params:
         arrays["H"] = np.asarray(found.params["H"])
     if "b" in found.params:
         arrays["b"] = np.asarray(found.params["b"])
     F, h = forward(found.params, data)
-    arrays.update({"F": np.asarray(F), "features": np.asarray(h), "labels": problem.labels,
-                   "restart_losses": losses})
+    arrays.update({"F": np.asarray(F), "features": np.asarray(h), "labels": problem.labels, "restart_losses": losses})
     return Report(config["loss"], config, headline, result_checks, conv, numbers, arrays, "solution.npz")
 
 
-def gradient_descent(problem: SquareLossProblem, *, steps: int = 20000, lr: float = 0.5, momentum: float = 0.9,
-                     record_every: int = 200, weight_decay: bool = True, init_scale: float = 0.1) -> dict:
+def gradient_descent(
+    problem: SquareLossProblem,
+    *,
+    steps: int = 20000,
+    lr: float = 0.5,
+    momentum: float = 0.9,
+    record_every: int = 200,
+    weight_decay: bool = True,
+    init_scale: float = 0.1,
+) -> dict:
     """Full-batch gradient descent with momentum (fixed step, as neural-collapse papers train), NC1-NC4 recorded.
 
     ``weight_decay=False`` sets every decay to 0 (the plain square loss). Returns arrays ``step``, ``loss``,
@@ -798,8 +1014,9 @@ def gradient_descent(problem: SquareLossProblem, *, steps: int = 20000, lr: floa
     """
     data = objective_data(problem)
     if not weight_decay:
-        data = data._replace(lambda_layers=jnp.zeros_like(data.lambda_layers), lambda_H=jnp.zeros(()),
-                             lambda_b=jnp.zeros(()))
+        data = data._replace(
+            lambda_layers=jnp.zeros_like(data.lambda_layers), lambda_H=jnp.zeros(()), lambda_b=jnp.zeros(())
+        )
     params = jax.tree.map(lambda a: init_scale * a[0], gaussian_params(problem, 1, problem.seed))
     opt = optax.sgd(lr, momentum=momentum)
     state = opt.init(params)
@@ -822,9 +1039,17 @@ def gradient_descent(problem: SquareLossProblem, *, steps: int = 20000, lr: floa
         F, h = (np.asarray(a) for a in forward(p, data))
         W_L = np.asarray(p["layers"][-1])
         b = np.asarray(p["b"]) if "b" in p else np.zeros(K)
-        rows.append([k * record_every, float(square_loss(p, data)), metrics.nc1(h.T, labels, K),
-                     metrics.nc2(h.T, labels, K)["equinorm"], metrics.nc3(W_L, h.T, labels, K),
-                     metrics.nc4(W_L, b, h.T, labels, K), 1.0 - float(np.mean(F[labels, np.arange(problem.N)]))])
+        rows.append(
+            [
+                k * record_every,
+                float(square_loss(p, data)),
+                metrics.nc1(h.T, labels, K),
+                metrics.nc2(h.T, labels, K)["equinorm"],
+                metrics.nc3(W_L, h.T, labels, K),
+                metrics.nc4(W_L, b, h.T, labels, K),
+                1.0 - float(np.mean(F[labels, np.arange(problem.N)])),
+            ]
+        )
         if k < steps // record_every:
             carry = advance(carry)
     arr = np.array(rows)

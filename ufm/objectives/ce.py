@@ -12,8 +12,7 @@ import numpy as np
 from ufm.solver import SolverOptions
 
 # How this objective is solved: nonconvex (saddle-free Newton, dense eigh), Newton's relative gradient to 1e-12.
-SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, max_steps=200, quasi_newton_rtol=1e-9,
-                       label="ce")
+SOLVER = SolverOptions(rtol=1e-12, linear_solver="eigh", damping=1.0, max_steps=200, quasi_newton_rtol=1e-9, label="ce")
 # Newton alone from random starts takes ~20-25 steps, each a dense Hessian and eigh per restart; L-BFGS first
 # leaves 2-3: C = 4, n = 5 (96 variables) Newton alone 0.8 s + 4 s compilation, with L-BFGS 2 s + 7.5 s; C = 10,
 # n = 2 (300 variables) Newton alone 12.6 s, with L-BFGS 2.9 s + 7 s.
@@ -74,8 +73,10 @@ def starts(problem) -> dict:
     H ~ n^(-1/4) (the optimum's ratio sqrt(n)), logits O(1); the bias, if any, at 0."""
     rng = np.random.default_rng(problem.seed)
     R, K, N, d = problem.restarts, problem.C, problem.N, problem.d
-    params = {"W": rng.standard_normal((R, K, d)) * problem.n**0.25 / math.sqrt(d),
-              "H": rng.standard_normal((R, N, d)) * problem.n**-0.25 / math.sqrt(d)}
+    params = {
+        "W": rng.standard_normal((R, K, d)) * problem.n**0.25 / math.sqrt(d),
+        "H": rng.standard_normal((R, N, d)) * problem.n**-0.25 / math.sqrt(d),
+    }
     if problem.bias != "none":
         params["b"] = np.zeros((R, K))
     return jax.tree.map(jnp.asarray, params)

@@ -21,18 +21,26 @@ from ufm.theory import nonnegative as theory
 
 # rtol 1e-11: the augmented terms carry gradients of size rho r |grad D|, which lifts the rounding floor of the
 # relative gradient just above 1e-12 for r ~ 30 (measured 1.3e-12); the KKT check below is the certificate.
-SOLVER = SolverOptions(rtol=1e-11, linear_solver="eigh", damping=1.0, quasi_newton_steps=2000,
-                       quasi_newton_rtol=1e-9, max_steps=200, label="md")
+SOLVER = SolverOptions(
+    rtol=1e-11,
+    linear_solver="eigh",
+    damping=1.0,
+    quasi_newton_steps=2000,
+    quasi_newton_rtol=1e-9,
+    max_steps=200,
+    label="md",
+)
 OUTER_STEPS = 40
-AL_TOL = 1e-11          # constraint residual |V_k| / (r D_k) at which the outer loop stops
+AL_TOL = 1e-11  # constraint residual |V_k| / (r D_k) at which the outer loop stops
 RHO_START, RHO_MAX = 10.0, 1e6  # beyond 1e6 the inner problems' conditioning ~ rho r^2 costs them their digits
-PATIENCE = 5            # outer steps without progress before the loop gives up
+PATIENCE = 5  # outer steps without progress before the loop gives up
 # Inner solves stalled at the rounding floor of the augmented Lagrangian (K = 2, n = 4, r = 0.01, weight decays
 # 1e-15: relative gradients 1.2e-11 .. 6.6e-11 at rho = 1e3, no negative curvature, every outer step) are accepted
 # as converged up to this relative gradient (the nonnegative family's bound) and reported.
 FLOOR_RTOL = 1e-8
-SCHEDULE = Schedule(outer_steps=OUTER_STEPS, tol=AL_TOL, rho_start=RHO_START, rho_max=RHO_MAX, patience=PATIENCE,
-                    floor_rtol=FLOOR_RTOL)
+SCHEDULE = Schedule(
+    outer_steps=OUTER_STEPS, tol=AL_TOL, rho_start=RHO_START, rho_max=RHO_MAX, patience=PATIENCE, floor_rtol=FLOOR_RTOL
+)
 
 
 def memberships(problem) -> tuple[jax.Array, jax.Array]:
@@ -73,4 +81,3 @@ def scaled_lagrangian(params: dict, args) -> jax.Array:
     data, scale = args
     shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
     return model2_loss_squared(params, data) / scale + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
-

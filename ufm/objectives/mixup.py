@@ -126,8 +126,9 @@ class MixupSolution:
     solution: Solution
 
 
-def solve(problem, *, subproblems=None, loss=mixup_feature_loss, options: SolverOptions | None = None,
-          progress: bool = False) -> MixupSolution:
+def solve(
+    problem, *, subproblems=None, loss=mixup_feature_loss, options: SolverOptions | None = None, progress: bool = False
+) -> MixupSolution:
     """Minimise ``loss`` for every (c, c', lam) of the problem's grid (or of ``subproblems``, a tuple of three
     equal-length arrays) in the full dimension d, from seeded random starts (nothing of the ETF structure or of the
     theorem is used).
@@ -144,13 +145,15 @@ def solve(problem, *, subproblems=None, loss=mixup_feature_loss, options: Solver
     """
     W = problem.classifier()
     c, c_prime, lam = problem.grid() if subproblems is None else (np.asarray(x) for x in subproblems)
-    h, sol = solve_targets(problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options,
-                           progress=progress)
+    h, sol = solve_targets(
+        problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options, progress=progress
+    )
     return MixupSolution(W, c, c_prime, lam, h, sol)
 
 
-def solve_targets(problem, W: np.ndarray, y, *, loss=mixup_feature_loss, options: SolverOptions | None = None,
-                  progress: bool = False) -> tuple[np.ndarray, Solution]:
+def solve_targets(
+    problem, W: np.ndarray, y, *, loss=mixup_feature_loss, options: SolverOptions | None = None, progress: bool = False
+) -> tuple[np.ndarray, Solution]:
     """Minimise ``loss`` for every soft target row of ``y`` (n, C) from seeded random starts in R^d.
 
     The starts are N(0, 1/(d m^2)): logits ``W h0`` of order 1 whatever the classifier's scale m (with N(0, 1/d)
@@ -162,10 +165,14 @@ def solve_targets(problem, W: np.ndarray, y, *, loss=mixup_feature_loss, options
     """
     y = jnp.asarray(y)
     data = MixupData(jnp.asarray(W), y, jnp.asarray(problem.mu))
-    h0 = (np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d))
-          / (np.sqrt(problem.d) * problem.m))
-    sol = minimise(loss, jnp.asarray(h0), data, args_axes=MixupData(None, 0, None),
-                   options=dataclasses.replace(options or SOLVER, progress=progress))
+    h0 = np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d)) / (np.sqrt(problem.d) * problem.m)
+    sol = minimise(
+        loss,
+        jnp.asarray(h0),
+        data,
+        args_axes=MixupData(None, 0, None),
+        options=dataclasses.replace(options or SOLVER, progress=progress),
+    )
     return np.asarray(sol.params), sol
 
 

@@ -22,7 +22,8 @@ mixes of distinct classes c < c', weights merged: ``MixupDeepProblem.training_ro
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +69,7 @@ def make_loss(act: Callable) -> Callable[[dict, DeepMixupData], jax.Array]:
 
     def loss(params: dict, data: DeepMixupData) -> jax.Array:
         g = params["g"]
-        _, z_mix = forward(params, data, act, data.M @ g)   # the mix enters the network
+        _, z_mix = forward(params, data, act, data.M @ g)  # the mix enters the network
         _, z_pts = forward(params, data, act, g)
         ce = jax.nn.logsumexp(z_mix, axis=-1) - jnp.sum(data.Y * z_mix, axis=-1)
         gap = z_mix - data.M @ z_pts
@@ -80,14 +81,16 @@ def make_loss(act: Callable) -> Callable[[dict, DeepMixupData], jax.Array]:
     return loss
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smooth_loss(name: str) -> Callable[[dict, DeepMixupData], jax.Array]:
     """The objective with ``softplus(s x)/s``, s = ``data.sharpness`` (``name`` "softplus"), or the identity
     (``name`` "linear"); one function object per name, so compiled solves are reused across stages and runs."""
     if name == "softplus":
+
         def loss(params: dict, data: DeepMixupData) -> jax.Array:
             s = data.sharpness
             return make_loss(lambda x: jax.nn.softplus(s * x) / s)(params, data)
+
         return loss
     if name == "linear":
         return make_loss(lambda x: x)

@@ -42,5 +42,8 @@ def joint_mixup_loss(params: JointParams, data: JointData) -> jax.Array:
     H = features(params, data.weight)
     Z = H @ params.W.T
     ce = jax.nn.logsumexp(Z, axis=-1) - jnp.sum(data.Y * Z, axis=-1)
-    return (data.weight @ ce + 0.5 * data.lam_H * jnp.sum(params.G * params.G)
-            + 0.5 * data.lam_W * jnp.sum(params.W * params.W))
+    return (
+        data.weight @ ce
+        + 0.5 * data.lam_H * jnp.sum(params.G * params.G)
+        + 0.5 * data.lam_W * jnp.sum(params.W * params.W)
+    )

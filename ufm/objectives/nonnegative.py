@@ -100,8 +100,8 @@ class DilationData(NamedTuple):
     Q: jax.Array
     lambda_W: jax.Array
     lambda_H: jax.Array
-    clean: jax.Array       # N x K: 1 where sample i is clean and of true class k
-    noisy: jax.Array       # N x K: 1 where sample i is noisy and of true class k
+    clean: jax.Array  # N x K: 1 where sample i is clean and of true class k
+    noisy: jax.Array  # N x K: 1 where sample i is noisy and of true class k
     r: jax.Array
     multipliers: jax.Array  # K
     rho: jax.Array
@@ -130,12 +130,16 @@ def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
     return model2_loss_squared(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
 
 
-
 def objective_data(problem, labels=None) -> NonnegData:
     """The data of a ``ufm.problems.nonnegative.NonnegProblem`` (its labels, or ``labels``)."""
     labels = problem.labels if labels is None else labels
-    return NonnegData(smoothed_targets(jnp.asarray(labels), problem.C, problem.alpha), jnp.asarray(problem.E_W),
-                      jnp.asarray(problem.E_H), jnp.asarray(problem.lambda_W), jnp.asarray(problem.lambda_H))
+    return NonnegData(
+        smoothed_targets(jnp.asarray(labels), problem.C, problem.alpha),
+        jnp.asarray(problem.E_W),
+        jnp.asarray(problem.E_H),
+        jnp.asarray(problem.lambda_W),
+        jnp.asarray(problem.lambda_H),
+    )
 
 
 def random_params(problem, model: str) -> dict:
@@ -147,8 +151,10 @@ def random_params(problem, model: str) -> dict:
     R, K, d, N = problem.restarts, problem.C, problem.d, problem.N
     first = "V" if model == "lpm" else "W"
     G = rng.uniform(0.5, 1.5, (R, d, N))
-    return {first: jnp.asarray(rng.standard_normal((R, K, d))), **({"G": jnp.asarray(G)} if model == "lpm" else
-                                                                  {"H": jnp.asarray(G * G)})}
+    return {
+        first: jnp.asarray(rng.standard_normal((R, K, d))),
+        **({"G": jnp.asarray(G)} if model == "lpm" else {"H": jnp.asarray(G * G)}),
+    }
 
 
 def scaled_model1_loss(params: dict, args) -> jax.Array:
@@ -178,6 +184,7 @@ EVALUATE = {model: jax.jit(jax.vmap(loss, in_axes=(0, None))) for model, (loss, 
 def factor_gradients(model: str, W, H, data: NonnegData):
     """The gradients in (W, H) (not the reparametrised variables) of the model's loss: CE, plus Model 2's weight
     decays; for the KKT residual."""
+
     def f(W, H):
         base = cross_entropy(W @ H, data.Q)
         if model == "ufm":

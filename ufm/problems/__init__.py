@@ -35,18 +35,27 @@ def filled(value: T | None, field: str) -> T:
 
 
 def require_int(value, field: str, low: int) -> None:
-    require(isinstance(value, int) and not isinstance(value, bool) and value >= low, field,
-            f"must be an integer >= {low}, got {value!r}")
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= low,
+        field,
+        f"must be an integer >= {low}, got {value!r}",
+    )
 
 
 def require_positive(value, field: str) -> None:
-    require(isinstance(value, (int, float)) and math.isfinite(value) and value > 0, field,
-            f"must be a finite number > 0, got {value!r}")
+    require(
+        isinstance(value, (int, float)) and math.isfinite(value) and value > 0,
+        field,
+        f"must be a finite number > 0, got {value!r}",
+    )
 
 
 def require_nonnegative(value, field: str) -> None:
-    require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, field,
-            f"must be a finite number >= 0, got {value!r}")
+    require(
+        isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+        field,
+        f"must be a finite number >= 0, got {value!r}",
+    )
 
 
 def require_in_unit_interval(value, field: str, *, closed_right: bool = True) -> None:

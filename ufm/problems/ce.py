@@ -21,8 +21,10 @@ def parse_bias(value) -> str | float:
     """``"none"`` (b = 0, no bias variable) or a bias weight decay ``lambda_b`` in BIAS_DECAY_RANGE.
 
     An unregularised bias is refused: CE is invariant under b -> b + beta 1, so its minimisers are not isolated."""
-    message = (f"must be none or a bias weight decay in [{BIAS_DECAY_RANGE[0]:g}, {BIAS_DECAY_RANGE[1]:g}] (a free "
-               f"bias has no unique optimum: CE is shift-invariant), got {value!r}")
+    message = (
+        f"must be none or a bias weight decay in [{BIAS_DECAY_RANGE[0]:g}, {BIAS_DECAY_RANGE[1]:g}] (a free "
+        f"bias has no unique optimum: CE is shift-invariant), got {value!r}"
+    )
     if isinstance(value, str) and value == "none":
         return value
     try:
@@ -36,8 +38,11 @@ def parse_bias(value) -> str | float:
 def require_decay(value, field: str) -> None:
     """A weight decay: a finite number in DECAY_RANGE."""
     require_positive(value, field)
-    require(DECAY_RANGE[0] <= value <= DECAY_RANGE[1], field,
-            f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}], got {value!r}")
+    require(
+        DECAY_RANGE[0] <= value <= DECAY_RANGE[1],
+        field,
+        f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}], got {value!r}",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +70,11 @@ class CEProblem:
         require_decay(self.lambda_H, "lambda_H")
         object.__setattr__(self, "bias", parse_bias(self.bias))
         require_int(self.restarts, "restarts", 1)
-        require(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, "seed",
-                f"must be an integer >= 0, got {self.seed!r}")
+        require(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+            "seed",
+            f"must be an integer >= 0, got {self.seed!r}",
+        )
 
     @property
     def N(self) -> int:

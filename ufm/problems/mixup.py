@@ -10,7 +10,6 @@ import numpy as np
 from ufm.etf import simplex_etf
 from ufm.problems import filled, require, require_int, require_positive
 
-
 # Beyond this range the optimum's conditioning (Hessian condition ~ 1 + kappa) leaves no correct digits to test.
 KAPPA_RANGE = (1e-12, 1e12)
 # The solver's relative-gradient test (||grad|| / max(1, |f|) <= 1e-12) is not scale-free in m, since the
@@ -51,19 +50,28 @@ class MixupProblem:
             object.__setattr__(self, "d", self.C)
         require_int(self.d, "d", self.C - 1)
         require_positive(self.m, "m")
-        require(M_RANGE[0] <= self.m <= M_RANGE[1], "m", f"must lie in [{M_RANGE[0]:g}, {M_RANGE[1]:g}] (the "
-                f"solver's gradient tolerance is not scale-free in m), got {self.m!r}")
+        require(
+            M_RANGE[0] <= self.m <= M_RANGE[1],
+            "m",
+            f"must lie in [{M_RANGE[0]:g}, {M_RANGE[1]:g}] (the "
+            f"solver's gradient tolerance is not scale-free in m), got {self.m!r}",
+        )
         require_positive(self.mu, "mu")
         kappa = self.C * self.m**2 / ((self.C - 1) * self.mu)
-        require(KAPPA_RANGE[0] <= kappa <= KAPPA_RANGE[1], "mu",
-                f"kappa = C m^2/((C-1) mu) must lie in [{KAPPA_RANGE[0]:g}, {KAPPA_RANGE[1]:g}] "
-                f"(float64 cannot resolve the optimum beyond), got {kappa:.3g} from m={self.m!r}, mu={self.mu!r}")
+        require(
+            KAPPA_RANGE[0] <= kappa <= KAPPA_RANGE[1],
+            "mu",
+            f"kappa = C m^2/((C-1) mu) must lie in [{KAPPA_RANGE[0]:g}, {KAPPA_RANGE[1]:g}] "
+            f"(float64 cannot resolve the optimum beyond), got {kappa:.3g} from m={self.m!r}, mu={self.mu!r}",
+        )
         require_int(self.n_lambdas, "n_lambdas", 2)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
         require_int(self.points, "points", 2)
         if self.points == 2:
             for field in ("alpha", "n_mixes"):
-                require(getattr(self, field) is None, field, "only used with points >= 3 (points = 2 uses the lambda grid)")
+                require(
+                    getattr(self, field) is None, field, "only used with points >= 3 (points = 2 uses the lambda grid)"
+                )
         else:
             if self.alpha is None:
                 object.__setattr__(self, "alpha", 1.0)

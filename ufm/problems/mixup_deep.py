@@ -74,28 +74,54 @@ class MixupDeepProblem:
             object.__setattr__(self, "d1", 2 * self.C)
         require_int(self.d0, "d0", 1)
         require_int(self.d1, "d1", self.C - 1 if self.classifier == "fixed" else 1)
-        require(self.activation in ACTIVATIONS, "activation", f"must be one of {', '.join(ACTIVATIONS)}, "
-                f"got {self.activation!r}")
-        require(self.classifier in CLASSIFIERS, "classifier", f"must be one of {', '.join(CLASSIFIERS)}, "
-                f"got {self.classifier!r}")
-        for field, (low, high) in (("sharpness", SHARPNESS_RANGE), ("m", M_RANGE), ("mu", DECAY_RANGE),
-                                   ("mu_v", DECAY_RANGE)):
+        require(
+            self.activation in ACTIVATIONS,
+            "activation",
+            f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}",
+        )
+        require(
+            self.classifier in CLASSIFIERS,
+            "classifier",
+            f"must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}",
+        )
+        for field, (low, high) in (
+            ("sharpness", SHARPNESS_RANGE),
+            ("m", M_RANGE),
+            ("mu", DECAY_RANGE),
+            ("mu_v", DECAY_RANGE),
+        ):
             value = getattr(self, field)
             require_positive(value, field)
-            require(low <= value <= high, field, f"must lie in [{low:g}, {high:g}] (where the solver's gradient "
-                    f"tolerance is reached), got {value!r}")
+            require(
+                low <= value <= high,
+                field,
+                f"must lie in [{low:g}, {high:g}] (where the solver's gradient tolerance is reached), got {value!r}",
+            )
         require_positive(self.alpha, "alpha")
-        require(ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1], "alpha",
-                f"must lie in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] (Beta quadrature), got {self.alpha!r}")
+        require(
+            ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1],
+            "alpha",
+            f"must lie in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] (Beta quadrature), got {self.alpha!r}",
+        )
         require_int(self.n_lambdas, "n_lambdas", 1)
-        require(self.n_lambdas <= MAX_NODES, "n_lambdas", f"must be at most {MAX_NODES} (Gauss-Jacobi nodes cost "
-                f"O(n^2) time; the quadrature converges exponentially), got {self.n_lambdas!r}")
-        require(1 / DECAY_RATIO_MAX <= self.mu / self.mu_v <= DECAY_RATIO_MAX, "mu_v",
-                f"mu / mu_v must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient tolerance is not "
-                f"scale-free), got {self.mu / self.mu_v:.3g}")
+        require(
+            self.n_lambdas <= MAX_NODES,
+            "n_lambdas",
+            f"must be at most {MAX_NODES} (Gauss-Jacobi nodes cost "
+            f"O(n^2) time; the quadrature converges exponentially), got {self.n_lambdas!r}",
+        )
+        require(
+            1 / DECAY_RATIO_MAX <= self.mu / self.mu_v <= DECAY_RATIO_MAX,
+            "mu_v",
+            f"mu / mu_v must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient tolerance is not "
+            f"scale-free), got {self.mu / self.mu_v:.3g}",
+        )
         require_nonnegative(self.consistency, "consistency")
-        require(self.consistency <= CONSISTENCY_MAX, "consistency", f"must be at most {CONSISTENCY_MAX:g}, got "
-                f"{self.consistency!r}")
+        require(
+            self.consistency <= CONSISTENCY_MAX,
+            "consistency",
+            f"must be at most {CONSISTENCY_MAX:g}, got {self.consistency!r}",
+        )
         require_int(self.restarts, "restarts", 1)
         require_int(self.eval_lambdas, "eval_lambdas", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
@@ -120,8 +146,9 @@ class MixupDeepProblem:
         lam, w = self.quadrature()
         pairs = self.pairs()
         eye = np.eye(self.C)
-        M = (lam[None, :, None] * eye[pairs[:, 0]][:, None, :]
-             + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]).reshape(-1, self.C)
+        M = (
+            lam[None, :, None] * eye[pairs[:, 0]][:, None, :] + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]
+        ).reshape(-1, self.C)
         weights = np.tile(w, len(pairs)) / len(pairs)
         return M, weights, np.repeat(pairs, len(lam), axis=0)
 
@@ -136,8 +163,9 @@ class MixupDeepProblem:
         pairs = self.pairs(distinct=True)
         pairs = pairs[pairs[:, 0] < pairs[:, 1]]
         eye = np.eye(self.C)
-        mixes = (lam[None, :, None] * eye[pairs[:, 0]][:, None, :]
-                 + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]).reshape(-1, self.C)
+        mixes = (
+            lam[None, :, None] * eye[pairs[:, 0]][:, None, :] + (1 - lam[None, :, None]) * eye[pairs[:, 1]][:, None, :]
+        ).reshape(-1, self.C)
         vertex = np.full(self.C, 1.0 / self.C**2)
         return np.vstack([eye, mixes]), vertex, np.tile(2 * w, len(pairs)) / self.C**2
 

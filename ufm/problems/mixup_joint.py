@@ -59,20 +59,34 @@ class MixupJointProblem:
         if self.d is None:
             object.__setattr__(self, "d", self.C)
         require_int(self.d, "d", self.C - 1)
-        require(isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha)
-                and (self.alpha == 0 or ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1]), "alpha",
-                f"must be 0 (ERM, no mixup) or in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}], got {self.alpha!r}")
+        require(
+            isinstance(self.alpha, (int, float))
+            and math.isfinite(self.alpha)
+            and (self.alpha == 0 or ALPHA_RANGE[0] <= self.alpha <= ALPHA_RANGE[1]),
+            "alpha",
+            f"must be 0 (ERM, no mixup) or in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}], got {self.alpha!r}",
+        )
         require_positive(self.lam_W, "lam_W")
         require_positive(self.lam_H, "lam_H")
-        require(self.lam_W * self.lam_H >= DECAY_PRODUCT_MIN, "lam_H",
-                f"lambda_W lambda_H must be >= {DECAY_PRODUCT_MIN:g} (below, the optimum's kappa exceeds ~6e5 and the "
-                f"gradient tolerance no longer delivers the checks' 1e-7), got {self.lam_W * self.lam_H:.3g}")
-        require(1 / DECAY_RATIO_MAX <= self.lam_W / self.lam_H <= DECAY_RATIO_MAX, "lam_H",
-                f"lambda_W / lambda_H must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient "
-                f"tolerance is not scale-free), got {self.lam_W / self.lam_H:.3g}")
+        require(
+            self.lam_W * self.lam_H >= DECAY_PRODUCT_MIN,
+            "lam_H",
+            f"lambda_W lambda_H must be >= {DECAY_PRODUCT_MIN:g} (below, the optimum's kappa exceeds ~6e5 and the "
+            f"gradient tolerance no longer delivers the checks' 1e-7), got {self.lam_W * self.lam_H:.3g}",
+        )
+        require(
+            1 / DECAY_RATIO_MAX <= self.lam_W / self.lam_H <= DECAY_RATIO_MAX,
+            "lam_H",
+            f"lambda_W / lambda_H must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient "
+            f"tolerance is not scale-free), got {self.lam_W / self.lam_H:.3g}",
+        )
         require_int(self.n_nodes, "n_nodes", 1)
-        require(self.n_nodes <= MAX_NODES, "n_nodes", f"must be at most {MAX_NODES} (the quadrature converges "
-                f"exponentially; scipy's Gauss-Jacobi nodes cost O(n^2) time), got {self.n_nodes!r}")
+        require(
+            self.n_nodes <= MAX_NODES,
+            "n_nodes",
+            f"must be at most {MAX_NODES} (the quadrature converges "
+            f"exponentially; scipy's Gauss-Jacobi nodes cost O(n^2) time), got {self.n_nodes!r}",
+        )
         require_int(self.restarts, "restarts", 1)
         require_int(self.samples_per_target, "samples_per_target", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
@@ -92,8 +106,9 @@ class MixupJointProblem:
     def ordered_targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(c, c', node index, weight) for every ordered pair and node: weight ``w_k / C^2`` (sums to 1)."""
         nodes, w = self.quadrature()
-        c, cp, k = (a.ravel() for a in np.meshgrid(np.arange(self.C), np.arange(self.C), np.arange(nodes.size),
-                                                   indexing="ij"))
+        c, cp, k = (
+            a.ravel() for a in np.meshgrid(np.arange(self.C), np.arange(self.C), np.arange(nodes.size), indexing="ij")
+        )
         return c, cp, k, w[k] / self.C**2
 
     def targets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

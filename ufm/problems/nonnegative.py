@@ -50,7 +50,9 @@ def _common(problem) -> None:
     require_int(problem.d, "d", problem.C)
     require_in_unit_interval(problem.alpha, "alpha", closed_right=False)
     require_int(problem.restarts, "restarts", 1)
-    require(isinstance(problem.seed, int) and problem.seed >= 0, "seed", f"must be an integer >= 0, got {problem.seed!r}")
+    require(
+        isinstance(problem.seed, int) and problem.seed >= 0, "seed", f"must be an integer >= 0, got {problem.seed!r}"
+    )
 
 
 def _require_model1_range(problem) -> None:
@@ -65,15 +67,21 @@ def _require_model1_range(problem) -> None:
     K = problem.C
     M = math.sqrt(K * problem.E_W * problem.E_H / (K - 1))
     low, high = M_MAX_RANGE
-    require(low <= M <= high, "E_W",
-            f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives the largest margin M_max = sqrt(K E_W E_H/(K-1)) = "
-            f"{M:.4g}, outside [{low:g}, {high:g}] where float64 certifies Model 1's optimum")
+    require(
+        low <= M <= high,
+        "E_W",
+        f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives the largest margin M_max = sqrt(K E_W E_H/(K-1)) = "
+        f"{M:.4g}, outside [{low:g}, {high:g}] where float64 certifies Model 1's optimum",
+    )
     if problem.alpha > 0:
         m_star = math.log1p(K * (1 - problem.alpha) / problem.alpha)  # ufm.theory.nonnegative.smoothing_margin
-        require(M <= MAX_LS_RATIO * m_star, "E_W",
-                f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives M_max = {M:.4g}, above {MAX_LS_RATIO:g} times the "
-                f"label-smoothing margin m*_alpha = {m_star:.4g}: the optimal margins m* are too small a part of "
-                f"logits of size M_max for float64")
+        require(
+            M <= MAX_LS_RATIO * m_star,
+            "E_W",
+            f"E_W E_H = {problem.E_W * problem.E_H:.6g} gives M_max = {M:.4g}, above {MAX_LS_RATIO:g} times the "
+            f"label-smoothing margin m*_alpha = {m_star:.4g}: the optimal margins m* are too small a part of "
+            f"logits of size M_max for float64",
+        )
 
 
 def _require_model2_range(problem) -> None:
@@ -85,22 +93,30 @@ def _require_model2_range(problem) -> None:
     low, high = LAMBDA_RANGE
     for name in ("lambda_W", "lambda_H"):
         value = getattr(problem, name)
-        require(low <= value <= high, name, f"must lie in [{low:g}, {high:g}] (the range float64 certifies), got {value!r}")
+        require(
+            low <= value <= high, name, f"must lie in [{low:g}, {high:g}] (the range float64 certifies), got {value!r}"
+        )
     K = problem.C
     gamma = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1))
     gamma_alpha = gamma + problem.alpha * (K - 1) / K
     if gamma_alpha < (K - 1) / K:
         m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
-        require(m >= MIN_MODEL2_MARGIN, "lambda_W",
-                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} puts gamma_alpha = {gamma_alpha:.10g} "
-                f"just below the threshold (K-1)/K = {(K - 1) / K:.10g} (optimal margin {m:.3g} < "
-                f"{MIN_MODEL2_MARGIN:g}: a degenerate optimum float64 does not resolve); move it off the threshold")
+        require(
+            m >= MIN_MODEL2_MARGIN,
+            "lambda_W",
+            f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} puts gamma_alpha = {gamma_alpha:.10g} "
+            f"just below the threshold (K-1)/K = {(K - 1) / K:.10g} (optimal margin {m:.3g} < "
+            f"{MIN_MODEL2_MARGIN:g}: a degenerate optimum float64 does not resolve); move it off the threshold",
+        )
         # the optimal loss ell_alpha(m) + gamma m (ufm.theory.nonnegative.model2_optimum)
         loss = math.log1p((K - 1) * math.exp(-m)) + problem.alpha * (K - 1) / K * m + gamma * m
-        require(gamma * m >= MIN_DECAY_SHARE * loss, "lambda_W",
-                f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} gives a weight-decay term gamma m* = "
-                f"{gamma * m:.3g}, below {MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha "
-                f"= {problem.alpha:g} that term alone decides the optimum's geometry, and float64 does not resolve it")
+        require(
+            gamma * m >= MIN_DECAY_SHARE * loss,
+            "lambda_W",
+            f"lambda_W lambda_H = {problem.lambda_W * problem.lambda_H:.6g} gives a weight-decay term gamma m* = "
+            f"{gamma * m:.3g}, below {MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha "
+            f"= {problem.alpha:g} that term alone decides the optimum's geometry, and float64 does not resolve it",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,19 +184,28 @@ class MemorizationDilationProblem:
         _common(self)
         require_in_unit_interval(self.noise, "noise", closed_right=False)
         require_positive(self.r, "r")
-        require(R_RANGE[0] <= self.r <= R_RANGE[1], "r",
-                f"must lie in [{R_RANGE[0]:g}, {R_RANGE[1]:g}] (the range float64 certifies: towards 0 the noisy "
-                f"features sit on the clean means, towards infinity the clean ones collapse, where the coupling is "
-                f"not differentiable), got {self.r!r}")
+        require(
+            R_RANGE[0] <= self.r <= R_RANGE[1],
+            "r",
+            f"must lie in [{R_RANGE[0]:g}, {R_RANGE[1]:g}] (the range float64 certifies: towards 0 the noisy "
+            f"features sit on the clean means, towards infinity the clean ones collapse, where the coupling is "
+            f"not differentiable), got {self.r!r}",
+        )
         for name in ("lambda_W", "lambda_H"):
             require_positive(getattr(self, name), name)
             value = getattr(self, name)
-            require(MD_LAMBDA_RANGE[0] <= value <= MD_LAMBDA_RANGE[1], name,
-                    f"must lie in [{MD_LAMBDA_RANGE[0]:g}, {MD_LAMBDA_RANGE[1]:g}] (the range float64 certifies), "
-                    f"got {value!r}")
-        require(self.n_noisy >= 1 and self.n - self.n_noisy >= 2, "noise",
-                f"needs at least 1 noisy and 2 clean samples per class: n={self.n}, noise={self.noise} gives "
-                f"{self.n_noisy} noisy")
+            require(
+                MD_LAMBDA_RANGE[0] <= value <= MD_LAMBDA_RANGE[1],
+                name,
+                f"must lie in [{MD_LAMBDA_RANGE[0]:g}, {MD_LAMBDA_RANGE[1]:g}] (the range float64 certifies), "
+                f"got {value!r}",
+            )
+        require(
+            self.n_noisy >= 1 and self.n - self.n_noisy >= 2,
+            "noise",
+            f"needs at least 1 noisy and 2 clean samples per class: n={self.n}, noise={self.noise} gives "
+            f"{self.n_noisy} noisy",
+        )
 
     @property
     def N(self) -> int:

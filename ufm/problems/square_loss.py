@@ -39,21 +39,31 @@ def parse_bias(value) -> str | float:
         lambda_b = float(value)
     except (TypeError, ValueError):
         raise InputError("bias", f"must be none, free or a bias weight decay >= 0, got {value!r}") from None
-    require(np.isfinite(lambda_b) and lambda_b >= 0, "bias", f"must be none, free or a bias weight decay >= 0, got {value!r}")
+    require(
+        np.isfinite(lambda_b) and lambda_b >= 0,
+        "bias",
+        f"must be none, free or a bias weight decay >= 0, got {value!r}",
+    )
     if lambda_b == 0:
         return "free"
-    require(BIAS_DECAY_RANGE[0] <= lambda_b <= BIAS_DECAY_RANGE[1], "bias",
-            f"a bias weight decay must lie in [{BIAS_DECAY_RANGE[0]:g}, {BIAS_DECAY_RANGE[1]:g}] (or 0: free), "
-            f"got {value!r}")
+    require(
+        BIAS_DECAY_RANGE[0] <= lambda_b <= BIAS_DECAY_RANGE[1],
+        "bias",
+        f"a bias weight decay must lie in [{BIAS_DECAY_RANGE[0]:g}, {BIAS_DECAY_RANGE[1]:g}] (or 0: free), "
+        f"got {value!r}",
+    )
     return lambda_b
 
 
 def require_decay(value, field: str) -> None:
     """A weight decay: a finite number in DECAY_RANGE (see there for why the range is bounded)."""
     require_positive(value, field)
-    require(DECAY_RANGE[0] <= value <= DECAY_RANGE[1], field,
-            f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}] (float64 keeps too few digits of the optimum's "
-            f"residual below), got {value!r}")
+    require(
+        DECAY_RANGE[0] <= value <= DECAY_RANGE[1],
+        field,
+        f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}] (float64 keeps too few digits of the optimum's "
+        f"residual below), got {value!r}",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +99,11 @@ class SquareLossProblem:
         require(self.act in ACTIVATIONS, "act", f"must be one of {', '.join(ACTIVATIONS)}, got {self.act!r}")
         require(self.inputs in INPUTS, "inputs", f"must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         object.__setattr__(self, "bias", parse_bias(self.bias))
-        require(self.act == "linear" or self.layers >= 2, "act",
-                f"relu acts between layers: with layers = 1 there is none (use linear), got act={self.act!r}")
+        require(
+            self.act == "linear" or self.layers >= 2,
+            "act",
+            f"relu acts between layers: with layers = 1 there is none (use linear), got act={self.act!r}",
+        )
         require_decay(self.lambda_W, "lambda_W")
         require_decay(self.lambda_H, "lambda_H")
         if self.d is None:
@@ -99,11 +112,16 @@ class SquareLossProblem:
         require_int(self.restarts, "restarts", 1)
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", f"must be an integer >= 0, got {self.seed!r}")
         if self.model == "net" and self.inputs == "gaussian":
-            require(self.lambda_W >= GAUSSIAN_INPUTS_MIN_DECAY, "lambda_W",
-                    f"must be >= {GAUSSIAN_INPUTS_MIN_DECAY:g} for a network on Gaussian inputs (they are not "
-                    f"interpolated: below, the optimum is too ill-conditioned to polish), got {self.lambda_W!r}")
+            require(
+                self.lambda_W >= GAUSSIAN_INPUTS_MIN_DECAY,
+                "lambda_W",
+                f"must be >= {GAUSSIAN_INPUTS_MIN_DECAY:g} for a network on Gaussian inputs (they are not "
+                f"interpolated: below, the optimum is too ill-conditioned to polish), got {self.lambda_W!r}",
+            )
         if self.model == "net" and self.inputs == "orthonormal":
-            require(self.input_dim >= self.N, "n", f"orthonormal inputs need N = C n <= input dimension {self.input_dim}")
+            require(
+                self.input_dim >= self.N, "n", f"orthonormal inputs need N = C n <= input dimension {self.input_dim}"
+            )
 
     @property
     def N(self) -> int:

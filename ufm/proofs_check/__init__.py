@@ -1,6 +1,7 @@
 """proofs_check: a certificate for every theorem ufm verifies, built only from ufm's public API.
 
-Run ``python -m ufm.proofs_check`` (every family) or ``python -m ufm.proofs_check mixup`` (one family). Each family is one
+Run ``python -m ufm.proofs_check`` (every family) or ``python -m ufm.proofs_check mixup`` (one family). Each family is
+one
 module ``proofs_check/<family>.py`` defining FAMILY, DESCRIPTION and CERTIFICATES, a list of functions that take
 only keyword arguments with defaults and return a :class:`proofs_check.certificate.Certificate`. Adding a family is
 that module plus one line in :data:`FAMILIES`.

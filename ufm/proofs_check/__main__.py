@@ -48,15 +48,21 @@ def parse_args(argv, families):
     parser = _Parser(
         prog="python -m ufm.proofs_check",
         description="Certificates for the theorems ufm verifies: hypotheses, first- and second-order optimality of "
-                    "each closed form, global evidence, scalar facts and lemma identities.",
-        epilog=EXIT_CODES_HELP.replace("all checks pass", "no certificate fails").replace("a check failed",
-                                                                                          "a certificate failed"))
-    parser.add_argument("families", nargs="*", metavar="FAMILY",
-                        help=f"families to certify (default: all of {', '.join(families)})")
-    parser.add_argument("--out", default=DEFAULT_OUT,
-                        help=f"where to write the JSON certificates (default: ./{DEFAULT_OUT}; a folder gets "
-                             f"{DEFAULT_OUT} inside it); written atomically, replacing an existing regular file "
-                             "(never a link or a device)")
+        "each closed form, global evidence, scalar facts and lemma identities.",
+        epilog=EXIT_CODES_HELP.replace("all checks pass", "no certificate fails").replace(
+            "a check failed", "a certificate failed"
+        ),
+    )
+    parser.add_argument(
+        "families", nargs="*", metavar="FAMILY", help=f"families to certify (default: all of {', '.join(families)})"
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"where to write the JSON certificates (default: ./{DEFAULT_OUT}; a folder gets "
+        f"{DEFAULT_OUT} inside it); written atomically, replacing an existing regular file "
+        "(never a link or a device)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ns = parser.parse_args(argv)
     for name in ns.families:
@@ -78,19 +84,33 @@ def render_table(certificates) -> str:
     for cert in certificates:
         h = cert.headline
         restarts = f"{cert.restarts_converged}/{cert.restarts}" if cert.restarts else "0"
-        rows.append((cert.family, cert.theorem, str(len(cert.instances)), _fmt(h.value),
-                     f"{h.sense} {_fmt(h.bound)}", _fmt(cert.min_hessian_eig), restarts, cert.verdict))
+        rows.append(
+            (
+                cert.family,
+                cert.theorem,
+                str(len(cert.instances)),
+                _fmt(h.value),
+                f"{h.sense} {_fmt(h.bound)}",
+                _fmt(cert.min_hessian_eig),
+                restarts,
+                cert.verdict,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2, 3, 5, 6}
-    lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-             for r in rows]
+    lines = [
+        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
 
 
 def describe_failures(cert) -> list[str]:
-    return [f"FAIL {cert.family} / {cert.theorem}: {m.name} = {m.value:.3e} (needs {m.sense} {m.bound:.3e}) "
-            f"at {m.worst_at}" for m in cert.failures]
+    return [
+        f"FAIL {cert.family} / {cert.theorem}: {m.name} = {m.value:.3e} (needs {m.sense} {m.bound:.3e}) at {m.worst_at}"
+        for m in cert.failures
+    ]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -140,17 +160,22 @@ def _main(argv) -> int:
     verdict = "ALL CERTIFICATES PASS" if n_fail == 0 else f"{n_fail} CERTIFICATE(S) FAIL"
     printed = say(table) & say(f"{verdict}   wall time {wall:.1f} s   -> {ns.out}")
     summary = {
-        "passed": n_fail == 0, "families": ns.families,
+        "passed": n_fail == 0,
+        "families": ns.families,
         "verdicts": {v: sum(c.verdict == v for c in certificates) for v in ("PASS", "CONDITIONAL", "FAIL")},
-        "table": table.splitlines(), "certificates": [c.to_dict() for c in certificates], "wall_seconds": wall,
+        "table": table.splitlines(),
+        "certificates": [c.to_dict() for c in certificates],
+        "wall_seconds": wall,
         "versions": versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     try:
         write_atomically(ns.out, json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
     except OSError as err:
-        warn(f"proofs_check: error: argument --out: certificates not written ({os_problem(err, ns.out)}); nothing "
-             "left behind")
+        warn(
+            f"proofs_check: error: argument --out: certificates not written ({os_problem(err, ns.out)}); nothing "
+            "left behind"
+        )
         return EXIT_NOT_WRITTEN
     try:
         if not printed:

@@ -44,8 +44,10 @@ from ufm.theory import ce as theory
 
 FAMILY = "ce"
 DESCRIPTION = "cross-entropy UFM with weight decay: closed form, scalar reduction, threshold, restarts"
-SOURCE = ("Zhu, Ding, Zhou, Li, You, Sulam, Qu, 'A Geometric Analysis of Neural Collapse with Unconstrained "
-          "Features', NeurIPS 2021, Theorem 3.1; reduction and threshold: ufm.theory.ce")
+SOURCE = (
+    "Zhu, Ding, Zhou, Li, You, Sulam, Qu, 'A Geometric Analysis of Neural Collapse with Unconstrained "
+    "Features', NeurIPS 2021, Theorem 3.1; reduction and threshold: ufm.theory.ce"
+)
 
 GRAD_TOL = 64 * EPS  # ||grad|| / (||grad CE|| + ||grad decays|| + 1/sqrt(N)): cancellation of the two parts
 OBJECTIVE_TOL = 64 * EPS  # |f(point) - formula| / max(1, |f|): a mean of N rounded log1p terms
@@ -66,18 +68,26 @@ BIASES = ("none", 0.5)
 def problem_at(K: int, n: int, d: int, bias, rho: float, ratio: float = RATIO, restarts: int = 1) -> CEProblem:
     """The problem with ``K sqrt(n lambda_W lambda_H) = rho`` and ``lambda_H / lambda_W = ratio``."""
     s = rho / (K * math.sqrt(n))
-    return CEProblem(C=K, n=n, d=d, lambda_W=s / math.sqrt(ratio), lambda_H=s * math.sqrt(ratio), bias=bias,
-                     restarts=restarts)
+    return CEProblem(
+        C=K, n=n, d=d, lambda_W=s / math.sqrt(ratio), lambda_H=s * math.sqrt(ratio), bias=bias, restarts=restarts
+    )
 
 
-GRID = tuple(problem_at(K, n, d, bias, rho) for K, n in SIZES for d in (K - 1, K + 1) for bias in BIASES
-             for rho in RHOS)
+GRID = tuple(
+    problem_at(K, n, d, bias, rho) for K, n in SIZES for d in (K - 1, K + 1) for bias in BIASES for rho in RHOS
+)
 
 
 def _record(problem: CEProblem) -> dict:
-    return {"K": problem.C, "n": problem.n, "d": problem.d, "bias": problem.bias, "lambda_W": problem.lambda_W,
-            "lambda_H": problem.lambda_H,
-            "rho": theory.rho(problem.C, problem.n, problem.lambda_W, problem.lambda_H)}
+    return {
+        "K": problem.C,
+        "n": problem.n,
+        "d": problem.d,
+        "bias": problem.bias,
+        "lambda_W": problem.lambda_W,
+        "lambda_H": problem.lambda_H,
+        "rho": theory.rho(problem.C, problem.n, problem.lambda_W, problem.lambda_H),
+    }
 
 
 @jax.jit
@@ -123,8 +133,13 @@ def second_order(hess: np.ndarray, tangents: np.ndarray) -> dict:
         rank = int(np.sum(s > TANGENT_RANK_TOL * s[0]))
         basis = vt[rank:].T
     eig_c = np.linalg.eigvalsh(basis.T @ hess @ basis)
-    return {"min_eig": float(eig[0]), "max_abs_eig": scale, "orbit_dim": rank,
-            "near_zero": int(np.sum(np.abs(eig) <= NULL_TOL * scale)), "min_eig_complement": float(eig_c[0])}
+    return {
+        "min_eig": float(eig[0]),
+        "max_abs_eig": scale,
+        "orbit_dim": rank,
+        "near_zero": int(np.sum(np.abs(eig) <= NULL_TOL * scale)),
+        "min_eig_complement": float(eig_c[0]),
+    }
 
 
 def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_point) -> Certificate:
@@ -145,8 +160,13 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
         eig0 = np.linalg.eigvalsh(np.asarray(_derivatives(zero, data)[3]))
         record = _record(problem)
         scale = float(np.linalg.norm(g_fit) + np.linalg.norm(g - g_fit)) + 1.0 / math.sqrt(problem.N)
-        record["numbers"] = {"objective_point": float(f), "objective_formula": t["objective"],
-                             "rel_grad": float(np.linalg.norm(g)) / scale, **so, "zero_min_eig": float(eig0[0])}
+        record["numbers"] = {
+            "objective_point": float(f),
+            "objective_formula": t["objective"],
+            "rel_grad": float(np.linalg.norm(g)) / scale,
+            **so,
+            "zero_min_eig": float(eig0[0]),
+        }
         instances.append(record)
         ids.append({k: record[k] for k in ("K", "n", "d", "bias", "rho")})
         rel_grad.append(record["numbers"]["rel_grad"])
@@ -157,30 +177,55 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
         (saddle if record["rho"] < 1 else past).append(eig0[0] / max(float(np.max(np.abs(eig0))), 1e-300))
         (saddle_ids if record["rho"] < 1 else past_ids).append(ids[-1])
     measurements = [
-        worst(rel_grad, ids, "first order: ||grad f|| / (||grad CE|| + ||grad decays|| + 1/sqrt(N)) at the point",
-              GRAD_TOL, note="JAX gradient of ufm.objectives.ce.ce_loss at ufm.theory.ce.optimal_point, no solver"),
+        worst(
+            rel_grad,
+            ids,
+            "first order: ||grad f|| / (||grad CE|| + ||grad decays|| + 1/sqrt(N)) at the point",
+            GRAD_TOL,
+            note="JAX gradient of ufm.objectives.ce.ce_loss at ufm.theory.ce.optimal_point, no solver",
+        ),
         worst(obj_err, ids, "objective at the point = closed-form objective, |diff| / max(1, |f|)", OBJECTIVE_TOL),
-        worst(strict, ids, "second order: smallest eigenvalue on the complement of the orbit / largest", STRICT_TOL,
-              sense=">=", note="> 0: strict local minimum up to the rotations (W, H) -> (W Q, H Q)"),
-        worst(null_excess, ids, "|#(near-zero eigenvalues) - dim(rotation orbit)|", 0,
-              note=f"near zero: |eig| <= {NULL_TOL:g} x largest; orbit dimension: rank of the tangents"),
+        worst(
+            strict,
+            ids,
+            "second order: smallest eigenvalue on the complement of the orbit / largest",
+            STRICT_TOL,
+            sense=">=",
+            note="> 0: strict local minimum up to the rotations (W, H) -> (W Q, H Q)",
+        ),
+        worst(
+            null_excess,
+            ids,
+            "|#(near-zero eigenvalues) - dim(rotation orbit)|",
+            0,
+            note=f"near zero: |eig| <= {NULL_TOL:g} x largest; orbit dimension: rank of the tangents",
+        ),
         worst(psd, ids, "PSD: smallest Hessian eigenvalue / largest", -PSD_TOL, sense=">="),
         worst([p.d - p.C + 1 for p in problems], ids, "hypothesis: d - (K - 1) >= 0", 0, sense=">="),
     ]
     if saddle:
-        measurements.append(worst(saddle, saddle_ids, "rho < 1: W = H = 0 is a saddle (largest min eig / max |eig|)",
-                                  -STRICT_TOL))
+        measurements.append(
+            worst(saddle, saddle_ids, "rho < 1: W = H = 0 is a saddle (largest min eig / max |eig|)", -STRICT_TOL)
+        )
     if past:
-        measurements.append(worst(past, past_ids, "rho > 1: W = H = 0 is a strict minimum (min eig / max |eig|)",
-                                  STRICT_TOL, sense=">="))
-    return Certificate(FAMILY, "Thm 3.1 closed-form optimum (CE)", SOURCE,
-                       "the simplex-ETF point with t* = argmin g, w_k = sqrt(n lambda_H/lambda_W) h_k, b = 0, is a "
-                       "nondegenerate minimum up to rotations with objective g(t*); W = H = 0 iff rho >= 1",
-                       "closed-form point evaluated, no solver: JAX gradient and Hessian in float64, rotation "
-                       "tangents at the point, eigenvalues on their complement ('min Hess eig')",
-                       measurements, instances, min_hessian_eig=float(min(r["numbers"]["min_eig_complement"]
-                                                                          for r in instances)),
-                       seconds=time.perf_counter() - t0)
+        measurements.append(
+            worst(
+                past, past_ids, "rho > 1: W = H = 0 is a strict minimum (min eig / max |eig|)", STRICT_TOL, sense=">="
+            )
+        )
+    return Certificate(
+        FAMILY,
+        "Thm 3.1 closed-form optimum (CE)",
+        SOURCE,
+        "the simplex-ETF point with t* = argmin g, w_k = sqrt(n lambda_H/lambda_W) h_k, b = 0, is a "
+        "nondegenerate minimum up to rotations with objective g(t*); W = H = 0 iff rho >= 1",
+        "closed-form point evaluated, no solver: JAX gradient and Hessian in float64, rotation "
+        "tangents at the point, eigenvalues on their complement ('min Hess eig')",
+        measurements,
+        instances,
+        min_hessian_eig=float(min(r["numbers"]["min_eig_complement"] for r in instances)),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -247,8 +292,14 @@ def _scalar_facts(K: int, n: int, rho: float, g, dg, d2g, root, optimum) -> dict
     return out
 
 
-def scalar_reduction(*, g=theory.scalar_objective, dg=theory.scalar_derivative, d2g=theory.scalar_second_derivative,
-                     root=theory.optimal_product, optimum=theory.optimum) -> Certificate:
+def scalar_reduction(
+    *,
+    g=theory.scalar_objective,
+    dg=theory.scalar_derivative,
+    d2g=theory.scalar_second_derivative,
+    root=theory.optimal_product,
+    optimum=theory.optimum,
+) -> Certificate:
     """The reduction f(ETF point) = g(t), the AM-GM balance, the derivatives, convexity, the root and the
     threshold, on K in SCALAR_K, n in SCALAR_N, rho in SCALAR_RHOS (lambda_H = RATIO lambda_W)."""
     t0 = time.perf_counter()
@@ -269,30 +320,58 @@ def scalar_reduction(*, g=theory.scalar_objective, dg=theory.scalar_derivative, 
             thr_zero.append(float(below["zero"] or not above["zero"] or root(K, 10.0) != 0.0))
             thr_cont.append(abs(below["objective"] - math.log(K)) / math.log(K))
     measurements = [
-        worst(rows["identity"], ids, "matrix objective at the balanced ETF point of product t = g(t), rel", 1e3 * EPS,
-              note="t in {0, t*/2, t*, 2 t* + 0.1, 5}; a mean of N log-sum-exps (N <= 400)"),
-        worst(rows["balance"], ids, "AM-GM: Brent's minimiser of the penalty at fixed t has a/c = sqrt(n lH/lW)",
-              BALANCE_TOL),
-        worst(rows["balance_value"], ids, "AM-GM: the penalty at a/c = sqrt(n lH/lW) equals rho t (rel)",
-              OBJECTIVE_TOL),
+        worst(
+            rows["identity"],
+            ids,
+            "matrix objective at the balanced ETF point of product t = g(t), rel",
+            1e3 * EPS,
+            note="t in {0, t*/2, t*, 2 t* + 0.1, 5}; a mean of N log-sum-exps (N <= 400)",
+        ),
+        worst(
+            rows["balance"],
+            ids,
+            "AM-GM: Brent's minimiser of the penalty at fixed t has a/c = sqrt(n lH/lW)",
+            BALANCE_TOL,
+        ),
+        worst(
+            rows["balance_value"], ids, "AM-GM: the penalty at a/c = sqrt(n lH/lW) equals rho t (rel)", OBJECTIVE_TOL
+        ),
         worst(rows["fd1"], ids, "g' = central differences of g on [0, 60] (abs)", FD_TOL),
         worst(rows["fd2"], ids, "g'' = central differences of g' on [0, 60] (abs)", FD_TOL),
-        worst(rows["convex"], ids, "convexity: min g'' on [0, 60]", 0.0, sense=">=",
-              note="g'' = K^2/(K-1) e^{-s}/(1 + (K-1) e^{-s})^2 > 0, s = K t/(K-1)"),
+        worst(
+            rows["convex"],
+            ids,
+            "convexity: min g'' on [0, 60]",
+            0.0,
+            sense=">=",
+            note="g'' = K^2/(K-1) e^{-s}/(1 + (K-1) e^{-s})^2 > 0, s = K t/(K-1)",
+        ),
         worst(rows["root"], ids, "explicit root = Brent's root of g': |g''(t*) (t* - t_Brent)| / rho", ROOT_TOL),
         worst(rows["root_residual"], ids, "explicit root: |g'(t*)| / rho", ROOT_TOL),
         worst(rows["grid"], ids, "g(t*) <= min of g on a grid of [0, 3 t* + 1] (rel)", 4 * EPS),
         worst(rows["formula"], ids, "f* formula = g(t*) (rel)", OBJECTIVE_TOL),
-        worst(thr_sign, thr_ids, "threshold: -g'(0) at rho = 1 - 1e-9 and g'(0) at 1 + 1e-9, the smaller", 0.0,
-              sense=">=", note="g'(0) = rho - 1 changes sign at rho = 1"),
+        worst(
+            thr_sign,
+            thr_ids,
+            "threshold: -g'(0) at rho = 1 - 1e-9 and g'(0) at 1 + 1e-9, the smaller",
+            0.0,
+            sense=">=",
+            note="g'(0) = rho - 1 changes sign at rho = 1",
+        ),
         worst(thr_zero, thr_ids, "threshold: t* > 0 at rho = 1 - 1e-9, t* = 0 at 1 + 1e-9 and at 10 (0 = yes)", 0.0),
         worst(thr_cont, thr_ids, "continuity: f* at rho = 1 - 1e-9 equals log K (rel)", 1e-12),
     ]
-    return Certificate(FAMILY, "CE scalar reduction + threshold", SOURCE,
-                       "f at the balanced simplex-ETF point is g(t) = log(1 + (K-1) e^{-Kt/(K-1)}) + rho t, g is "
-                       "convex, t* = (K-1)/K log1p((1 - rho) K/rho) for rho < 1, else 0 (rho = K sqrt(n lW lH))",
-                       "numpy/scipy: the matrix objective from its definition, Brent, finite differences, grids",
-                       measurements, [{**i} for i in ids] + thr_ids, seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "CE scalar reduction + threshold",
+        SOURCE,
+        "f at the balanced simplex-ETF point is g(t) = log(1 + (K-1) e^{-Kt/(K-1)}) + rho t, g is "
+        "convex, t* = (K-1)/K log1p((1 - rho) K/rho) for rho < 1, else 0 (rho = K sqrt(n lW lH))",
+        "numpy/scipy: the matrix objective from its definition, Brent, finite differences, grids",
+        measurements,
+        [{**i} for i in ids] + thr_ids,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -314,14 +393,21 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
     for idx in groups.values():
         group = [problems[i] for i in idx]
         R = group[0].restarts
-        data = jax.tree.map(lambda *a, R=R: jnp.repeat(jnp.stack(a), R, axis=0),
-                            *[objective_data(p, balanced=True) for p in group])
-        initial = jax.tree.map(lambda *a: jnp.concatenate(a),
-                               *[starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)])
-        sol = minimise(ce_loss, initial, data, args_axes=CEData(0, 0, 0, 0),
-                       options=dataclasses.replace(SOLVER, progress=False, steps_per_report=20))
+        data = jax.tree.map(
+            lambda *a, R=R: jnp.repeat(jnp.stack(a), R, axis=0), *[objective_data(p, balanced=True) for p in group]
+        )
+        initial = jax.tree.map(
+            lambda *a: jnp.concatenate(a), *[starts(dataclasses.replace(p, seed=17 * i)) for i, p in zip(idx, group)]
+        )
+        sol = minimise(
+            ce_loss,
+            initial,
+            data,
+            args_axes=CEData(0, 0, 0, 0),
+            options=dataclasses.replace(SOLVER, progress=False, steps_per_report=20),
+        )
         for k, i in enumerate(idx):
-            ends[i] = (sol.loss[k * R:(k + 1) * R], sol.status[k * R:(k + 1) * R])
+            ends[i] = (sol.loss[k * R : (k + 1) * R], sol.status[k * R : (k + 1) * R])
     ids, instances, below = [], [], []
     runs = converged = 0
     for i, problem in enumerate(problems):
@@ -334,13 +420,27 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
         below.append(float(np.max((f - loss) / max(1.0, abs(f)))))
         runs += loss.size
         converged += int(np.sum(status == CONVERGED))
-    measurements = [worst(below, ids, "restarts: (f* - f(end)) / max(1, |f*|) (> 0: a restart beat the closed form)",
-                          ROUNDING, note="every restart graded, converged or not")]
-    return Certificate(FAMILY, "CE global evidence: restarts", SOURCE,
-                       "no point the solver reaches from random starts is below the closed form",
-                       "ufm.solver.minimise (saddle-free Newton, eigh) from ufm.objectives.ce.starts, batched",
-                       measurements, instances, restarts=runs, restarts_converged=converged,
-                       seconds=time.perf_counter() - t0)
+    measurements = [
+        worst(
+            below,
+            ids,
+            "restarts: (f* - f(end)) / max(1, |f*|) (> 0: a restart beat the closed form)",
+            ROUNDING,
+            note="every restart graded, converged or not",
+        )
+    ]
+    return Certificate(
+        FAMILY,
+        "CE global evidence: restarts",
+        SOURCE,
+        "no point the solver reaches from random starts is below the closed form",
+        "ufm.solver.minimise (saddle-free Newton, eigh) from ufm.objectives.ce.starts, batched",
+        measurements,
+        instances,
+        restarts=runs,
+        restarts_converged=converged,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 CERTIFICATES = [optimality, scalar_reduction, restarts_never_below]

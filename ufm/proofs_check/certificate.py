@@ -59,8 +59,15 @@ class Measurement:
         return "info" if not self.graded else (PASS if self.passed else FAIL)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "sense": self.sense, "bound": self.bound,
-                "verdict": self.verdict, "worst_at": self.worst_at, "note": self.note}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "sense": self.sense,
+            "bound": self.bound,
+            "verdict": self.verdict,
+            "worst_at": self.worst_at,
+            "note": self.note,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,17 +108,34 @@ class Certificate:
 
     def to_dict(self) -> dict:
         return {
-            "family": self.family, "theorem": self.theorem, "verdict": self.verdict, "source": self.source,
-            "statement": self.statement, "method": self.method, "condition": self.condition,
-            "n_instances": len(self.instances), "min_hessian_eig": self.min_hessian_eig, "restarts": self.restarts,
-            "restarts_converged": self.restarts_converged, "seconds": self.seconds,
+            "family": self.family,
+            "theorem": self.theorem,
+            "verdict": self.verdict,
+            "source": self.source,
+            "statement": self.statement,
+            "method": self.method,
+            "condition": self.condition,
+            "n_instances": len(self.instances),
+            "min_hessian_eig": self.min_hessian_eig,
+            "restarts": self.restarts,
+            "restarts_converged": self.restarts_converged,
+            "seconds": self.seconds,
             "measurements": [m.to_dict() for m in self.measurements],
-            "failures": [m.to_dict() for m in self.failures], "instances": self.instances,
+            "failures": [m.to_dict() for m in self.failures],
+            "instances": self.instances,
         }
 
 
-def worst(values, instances: list[dict], name: str, bound: float | None, *, sense: str = "<=",
-          where: list[dict] | None = None, note: str = "") -> Measurement:
+def worst(
+    values,
+    instances: list[dict],
+    name: str,
+    bound: float | None,
+    *,
+    sense: str = "<=",
+    where: list[dict] | None = None,
+    note: str = "",
+) -> Measurement:
     """Measurement of the worst of ``values`` (one per instance; max for "<=", min for ">="; NaN counts as worst).
 
     ``where`` optionally gives, per instance, the subproblem inside it where that instance's value occurred.

@@ -18,8 +18,8 @@ import time
 import numpy as np
 from scipy import optimize
 
-from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.etf import random_isometry
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.theory import square_loss as square_loss_theory
 
 FAMILY = "lemmas"
@@ -37,7 +37,7 @@ def nc_square_loss(alpha, C: int):
     return square_loss_theory.lemma1_loss(C, alpha)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frame(C: int, p: int, seed: int):
     """Row directions Q (p x C, orthonormal columns) and row scales s of W (cached: QR dominates the cost)."""
     return random_isometry(p, C, seed), np.random.default_rng(seed).uniform(0.5, 2.0, C)
@@ -80,12 +80,27 @@ def nc_loss_identity(*, formula=nc_square_loss) -> Certificate:
         direct = square_loss(W, H, Y)
         claimed = float(formula(alpha, C))
         e = abs(direct - claimed) / abs(direct)
-        hyp = {"WM_minus_G_rel": float(np.linalg.norm(W @ M - G) / np.linalg.norm(G)),
-               "global_mean_rel": float(np.linalg.norm(H.mean(axis=1)) / np.max(np.linalg.norm(H, axis=0)))}
-        instances.append({"C": C, "N": N, "p": p, "alpha": alpha, "seed": seed, "loss_matrix": direct,
-                          "loss_formula": claimed, "rel_error": e, "hypotheses": hyp,
-                          "exercises": ["p = C: W square" if p == C else "p > C: W wide",
-                                        "alpha outside [0, 1]" if not 0 <= alpha <= 1 else "alpha in [0, 1]"]})
+        hyp = {
+            "WM_minus_G_rel": float(np.linalg.norm(W @ M - G) / np.linalg.norm(G)),
+            "global_mean_rel": float(np.linalg.norm(H.mean(axis=1)) / np.max(np.linalg.norm(H, axis=0))),
+        }
+        instances.append(
+            {
+                "C": C,
+                "N": N,
+                "p": p,
+                "alpha": alpha,
+                "seed": seed,
+                "loss_matrix": direct,
+                "loss_formula": claimed,
+                "rel_error": e,
+                "hypotheses": hyp,
+                "exercises": [
+                    "p = C: W square" if p == C else "p > C: W wide",
+                    "alpha outside [0, 1]" if not 0 <= alpha <= 1 else "alpha in [0, 1]",
+                ],
+            }
+        )
         ids.append({"C": C, "N": N, "p": p, "alpha": alpha})
         err.append(e)
         nc23.append(hyp["WM_minus_G_rel"])
@@ -95,10 +110,17 @@ def nc_loss_identity(*, formula=nc_square_loss) -> Certificate:
         worst(nc23, ids, "hypothesis NC2/NC3: ||W M - a C/(C-1) (I - 11^T/C)|| / ||.|| ", IDENTITY_TOL),
         worst(mean, ids, "hypothesis: global feature mean 0 (rel)", IDENTITY_TOL),
     ]
-    return Certificate(FAMILY, "Lemma 1 (R-B 2022): NC square loss", SOURCE,
-                       "an NC solution of scale alpha has square loss 1/2((1-alpha)^2 + alpha^2/(C-1))",
-                       "the matrix loss evaluated on random NC configurations (C, samples per class N, width p, "
-                       "alpha) against the formula", measurements, instances, seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Lemma 1 (R-B 2022): NC square loss",
+        SOURCE,
+        "an NC solution of scale alpha has square loss 1/2((1-alpha)^2 + alpha^2/(C-1))",
+        "the matrix loss evaluated on random NC configurations (C, samples per class N, width p, "
+        "alpha) against the formula",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def nc_cannot_interpolate(*, formula=nc_square_loss) -> Certificate:
@@ -120,10 +142,19 @@ def nc_cannot_interpolate(*, formula=nc_square_loss) -> Certificate:
         L_grid = float(np.min(formula(grid, C)))
         target = 1.0 / (2 * C)
         frame_loss = square_loss(np.eye(C), np.repeat(np.eye(C), 3, axis=1), np.repeat(np.eye(C), 3, axis=1))
-        instances.append({"C": C, "alpha_star_formula": a_star, "loss_min_formula": L_star,
-                          "alpha_star_matrix_least_squares": a_ls, "loss_min_matrix": L_ls,
-                          "loss_min_grid": L_grid, "expected_alpha": (C - 1) / C, "expected_min": target,
-                          "orthogonal_frame_loss": frame_loss})
+        instances.append(
+            {
+                "C": C,
+                "alpha_star_formula": a_star,
+                "loss_min_formula": L_star,
+                "alpha_star_matrix_least_squares": a_ls,
+                "loss_min_matrix": L_ls,
+                "loss_min_grid": L_grid,
+                "expected_alpha": (C - 1) / C,
+                "expected_min": target,
+                "orthogonal_frame_loss": frame_loss,
+            }
+        )
         ids.append({"C": C})
         alpha_err.append(abs(a_star - (C - 1) / C) / ((C - 1) / C))
         value_err.append(abs(L_star - target) / target)
@@ -134,17 +165,34 @@ def nc_cannot_interpolate(*, formula=nc_square_loss) -> Certificate:
     measurements = [
         worst(value_err, ids, "min_a formula = 1/(2C) (rel error)", VALUE_TOL),
         worst(alpha_err, ids, "argmin_a formula = (C-1)/C (rel error, Brent)", ALPHA_TOL),
-        worst(ls_err, ids, "matrix loss, exact least squares in a: argmin and min (rel error)", 1e-13,
-              note="independent of the formula"),
+        worst(
+            ls_err,
+            ids,
+            "matrix loss, exact least squares in a: argmin and min (rel error)",
+            1e-13,
+            note="independent of the formula",
+        ),
         worst(grid_err, ids, "grid a in [-10, 10]: (1/(2C) - min) / (1/(2C)) (> 0: something lower)", VALUE_TOL),
-        worst(positive, ids, "cannot be zero: smallest minimum found", 0.0, sense=">=",
-              note="must be > 0; graded >= 0 with the exact value checked above"),
+        worst(
+            positive,
+            ids,
+            "cannot be zero: smallest minimum found",
+            0.0,
+            sense=">=",
+            note="must be > 0; graded >= 0 with the exact value checked above",
+        ),
         worst(frame, ids, "contrast (not NC): orthogonal frame W M = I interpolates, loss", None),
     ]
-    return Certificate(FAMILY, "Lemma 1 (R-B 2022): cannot be zero", SOURCE,
-                       "min over alpha of 1/2((1-alpha)^2 + alpha^2/(C-1)) is 1/(2C) > 0, at alpha = (C-1)/C",
-                       "Brent minimisation of the formula; exact least squares on the matrix loss; fine grid",
-                       measurements, instances, seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Lemma 1 (R-B 2022): cannot be zero",
+        SOURCE,
+        "min over alpha of 1/2((1-alpha)^2 + alpha^2/(C-1)) is 1/(2C) > 0, at alpha = (C-1)/C",
+        "Brent minimisation of the formula; exact least squares on the matrix loss; fine grid",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 CERTIFICATES = [nc_loss_identity, nc_cannot_interpolate]

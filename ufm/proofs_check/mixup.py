@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.etf import etf_gram_error
 from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target
 from ufm.problems.mixup import MixupProblem
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.solver import CONVERGED, SolverOptions, minimise
 from ufm.theory import mixup as theory
 
@@ -39,9 +39,11 @@ SOURCE = "Fisher, Meng, Papyan, ICLR 2024, Theorem 3.1; stated in ufm/theory/mix
 # The grid: C in {2, 3, 10}; d in {C-1 (minimal), C, 2C+1}; (m, mu) giving kappa from ~1 to ~8000.
 M_MU = ((1.0, 1e-2), (1.0, 1.0), (2.0, 1e-3))
 N_LAMBDAS = 11  # 0, 0.1, ..., 1: contains lam = 1/2 and both endpoints
-GRID = tuple(MixupProblem(C=C, d=d, m=m, mu=mu, n_lambdas=N_LAMBDAS, seed=s)
-             for s, (C, d) in enumerate((C, d) for C in (2, 3, 10) for d in (C - 1, C, 2 * C + 1))
-             for m, mu in M_MU)
+GRID = tuple(
+    MixupProblem(C=C, d=d, m=m, mu=mu, n_lambdas=N_LAMBDAS, seed=s)
+    for s, (C, d) in enumerate((C, d) for C in (2, 3, 10) for d in (C - 1, C, 2 * C + 1))
+    for m, mu in M_MU
+)
 
 # Tolerances, and why.
 ETF_GRAM_TOL = 1e-14  # the hypothesis "W is a simplex ETF": ||W W^T - g P||_F / ||W W^T||_F (built to ~1e-16)
@@ -55,20 +57,37 @@ ROUNDING = 64 * EPS  # relative rounding allowance for objective values (a sum o
 
 def _instance(problem: MixupProblem) -> dict:
     C, d = problem.C, problem.d
-    exercises = ["d = C-1: the row space of W is all of R^d" if d == C - 1 else
-                 "d > C-1: h has a free orthogonal complement (Hessian eigenvalue exactly mu there)"]
+    exercises = [
+        "d = C-1: the row space of W is all of R^d"
+        if d == C - 1
+        else "d > C-1: h has a free orthogonal complement (Hessian eigenvalue exactly mu there)"
+    ]
     if C == 2:
         exercises.append("C = 2: no other class; the common logit level is fixed by a + b = 0")
-    exercises.append("kappa < 10: strong regularisation" if problem.kappa < 10 else
-                     "kappa >= 10: weak regularisation (Hessian condition number ~ kappa)")
-    return {"C": C, "d": d, "m": problem.m, "mu": problem.mu, "kappa": problem.kappa, "seed": problem.seed,
-            "n_lambdas": problem.n_lambdas, "exercises": exercises}
+    exercises.append(
+        "kappa < 10: strong regularisation"
+        if problem.kappa < 10
+        else "kappa >= 10: weak regularisation (Hessian condition number ~ kappa)"
+    )
+    return {
+        "C": C,
+        "d": d,
+        "m": problem.m,
+        "mu": problem.mu,
+        "kappa": problem.kappa,
+        "seed": problem.seed,
+        "n_lambdas": problem.n_lambdas,
+        "exercises": exercises,
+    }
 
 
 def _hypotheses(problem: MixupProblem, W: np.ndarray) -> dict:
     gram_err, m_recovered = etf_gram_error(W)
-    return {"etf_gram_rel_error": gram_err, "etf_multiplier_rel_error": abs(m_recovered - problem.m) / problem.m,
-            "d_minus_C_plus_1": problem.d - (problem.C - 1)}
+    return {
+        "etf_gram_rel_error": gram_err,
+        "etf_multiplier_rel_error": abs(m_recovered - problem.m) / problem.m,
+        "d_minus_C_plus_1": problem.d - (problem.C - 1),
+    }
 
 
 @jax.jit
@@ -115,47 +134,97 @@ def _optimality(problems, features, same_class: bool, theorem: str, statement: s
         sub = lambda i: {"c": int(c[i]), "c_prime": int(c_prime[i]), "lam": float(lam[i])}
         record = _instance(problem)
         record["hypotheses"] = _hypotheses(problem, W)
-        record["numbers"] = {"subproblems": int(c.size), "max_rel_grad": float(rg[ig]),
-                             "max_distance_bound": float(db[idd]), "min_hessian_eig": float(lo[ie]),
-                             "min_hessian_eig_over_mu": float(lo[ie] / problem.mu),
-                             "max_hessian_eig": float(np.max(eig[:, -1]))}
+        record["numbers"] = {
+            "subproblems": int(c.size),
+            "max_rel_grad": float(rg[ig]),
+            "max_distance_bound": float(db[idd]),
+            "min_hessian_eig": float(lo[ie]),
+            "min_hessian_eig_over_mu": float(lo[ie] / problem.mu),
+            "max_hessian_eig": float(np.max(eig[:, -1])),
+        }
         instances.append(record)
         hyp.append(record["hypotheses"])
-        rel_grad.append(rg[ig]); dist.append(db[idd]); eig_ratio.append(lo[ie] / problem.mu); eig_min.append(lo[ie])
-        where_g.append(sub(ig)); where_d.append(sub(idd)); where_e.append(sub(ie))
+        rel_grad.append(rg[ig])
+        dist.append(db[idd])
+        eig_ratio.append(lo[ie] / problem.mu)
+        eig_min.append(lo[ie])
+        where_g.append(sub(ig))
+        where_d.append(sub(idd))
+        where_e.append(sub(ie))
     ids = [{k: r[k] for k in ("C", "d", "m", "mu", "kappa")} for r in instances]
     measurements = [
-        worst(rel_grad, ids, "first order: ||grad f(h*)|| / (||W|| (||W|| ||h*|| + 1) + mu ||h*||)", GRAD_TOL,
-              where=where_g, note="JAX gradient of ufm.objectives.mixup.mixup_feature_loss at the closed form"),
-        worst(dist, ids, "distance to the minimiser: ||grad f(h*)|| / (mu ||h*||) (strong convexity bound)",
-              DISTANCE_TOL, where=where_d),
-        worst(eig_ratio, ids, "second order: smallest Hessian eigenvalue / mu", 1 - MODULUS_TOL, sense=">=",
-              where=where_e, note="> 0: strict minimum; >= mu: mu-strongly convex"),
-        worst([x["etf_gram_rel_error"] for x in hyp], ids, "hypothesis: W W^T simplex-ETF Gram (rel error)",
-              ETF_GRAM_TOL),
-        worst([x["etf_multiplier_rel_error"] for x in hyp], ids, "hypothesis: ETF multiplier = m (rel error)",
-              ETF_GRAM_TOL),
+        worst(
+            rel_grad,
+            ids,
+            "first order: ||grad f(h*)|| / (||W|| (||W|| ||h*|| + 1) + mu ||h*||)",
+            GRAD_TOL,
+            where=where_g,
+            note="JAX gradient of ufm.objectives.mixup.mixup_feature_loss at the closed form",
+        ),
+        worst(
+            dist,
+            ids,
+            "distance to the minimiser: ||grad f(h*)|| / (mu ||h*||) (strong convexity bound)",
+            DISTANCE_TOL,
+            where=where_d,
+        ),
+        worst(
+            eig_ratio,
+            ids,
+            "second order: smallest Hessian eigenvalue / mu",
+            1 - MODULUS_TOL,
+            sense=">=",
+            where=where_e,
+            note="> 0: strict minimum; >= mu: mu-strongly convex",
+        ),
+        worst(
+            [x["etf_gram_rel_error"] for x in hyp], ids, "hypothesis: W W^T simplex-ETF Gram (rel error)", ETF_GRAM_TOL
+        ),
+        worst(
+            [x["etf_multiplier_rel_error"] for x in hyp],
+            ids,
+            "hypothesis: ETF multiplier = m (rel error)",
+            ETF_GRAM_TOL,
+        ),
         worst([x["d_minus_C_plus_1"] for x in hyp], ids, "hypothesis: d - (C-1) >= 0", 0, sense=">="),
     ]
-    return Certificate(FAMILY, theorem, SOURCE, statement,
-                       "closed form evaluated, no solver: JAX gradient and Hessian eigenvalues of the objective at "
-                       "it, in float64, for every subproblem (c, c', lam) of every instance",
-                       measurements, instances, min_hessian_eig=float(np.min(eig_min)), restarts=0,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        theorem,
+        SOURCE,
+        statement,
+        "closed form evaluated, no solver: JAX gradient and Hessian eigenvalues of the objective at "
+        "it, in float64, for every subproblem (c, c', lam) of every instance",
+        measurements,
+        instances,
+        min_hessian_eig=float(np.min(eig_min)),
+        restarts=0,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def same_class_optimality(*, problems=GRID, features=theory.optimal_features) -> Certificate:
     """Theorem 3.1, same class: ``h*_cc = -((C-1) K/m^2) w_c`` minimises f for every lam (c = c')."""
-    return _optimality(problems, features, True, "Thm 3.1 same class h*_cc",
-                       "for c = c' and every lam, h*_cc = -((C-1)K/m^2) w_c, K < 0 the root of "
-                       "K(C-1+e^{-CK}) + kappa = 0, is the unique minimiser of f")
+    return _optimality(
+        problems,
+        features,
+        True,
+        "Thm 3.1 same class h*_cc",
+        "for c = c' and every lam, h*_cc = -((C-1)K/m^2) w_c, K < 0 the root of "
+        "K(C-1+e^{-CK}) + kappa = 0, is the unique minimiser of f",
+    )
 
 
 def different_class_optimality(*, problems=GRID, features=theory.optimal_features) -> Certificate:
     """Theorem 3.1, different classes: ``h*_cc'(lam) = (C-1)/(C m^2) (a w_c + b w_c')``, (a, b) the gap system."""
-    return _optimality(problems, features, False, "Thm 3.1 different class h*_cc'(lam)",
-                       "for c != c', h*_cc'(lam) = (C-1)/(C m^2) (a w_c + b w_c') with (a, b) the unique solution of "
-                       "a = kappa(lam - p_c + p_o), b = kappa(1 - lam - p_c' + p_o), is the unique minimiser of f")
+    return _optimality(
+        problems,
+        features,
+        False,
+        "Thm 3.1 different class h*_cc'(lam)",
+        "for c != c', h*_cc'(lam) = (C-1)/(C m^2) (a w_c + b w_c') with (a, b) the unique solution of "
+        "a = kappa(lam - p_c + p_o), b = kappa(1 - lam - p_c' + p_o), is the unique minimiser of f",
+    )
 
 
 CONVEXITY_GRID = tuple(p for p in GRID if p.d == 2 * p.C + 1)
@@ -187,16 +256,24 @@ def _restarts(problems, features, restarts: int, rng) -> list:
         h0s.append(np.repeat(h_star, restarts, axis=0) + dist * rng.standard_normal((n * restarts, d)) / np.sqrt(d))
         h_stars.append(h_star)
     data = MixupData(*(jnp.asarray(np.concatenate(x)) for x in (Ws, ys, mus)))
-    sol = minimise(mixup_feature_loss, jnp.asarray(np.concatenate(h0s)), data, args_axes=MixupData(0, 0, 0),
-                   options=RESTART_OPTIONS)
+    sol = minimise(
+        mixup_feature_loss,
+        jnp.asarray(np.concatenate(h0s)),
+        data,
+        args_axes=MixupData(0, 0, 0),
+        options=RESTART_OPTIONS,
+    )
     bounds = np.cumsum([0] + [len(h) for h in h0s])
     params = np.asarray(sol.params)
-    return [(h_star, sol.loss[i:j], params[i:j], sol.status[i:j], sol.steps[i:j], data.y[i:j])
-            for h_star, i, j in zip(h_stars, bounds[:-1], bounds[1:])]
+    return [
+        (h_star, sol.loss[i:j], params[i:j], sol.status[i:j], sol.steps[i:j], data.y[i:j])
+        for h_star, i, j in zip(h_stars, bounds[:-1], bounds[1:])
+    ]
 
 
-def convexity(*, problems=CONVEXITY_GRID, features=theory.optimal_features, restarts: int = RESTARTS,
-              seed: int = 0) -> Certificate:
+def convexity(
+    *, problems=CONVEXITY_GRID, features=theory.optimal_features, restarts: int = RESTARTS, seed: int = 0
+) -> Certificate:
     """Global evidence: f is mu-strongly convex, and seeded solver restarts never beat the closed form.
 
     Convexity, two ways: the Hessian's smallest eigenvalue at random points (from near the optimum to far into
@@ -242,8 +319,10 @@ def convexity(*, problems=CONVEXITY_GRID, features=theory.optimal_features, rest
         record = _instance(problem)
         record["hypotheses"] = _hypotheses(problem, W)
         record["numbers"] = {
-            "random_points": int(n), "min_hessian_eig_over_mu_random_points": float(np.min(eig[:, 0]) / problem.mu),
-            "max_chord_excess_rel": float(chord_rel), "restarts": int(loss.size),
+            "random_points": int(n),
+            "min_hessian_eig_over_mu_random_points": float(np.min(eig[:, 0]) / problem.mu),
+            "max_chord_excess_rel": float(chord_rel),
+            "restarts": int(loss.size),
             "restarts_converged": int(np.sum(status == CONVERGED)),
             "max_restart_loss_below_closed_form_rel": float(np.max(below)),
             "max_restart_end_distance_rel": float(np.max(end_dist, initial=0.0)),
@@ -260,22 +339,41 @@ def convexity(*, problems=CONVEXITY_GRID, features=theory.optimal_features, rest
     n_runs = sum(len(run[1]) for run in runs.values())
     n_converged = sum(int(np.sum(run[3] == CONVERGED)) for run in runs.values())
     measurements = [
-        worst(lower, ids, "restarts: (f(h*) - f(solver end)) / max(1, |f|) (> 0: solver beat the closed form)",
-              ROUNDING, note=f"{restarts} restarts per subproblem of a {RESTART_LAMBDAS}-point lam grid, "
-                             f"ufm.solver.minimise from {RESTART_SCALES} x the optimal scale"),
-        worst(eig_ratio, ids, "convexity: smallest Hessian eigenvalue / mu at random points", 1 - MODULUS_TOL,
-              sense=">="),
+        worst(
+            lower,
+            ids,
+            "restarts: (f(h*) - f(solver end)) / max(1, |f|) (> 0: solver beat the closed form)",
+            ROUNDING,
+            note=f"{restarts} restarts per subproblem of a {RESTART_LAMBDAS}-point lam grid, "
+            f"ufm.solver.minimise from {RESTART_SCALES} x the optimal scale",
+        ),
+        worst(
+            eig_ratio, ids, "convexity: smallest Hessian eigenvalue / mu at random points", 1 - MODULUS_TOL, sense=">="
+        ),
         worst(chord, ids, "convexity: f(mid) - mean f + (mu/8)||x-y||^2 on random chords (rel)", ROUNDING),
         worst(unconverged, ids, "restarts not converged (no evidence either way; reported)", None),
-        worst(dist, ids, "converged restarts: ||solver end - h*|| / ((C-1)|K|/m)", 1e-8,
-              note="the solver stops at relative gradient 1e-12, so its distance is <= 1e-12 |f| / mu"),
+        worst(
+            dist,
+            ids,
+            "converged restarts: ||solver end - h*|| / ((C-1)|K|/m)",
+            1e-8,
+            note="the solver stops at relative gradient 1e-12, so its distance is <= 1e-12 |f| / mu",
+        ),
     ]
-    return Certificate(FAMILY, "Thm 3.1 convexity + restarts", SOURCE,
-                       "each per-feature problem is mu-strongly convex, so the stationary point is the global "
-                       "minimiser; no solver restart ends below the closed form",
-                       "Hessian eigenvalues at random points; strong-convexity chord inequality; seeded restarts of "
-                       "ufm.solver.minimise", measurements, instances,
-                       restarts=n_runs, restarts_converged=n_converged, seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Thm 3.1 convexity + restarts",
+        SOURCE,
+        "each per-feature problem is mu-strongly convex, so the stationary point is the global "
+        "minimiser; no solver restart ends below the closed form",
+        "Hessian eigenvalues at random points; strong-convexity chord inequality; seeded restarts of "
+        "ufm.solver.minimise",
+        measurements,
+        instances,
+        restarts=n_runs,
+        restarts_converged=n_converged,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _scalar_instances(problems) -> list[tuple[int, float]]:
@@ -309,10 +407,18 @@ def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid
         K = float(root(C, kappa))
         Fk, dFk = float(theory.same_class_equation(K, C, kappa)), float(C - 1 + np.exp(-C * K) * (1 - C * K))
         ok_cell = sign_change.size == 1 and grid[sign_change[0]] <= K <= grid[sign_change[0] + 1]
-        record = {"C": C, "kappa": kappa, "K": K, "bracket": [K_lo, 0.0], "F_at_bracket": [float(F[0]), float(F[-1])],
-                  "grid_points": n_grid, "sign_changes": int(sign_change.size), "root_in_sign_change_cell": ok_cell,
-                  "newton_correction_rel": abs(Fk) / (abs(K) * dFk) if K != 0 else float("inf"),
-                  "target_probability_1_plus_(C-1)K/kappa": 1 + (C - 1) * K / kappa}
+        record = {
+            "C": C,
+            "kappa": kappa,
+            "K": K,
+            "bracket": [K_lo, 0.0],
+            "F_at_bracket": [float(F[0]), float(F[-1])],
+            "grid_points": n_grid,
+            "sign_changes": int(sign_change.size),
+            "root_in_sign_change_cell": ok_cell,
+            "newton_correction_rel": abs(Fk) / (abs(K) * dFk) if K != 0 else float("inf"),
+            "target_probability_1_plus_(C-1)K/kappa": 1 + (C - 1) * K / kappa,
+        }
         instances.append(record)
         ids.append({"C": C, "kappa": kappa})
         bracketed.append(float(F[0] < 0 < F[-1]))
@@ -323,21 +429,38 @@ def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid
         in_cell.append(float(ok_cell))
         newton.append(record["newton_correction_rel"])
     measurements = [
-        worst(newton, ids, "root: Newton correction |F(K)| / (|K| F'(K))", 256 * EPS,
-              note="rounding of F at the root is ~ eps * C|K| * kappa; F'|K| >= kappa"),
+        worst(
+            newton,
+            ids,
+            "root: Newton correction |F(K)| / (|K| F'(K))",
+            256 * EPS,
+            note="rounding of F at the root is ~ eps * C|K| * kappa; F'|K| >= kappa",
+        ),
         worst(bracketed, ids, "sign change bracketed: F(K_lo) < 0 < F(0) (1 = yes)", 1.0, sense=">="),
         worst(changes, ids, "|number of sign changes on the fine grid - 1|", 0),
         worst(in_cell, ids, "root lies in the sign-change cell (1 = yes)", 1.0, sense=">="),
-        worst(dF_ratio, ids, "monotone: min (Delta F / Delta K) / C on the grid", 1 - 1e-6, sense=">=",
-              note="F' >= C on K <= 0; 1e-6 allows rounding of differences near K = 0"),
+        worst(
+            dF_ratio,
+            ids,
+            "monotone: min (Delta F / Delta K) / C on the grid",
+            1 - 1e-6,
+            sense=">=",
+            note="F' >= C on K <= 0; 1e-6 allows rounding of differences near K = 0",
+        ),
         worst(deriv_ratio, ids, "monotone: min F'(K) / C on the grid", 1.0, sense=">="),
         worst(pos_ratio, ids, "no root for K >= 0: min F / kappa on [0, 10]", 1.0, sense=">="),
     ]
-    return Certificate(FAMILY, "Thm 3.1 K root unique", SOURCE,
-                       "K(C-1+e^{-CK}) + kappa = 0 has exactly one root, K < 0",
-                       "sign change bracketed; monotone on a fine grid by differences and by the derivative; root "
-                       "located in the sign-change cell and polished to rounding", measurements, instances,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Thm 3.1 K root unique",
+        SOURCE,
+        "K(C-1+e^{-CK}) + kappa = 0 has exactly one root, K < 0",
+        "sign change bracketed; monotone on a fine grid by differences and by the derivative; root "
+        "located in the sign-change cell and polished to rounding",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def gap_symmetry(*, problems=GRID, gaps=theory.different_class_gaps, n_lambdas: int = 101) -> Certificate:
@@ -361,30 +484,43 @@ def gap_symmetry(*, problems=GRID, gaps=theory.different_class_gaps, n_lambdas: 
         end_err = max(abs(a[-1] - expected[0]), abs(b[-1] - expected[1])) / scale / (1 + kappa)
         half = n_lambdas // 2
         res = float(np.max(theory.gap_residual(C, kappa, lam, a, b))) / (kappa * scale) if C >= 3 else float("nan")
-        instances.append({"C": C, "kappa": kappa, "n_lambdas": n_lambdas, "a_half": float(a[half]),
-                          "b_half": float(b[half]), "symmetry_err_rel": sym_err, "endpoint_err_rel": end_err,
-                          "gap_system_residual_rel": res})
+        instances.append(
+            {
+                "C": C,
+                "kappa": kappa,
+                "n_lambdas": n_lambdas,
+                "a_half": float(a[half]),
+                "b_half": float(b[half]),
+                "symmetry_err_rel": sym_err,
+                "endpoint_err_rel": end_err,
+                "gap_system_residual_rel": res,
+            }
+        )
         ids.append({"C": C, "kappa": kappa})
         sym.append(sym_err)
         endpoint.append(end_err)
         system.append(res if C >= 3 else 0.0)
     measurements = [
         worst(sym, ids, "b(lam) = a(1-lam): max |b(lam) - a(1-lam)| / max(1,|a|) / (1+kappa)", 64 * EPS),
-        worst(endpoint, ids, "lam = 1: (a, b) = same-class gaps (-CK, 0) [C=2: (-K, K)], rel / (1+kappa)",
-              64 * EPS),
+        worst(endpoint, ids, "lam = 1: (a, b) = same-class gaps (-CK, 0) [C=2: (-K, K)], rel / (1+kappa)", 64 * EPS),
         worst(system, ids, "printed (a, b) system residual / (kappa max(1,|a|)) (C >= 3)", 64 * EPS),
     ]
-    return Certificate(FAMILY, "Thm 3.1 symmetry b(lam)=a(1-lam)", SOURCE,
-                       "b(lam) = a(1-lam); a = b at lam = 1/2; lam = 1 gives the same-class optimum",
-                       f"gaps on a {n_lambdas}-point lam grid and on its mirror 1 - lam", measurements, instances,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Thm 3.1 symmetry b(lam)=a(1-lam)",
+        SOURCE,
+        "b(lam) = a(1-lam); a = b at lam = 1/2; lam = 1 gives the same-class optimum",
+        f"gaps on a {n_lambdas}-point lam grid and on its mirror 1 - lam",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 LIMIT_KAPPAS = tuple(10.0**k for k in range(0, 7))
 
 
-def large_kappa_limit(*, classes=(2, 3, 10), kappas=LIMIT_KAPPAS,
-                      features=theory.optimal_features) -> Certificate:
+def large_kappa_limit(*, classes=(2, 3, 10), kappas=LIMIT_KAPPAS, features=theory.optimal_features) -> Certificate:
     """kappa -> infinity: ``softmax(W h*) -> y`` (calibrated softmax on mixup targets), monotonically.
 
     On the first-order condition ``z = kappa (y - softmax(z))`` the gap is ``|z|/kappa``, with |z| growing like
@@ -404,20 +540,37 @@ def large_kappa_limit(*, classes=(2, 3, 10), kappas=LIMIT_KAPPAS,
             gaps_k.append(float(np.max(np.abs(p - np.asarray(soft_target(C, c, c_prime, lam))))))
         gaps_k = np.array(gaps_k)
         ratio = gaps_k[1:] / gaps_k[:-1]
-        instances.append({"C": C, "kappas": list(kappas), "max_abs_softmax_minus_target": gaps_k.tolist(),
-                          "gap_times_kappa_over_log_kappa": [g * k / max(np.log(k), 1.0) for g, k in zip(gaps_k, kappas)]})
+        instances.append(
+            {
+                "C": C,
+                "kappas": list(kappas),
+                "max_abs_softmax_minus_target": gaps_k.tolist(),
+                "gap_times_kappa_over_log_kappa": [g * k / max(np.log(k), 1.0) for g, k in zip(gaps_k, kappas)],
+            }
+        )
         ids.append({"C": C})
         decrease.append(float(np.max(ratio)))
         final.append(float(gaps_k[-1]))
     measurements = [
         worst(final, ids, f"max |softmax(W h*) - y| at kappa = {kappas[-1]:.0e}", 1e-4),
-        worst(decrease, ids, "monotone: max gap(10 kappa) / gap(kappa)", 1.0 - 1e-3,
-              note="< 1: strictly decreasing along the kappa sequence"),
+        worst(
+            decrease,
+            ids,
+            "monotone: max gap(10 kappa) / gap(kappa)",
+            1.0 - 1e-3,
+            note="< 1: strictly decreasing along the kappa sequence",
+        ),
     ]
-    return Certificate(FAMILY, "Thm 3.1 kappa->inf: softmax->y", SOURCE,
-                       "as kappa -> infinity the optimal softmax tends to the mixup target y",
-                       "closed form on kappa = 1e0 .. 1e6; softmax gap to the target", measurements, instances,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "Thm 3.1 kappa->inf: softmax->y",
+        SOURCE,
+        "as kappa -> infinity the optimal softmax tends to the mixup target y",
+        "closed form on kappa = 1e0 .. 1e6; softmax gap to the target",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 CERTIFICATES = [

@@ -34,11 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.checks import nonnegative as nonneg_checks
 from ufm.families import nonnegative as family
 from ufm.objectives.nonnegative import cross_entropy, model1_loss, model2_loss, objective_data
 from ufm.problems.nonnegative import NonnegProblem
+from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.theory import nonnegative as theory
 
 FAMILY = "nonnegative"
@@ -62,27 +62,46 @@ def model2_problem(K: int, n: int, d: int, alpha: float, ratio_to_threshold: flo
     lambda_H / lambda_W = RATIO."""
     gamma = (ratio_to_threshold - alpha) * (K - 1) / K
     s = gamma / math.sqrt(n * K * (K - 1))  # sqrt(lambda_W lambda_H)
-    return NonnegProblem(C=K, n=n, d=d, model="ufm", alpha=alpha, lambda_W=s / math.sqrt(RATIO),
-                         lambda_H=s * math.sqrt(RATIO), restarts=1)
+    return NonnegProblem(
+        C=K,
+        n=n,
+        d=d,
+        model="ufm",
+        alpha=alpha,
+        lambda_W=s / math.sqrt(RATIO),
+        lambda_H=s * math.sqrt(RATIO),
+        restarts=1,
+    )
 
 
 def model1_problem(K: int, n: int, d: int, alpha: float, M_max: float, E_H: float = 2.0) -> NonnegProblem:
     """Model 1 with budgets giving the largest common margin ``M_max = sqrt(K E_W E_H/(K-1))``."""
-    return NonnegProblem(C=K, n=n, d=d, model="lpm", alpha=alpha, E_W=M_max**2 * (K - 1) / (K * E_H), E_H=E_H,
-                         restarts=1)
+    return NonnegProblem(
+        C=K, n=n, d=d, model="lpm", alpha=alpha, E_W=M_max**2 * (K - 1) / (K * E_H), E_H=E_H, restarts=1
+    )
 
 
-MODEL2_GRID = tuple(model2_problem(K, n, d, alpha, r) for K, n in SIZES for d in (K, K + 2) for alpha in (0.0, 0.1)
-                    for r in (0.3, 0.9, 1.5))
+MODEL2_GRID = tuple(
+    model2_problem(K, n, d, alpha, r)
+    for K, n in SIZES
+    for d in (K, K + 2)
+    for alpha in (0.0, 0.1)
+    for r in (0.3, 0.9, 1.5)
+)
 MODEL1_CE_GRID = tuple(model1_problem(K, n, d, 0.0, M) for K, n in SIZES for d in (K, K + 2) for M in (0.5, 2.0, 8.0))
 LS_MARGIN_RATIOS = (0.5, 0.9, 1.5, 4.0)  # M_max / m*_alpha: the budget condition holds for the first two only
-MODEL1_LS_GRID = tuple(model1_problem(K, n, K + 2, alpha, r * theory.smoothing_margin(K, alpha))
-                       for K, n in SIZES for alpha in (0.1, 0.3) for r in LS_MARGIN_RATIOS)
+MODEL1_LS_GRID = tuple(
+    model1_problem(K, n, K + 2, alpha, r * theory.smoothing_margin(K, alpha))
+    for K, n in SIZES
+    for alpha in (0.1, 0.3)
+    for r in LS_MARGIN_RATIOS
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The closed-form point, the objectives in (W, H), derivatives
 # --------------------------------------------------------------------------------------------------------------
+
 
 def collapsed_point(problem: NonnegProblem, mean_norm: float, classifier_scale: float):
     """``H``: every sample of class k at ``mean_norm * e_k``; ``W = classifier_scale (V - vbar)``, V = [e_k]."""
@@ -103,8 +122,7 @@ def model1_point(problem: NonnegProblem, t: dict):
     budgets. Where the theory says the minimiser is not unique (LS with M_max > m*), one minimiser: the same
     geometry scaled down, inside the budgets, until every margin is ``m*``."""
     s = 1.0 if t["unique"] else math.sqrt(t["margin"] / t["M_max"])
-    return collapsed_point(problem, s * math.sqrt(problem.E_H),
-                           s * t["classifier_scale"] * math.sqrt(problem.E_H))
+    return collapsed_point(problem, s * math.sqrt(problem.E_H), s * t["classifier_scale"] * math.sqrt(problem.E_H))
 
 
 def _f2(W, H, data):
@@ -180,8 +198,16 @@ def _support(H: np.ndarray) -> np.ndarray:
     return H > 0  # exact: the closed-form point has exact zeros off its support
 
 
-def second_order(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, multipliers: np.ndarray, scale: float,
-                 hess: np.ndarray, normals: list[np.ndarray], seed: int) -> dict:
+def second_order(
+    problem: NonnegProblem,
+    W: np.ndarray,
+    H: np.ndarray,
+    multipliers: np.ndarray,
+    scale: float,
+    hess: np.ndarray,
+    normals: list[np.ndarray],
+    seed: int,
+) -> dict:
     """Reduced Hessian on the free variables (W, support of H), minus the active budget normals; copositivity of
     its Schur complement on the weakly active coordinates."""
     hess = (hess + hess.T) / 2
@@ -202,9 +228,16 @@ def second_order(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, multiplie
     reduced = P.T @ hess @ P
     eig = np.linalg.eigvalsh(reduced)
     norm = max(float(np.max(np.abs(np.linalg.eigvalsh(hess)))), 1e-300)
-    out = {"free": int(P.shape[1]), "strongly_active": int(strong.sum()), "weakly_active": int(weak.sum()),
-           "reduced_min_eig": float(eig[0]), "reduced_min_eig_rel": float(eig[0]) / norm, "hessian_norm": norm,
-           "reduced_near_zero": int(np.sum(np.abs(eig) <= 1e-9 * norm)), "copositive_min_rel": None}
+    out = {
+        "free": int(P.shape[1]),
+        "strongly_active": int(strong.sum()),
+        "weakly_active": int(weak.sum()),
+        "reduced_min_eig": float(eig[0]),
+        "reduced_min_eig_rel": float(eig[0]) / norm,
+        "hessian_norm": norm,
+        "reduced_near_zero": int(np.sum(np.abs(eig) <= 1e-9 * norm)),
+        "copositive_min_rel": None,
+    }
     if weak.any() and eig[0] > 0:
         E = np.eye(hess.shape[0])[:, weak_idx]
         Hww, Hwf = E.T @ hess @ E, E.T @ hess @ P
@@ -220,19 +253,34 @@ def second_order(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, multiplie
 def _instance(problem: NonnegProblem, t: dict) -> dict:
     K, d = problem.C, problem.d
     record = {"K": K, "n": problem.n, "d": d, "alpha": problem.alpha}
-    exercises = ["d = K: no unused coordinate, isolated minimiser" if d == K else
-                 "d > K: unused coordinates (weakly active; a continuum of disjoint-support minimisers)"]
+    exercises = [
+        "d = K: no unused coordinate, isolated minimiser"
+        if d == K
+        else "d > K: unused coordinates (weakly active; a continuum of disjoint-support minimisers)"
+    ]
     exercises.append("CE (alpha = 0)" if problem.alpha == 0 else "label smoothing (alpha > 0)")
     if problem.model == "ufm":
-        record.update({"lambda_W": problem.lambda_W, "lambda_H": problem.lambda_H, "gamma": t["gamma"],
-                       "gamma_alpha_over_threshold": t["gamma_alpha"] / ((K - 1) / K)})
-        exercises.append("gamma_alpha >= (K-1)/K: past the threshold, W = H = 0 (all of H weakly active)"
-                         if t["zero"] else "gamma_alpha < (K-1)/K: collapsed, orthogonal means")
+        record.update(
+            {
+                "lambda_W": problem.lambda_W,
+                "lambda_H": problem.lambda_H,
+                "gamma": t["gamma"],
+                "gamma_alpha_over_threshold": t["gamma_alpha"] / ((K - 1) / K),
+            }
+        )
+        exercises.append(
+            "gamma_alpha >= (K-1)/K: past the threshold, W = H = 0 (all of H weakly active)"
+            if t["zero"]
+            else "gamma_alpha < (K-1)/K: collapsed, orthogonal means"
+        )
     else:
         record.update({"E_W": problem.E_W, "E_H": problem.E_H, "M_max": t["M_max"], "m_star": t["m_star"]})
         if problem.alpha > 0:
-            exercises.append("M_max <= m*_alpha: the budget condition holds" if t["unique"] else
-                             "M_max > m*_alpha: the budget condition fails (value = H(q), not unique)")
+            exercises.append(
+                "M_max <= m*_alpha: the budget condition holds"
+                if t["unique"]
+                else "M_max > m*_alpha: the budget condition fails (value = H(q), not unique)"
+            )
     if K == 2:
         exercises.append("K = 2")
     if problem.n == 1:
@@ -250,6 +298,7 @@ def _ids(record: dict) -> dict:
 # Model 2
 # --------------------------------------------------------------------------------------------------------------
 
+
 def _kkt_bounds(g: np.ndarray, g_ce: np.ndarray, W: np.ndarray, H: np.ndarray, nu: tuple[float, float]) -> dict:
     """KKT residual of ``min f`` s.t. H >= 0 (and budget multipliers ``nu``, added as ``nu X`` to the gradient).
 
@@ -264,15 +313,22 @@ def _kkt_bounds(g: np.ndarray, g_ce: np.ndarray, W: np.ndarray, H: np.ndarray, n
     dual = float(np.max(np.maximum(0.0, -gH[~support]), initial=0.0))
     # floor: one sample's share of the CE gradient, (max|W| + max|H|)/N (entries of p - q are at most 1), for
     # points where the CE gradient itself vanishes (LS at p = q inside Model 1's budgets)
-    scale = max(float(np.max(np.abs(ceW))) + float(np.max(np.abs(gW - ceW))),
-                float(np.max(np.abs(ceH))) + float(np.max(np.abs(gH - ceH))),
-                (float(np.max(np.abs(W))) + float(np.max(np.abs(H)))) / H.shape[1])
+    scale = max(
+        float(np.max(np.abs(ceW))) + float(np.max(np.abs(gW - ceW))),
+        float(np.max(np.abs(ceH))) + float(np.max(np.abs(gH - ceH))),
+        (float(np.max(np.abs(W))) + float(np.max(np.abs(H)))) / H.shape[1],
+    )
     rel = lambda v: v / scale if scale > 0 else v
     multipliers = np.where(support, 0.0, gH)
     strong = multipliers[(~support) & (multipliers > WEAK_TOL * scale)]
-    return {"stationarity_rel": rel(stationarity), "dual_infeasibility_rel": rel(dual), "scale": scale,
-            "multipliers": multipliers, "min_strong_multiplier_rel": rel(float(np.min(strong, initial=np.inf))),
-            "support": int(support.sum())}
+    return {
+        "stationarity_rel": rel(stationarity),
+        "dual_infeasibility_rel": rel(dual),
+        "scale": scale,
+        "multipliers": multipliers,
+        "min_strong_multiplier_rel": rel(float(np.min(strong, initial=np.inf))),
+        "support": int(support.sum()),
+    }
 
 
 def model2_optimality(*, problems=MODEL2_GRID, optimum=theory.model2_optimum, seed: int = 0) -> Certificate:
@@ -293,12 +349,18 @@ def model2_optimality(*, problems=MODEL2_GRID, optimum=theory.model2_optimum, se
         f_pkg = float(model2_loss({"W": jnp.asarray(W), "H": jnp.asarray(H)}, data))
         record = _instance(problem, t)
         record["hypotheses"] = {"d_minus_K": problem.d - problem.C, "H_min_entry": float(H.min())}
-        record["numbers"] = {"objective_point": float(f), "objective_closed_form": t["objective"],
-                             "margin": t["margin"], **kkt, **so}
+        record["numbers"] = {
+            "objective_point": float(f),
+            "objective_closed_form": t["objective"],
+            "margin": t["margin"],
+            **kkt,
+            **so,
+        }
         if t["zero"]:  # analytic copositivity margin of the zero solution: lambda_H (1 - ((1-alpha)(K-1)/(K gamma))^2)
             K = problem.C
             record["numbers"]["copositive_min_analytic"] = problem.lambda_H * (
-                1 - ((1 - problem.alpha) * (K - 1) / (K * t["gamma"])) ** 2)
+                1 - ((1 - problem.alpha) * (K - 1) / (K * t["gamma"])) ** 2
+            )
         instances.append(record)
         ids.append(_ids(record))
         stat.append(kkt["stationarity_rel"])
@@ -314,32 +376,57 @@ def model2_optimality(*, problems=MODEL2_GRID, optimum=theory.model2_optimum, se
         if math.isfinite(kkt["min_strong_multiplier_rel"]):
             strong.append(kkt["min_strong_multiplier_rel"])
     measurements = [
-        worst(stat, ids, "KKT stationarity: |grad_W f|, |grad_H f| on supp H (max, rel to terms)", KKT_TOL,
-              note="JAX gradient in (W, H), float64, at the closed-form point"),
+        worst(
+            stat,
+            ids,
+            "KKT stationarity: |grad_W f|, |grad_H f| on supp H (max, rel to terms)",
+            KKT_TOL,
+            note="JAX gradient in (W, H), float64, at the closed-form point",
+        ),
         worst(dual, ids, "KKT dual feasibility: max(0, -multiplier of H >= 0) (rel)", KKT_TOL),
         worst(feas, ids, "primal feasibility: min entry of H", 0.0, sense=">="),
         worst(obj, ids, "objective at the point = closed form (|diff| / max(1, |f|))", OBJECTIVE_TOL),
         worst(pkg, ids, "same objective as ufm.objectives.nonnegative.model2_loss", OBJECTIVE_TOL),
         worst(strict, ids, "second order: reduced Hessian on (W, supp H), min eig / ||Hess||", STRICT_TOL, sense=">="),
-        worst(strong, [i for i, r in zip(ids, instances) if math.isfinite(r["numbers"]["min_strong_multiplier_rel"])],
-              "strict complementarity off the padding: smallest strongly active multiplier (rel)", None),
+        worst(
+            strong,
+            [i for i, r in zip(ids, instances) if math.isfinite(r["numbers"]["min_strong_multiplier_rel"])],
+            "strict complementarity off the padding: smallest strongly active multiplier (rel)",
+            None,
+        ),
     ]
     if cop:  # weakly active coordinates exist (d > K, or the zero solution)
-        measurements.insert(6, worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active "
-                                     "coords)", -COPOSITIVE_TOL, sense=">=",
-                                     note="projected power iteration, many starts (evidence); exactly 0 at d > K"))
-    return Certificate(FAMILY, "Model 2 (weight decay) optimum", SOURCE,
-                       "collapse, orthogonal nonnegative class means with ||h_k||^2 = m* sqrt(lambda_W (K-1)/"
-                       "(lambda_H n K)), w_k = a (v_k - vbar), margin m* = log((K-1)(1-gamma_alpha)/gamma_alpha); "
-                       "W = H = 0 if gamma_alpha >= (K-1)/K", "closed-form point evaluated, no solver: KKT with "
-                       "multipliers for H >= 0; reduced Hessian on the support; copositivity on the critical cone",
-                       measurements, instances, min_hessian_eig=float(np.min(min_eigs)),
-                       seconds=time.perf_counter() - t0)
+        measurements.insert(
+            6,
+            worst(
+                cop,
+                cop_ids,
+                "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active coords)",
+                -COPOSITIVE_TOL,
+                sense=">=",
+                note="projected power iteration, many starts (evidence); exactly 0 at d > K",
+            ),
+        )
+    return Certificate(
+        FAMILY,
+        "Model 2 (weight decay) optimum",
+        SOURCE,
+        "collapse, orthogonal nonnegative class means with ||h_k||^2 = m* sqrt(lambda_W (K-1)/"
+        "(lambda_H n K)), w_k = a (v_k - vbar), margin m* = log((K-1)(1-gamma_alpha)/gamma_alpha); "
+        "W = H = 0 if gamma_alpha >= (K-1)/K",
+        "closed-form point evaluated, no solver: KKT with "
+        "multipliers for H >= 0; reduced Hessian on the support; copositivity on the critical cone",
+        measurements,
+        instances,
+        min_hessian_eig=float(np.min(min_eigs)),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Model 1 (budgets), and the LS budget condition
 # --------------------------------------------------------------------------------------------------------------
+
 
 def _model1_at(problem: NonnegProblem, t: dict, seed: int) -> dict:
     """KKT with budget and nonnegativity multipliers, and second order, at Model 1's closed-form point."""
@@ -352,21 +439,35 @@ def _model1_at(problem: NonnegProblem, t: dict, seed: int) -> dict:
     nu_W = -float(np.sum(gW * W) / np.sum(W * W)) if np.any(W) else 0.0
     nu_H = -float(np.sum(gH[support] * H[support]) / np.sum(H * H)) if np.any(H) else 0.0
     kkt = _kkt_bounds(g, g, W, H, (nu_W, nu_H))
-    active = [abs((W * W).sum() / problem.C - problem.E_W) <= 1e-12 * problem.E_W,
-              abs((H * H).sum() / problem.N - problem.E_H) <= 1e-12 * problem.E_H]
+    active = [
+        abs((W * W).sum() / problem.C - problem.E_W) <= 1e-12 * problem.E_W,
+        abs((H * H).sum() / problem.N - problem.E_H) <= 1e-12 * problem.E_H,
+    ]
     normals = [np.concatenate([W.ravel(), np.zeros(H.size)])] if active[0] else []
     normals += [np.concatenate([np.zeros(nW), H.ravel()])] if active[1] else []
     lagrangian = hess + np.diag(np.concatenate([np.full(nW, nu_W), np.full(H.size, nu_H)]))
     so = second_order(problem, W, H, kkt.pop("multipliers"), kkt["scale"], lagrangian, normals, seed)
     on_spheres = all(active)
-    f_pkg = (float(model1_loss({"V": jnp.asarray(W), "G": jnp.asarray(np.sqrt(H))}, data)) if on_spheres
-             else float("nan"))
+    f_pkg = (
+        float(model1_loss({"V": jnp.asarray(W), "G": jnp.asarray(np.sqrt(H))}, data)) if on_spheres else float("nan")
+    )
     Z = W @ H
     true = Z[problem.labels, np.arange(problem.N)]
     margins = (true[None, :] - Z)[~np.eye(problem.C, dtype=bool)[:, problem.labels]]
-    return {"W": W, "H": H, "f": float(f), "f_pkg": f_pkg, "nu_W": nu_W, "nu_H": nu_H, "budgets_active": active,
-            "budget_W": float((W * W).sum() / problem.C), "budget_H": float((H * H).sum() / problem.N),
-            "margins": (float(margins.min()), float(margins.max())), **kkt, **so}
+    return {
+        "W": W,
+        "H": H,
+        "f": float(f),
+        "f_pkg": f_pkg,
+        "nu_W": nu_W,
+        "nu_H": nu_H,
+        "budgets_active": active,
+        "budget_W": float((W * W).sum() / problem.C),
+        "budget_H": float((H * H).sum() / problem.N),
+        "margins": (float(margins.min()), float(margins.max())),
+        **kkt,
+        **so,
+    }
 
 
 def _nonunique_witness(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, seed: int) -> dict:
@@ -389,9 +490,14 @@ def _nonunique_witness(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, see
     means = np.stack([H2[:, problem.labels == k].mean(axis=1) for k in range(K)])
     spread = float(np.max(np.linalg.norm(H2 - means[problem.labels].T, axis=0)) / np.max(np.linalg.norm(means, axis=1)))
     cos = means @ means.T / np.outer(np.linalg.norm(means, axis=1), np.linalg.norm(means, axis=1))
-    return {"loss": f2, "budget_H": float((H2 * H2).sum() / N), "H_min_entry": float(H2.min()),
-            "within_class_spread": spread, "max_abs_cos_means": float(np.max(np.abs(cos[~np.eye(K, dtype=bool)]))),
-            "distance_rel": float(np.linalg.norm(H2 - H) / np.linalg.norm(H))}
+    return {
+        "loss": f2,
+        "budget_H": float((H2 * H2).sum() / N),
+        "H_min_entry": float(H2.min()),
+        "within_class_spread": spread,
+        "max_abs_cos_means": float(np.max(np.abs(cos[~np.eye(K, dtype=bool)]))),
+        "distance_rel": float(np.linalg.norm(H2 - H) / np.linalg.norm(H)),
+    }
 
 
 def _model1(problems, optimum, theorem: str, statement: str, seed: int) -> Certificate:
@@ -434,8 +540,13 @@ def _model1(problems, optimum, theorem: str, statement: str, seed: int) -> Certi
             witness_spread.append(max(w["within_class_spread"], w["max_abs_cos_means"]))
             nullity.append(at["reduced_near_zero"])
     measurements = [
-        worst(stat, ids, "KKT stationarity with budget multipliers (W, supp H; rel to terms)", KKT_TOL,
-              note="grad CE + nu X = 0 with nu = -<grad, X>/||X||^2; JAX, float64, no solver"),
+        worst(
+            stat,
+            ids,
+            "KKT stationarity with budget multipliers (W, supp H; rel to terms)",
+            KKT_TOL,
+            note="grad CE + nu X = 0 with nu = -<grad, X>/||X||^2; JAX, float64, no solver",
+        ),
         worst(dual, ids, "KKT dual feasibility: max(0, -multiplier of H >= 0) (rel)", KKT_TOL),
         worst(feas, ids, "primal feasibility: min entry of H", 0.0, sense=">="),
         worst(budgets, ids, "primal feasibility: max budget use / budget - 1", 64 * EPS),
@@ -444,62 +555,115 @@ def _model1(problems, optimum, theorem: str, statement: str, seed: int) -> Certi
     if unique_ids:
         measurements += [
             worst(nus, unique_ids, "budget multipliers nu_W, nu_H >= 0 (smallest)", 0.0, sense=">="),
-            worst(pkg, unique_ids, "same objective as ufm.objectives.nonnegative.model1_loss at V = W, G = sqrt(H)",
-                  OBJECTIVE_TOL),
-            worst(strict, unique_ids, "second order: reduced Lagrangian Hessian (tangent to the budget spheres, "
-                  "supp H), min eig / ||Hess||", STRICT_TOL, sense=">="),
+            worst(
+                pkg,
+                unique_ids,
+                "same objective as ufm.objectives.nonnegative.model1_loss at V = W, G = sqrt(H)",
+                OBJECTIVE_TOL,
+            ),
+            worst(
+                strict,
+                unique_ids,
+                "second order: reduced Lagrangian Hessian (tangent to the budget spheres, supp H), min eig / ||Hess||",
+                STRICT_TOL,
+                sense=">=",
+            ),
         ]
         if cop:  # weakly active coordinates exist (d > K)
-            measurements.append(worst(cop, cop_ids, "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active "
-                                      "coords)", -COPOSITIVE_TOL, sense=">=",
-                                      note="projected power iteration (evidence); exactly 0 at d > K"))
+            measurements.append(
+                worst(
+                    cop,
+                    cop_ids,
+                    "critical cone: min w^T S w / ||S|| over w >= 0 (weakly active coords)",
+                    -COPOSITIVE_TOL,
+                    sense=">=",
+                    note="projected power iteration (evidence); exactly 0 at d > K",
+                )
+            )
     condition = None
     if beyond_ids:
         measurements += [
-            worst(entropy_err, beyond_ids, "M_max > m*: value at the margin-m* point = entropy of q (rel)",
-                  OBJECTIVE_TOL),
-            worst(witness_err, beyond_ids, "M_max > m*: a NON-collapsed feasible point has the same value (rel)",
-                  OBJECTIVE_TOL),
+            worst(
+                entropy_err, beyond_ids, "M_max > m*: value at the margin-m* point = entropy of q (rel)", OBJECTIVE_TOL
+            ),
+            worst(
+                witness_err,
+                beyond_ids,
+                "M_max > m*: a NON-collapsed feasible point has the same value (rel)",
+                OBJECTIVE_TOL,
+            ),
             worst(witness_feas, beyond_ids, "M_max > m*: that point is feasible (budget excess, -min H)", 64 * EPS),
-            worst(witness_spread, beyond_ids, "M_max > m*: its geometry differs: max(within-class spread / ||mean||, "
-                  "max |cos(mu_k, mu_l)|) (smallest)", 1e-2, sense=">=",
-                  note="neither collapse (n > 1) nor orthogonal means are forced: minimisers are not unique"),
-            worst(nullity, beyond_ids, "M_max > m*: near-zero eigenvalues of the reduced Hessian (fewest)", 1,
-                  sense=">=", note="the margin-m* point is not a strict minimiser"),
+            worst(
+                witness_spread,
+                beyond_ids,
+                "M_max > m*: its geometry differs: max(within-class spread / ||mean||, "
+                "max |cos(mu_k, mu_l)|) (smallest)",
+                1e-2,
+                sense=">=",
+                note="neither collapse (n > 1) nor orthogonal means are forced: minimisers are not unique",
+            ),
+            worst(
+                nullity,
+                beyond_ids,
+                "M_max > m*: near-zero eigenvalues of the reduced Hessian (fewest)",
+                1,
+                sense=">=",
+                note="the margin-m* point is not a strict minimiser",
+            ),
         ]
         worst_ratio = max(r["M_max"] / r["m_star"] for r in instances if r["M_max"] > r["m_star"])
-        condition = (f"M_max <= m*_alpha (label smoothing): on {len(beyond_ids)} of {len(problems)} instances "
-                     f"M_max > m*_alpha (up to {worst_ratio:.3g} x) and there the optimal value is the entropy of q "
-                     "and the minimisers are not unique (a non-collapsed feasible point attains it): the unique "
-                     "collapsed, orthogonal-frame geometry holds only under the budget condition")
-    return Certificate(FAMILY, theorem, SOURCE, statement,
-                       "closed-form point evaluated, no solver: KKT with budget and nonnegativity multipliers; "
-                       "reduced Hessian of the Lagrangian; copositivity on the critical cone; beyond the budget "
-                       "condition, the value H(q) at two different feasible points", measurements, instances,
-                       min_hessian_eig=float(np.min(min_eigs)) if min_eigs else None, condition=condition,
-                       seconds=time.perf_counter() - t0)
+        condition = (
+            f"M_max <= m*_alpha (label smoothing): on {len(beyond_ids)} of {len(problems)} instances "
+            f"M_max > m*_alpha (up to {worst_ratio:.3g} x) and there the optimal value is the entropy of q "
+            "and the minimisers are not unique (a non-collapsed feasible point attains it): the unique "
+            "collapsed, orthogonal-frame geometry holds only under the budget condition"
+        )
+    return Certificate(
+        FAMILY,
+        theorem,
+        SOURCE,
+        statement,
+        "closed-form point evaluated, no solver: KKT with budget and nonnegativity multipliers; "
+        "reduced Hessian of the Lagrangian; copositivity on the critical cone; beyond the budget "
+        "condition, the value H(q) at two different feasible points",
+        measurements,
+        instances,
+        min_hessian_eig=float(np.min(min_eigs)) if min_eigs else None,
+        condition=condition,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def model1_ce_optimality(*, problems=MODEL1_CE_GRID, optimum=theory.model1_optimum, seed: int = 0) -> Certificate:
     """Model 1 with CE: collapse, h_k = sqrt(E_H) v_k, w_k the ETF of the centred means, every margin M_max,
     value log(1 + (K-1) e^{-M_max}); both budgets active with positive multipliers."""
-    return _model1(problems, optimum, "Model 1 (budgets) CE optimum",
-                   "h_k = sqrt(E_H) v_k (orthonormal, nonnegative), w_k = sqrt(E_W/E_H) sqrt(K/(K-1)) (h_k - hbar), "
-                   "every margin M_max = sqrt(K E_W E_H/(K-1)), value log(1 + (K-1) e^{-M_max})", seed)
+    return _model1(
+        problems,
+        optimum,
+        "Model 1 (budgets) CE optimum",
+        "h_k = sqrt(E_H) v_k (orthonormal, nonnegative), w_k = sqrt(E_W/E_H) sqrt(K/(K-1)) (h_k - hbar), "
+        "every margin M_max = sqrt(K E_W E_H/(K-1)), value log(1 + (K-1) e^{-M_max})",
+        seed,
+    )
 
 
-def model1_ls_budget_condition(*, problems=MODEL1_LS_GRID, optimum=theory.model1_optimum,
-                               seed: int = 0) -> Certificate:
+def model1_ls_budget_condition(*, problems=MODEL1_LS_GRID, optimum=theory.model1_optimum, seed: int = 0) -> Certificate:
     """Model 1 with label smoothing: the CE geometry and value ell_alpha(M_max) hold if M_max <= m*_alpha; beyond,
     the value is the entropy of q and the minimisers are not unique. CONDITIONAL when the grid crosses m*."""
-    return _model1(problems, optimum, "Model 1 LS: budget condition",
-                   "with label smoothing, the collapsed orthogonal-frame geometry of CE is the unique minimiser, "
-                   "value ell_alpha(M_max), if M_max <= m*_alpha = log(1 + K(1-alpha)/alpha)", seed)
+    return _model1(
+        problems,
+        optimum,
+        "Model 1 LS: budget condition",
+        "with label smoothing, the collapsed orthogonal-frame geometry of CE is the unique minimiser, "
+        "value ell_alpha(M_max), if M_max <= m*_alpha = log(1 + K(1-alpha)/alpha)",
+        seed,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Scalar facts: the LS margin m*_alpha, Model 2's margin equation and its continuous threshold
 # --------------------------------------------------------------------------------------------------------------
+
 
 def _ell_slope(K, alpha, m):
     return -(K - 1) * np.exp(-m) / (1 + (K - 1) * np.exp(-m)) + alpha * (K - 1) / K
@@ -510,8 +674,9 @@ def _ell_curvature(K, m):
     return e / (1 + e) ** 2
 
 
-def margin_facts(*, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.smoothing_margin,
-                 optimum=theory.model2_optimum) -> Certificate:
+def margin_facts(
+    *, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.smoothing_margin, optimum=theory.model2_optimum
+) -> Certificate:
     """``m*_alpha``: softmax at equal margins m* equals q, ``ell_alpha(m*) = H(q)``, ell_alpha is strictly convex
     with its minimum at m* (so CE_q >= H(q) along equal margins, and m* is the unique margin where LS is satisfied).
     Model 2: its margin solves ``ell_alpha'(m) + gamma = 0`` (true-class probability 1 - gamma_alpha); the margin
@@ -532,10 +697,18 @@ def margin_facts(*, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.s
             lam = gamma / math.sqrt(n * K * (K - 1))
             t = optimum(K, n, lam, lam, alpha)
             near = optimum(K, n, *(2 * [(1 - 1e-9 - alpha) * (K - 1) / K / math.sqrt(n * K * (K - 1))]), alpha)
-            record = {"K": K, "alpha": alpha, "m_star": m, "softmax_true": p_true, "q_true": q_true,
-                      "entropy_q": H_q, "model2_margin": t["margin"], "margin_near_threshold": near["margin"],
-                      "objective_near_threshold": near["objective"],
-                      "sign_free_gamma_over_gamma": t["sign_free_gamma"] / t["gamma"]}
+            record = {
+                "K": K,
+                "alpha": alpha,
+                "m_star": m,
+                "softmax_true": p_true,
+                "q_true": q_true,
+                "entropy_q": H_q,
+                "model2_margin": t["margin"],
+                "margin_near_threshold": near["margin"],
+                "objective_near_threshold": near["objective"],
+                "sign_free_gamma_over_gamma": t["sign_free_gamma"] / t["gamma"],
+            }
             instances.append(record)
             ids.append({"K": K, "alpha": alpha})
             soft.append(abs(p_true - q_true) / q_true)
@@ -550,20 +723,36 @@ def margin_facts(*, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.s
         worst(soft, ids, "softmax at equal margins m*_alpha = LS target (true class, rel)", 64 * EPS),
         worst(ent, ids, "ell_alpha(m*_alpha) = entropy of q (rel)", 64 * EPS),
         worst(slope, ids, "ell_alpha'(m*_alpha) = 0 (abs)", 64 * EPS),
-        worst(convex, ids, "ell_alpha strictly convex: min ell'' on [0, 40] (> 0)", 0.0, sense=">=",
-              note="ell'' = (K-1)e^{-m}/(1+(K-1)e^{-m})^2 > 0: m* is the unique minimiser"),
+        worst(
+            convex,
+            ids,
+            "ell_alpha strictly convex: min ell'' on [0, 40] (> 0)",
+            0.0,
+            sense=">=",
+            note="ell'' = (K-1)e^{-m}/(1+(K-1)e^{-m})^2 > 0: m* is the unique minimiser",
+        ),
         worst(grid_min, ids, "no margin beats H(q): (H(q) - min_grid ell) / H(q)", 64 * EPS),
         worst(m2_slope, ids, "Model 2 margin solves ell'(m) + gamma = 0 (rel)", 1e-12),
         worst(m2_cont, ids, "Model 2 margin at gamma_alpha = (1 - 1e-9)(K-1)/K (-> 0: continuous)", 1e-6),
         worst(m2_value, ids, "Model 2 objective there = log K (zero solution's value; rel)", 1e-6),
-        worst([r["sign_free_gamma_over_gamma"] for r in instances], ids,
-              "sign-free gamma / gamma = sqrt((K-1)/K) < 1 (positivity costs margin)", 1.0 - 1e-3),
+        worst(
+            [r["sign_free_gamma_over_gamma"] for r in instances],
+            ids,
+            "sign-free gamma / gamma = sqrt((K-1)/K) < 1 (positivity costs margin)",
+            1.0 - 1e-3,
+        ),
     ]
-    return Certificate(FAMILY, "LS margin m*, Model 2 margin", SOURCE,
-                       "m*_alpha = log(1 + K(1-alpha)/alpha) is the unique margin where softmax = q, with value H(q); "
-                       "Model 2's margin solves ell'(m) + gamma = 0 and vanishes continuously at the threshold",
-                       "closed forms evaluated; fine grid of margins; analytic derivatives", measurements, instances,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "LS margin m*, Model 2 margin",
+        SOURCE,
+        "m*_alpha = log(1 + K(1-alpha)/alpha) is the unique margin where softmax = q, with value H(q); "
+        "Model 2's margin solves ell'(m) + gamma = 0 and vanishes continuously at the threshold",
+        "closed forms evaluated; fine grid of margins; analytic derivatives",
+        measurements,
+        instances,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -571,8 +760,11 @@ def margin_facts(*, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.s
 # --------------------------------------------------------------------------------------------------------------
 
 RESTART_GRID = (
-    model2_problem(3, 2, 6, 0.0, 0.5), model2_problem(3, 2, 6, 0.1, 0.9), model2_problem(3, 2, 6, 0.0, 1.5),
-    model1_problem(3, 2, 6, 0.0, 2.0), model1_problem(3, 2, 6, 0.1, 0.5 * theory.smoothing_margin(3, 0.1)),
+    model2_problem(3, 2, 6, 0.0, 0.5),
+    model2_problem(3, 2, 6, 0.1, 0.9),
+    model2_problem(3, 2, 6, 0.0, 1.5),
+    model1_problem(3, 2, 6, 0.0, 2.0),
+    model1_problem(3, 2, 6, 0.1, 0.5 * theory.smoothing_margin(3, 0.1)),
     model1_problem(3, 2, 6, 0.1, 2.0 * theory.smoothing_margin(3, 0.1)),
 )
 RESTARTS = 3
@@ -580,12 +772,15 @@ RESTARTS = 3
 
 def _closed_value(problem: NonnegProblem) -> float:
     if problem.model == "ufm":
-        return theory.model2_optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H, problem.alpha)["objective"]
+        return theory.model2_optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H, problem.alpha)[
+            "objective"
+        ]
     return theory.model1_optimum(problem.C, problem.E_W, problem.E_H, problem.alpha)["objective"]
 
 
-def restarts_never_below(*, problems=RESTART_GRID, closed_value=_closed_value, restarts: int = RESTARTS,
-                         seed: int = 0) -> Certificate:
+def restarts_never_below(
+    *, problems=RESTART_GRID, closed_value=_closed_value, restarts: int = RESTARTS, seed: int = 0
+) -> Certificate:
     """Global evidence: ``ufm.families.nonnegative.solve`` (exact feasibility at every iterate: Model 2 by the bound
     H >= 0 (L-BFGS on squares, then projected saddle-free Newton), Model 1 by reparametrisation) from seeded random
     starts never ends below the closed-form value by more than rounding.
@@ -599,15 +794,25 @@ def restarts_never_below(*, problems=RESTART_GRID, closed_value=_closed_value, r
         f_star = float(closed_value(problem))
         rel = (f_star - sol.loss) / max(1.0, abs(f_star))
         geo = [nonneg_checks.geometry(w, h, problem.labels, problem.C) for w, h in WH]
-        record = {"model": "Model 2" if problem.model == "ufm" else "Model 1", "K": problem.C, "n": problem.n,
-                  "d": problem.d, "alpha": problem.alpha}
+        record = {
+            "model": "Model 2" if problem.model == "ufm" else "Model 1",
+            "K": problem.C,
+            "n": problem.n,
+            "d": problem.d,
+            "alpha": problem.alpha,
+        }
         if problem.model == "ufm":
             record.update({"lambda_W": problem.lambda_W, "lambda_H": problem.lambda_H})
         else:
             record.update({"E_W": problem.E_W, "E_H": problem.E_H})
-        record["numbers"] = {"closed_form_objective": f_star, "restart_objectives": sol.loss.tolist(),
-                             "restart_status": sol.status.tolist(), "dead_classes": [g["dead_classes"] for g in geo],
-                             "at_closed_form": int(np.sum(np.abs(rel) <= 1e-10)), "max_below_rel": float(np.max(rel))}
+        record["numbers"] = {
+            "closed_form_objective": f_star,
+            "restart_objectives": sol.loss.tolist(),
+            "restart_status": sol.status.tolist(),
+            "dead_classes": [g["dead_classes"] for g in geo],
+            "at_closed_form": int(np.sum(np.abs(rel) <= 1e-10)),
+            "max_below_rel": float(np.max(rel)),
+        }
         instances.append(record)
         ids.append(_ids(record) | {"model": record["model"]})
         below.append(float(np.max(rel)))
@@ -616,18 +821,29 @@ def restarts_never_below(*, problems=RESTART_GRID, closed_value=_closed_value, r
         n_runs += sol.loss.size
         n_conv += int(np.sum(sol.converged))
     measurements = [
-        worst(below, ids, "restarts: (f(closed form) - f(end)) / max(1, |f|) (> 0: a restart beat it)", ROUNDING,
-              note=f"{restarts} seeded restarts per instance of ufm.families.nonnegative.solve, converged or not"),
+        worst(
+            below,
+            ids,
+            "restarts: (f(closed form) - f(end)) / max(1, |f|) (> 0: a restart beat it)",
+            ROUNDING,
+            note=f"{restarts} seeded restarts per instance of ufm.families.nonnegative.solve, converged or not",
+        ),
         worst(above, ids, "restarts ending above the closed form (reported)", None),
         worst(dead, ids, "restarts with a dead class (reported)", None),
     ]
-    return Certificate(FAMILY, "global evidence: restarts", SOURCE,
-                       "no restart of the family's solver ends below the closed-form value",
-                       "ufm.families.nonnegative.solve from seeded random starts (Model 2: H >= 0 as a bound; Model 1: H = G*G, "
-                       "budgets by rescaling)",
-                       measurements, instances, restarts=n_runs, restarts_converged=n_conv,
-                       seconds=time.perf_counter() - t0)
+    return Certificate(
+        FAMILY,
+        "global evidence: restarts",
+        SOURCE,
+        "no restart of the family's solver ends below the closed-form value",
+        "ufm.families.nonnegative.solve from seeded random starts (Model 2: H >= 0 as a bound; Model 1: H = G*G, "
+        "budgets by rescaling)",
+        measurements,
+        instances,
+        restarts=n_runs,
+        restarts_converged=n_conv,
+        seconds=time.perf_counter() - t0,
+    )
 
 
-CERTIFICATES = [model2_optimality, model1_ce_optimality, model1_ls_budget_condition, margin_facts,
-                restarts_never_below]
+CERTIFICATES = [model2_optimality, model1_ce_optimality, model1_ls_budget_condition, margin_facts, restarts_never_below]

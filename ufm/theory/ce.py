@@ -93,8 +93,9 @@ def optimal_product(K: int, rho_: float, method: str = "explicit") -> float:
     t_hi = 1.0
     while scalar_derivative(t_hi, K, rho_) <= 0:
         t_hi *= 2.0
-    return optimize.brentq(lambda t: float(scalar_derivative(t, K, rho_)), 0.0, t_hi, xtol=1e-300,
-                           rtol=4 * np.finfo(float).eps)
+    return optimize.brentq(
+        lambda t: float(scalar_derivative(t, K, rho_)), 0.0, t_hi, xtol=1e-300, rtol=4 * np.finfo(float).eps
+    )
 
 
 def optimum(K: int, n: int, lambda_W: float, lambda_H: float) -> dict:
@@ -113,9 +114,21 @@ def optimum(K: int, n: int, lambda_W: float, lambda_H: float) -> dict:
     ratio = math.sqrt(n * lambda_H / lambda_W)
     a, c = math.sqrt(t * ratio), math.sqrt(t / ratio)
     P = np.eye(K) - np.ones((K, K)) / K
-    return {"rho": r, "p": p, "t": t, "objective": objective, "margin": K * t / (K - 1), "a": a, "c": c,
-            "ratio": ratio, "W_norm": math.sqrt(K) * a, "H_norm": math.sqrt(K * n) * c,
-            "WWt": K * a * a / (K - 1) * P, "MMt": K * c * c / (K - 1) * P, "zero": zero}
+    return {
+        "rho": r,
+        "p": p,
+        "t": t,
+        "objective": objective,
+        "margin": K * t / (K - 1),
+        "a": a,
+        "c": c,
+        "ratio": ratio,
+        "W_norm": math.sqrt(K) * a,
+        "H_norm": math.sqrt(K * n) * c,
+        "WWt": K * a * a / (K - 1) * P,
+        "MMt": K * c * c / (K - 1) * P,
+        "zero": zero,
+    }
 
 
 def optimal_point(K: int, n: int, d: int, lambda_W: float, lambda_H: float, seed: int = 0) -> tuple:
@@ -135,5 +148,6 @@ def full_objective(W, H, b, labels, lambda_W: float, lambda_H: float, lambda_b: 
     Z = H @ W.T + b
     m = Z.max(axis=1, keepdims=True)
     ce = np.log(np.exp(Z - m).sum(axis=1)) + m[:, 0] - Z[np.arange(Z.shape[0]), labels]
-    return float(ce.mean() + 0.5 * lambda_W * np.sum(W * W) + 0.5 * lambda_H * np.sum(H * H)
-                 + 0.5 * lambda_b * np.sum(b * b))
+    return float(
+        ce.mean() + 0.5 * lambda_W * np.sum(W * W) + 0.5 * lambda_H * np.sum(H * H) + 0.5 * lambda_b * np.sum(b * b)
+    )

@@ -210,7 +210,7 @@ def optimal_features(W: np.ndarray, m: float, mu: float, c, c_prime, lam) -> np.
     a, b = different_class_gaps(C, k, lam)
     same = c == c_prime
     h = (C - 1) / (C * m**2) * (a[:, None] * W[c] + b[:, None] * W[c_prime])
-    h[same] = (-((C - 1) * K / m**2) * W[c[same]])
+    h[same] = -((C - 1) * K / m**2) * W[c[same]]
     return h
 
 

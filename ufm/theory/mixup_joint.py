@@ -54,7 +54,7 @@ def beta_quadrature(alpha: float, n: int) -> tuple[np.ndarray, np.ndarray]:
     lam = (1.0 + x) / 2.0
     w = w / np.sum(w)
     half = n // 2
-    lam[n - half:] = 1.0 - lam[:half][::-1]
+    lam[n - half :] = 1.0 - lam[:half][::-1]
     w = (w + w[::-1]) / 2
     if n % 2:
         lam[half] = 0.5
@@ -67,8 +67,10 @@ def pair_average(C: int, kappa: float, nodes, weights) -> tuple[float, float]:
     f_same, z2_same = mixup.optimal_objective(C, kappa, np.array([1.0]))
     f_mix, z2_mix = mixup.optimal_objective(C, kappa, np.asarray(nodes))
     same = 1.0 / C
-    return (float(same * f_same[0] + (1 - same) * np.dot(weights, f_mix)),
-            float(same * z2_same[0] + (1 - same) * np.dot(weights, z2_mix)))
+    return (
+        float(same * f_same[0] + (1 - same) * np.dot(weights, f_mix)),
+        float(same * z2_same[0] + (1 - same) * np.dot(weights, z2_mix)),
+    )
 
 
 def etf_objective(C: int, kappa: float, lam_W: float, lam_H: float, nodes, weights) -> tuple[float, float]:
@@ -95,8 +97,15 @@ def trivial_threshold(C: int, nodes, weights) -> float:
     return float(e_py2 / (C - 1))
 
 
-def optimal_etf_kappa(C: int, lam_W: float, lam_H: float, nodes, weights,
-                      log_kappa_range: tuple[float, float] = (-8.0, 28.0), n_scan: int = 73) -> tuple[float, float]:
+def optimal_etf_kappa(
+    C: int,
+    lam_W: float,
+    lam_H: float,
+    nodes,
+    weights,
+    log_kappa_range: tuple[float, float] = (-8.0, 28.0),
+    n_scan: int = 73,
+) -> tuple[float, float]:
     """Global minimiser of the one-dimensional reduction F over kappa >= 0: ``(kappa*, F(kappa*))``.
 
     The scan covers kappa in [e^-8, e^28 = 1.4e12] (the fixed-ETF family resolves kappa up to 1e12). Every sign

@@ -65,9 +65,16 @@ def model1_optimum(K: int, E_W: float, E_H: float, alpha: float) -> dict:
     m_star = smoothing_margin(K, alpha)
     unique = M <= m_star
     value = float(equal_margin_loss(K, alpha, M)) if unique else target_entropy(K, alpha)
-    return {"objective": value, "margin": M if unique else m_star, "M_max": M, "m_star": m_star, "unique": unique,
-            "mean_norm_sq": E_H, "classifier_scale": math.sqrt(E_W / E_H) * math.sqrt(K / (K - 1)),
-            "sign_free_margin": K / (K - 1) * math.sqrt(E_W * E_H)}
+    return {
+        "objective": value,
+        "margin": M if unique else m_star,
+        "M_max": M,
+        "m_star": m_star,
+        "unique": unique,
+        "mean_norm_sq": E_H,
+        "classifier_scale": math.sqrt(E_W / E_H) * math.sqrt(K / (K - 1)),
+        "sign_free_margin": K / (K - 1) * math.sqrt(E_W * E_H),
+    }
 
 
 def model2_optimum(K: int, n: int, lambda_W: float, lambda_H: float, alpha: float) -> dict:
@@ -82,14 +89,28 @@ def model2_optimum(K: int, n: int, lambda_W: float, lambda_H: float, alpha: floa
     gamma = math.sqrt(lambda_W * lambda_H * n * K * (K - 1))
     gamma_alpha = gamma + alpha * (K - 1) / K
     if gamma_alpha >= (K - 1) / K:
-        return {"zero": True, "objective": math.log(K), "margin": 0.0, "gamma": gamma, "gamma_alpha": gamma_alpha,
-                "mean_norm_sq": 0.0, "classifier_scale": 0.0, "true_probability": 1.0 / K}
+        return {
+            "zero": True,
+            "objective": math.log(K),
+            "margin": 0.0,
+            "gamma": gamma,
+            "gamma_alpha": gamma_alpha,
+            "mean_norm_sq": 0.0,
+            "classifier_scale": 0.0,
+            "true_probability": 1.0 / K,
+        }
     m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
-    return {"zero": False, "objective": float(equal_margin_loss(K, alpha, m)) + gamma * m, "margin": m,
-            "gamma": gamma, "gamma_alpha": gamma_alpha,
-            "mean_norm_sq": m * math.sqrt(lambda_W * (K - 1) / (lambda_H * n * K)),
-            "classifier_scale": math.sqrt(m * math.sqrt(lambda_H * n * K / (lambda_W * (K - 1)))),
-            "true_probability": 1 - gamma_alpha, "sign_free_gamma": (K - 1) * math.sqrt(lambda_W * lambda_H * n)}
+    return {
+        "zero": False,
+        "objective": float(equal_margin_loss(K, alpha, m)) + gamma * m,
+        "margin": m,
+        "gamma": gamma,
+        "gamma_alpha": gamma_alpha,
+        "mean_norm_sq": m * math.sqrt(lambda_W * (K - 1) / (lambda_H * n * K)),
+        "classifier_scale": math.sqrt(m * math.sqrt(lambda_H * n * K / (lambda_W * (K - 1)))),
+        "true_probability": 1 - gamma_alpha,
+        "sign_free_gamma": (K - 1) * math.sqrt(lambda_W * lambda_H * n),
+    }
 
 
 def zero_solution_bound(label_counts, N: int, alpha: float) -> float:

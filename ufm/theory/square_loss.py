@@ -20,10 +20,10 @@ import math
 import numpy as np
 from scipy import optimize
 
-
 # --------------------------------------------------------------------------------------------------------------
 # One-layer UFM, F = W H (+ b 1^T): singular-value soft-thresholding ((A1)-(A3): ufm_optimum)
 # --------------------------------------------------------------------------------------------------------------
+
 
 def ufm_shrinkage(K: int, n: int, lambda_W: float, lambda_H: float) -> tuple[float, float]:
     """``(rho, a)`` with ``rho = K sqrt(n lambda_W lambda_H)`` and ``a = max(0, 1 - rho)``.
@@ -70,15 +70,25 @@ def ufm_optimum(K: int, n: int, lambda_W: float, lambda_H: float, bias) -> dict:
         b = np.full(K, beta)
         WWt = scale * (I - J) + math.sqrt(n * lambda_H / lambda_W) * g * J
         residual = outputs - I
-        objective = (float(np.sum(residual**2)) * n / (2 * K * n) + rho * ((K - 1) * a + g) / K
-                     + lambda_b / 2 * K * beta**2)
-    return {"objective": objective, "outputs": outputs, "eps": 1.0 - outputs[0, 0], "W_norm_sq": float(np.trace(WWt)),
-            "WWt": WWt, "bias": b, "a": a, "rho": rho}
+        objective = (
+            float(np.sum(residual**2)) * n / (2 * K * n) + rho * ((K - 1) * a + g) / K + lambda_b / 2 * K * beta**2
+        )
+    return {
+        "objective": objective,
+        "outputs": outputs,
+        "eps": 1.0 - outputs[0, 0],
+        "W_norm_sq": float(np.trace(WWt)),
+        "WWt": WWt,
+        "bias": b,
+        "a": a,
+        "rho": rho,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Deep linear UFM: m = L + 1 factors (L weight layers on free features), or an L-layer net on orthonormal inputs
 # --------------------------------------------------------------------------------------------------------------
+
 
 def deep_beta(K: int, n: int, lambdas) -> float:
     """``beta = K n^{1/m} Lambda`` with ``Lambda = (prod lambda_i)^{1/m}``, m = len(lambdas) factors."""
@@ -100,7 +110,8 @@ def deep_threshold(m: int) -> float:
 
 
 def deep_fit(m: int, beta: float) -> float:
-    """``x* = argmin_{x in [0,1]} phi(x)``: m = 1, ``1/(1 + beta)``; m = 2, ``max(0, 1 - beta)``; m >= 3, the largest root of
+    """``x* = argmin_{x in [0,1]} phi(x)``: m = 1, ``1/(1 + beta)``; m = 2, ``max(0, 1 - beta)``; m >= 3, the largest
+    root of
     ``x^{(m-2)/m} (1 - x) = beta`` when beta < beta_c(m) and phi(root) < phi(0) = 1, else 0 (first-order jump)."""
     if m == 1:  # ridge regression: phi = (1-x)^2 + beta x^2
         return 1.0 / (1.0 + beta)
@@ -109,7 +120,9 @@ def deep_fit(m: int, beta: float) -> float:
     if beta >= deep_threshold(m):
         return 0.0
     x_peak = (m - 2) / (2 * m - 2)  # maximiser of x^{(m-2)/m}(1-x)
-    root = optimize.brentq(lambda x: x ** ((m - 2) / m) * (1 - x) - beta, x_peak, 1.0, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+    root = optimize.brentq(
+        lambda x: x ** ((m - 2) / m) * (1 - x) - beta, x_peak, 1.0, xtol=1e-300, rtol=4 * np.finfo(float).eps
+    )
     return root if deep_phi(root, m, beta) < 1.0 else 0.0
 
 
@@ -127,13 +140,21 @@ def deep_optimum(K: int, n: int, lambdas, bias: str) -> dict:
     r = K if bias == "none" else K - 1
     eps = 1 - x if bias == "none" else (K - 1) * (1 - x) / K
     per_factor = r * x ** (2.0 / m) * n ** (1.0 / m) * float(np.exp(np.mean(np.log(lambdas))))
-    return {"x": x, "beta": beta, "beta_c": deep_threshold(m), "eps": eps,
-            "objective": r / (2 * K) * float(deep_phi(x, m, beta)), "factor_energy": per_factor, "m": m}
+    return {
+        "x": x,
+        "beta": beta,
+        "beta_c": deep_threshold(m),
+        "eps": eps,
+        "objective": r / (2 * K) * float(deep_phi(x, m, beta)),
+        "factor_energy": per_factor,
+        "m": m,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The theorem of Rangamani & Banburski (R-B relations) and its bias-free correction
 # --------------------------------------------------------------------------------------------------------------
+
 
 def rb_classifier_norm_sq(K: int, eps: float, lam: float, bias: str) -> float:
     """Per-class ``||W_L^c||^2``: R-B (free bias) ``(eps - K eps^2/(K-1))/(K lam)``; bias-free correction
@@ -167,6 +188,7 @@ def nc3_limit(K: int, bias: str) -> float:
 # --------------------------------------------------------------------------------------------------------------
 # Lemma 1 (Rangamani & Banburski): NC solutions cannot interpolate under the unregularised, bias-free square loss
 # --------------------------------------------------------------------------------------------------------------
+
 
 def lemma1_loss(K: int, alpha) -> np.ndarray:
     """``1/2 ((1 - alpha)^2 + alpha^2/(K-1))``: loss when W M = alpha K/(K-1) (I - 11^T/K) (collapsed features)."""
