@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from inprocess import assert_refused, run_main
 
 import ufm
@@ -356,3 +358,30 @@ def test_two_local_processes_give_the_table_of_one(tmp_path):
     assert result.returncode == 0, result.stderr
     assert _what(table(tmp_path / "two")) == _what(table(tmp_path / "one"))
     assert sorted(p.name for p in (tmp_path / "two" / "processes").iterdir()) == ["0", "1"]
+
+
+@given(
+    start=st.floats(-1e12, 1e12, allow_nan=False),
+    stop=st.floats(-1e12, 1e12, allow_nan=False),
+    count=st.sampled_from([2, 3, 4, 7, 50, sweeps.MAX_POINTS]),
+    log=st.booleans(),
+)
+def test_ranges_keep_their_end_points_count_and_order_or_say_why(start, stop, count, log):
+    """Over the whole accepted syntax (N from its minimum 2 to MAX_POINTS, end points of any sign and size): a
+    range gives exactly N distinct values, monotone, with the end points exactly as written; or a SpecError (equal
+    ends, a log range through 0, values that repeat in float64), never another exception."""
+    spec = f"{start!r}:{stop!r}:{count}{'log' if log else 'lin'}"
+    try:
+        values = [float(v) for v in sweeps.expand_spec(spec)]
+    except sweeps.SpecError as err:
+        if start == stop:
+            assert "START = STOP" in str(err)
+        elif log and not (start > 0 and stop > 0):
+            assert "log range needs START, STOP > 0" in str(err)
+        else:  # N values that float64 cannot keep apart (a range narrow for its size)
+            assert "more than once" in str(err)
+        return
+    assert len(values) == count == len(set(values))
+    assert values[0] == start and values[-1] == stop
+    steps = np.diff(values)
+    assert np.all(steps > 0) if stop > start else np.all(steps < 0)

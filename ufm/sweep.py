@@ -335,31 +335,7 @@ def plan(argv: list[str]) -> Plan | None:
         raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
     identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])
     cache = cache_dir_choice(ns.cache_dir, ns.no_cache)
-    indices = tuple(range(len(problems)))
-    if process is None or options.local_processes > 1:
-        existing = None if options.local_processes > 1 else _inspect_out(ns.out, identity, len(problems))
-        if options.local_processes > 1:
-            _inspect_top(ns.out, identity)
-        return Plan(
-            argv,
-            identity,
-            loss,
-            family,
-            axes,
-            problems,
-            run_options,
-            ns.out,
-            ns.quiet,
-            options.save_arrays,
-            options.limit,
-            cache,
-            existing,
-            indices,
-            local_processes=options.local_processes,
-        )
-    _inspect_top(ns.out, identity)
-    out = ns.out / PROCESSES / str(process[1])
-    return Plan(
+    whole = Plan(
         argv,
         identity,
         loss,
@@ -367,15 +343,28 @@ def plan(argv: list[str]) -> Plan | None:
         axes,
         problems,
         run_options,
-        out,
+        ns.out,
         ns.quiet,
         options.save_arrays,
         options.limit,
         cache,
-        _inspect_out(out, identity, len(problems)),
-        tuple(sweeps.process_share(indices, *process)),
-        ns.out,
-        process,
+        None,
+        tuple(range(len(problems))),
+    )
+    if options.local_processes > 1:  # the processes it starts inspect their own folders
+        _inspect_top(ns.out, identity)
+        return dataclasses.replace(whole, local_processes=options.local_processes)
+    if process is None:
+        return dataclasses.replace(whole, existing=_inspect_out(ns.out, identity, len(problems)))
+    _inspect_top(ns.out, identity)
+    out = ns.out / PROCESSES / str(process[1])
+    return dataclasses.replace(
+        whole,
+        out=out,
+        existing=_inspect_out(out, identity, len(problems)),
+        indices=tuple(sweeps.process_share(whole.indices, *process)),
+        top=ns.out,
+        process=process,
         coordinator=options.coordinator,
     )
 
