@@ -17,6 +17,7 @@ first swept flag varying slowest; a configuration's index is its position in tha
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -103,7 +104,7 @@ def expand_spec(spec: str, *, integer: bool = False) -> tuple[str, ...]:
             values = tuple(str(int(v)) for v in rounded)
         else:
             values = tuple(repr(float(v)) for v in grid)
-    repeated = sorted({v for v in values if values.count(v) > 1})
+    repeated = sorted(v for v, times in collections.Counter(values).items() if times > 1)  # linear in N
     if repeated:
         raise SpecError(f"{spec!r} gives the value {repeated[0]} more than once")
     return values
