@@ -13,18 +13,21 @@ and its text is a pure function of recorded files: ``docs/data/<run>/`` (what ``
 wrote: ``summary.json``, ``table.txt``, the arrays), ``docs/data/runs.json`` (the command of each recorded run),
 ``docs/data/certificates.json`` (``python -m ufm.proofs_check``; recorded with every certificate's instance list
 replaced by its length), ``docs/data/mixup-joint-table/``
-(``python -m ufm.experiments.mixup_joint_table``) and ``benchmarks/results.json`` (``python -m benchmarks.run``).
-Re-running a command into its folder and then this script updates the pages. Block names:
+(``python -m ufm.experiments.mixup_joint_table``) and ``benchmarks/results.json`` (``python -m benchmarks.run``),
+or, for the figure captions, of the figure modules' ``caption(config)`` (the text each figure's ``NAME.json``
+holds). Re-running a command into its folder and then this script updates the pages. Block names:
 
 - ``table:RUN``: the command and the table the run printed (its ``table.txt``);
 - ``rb-summary``: the R-B relations and output sums at the recorded square-loss runs;
 - ``nonlin-vs-kappa``: NonLin (Chaudhry et al., eq. 3) of the k-point optimum against kappa;
 - ``mixup-joint-table``: the learned-classifier table;
 - ``certificates``: the certificate table;
-- ``benchmarks-mixup``, ``benchmarks-joint``, ``benchmarks-growth``, ``benchmarks-machine``: the benchmark tables.
+- ``benchmarks-mixup``, ``benchmarks-joint``, ``benchmarks-growth``, ``benchmarks-machine``: the benchmark tables;
+- ``figure-captions``: the table of figures, each with its caption at the full configuration.
 
-Needs numpy only (and, for the benchmark tables, the repository's ``benchmarks.run`` formatting functions), not
-JAX: it never solves anything.
+Needs numpy (and, for the benchmark tables, the repository's ``benchmarks.run`` formatting functions; for the
+figure captions, the repository's ``ufm.experiments`` modules, which import the package and so JAX). It never
+solves anything.
 
 Exit codes: 0 pages written (or, with ``--check``, up to date); 1 ``--check`` found a stale block; 2 bad input (a
 block whose recorded file is missing or an unknown block name; one line, nothing written).
@@ -193,6 +196,27 @@ def _benchmark_render():
     return run
 
 
+def _figure_modules() -> dict:
+    """Figure name -> the repository's figure module (``python -m ufm.experiments``' registry, in its order)."""
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ufm.experiments.__main__ import FIGURES
+
+    return {name: importlib.import_module(module) for name, module in FIGURES.items()}
+
+
+def figure_captions(root: Path) -> str:
+    """``figure-captions``: one row per figure, its PNG and its caption: the module's ``caption`` of its full
+    configuration, which ``python -m ufm.experiments`` (without ``--quick``) writes into ``NAME.json`` too."""
+    lines = ["| figure | what it shows |", "|---|---|"]
+    for name, module in _figure_modules().items():
+        # a table cell: a pipe would end the cell; the captions are one line by construction
+        text = module.caption(module.config(False)).replace("|", "\\|")
+        lines.append(f"| ![{name}](figures/{name}.png) | `{name}`: {text} |")
+    return "\n".join(lines) + "\n"
+
+
 def benchmarks_joint(root: Path) -> str:
     """``benchmarks-joint``: the joint (W, H) cases, as ``benchmarks.run.markdown_table`` renders them."""
     run = _benchmark_render()
@@ -263,6 +287,7 @@ RENDERERS = {
     "benchmarks-mixup": benchmarks_mixup,
     "benchmarks-growth": benchmarks_growth,
     "benchmarks-machine": benchmarks_machine,
+    "figure-captions": figure_captions,
 }
 
 

@@ -1,5 +1,6 @@
 """The documentation: generated tables are current, a changed recorded file makes ``--check`` fail, the README stays
-short and keeps what tests and CI read from it. All in-process, no solve (the generator reads files only)."""
+short and keeps what tests and CI read from it. All in-process, no solve (the generator reads files and the figure
+modules' captions only)."""
 
 import importlib.util
 import json
@@ -59,6 +60,21 @@ def test_a_changed_summary_or_benchmark_number_makes_check_fail(copy_of_docs):
     data["cases"][0]["results"][0]["solve_s"] *= 2
     results.write_text(json.dumps(data))
     assert generate.main(["--check", "--root", str(copy_of_docs)]) == 1
+
+
+def test_figure_captions_are_the_modules_captions_of_the_full_configuration(copy_of_docs, capsys, monkeypatch):
+    """The table in docs/figures.md is the figure modules' ``caption(config(False))``: a caption changed in its
+    module makes ``--check`` fail, and generating writes the new one."""
+    import ufm.experiments.mixup_geometry as module
+
+    generate = load_generator()
+    page = copy_of_docs / "docs" / "figures.md"
+    assert module.caption(module.config(False)) in page.read_text()
+    monkeypatch.setattr(module, "caption", lambda cfg: f"Fisher, Meng, Papyan 2024; C = {cfg['C']}: changed")
+    assert generate.main(["--check", "--root", str(copy_of_docs)]) == 1
+    assert "docs/figures.md: figure-captions" in capsys.readouterr().err
+    assert generate.main(["--root", str(copy_of_docs)]) == 0
+    assert "`mixup_geometry`: Fisher, Meng, Papyan 2024; C = 3: changed |" in page.read_text()
 
 
 def test_missing_record_is_bad_input(copy_of_docs, capsys):

@@ -1,7 +1,10 @@
 """The figure pipeline on reduced configurations: files exist and are valid, and the data behind each figure is
 what the solver returns for that configuration (so a figure cannot plot stale or made-up data)."""
 
+import importlib
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -59,6 +62,27 @@ def test_mixup_geometry_data_is_the_solver_output(figures):
     # the plane coordinates preserve norms (h lies in span(W)) and inner products with the rows
     np.testing.assert_allclose(np.linalg.norm(data["h_plane"], axis=1), np.linalg.norm(out.h, axis=1), rtol=TOL)
     np.testing.assert_allclose(data["h_plane"] @ data["W_plane"].T, out.h @ out.W.T, atol=TOL * np.abs(out.h).max())
+
+
+def test_mixup_geometry_colours_one_point_one_way_and_draws_the_chords(figures):
+    """(c, c', lam) and (c', c, 1 - lam) are one target: the solver puts them on one point, and the figure gives
+    that point one colour (the weight on the lower-numbered class); each chord joins the pair's two stars."""
+    data, cfg = load_data(figures[0], "mixup_geometry")
+    c, cp, lam, h, colour = data["c"], data["c_prime"], data["lam"], data["h_plane"], data["colour"]
+    np.testing.assert_array_equal(colour, np.where(c <= cp, lam, 1 - lam))
+    step = np.rint(lam * (cfg["n_lambdas"] - 1)).astype(int)  # lam's place on the uniform grid
+    index = {(a, b, k): i for i, (a, b, k) in enumerate(zip(c, cp, step))}
+    for i, (a, b, k) in enumerate(zip(c, cp, step)):
+        if a == b:
+            continue
+        j = index[(b, a, cfg["n_lambdas"] - 1 - k)]  # the reversed order: weight 1 - lam on c
+        assert colour[i] == pytest.approx(colour[j], abs=1e-15)
+        np.testing.assert_allclose(h[i], h[j], atol=TOL * np.abs(h).max())
+    same = c == cp
+    for (a, b), chord in zip(data["theory_pairs"], data["chords"]):
+        for end, k in zip(chord, (a, b)):
+            stars = h[same & (c == k)]  # every lambda of the same-class target e_k: one point
+            np.testing.assert_allclose(stars, np.tile(end, (len(stars), 1)), atol=TOL * np.abs(h).max())
 
 
 def test_mixup_coefficients_data_is_the_solver_output(figures):
@@ -202,3 +226,87 @@ def test_mixup_joint_data_is_the_solver_output(figures):
     assert report.passed and data[f"solver_passed_C{C}"].all()
     np.testing.assert_allclose(data[f"solver_m_C{C}"][-1], report.numbers["m"], rtol=TOL)
     np.testing.assert_allclose(data[f"solver_m_1d_C{C}"][-1], report.numbers["m_1d"], rtol=TOL)
+
+
+# The configuration values a caption states, by configuration key: the texts that must appear in it. Every key of
+# every figure's configuration is here or in NOT_STATED, so a new configuration key needs a decision.
+def _listed(values):
+    return [", ".join(f"{v:g}" for v in values)]
+
+
+def _grid(values):
+    return (
+        [f"{len(values)} values from {values[0]:.3g} to {values[-1]:.3g}"] if len(values) > 1 else [f"{values[0]:.3g}"]
+    )
+
+
+STATED = {
+    "C": lambda v: [f"C = {v}"],
+    "K": lambda v: [f"K = {v}"],
+    "n": lambda v: [f"n = {v}"],
+    "d": lambda v: [f"d = {v}"],
+    "m": lambda v: [f"m = {v:g}"],
+    "kappa": lambda v: [f"kappa = {v:g}"],
+    "noise": lambda v: [f"{100 * v:g} % noisy labels"],
+    "restarts": lambda v: [f"{v} restarts"],
+    "lam_W": lambda v: [f"lambda_W = {v:g}"],
+    "lam_H": lambda v: [f"lambda_H = {v:g}"],
+    "n_lambdas": lambda v: [f"{v} lambdas"],
+    "n_mixes": lambda v: [f"{v} Dirichlet"],
+    "alpha": lambda v: [f"Dirichlet({v:g})"],
+    "n_nodes": lambda v: [f"{v} quadrature nodes"],
+    "quadrature_nodes": lambda v: [f"{v}-node"],
+    "pair": lambda v: [f"class pair ({v[0]}, {v[1]})"],
+    "picture": lambda v: [f"K = {v['K']} nonnegative features (n = {v['n']}, d = {v['d']})"],
+    "gd_steps": lambda v: [f"{v} steps"],
+    "gd_record_every": lambda v: [f"recorded every {v} steps"],
+    "gd_lr": lambda v: [f"learning rate {v:g}"],
+    "gd_momentum": lambda v: [f"momentum {v:g}"],
+    "gd_lambda": lambda v: [f"lambda = {v:g}"],
+    "alphas": lambda v: _listed([a for a in v if a != 0]) + (["CE"] if 0 in v else []),
+    **{key: _listed for key in ("kappas", "curve_kappas", "solver_kappas", "classes", "r_values", "solver_alphas")},
+    **{key: _listed for key in ("points", "deep_layers", "model2_alpha")},
+    **{key: _grid for key in ("lambdas", "theory_kappas", "theory_alphas", "square", "deep", "model2")},
+}
+NOT_STATED = {"seed", "theory_points"}  # the random seed; the number of points a closed-form line is drawn with
+# an author-year citation: "Fisher, Meng, Papyan 2024", "Rangamani, Banburski-Fahey 2022"
+CITATION = re.compile(r"\b[A-Z][A-Za-z-]+(, [A-Z][A-Za-z-]+)* (19|20)[0-9]{2}\b")
+
+
+def figure_modules():
+    from ufm.experiments.__main__ import FIGURES
+
+    return {name: importlib.import_module(module) for name, module in FIGURES.items()}
+
+
+def missing_from_caption(caption: str, cfg: dict) -> list[str]:
+    """The configuration's stated values (and keys neither stated nor exempt) that the caption lacks."""
+    missing = [f"{key} (no rule)" for key in cfg if key not in STATED and key not in NOT_STATED]
+    for key, value in cfg.items():
+        if key in STATED:
+            missing += [f"{key}: {text!r}" for text in STATED[key](value) if text not in caption]
+    return missing
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_every_caption_cites_its_paper_and_states_its_configuration(quick):
+    """No solve: each module's caption of the quick and of the full configuration."""
+    for name, module in figure_modules().items():
+        cfg = json.loads(json.dumps(module.config(quick)))  # as the JSON file holds it
+        caption = module.caption(cfg)
+        assert CITATION.search(caption), (name, caption)
+        assert "\n" not in caption and "|" not in caption, name  # one cell of the docs' table
+        if name == "memorization_dilation":  # Model 3 names its classes K, as the paper does
+            caption = caption.replace(f"K = {cfg['C']}", f"C = {cfg['C']}")
+        assert missing_from_caption(caption, cfg) == [], (name, caption)
+
+
+def test_quick_and_full_configurations_have_their_own_captions():
+    for name, module in figure_modules().items():
+        assert module.caption(module.config(True)) != module.caption(module.config(False)), name
+
+
+def test_every_figure_json_holds_the_caption_of_its_configuration(figures):
+    for name, module in figure_modules().items():
+        record = json.loads((figures[0] / f"{name}.json").read_text())
+        assert record["quick"] is True and record["caption"] == module.caption(record["config"]), name

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ufm.experiments.captions import CHAUDHRY_2022, comma_list, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.objectives.mixup import mixed_soft_target
@@ -38,6 +39,26 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return len(cfg["points"]) * (1 + len(cfg["solver_kappas"]))
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``local_linearity.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted.
+    """
+    return compose(
+        f"{CHAUDHRY_2022}, eq. 3",
+        f"fixed ETF, C = {cfg['C']}, d = {cfg['d']}, m = {cfg['m']:g}",
+        f"NonLin of the k-point CE optimum against kappa for k = {comma_list(cfg['points'])} ({cfg['n_mixes']} "
+        f"Dirichlet({cfg['alpha']:g}) mixes per k; lines the closed form at {grid(cfg['theory_kappas'])}, circles "
+        f"the solver at kappa = {comma_list(cfg['solver_kappas'])}) and its excess over the linear-map floor: NonLin "
+        "increases with kappa; the unnormalised variant in dotted lines. NonLin here is that of the optimal "
+        "feature of a mixed target, not of a network applied to a mixed input.",
+    )
 
 
 def _problem(cfg, k, kappa):

@@ -4,6 +4,7 @@ between class means."""
 
 from __future__ import annotations
 
+from ufm.experiments.captions import NGUYEN_2023, at_full, comma_list, compose, losses
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import memorization_dilation as family
 from ufm.problems.nonnegative import MemorizationDilationProblem
@@ -25,6 +26,30 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return 1
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``memorization_dilation.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted, and (full configuration only) the finding.
+    """
+    return compose(
+        f"after {NGUYEN_2023}; our Model 3",
+        f"K = {cfg['C']}, n = {cfg['n']}, {100 * cfg['noise']:g} % noisy labels, identical data for every loss, "
+        f"{cfg['restarts']} restarts",
+        f"dilation against memorization as r varies (r = {comma_list(cfg['r_values'])}) for {losses(cfg['alphas'])}"
+        + at_full(
+            cfg,
+            config(False),
+            "; LS lowers dilation in raw terms but not relative to the class-mean distance (findings: label "
+            "smoothing and dilation, memorization-dilation Model 3)",
+        )
+        + ".",
+    )
 
 
 def compute(cfg: dict, progress) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from ufm.experiments.captions import FISHER_2024, comma_list, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.problems.mixup import MixupProblem
@@ -37,6 +38,27 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return len(cfg["curve_kappas"]) + len(cfg["solver_kappas"])
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``mixup_calibration.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted.
+    """
+    return compose(
+        FISHER_2024,
+        f"C = {cfg['C']}, d = {cfg['d']}, m = {cfg['m']:g}, fixed ETF",
+        f"the optimum's confidence against lambda ({cfg['n_lambdas']} lambdas; "
+        f"kappa = {comma_list(cfg['curve_kappas'])}) "
+        "next to the target max(lambda, 1 - lambda), and the Beta(alpha, alpha)-averaged calibration error against "
+        f"kappa for alpha = {comma_list(cfg['alphas'])} (lines: {cfg['quadrature_nodes']}-node Gauss-Jacobi quadrature "
+        f"at {grid(cfg['theory_kappas'])}; circles: the solver at kappa = {comma_list(cfg['solver_kappas'])}): "
+        "it falls like 1/kappa.",
+    )
 
 
 def half_interval_nodes(alpha: float, n: int):

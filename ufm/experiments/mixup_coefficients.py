@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ufm.experiments.captions import FISHER_2024, comma_list, compose
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import mixup as family
 from ufm.objectives.mixup import square_feature_loss
@@ -34,6 +35,26 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return len(cfg["kappas"])
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``mixup_coefficients.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted.
+    """
+    c, cp = cfg["pair"]
+    return compose(
+        FISHER_2024,
+        f"C = {cfg['C']}, d = {cfg['d']}, m = {cfg['m']:g}, class pair ({c}, {cp}), fixed ETF, "
+        f"{cfg['n_lambdas']} lambdas",
+        "the coefficient on w_c, the signed boundary distance and the norm of the optimal feature against lambda, "
+        f"each divided by its same-class value, for kappa = {comma_list(cfg['kappas'])} (circles solver, lines "
+        "theory); the square loss (dashed) is linear in lambda, CE becomes non-linear as kappa grows.",
+    )
 
 
 def pair_profile(W, c, cp, h):

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 import ufm
+from ufm.experiments.captions import FISHER_2024, at_full, comma_list, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.problems.mixup_joint import MixupJointProblem
 from ufm.theory.mixup_joint import reduced_multiplier
@@ -38,6 +39,25 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return len(cfg["classes"]) * (1 + len(cfg["solver_alphas"]))
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``mixup_joint.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted, and (full configuration only) the errors found.
+    """
+    return compose(
+        f"testing the ETF assumption of {FISHER_2024}",
+        f"classifier learned jointly, lambda_W = {cfg['lam_W']:g}, lambda_H = {cfg['lam_H']:g}, "
+        f"{cfg['n_nodes']} quadrature nodes, {cfg['restarts']} restarts from random (W, H)",
+        f"the learned ETF multiplier m against alpha for C = {comma_list(cfg['classes'])} (circles the joint solve at "
+        f"alpha = {comma_list(cfg['solver_alphas'])}, lines the 1-D reduction at {grid(cfg['theory_alphas'])}), and "
+        "the ETF error of W W^T and the gap to the 1-D m" + at_full(cfg, config(False), " (all below 3e-11)") + ".",
+    )
 
 
 def compute(cfg: dict, progress) -> dict:

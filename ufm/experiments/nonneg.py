@@ -13,6 +13,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.experiments.captions import NGUYEN_2023, compose, grid, losses
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import nonnegative as family
 from ufm.objectives.nonnegative import cross_entropy, objective_data
@@ -38,6 +39,26 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return 1 + len(cfg["lambdas"]) * (len(cfg["alphas"]) + 1)
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``nonneg.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted.
+    """
+    pic = cfg["picture"]
+    return compose(
+        f"{NGUYEN_2023}; Model 2",
+        f"K = {cfg['K']}, n = {cfg['n']}, d = {cfg['d']}, {cfg['restarts']} restarts",
+        f"K = {pic['K']} nonnegative features (n = {pic['n']}, d = {pic['d']}) on two orthogonal axes with the "
+        "solver's decision boundary on the diagonal; margin and objective of Model 2 against weight decay "
+        f"lambda_W = lambda_H ({grid(cfg['lambdas'])}) for {losses(cfg['alphas'])} with the thresholds to "
+        "W = H = 0 (dotted), beside the sign-free model.",
+    )
 
 
 def sign_free_loss(params, data):

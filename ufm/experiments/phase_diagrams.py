@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 import ufm
+from ufm.experiments.captions import NGUYEN_2023, RANGAMANI_2022, at_full, comma_list, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.problems import InputError
 from ufm.theory import square_loss as theory
@@ -50,6 +51,61 @@ def steps(cfg: dict) -> int:
         len(cfg["square"]) ** 2
         + len(cfg["deep_layers"]) * len(cfg["deep"])
         + len(cfg["model2_alpha"]) * len(cfg["model2"])
+    )
+
+
+def deep_jump(K: int, n: int, layers: int, lambdas) -> float:
+    """The decay where the deep linear UFM's optimum jumps to W = H = 0, on a fine grid over ``lambdas``' range.
+
+    Args:
+        K, n: classes and samples per class.
+        layers: the number of layers (m = layers + 1 factors, every one with the same decay).
+        lambdas: the figure's grid of decays (its first and last values bound the search).
+
+    Returns:
+        The first of 400 log-spaced decays where the closed-form fit x* is 0; nan if none is.
+    """
+    fine = np.geomspace(lambdas[0], lambdas[-1], 400)
+    m = layers + 1
+    zero = [theory.deep_fit(m, theory.deep_beta(K, n, [v] * m)) == 0.0 for v in fine]
+    return float(fine[zero.index(True)]) if any(zero) else math.nan
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``phase_diagrams.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citations, configuration, what is plotted, and (full configuration only) the 4-layer
+        local minimum found at the grid point just below the jump.
+    """
+    K, n = cfg["K"], cfg["n"]
+    finding = ""
+    if 4 in cfg["deep_layers"]:
+        jump = deep_jump(K, n, 4, cfg["deep"])
+        below = max((v for v in cfg["deep"] if v < jump), default=math.nan)
+        finding = at_full(
+            cfg,
+            config(False),
+            f" Finding: with 4 layers just below the jump (lambda = {below:.2g} on the figure's grid, 0.05 by the "
+            "command below), 2 and 4 restarts end at a rank-deficient local minimum (objective 0.44265 against the "
+            "closed form 0.41397 at lambda = 0.05: higher, so the closed form is not contradicted; the restarts "
+            "miss the global minimum): `python -m ufm.solve --loss mse-deep --C 3 --n 2 --layers 4 --lambda-W 0.05 "
+            "--lambda-H 0.05`.",
+        )
+    square = cfg["square"]
+    return compose(
+        f"{RANGAMANI_2022}; {NGUYEN_2023}",
+        f"K = {K}, n = {n}, {cfg['restarts']} restarts",
+        "where the optimum jumps to W = H = 0, one `ufm.run` per grid point drawn over the closed-form boundary: "
+        f"the one-layer square loss in the (lambda_W, lambda_H) plane (rho = 1; a {len(square)} x {len(square)} grid, "
+        f"each axis {grid(square)}), the deep linear UFM with {comma_list(cfg['deep_layers'])} layers against the "
+        f"decay (the first-order jump of x*; decay {grid(cfg['deep'])}), nonnegative Model 2 against decay and label "
+        f"smoothing (gamma_alpha = (K-1)/K; alpha = {comma_list(cfg['model2_alpha'])}; decay {grid(cfg['model2'])}). "
+        "Filled: the solver's optimum is "
+        "W = H = 0; red cross: a check failed." + finding,
     )
 
 
@@ -90,12 +146,7 @@ def compute(cfg: dict, progress) -> dict:
                 ufm.SquareLossProblem(C=K, n=n, layers=layers, lambda_W=value, lambda_H=value, restarts=R), _square_zero
             )
             progress.step()
-    fine = np.geomspace(lam[0], lam[-1], 400)
-    jumps = []
-    for layers in cfg["deep_layers"]:
-        m = layers + 1
-        zero = [theory.deep_fit(m, theory.deep_beta(K, n, [v] * m)) == 0.0 for v in fine]
-        jumps.append(fine[zero.index(True)] if any(zero) else math.nan)
+    jumps = [deep_jump(K, n, layers, lam) for layers in cfg["deep_layers"]]
     out.update(
         deep_lambdas=lam,
         deep_layers=np.array(cfg["deep_layers"]),

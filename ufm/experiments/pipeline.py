@@ -1,4 +1,5 @@
-"""Run a figure: compute its data from the solver, save data + configuration, plot, save PNG and PDF atomically."""
+"""Run a figure: compute its data from the solver, save data + configuration + caption, plot, save PNG and PDF
+atomically."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from ufm.experiments.style import RC
 from ufm.report import OutputDir, atomic_write, to_json
 
-EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration, the two drawings
+EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration + caption, the drawings
 
 
 class Progress:
@@ -47,6 +48,7 @@ def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list
     ``out`` is a folder (created if missing), or a :class:`ufm.report.OutputDir`, whose staging folder the files
     go into: it is created only once the data are computed, so an interrupted computation leaves nothing."""
     config = module.config(quick)
+    caption = module.caption(config)  # before the computation: a caption that cannot be written fails fast
     progress = Progress(module.NAME, module.steps(config), quiet)
     data = module.compute(config, progress)
     if isinstance(out, OutputDir):
@@ -63,7 +65,16 @@ def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list
     atomic_write(
         files[1],
         lambda tmp: Path(tmp).write_text(
-            to_json({"figure": module.NAME, "title": module.TITLE, "quick": quick, "config": config}) + "\n"
+            to_json(
+                {
+                    "figure": module.NAME,
+                    "title": module.TITLE,
+                    "caption": caption,  # this configuration's own caption; docs/figures.md has the full one
+                    "quick": quick,
+                    "config": config,
+                }
+            )
+            + "\n"
         ),
     )
     with plt.rc_context(RC):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ufm.experiments.captions import RANGAMANI_2022, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.families import square_loss as family
 from ufm.problems.square_loss import SquareLossProblem
@@ -33,6 +34,27 @@ def config(quick: bool) -> dict:
 
 def steps(cfg: dict) -> int:
     return 2 * len(cfg["lambdas"]) + 4
+
+
+def caption(cfg: dict) -> str:
+    """The figure's caption for configuration ``cfg`` (also written into ``square_loss.json``).
+
+    Args:
+        cfg: the configuration (``config(quick)``).
+
+    Returns:
+        The caption: citation, configuration, what is plotted, and NC3's limits.
+    """
+    return compose(
+        RANGAMANI_2022,
+        f"C = {cfg['C']}, n = {cfg['n']}, {cfg['restarts']} restarts",
+        f"eps and the classifier's squared norm against weight decay ({grid(cfg['lambdas'])}), bias-free and free "
+        "bias (circles solver, lines (A1)/(A2)); NC1-NC3 along full-batch GD with momentum "
+        f"({cfg['gd_steps']} steps, learning rate {cfg['gd_lr']:g}, momentum {cfg['gd_momentum']:g}; recorded "
+        f"every {cfg['gd_record_every']} steps) with weight decay lambda = {cfg['gd_lambda']:g} and without: with "
+        "decay NC3 goes to 0 with a free bias and to "
+        f"2 - 2 sqrt((C-1)/C) = {theory.nc3_limit(cfg['C'], 'none'):.3f} without.",
+    )
 
 
 def compute(cfg: dict, progress) -> dict:
