@@ -140,6 +140,77 @@ def test_md_ce_and_ls_use_identical_data():
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.noisy_mask, b.noisy_mask)
 
 
+def _feasible_features(problem: MemorizationDilationProblem, rng, count: int) -> np.ndarray:
+    """``count`` random H >= 0 (count x d x N) meeting the coupling M_k <= r D_k: clean features at random scales,
+    each noisy feature a convex combination ``(1 - t) mu_k + t z`` (z >= 0) with t at most what the coupling
+    allows (many near that limit), so nonnegative and feasible by construction."""
+    d, N = problem.d, problem.N
+    clean = ~problem.noisy_mask
+    H = np.zeros((count, d, N))
+    for k in range(problem.C):
+        ci = np.flatnonzero(clean & (problem.true_labels == k))
+        ni = np.flatnonzero(problem.noisy_mask & (problem.true_labels == k))
+        scale = rng.choice([1e-3, 0.1, 1.0, 10.0], size=(count, 1, 1))
+        offset = rng.exponential(size=(count, d, 1)) * (rng.uniform(size=(count, 1, 1)) < 0.8)
+        H[:, :, ci] = scale * rng.exponential(size=(count, d, ci.size)) + offset
+        mu = H[:, :, ci].mean(axis=2, keepdims=True)
+        D = np.sqrt(np.mean(np.sum((H[:, :, ci] - mu) ** 2, axis=1), axis=1))
+        z = rng.choice([0.1, 1.0, 10.0], size=(count, 1, 1)) * rng.exponential(size=(count, d, ni.size))
+        dist = np.linalg.norm(z - mu, axis=1).mean(axis=1)
+        t = np.minimum(1.0, problem.r * D / dist) * rng.uniform(size=count) ** 0.2
+        H[:, :, ni] = (1 - t[:, None, None]) * mu + t[:, None, None] * z
+    return H
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"C": 2, "n": 3, "d": 2, "noise": 0.25, "r": 0.05},
+        {"C": 3, "n": 10, "noise": 0.2, "r": 1.0},
+        {"C": 4, "n": 5, "d": 4, "noise": 0.4, "r": 0.3, "alpha": 0.3},
+        {"C": 3, "n": 4, "d": 3, "noise": 0.25, "r": 2.0},
+    ],
+)
+def test_model3_zero_bound_holds_on_feasible_features(kwargs):
+    """``sqrt(lambda_W lambda_H) >= bound`` proves W = H = 0 optimal through ``||A H^T|| <= bound ||H||`` on every
+    feasible H (A the CE's gradient at 0, ufm.theory.nonnegative.coupled_zero_solution_bound): no random feasible H
+    exceeds it, and at r = 0.05 they come within 0.5 % of it (the bound is exact as r -> 0)."""
+    problem = MemorizationDilationProblem(**kwargs, restarts=1, seed=1)
+    zero = theory.model3_zero_solution_optimal(problem.labels, problem.true_labels, 1.0, 1.0, problem.alpha, problem.r)
+    A = 1.0 / problem.C - np.asarray(smoothed_targets(jnp.asarray(problem.labels), problem.C, problem.alpha))
+    A /= problem.N
+    H = _feasible_features(problem, np.random.default_rng(0), 20000)
+    ratio = np.linalg.norm(np.einsum("kn,bdn->bkd", A, H), axis=(1, 2)) / np.linalg.norm(H, axis=(1, 2))
+    assert zero["bound"] == min(zero["any_labels_bound"], zero["coupled_bound"])
+    assert ratio.max() <= zero["bound"] * (1 + 1e-12), (ratio.max(), zero)
+    if problem.r == 0.05:
+        assert ratio.max() >= 0.995 * zero["coupled_bound"]
+
+
+@pytest.mark.parametrize("K, n, alpha", [(2, 3, 0.0), (3, 5, 0.2), (5, 4, 0.0)])
+def test_model3_zero_bound_without_noise_is_model2s(K, n, alpha):
+    """Without noisy labels (confusion n I) the coupled bound is the Model 2 threshold (1 - alpha) sqrt(n (K-1)/K)
+    / N: the nonnegative maximum of ||P rho|| is sqrt((K-1)/K), at a coordinate vector."""
+    coupled = theory.coupled_zero_solution_bound(n * np.eye(K), 0, 1.0, alpha)
+    assert coupled == pytest.approx(theory.zero_solution_bound(np.full(K, n), K * n, alpha), rel=1e-14)
+
+
+def test_max_on_nonnegative_sphere_matches_sampling():
+    """Exact by its supports: never below a dense sample of the nonnegative unit sphere, and within 1 % above it
+    (K = 3); a PSD matrix with a positive top eigenvector gives lambda_max."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        B = rng.standard_normal((3, 3))
+        S = B.T @ B
+        x = np.abs(rng.standard_normal((200000, 3)))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sampled = np.max(np.einsum("bi,ij,bj->b", x, S, x))
+        exact = theory._max_on_nonnegative_sphere(S)
+        assert sampled <= exact * (1 + 1e-12) and exact <= 1.01 * sampled, (sampled, exact)
+    S = np.ones((4, 4)) + np.eye(4)
+    assert theory._max_on_nonnegative_sphere(S) == pytest.approx(np.linalg.eigvalsh(S)[-1], rel=1e-14)
+
+
 @pytest.mark.parametrize(
     "cls, kwargs, field",
     [

@@ -79,7 +79,7 @@ def test_nonnegative_objectives():
         jnp.asarray([0.1, 0.0, 0.2]),
         jnp.asarray(10.0),
     )
-    grads_ok(model3_lagrangian, {"W": jnp.asarray(rng.standard_normal((K, d))), "G": G}, md)
+    grads_ok(model3_lagrangian, {"W": jnp.asarray(rng.standard_normal((K, d))), "H": G}, md)
 
 
 def test_sweep_over_values_does_not_recompile():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +48,9 @@ def genuine(problem) -> dict[str, str]:
     against a cross-entropy that, barely regularised, pushes them away; the augmented-Lagrangian inner problems are
     then ill-conditioned and can stall above their tolerance, named in the convergence check (seen: K = 3, n = 4,
     d = 5, one restart, r = 0.05, weight decays 1e-8: stalled at relative gradient 6.2e-7, constraint residual
-    6.6e-12, rho 1e4; d = 3 with 3 restarts at the same r and decays: certified). The accepted range stops at
+    6.6e-12, rho 1e4; d = 3 with 3 restarts at the same r and decays: certified; with H >= 0 a bound, noise 0.2
+    and seed 0, the one restart at d = 5 ran out of inner steps or stalled at relative gradients 1.7e-6 .. 4.4e-3,
+    the projected Newton steps' active set changing at every step). The accepted range stops at
     r = 0.05 and decays 1e-8 (beyond, every restart failed in the cases tried)."""
     if problem.r <= HARD_CORNER[0] and math.sqrt(problem.lambda_W * problem.lambda_H) <= HARD_CORNER[1]:
         why = "small r with small weight decays: ill-conditioned inner solves can stall (named status)"
@@ -76,33 +77,18 @@ def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
     except InputError:  # too few noisy or clean samples per class at this n
         assume(False)
     report = md.run(problem, progress=False)
-    assert_named_outcome(report, genuine_failures={**genuine(problem), **known_defect(report)})
+    assert_named_outcome(report, genuine_failures=genuine(problem))
 
 
-FLOOR_ACCEPTED = "stalled at the rounding floor of a degenerate minimum, accepted"
-KNOWN_DEFECT = (
-    "known defect, not a finding: Model 3 keeps H = G * G, so an inner solve accepted at its rounding floor "
-    "(gradient in G ~1e-10) can leave the KKT residual in H above 1e-8 (1.87e-7 at C = 2, n = 3, d = 2, noise 0.25, "
-    "r = 0.05, lambda_W = 1, lambda_H = 0.01; the run reports FAIL); the fix is H >= 0 as a bound, as in Model 2; "
-    "pinned by test_md_floor_accepted_kkt_defect"
-)
-
-
-def known_defect(report) -> dict[str, str]:
-    """The KKT check's failure where, and only where, the report says an inner solve was accepted at the rounding
-    floor of a degenerate minimum: the mechanism of the known defect above (the run still fails; the user sees
-    it). Everything else stays unexplained."""
-    if any(FLOOR_ACCEPTED in (c.detail or "") for c in report.checks):
-        return {md.KKT: KNOWN_DEFECT}
-    return {}
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_DEFECT)
 def test_md_floor_accepted_kkt_defect():
-    """The defect's instance (drawn by the property test above): passes once md's H >= 0 is a bound. strict: an
-    unexpected pass fails the suite, so that the known_defect exemption is removed with the fix."""
+    """Drawn by the property test above: the optimum is W = H = 0, proved only through the coupling
+    (``ufm.theory.nonnegative.coupled_zero_solution_bound`` 0.0684 <= sqrt(lambda_W lambda_H) = 0.1; for any
+    labels the bound is 0.204). With H = G * G its restarts were accepted at the rounding floor of that degenerate
+    minimum, H ~ 1e-7, and the KKT residual in H was 1.87e-7 > 1e-8; now the zero solution is the candidate and no
+    restart ends below it."""
     problem = MemorizationDilationProblem(
         C=2, n=3, d=2, noise=0.25, r=0.05, alpha=0.0, lambda_W=1.0, lambda_H=0.01, restarts=2, seed=0
     )
     report = md.run(problem, progress=False)
     assert report.passed, [c.name for c in report.failed_checks]
+    assert report.numbers["best_is_zero"]

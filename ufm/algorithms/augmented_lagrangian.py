@@ -1,8 +1,9 @@
 """An augmented-Lagrangian outer loop around the shared solver, for inequality constraints ``c(x) <= 0``.
 
 Each outer step solves the inner problem ``L(x; nu, rho) = f(x)/s + (1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 -
-nu_k^2]`` for every element of a batch (restarts) to the rounding floor (stalls at a degenerate minimum's floor
-accepted: ``ufm.algorithms.rounding_floor.accept_gradient_floor``), then updates the multipliers
+nu_k^2]`` for every element of a batch (restarts), with simple bounds ``x >= 0`` on some variables kept by the
+solver itself where asked (``ufm.solver.minimise(..., nonnegative=...)``: projected Newton), then updates the
+multipliers
 ``nu <- max(0, nu + rho c)`` (Hestenes, "Multiplier and gradient methods", JOTA 1969; Powell, "A method for
 nonlinear constraints in minimization problems", 1969; Nocedal and Wright, "Numerical Optimization", 2nd ed.,
 Springer 2006, section 17.4). An element is finished when its inner solve converged and its constraint residual
@@ -23,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.algorithms.rounding_floor import accept_gradient_floor
 from ufm.solver import Solution, SolverOptions, minimise
 
 
@@ -49,21 +49,20 @@ def next_penalty(rho: float, worst: float, previous: float, tol: float, rho_max:
 @dataclasses.dataclass(frozen=True)
 class Schedule:
     """The outer loop's settings: at most ``outer_steps`` steps, stop at a constraint residual ``tol``, penalty
-    from ``rho_start`` (x10 while stalling, at most ``rho_max``), give up after ``patience`` steps without progress;
-    inner stalls accepted at the rounding floor up to relative gradient ``floor_rtol``."""
+    from ``rho_start`` (x10 while stalling, at most ``rho_max``), give up after ``patience`` steps without
+    progress."""
 
     outer_steps: int
     tol: float
     rho_start: float
     rho_max: float
     patience: int
-    floor_rtol: float
 
 
 class OuterResult(NamedTuple):
-    """The loop's end: the last inner Solution (statuses after the floor test), every restart's multipliers in
-    units of the objective f itself, constraint values c, their scale, residuals, which restarts finished, the
-    final penalty, the outer steps taken, the inner steps summed over them and the accepted rounding floors."""
+    """The loop's end: the last inner Solution, every restart's multipliers in units of the objective f itself,
+    constraint values c, their scale, residuals, which restarts finished, the final penalty, the outer steps taken
+    and the inner steps summed over them."""
 
     solution: Solution
     multipliers: np.ndarray
@@ -74,7 +73,6 @@ class OuterResult(NamedTuple):
     rho: float
     outer_steps: int
     inner_steps: np.ndarray
-    rounding_floor: dict
 
 
 def minimise_constrained(
@@ -87,6 +85,7 @@ def minimise_constrained(
     schedule: Schedule,
     options: SolverOptions,
     args_axes: Any,
+    nonnegative: Any = None,
     label: str = "al",
     progress: bool = False,
 ) -> OuterResult:
@@ -103,6 +102,8 @@ def minimise_constrained(
         schedule: the outer loop's settings.
         options: the inner solves' settings (their progress is off).
         args_axes: ``minimise``'s axes of ``(data, s)``.
+        nonnegative: ``minimise``'s bounds ``params >= 0`` (a prefix of one element's params with bool leaves),
+            kept by every inner solve (projected Newton); None: unconstrained inner problems.
         label: the progress lines' prefix.
         progress: print one line per outer step to stderr.
 
@@ -117,18 +118,7 @@ def minimise_constrained(
     inner_options = dataclasses.replace(options, progress=False)
     for step in range(schedule.outer_steps):
         inner = (data._replace(multipliers=jnp.asarray(nu), rho=jnp.asarray(rho)), jnp.asarray(units))
-        sol = minimise(lagrangian, params, inner, args_axes=args_axes, options=inner_options)
-        sol, floor = accept_gradient_floor(
-            sol,
-            lagrangian,
-            None,
-            lambda i, nu=nu, rho=rho, units=units: (
-                data._replace(multipliers=jnp.asarray(nu[i]), rho=jnp.asarray(rho)),
-                jnp.asarray(units),
-            ),
-            options=options,
-            rtol=schedule.floor_rtol,
-        )
+        sol = minimise(lagrangian, params, inner, args_axes=args_axes, options=inner_options, nonnegative=nonnegative)
         params = sol.params
         inner_steps = inner_steps + sol.steps
         c, scale = constraint(params)
@@ -165,4 +155,4 @@ def minimise_constrained(
             break
         rho = next_penalty(rho, worst, previous, schedule.tol, schedule.rho_max)
         previous = worst
-    return OuterResult(sol, nu * units, c, scale, residual, done, rho, step + 1, inner_steps, floor)
+    return OuterResult(sol, nu * units, c, scale, residual, done, rho, step + 1, inner_steps)

@@ -83,6 +83,20 @@ def kkt(problem, out, with_coupling: bool = True) -> dict:
     return result
 
 
+def _at_zero_value(out) -> str:
+    """Where the best restart ends at the zero solution's value log K (to OBJECTIVE_TOL) without the theory proving
+    W = H = 0 optimal: the note that says so. There the optimum may be W = H = 0 itself, where the coupling is
+    not differentiable and the restarts can only approach it (their inner solves stall near it)."""
+    zero = out["zero"]
+    if abs(out["objective"] - zero["objective"]) > OBJECTIVE_TOL * zero["objective"]:
+        return ""
+    return (
+        f"; the best restart ends at the zero solution's value log K: W = H = 0 may be the optimum, not proved here "
+        f"(sqrt(lambda_W lambda_H) = {zero['sqrt_lambda']:.6g} < bound {zero['bound']:.6g}), where the coupling is "
+        "not differentiable and the inner solves stall short of it"
+    )
+
+
 def _undefined_at_zero(names, why):
     return [Check.undefined(name, why) for name in names]
 
@@ -114,7 +128,8 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
                 "zero solution optimal: sqrt(lambda_W lambda_H) >= bound (sufficient condition)",
                 zero["bound"] / zero["sqrt_lambda"],
                 None,
-                "ufm.theory.nonnegative.zero_solution_optimal",
+                f"ufm.theory.nonnegative.model3_zero_solution_optimal: bound {zero['bound']:.6g}, the smaller of "
+                f"{zero['any_labels_bound']:.6g} (any labels) and {zero['coupled_bound']:.6g} (coupling r)",
             ),
             checks.relative("objective = log K at W = H = 0 (rel)", out["objective"], zero["objective"], OBJECTIVE_TOL),
             Check(
@@ -186,14 +201,7 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
             SOLVER.rtol,
             RESTARTS,
             f"; best constraint residual {float(out['residual'][best]):.2e}; outer steps "
-            f"{out['outer_steps']}, final rho {out['rho']:.0e}"
-            + (
-                f"; {len(out['rounding_floor'])} last inner solve(s) stalled at the rounding floor of a "
-                "degenerate minimum, accepted (grad norm, f-resolvable gradient): "
-                + ", ".join(f"restart {i} ({g:.1e}, {fl:.1e})" for i, (g, fl) in out["rounding_floor"].items())
-                if out["rounding_floor"]
-                else ""
-            ),
+            f"{out['outer_steps']}, final rho {out['rho']:.0e}" + _at_zero_value(out),
         ),
         dataclasses.replace(feasible, void=why, detail=why) if collapsed else feasible,
         dataclasses.replace(complementary, void=why, detail=why) if collapsed else complementary,

@@ -1,6 +1,7 @@
 """Model 3, memorization-dilation (after Nguyen et al., "Memorization-Dilation: Modeling Neural Collapse Under
 Label Noise", ICLR 2023; our formalisation): the noisy-label data, the balanced problem, the scaled augmented
-Lagrangian of the coupling ``c_k = M_k - r D_k <= 0`` and the settings of its outer loop
+Lagrangian of the coupling ``c_k = M_k - r D_k <= 0`` in the variables (W, H) themselves, H >= 0 a bound that
+every inner solve keeps (:data:`BOUNDS`, projected Newton, as Model 2), and the settings of its outer loop
 (``ufm.algorithms.augmented_lagrangian``)."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import numpy as np
 
 from ufm.algorithms.augmented_lagrangian import Schedule
 from ufm.objectives.nonnegative import (
+    MODEL2_BOUNDS,
     coupling,
     dilation_memorization,
-    model2_loss_squared,
+    model2_loss,
 )
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.solver import SolverOptions
@@ -34,13 +36,12 @@ OUTER_STEPS = 40
 AL_TOL = 1e-11  # constraint residual |V_k| / (r D_k) at which the outer loop stops
 RHO_START, RHO_MAX = 10.0, 1e6  # beyond 1e6 the inner problems' conditioning ~ rho r^2 costs them their digits
 PATIENCE = 5  # outer steps without progress before the loop gives up
-# Inner solves stalled at the rounding floor of the augmented Lagrangian (K = 2, n = 4, r = 0.01, weight decays
-# 1e-15: relative gradients 1.2e-11 .. 6.6e-11 at rho = 1e3, no negative curvature, every outer step) are accepted
-# as converged up to this relative gradient (the nonnegative family's bound) and reported.
-FLOOR_RTOL = 1e-8
-SCHEDULE = Schedule(
-    outer_steps=OUTER_STEPS, tol=AL_TOL, rho_start=RHO_START, rho_max=RHO_MAX, patience=PATIENCE, floor_rtol=FLOOR_RTOL
-)
+# H >= 0 as a bound of the inner solves, W free. Features H = G * G (a free G) made every zero entry of H a
+# degenerate direction (the loss quartic in G there), where inner solves stalled at the rounding floor and were
+# accepted as converged, leaving the KKT residual in H up to 9.2e-7 (--sweep r at alpha = 0.1, r = 2); with the
+# bound no inner solve of the r sweep, the default run or the tests stalls, and none is accepted at a floor.
+BOUNDS = MODEL2_BOUNDS
+SCHEDULE = Schedule(outer_steps=OUTER_STEPS, tol=AL_TOL, rho_start=RHO_START, rho_max=RHO_MAX, patience=PATIENCE)
 
 
 def memberships(problem) -> tuple[jax.Array, jax.Array]:
@@ -51,9 +52,11 @@ def memberships(problem) -> tuple[jax.Array, jax.Array]:
 
 
 def zero_regime(problem: MemorizationDilationProblem) -> dict:
-    """Whether the theory proves W = H = 0 optimal here (sufficient condition on the observed labels)."""
-    counts = np.bincount(problem.labels, minlength=problem.C)
-    return theory.zero_solution_optimal(counts, problem.N, problem.lambda_W, problem.lambda_H, problem.alpha)
+    """Whether the theory proves W = H = 0 optimal here (``ufm.theory.nonnegative.model3_zero_solution_optimal``:
+    a sufficient condition on the observed and true labels, the coupling r and the weight decays)."""
+    return theory.model3_zero_solution_optimal(
+        problem.labels, problem.true_labels, problem.lambda_W, problem.lambda_H, problem.alpha, problem.r
+    )
 
 
 def balance(problem: MemorizationDilationProblem) -> float:
@@ -64,20 +67,21 @@ def balance(problem: MemorizationDilationProblem) -> float:
 
 
 @jax.jit
-def restart_dilation_memorization(G, clean, noisy):
-    """Per restart (leading axis of G): D_k and M_k of H = G*G."""
-    return jax.vmap(lambda g: dilation_memorization(g**2, clean, noisy)[1:])(G)
+def restart_dilation_memorization(H, clean, noisy):
+    """Per restart (leading axis of H): D_k and M_k."""
+    return jax.vmap(lambda h: dilation_memorization(h, clean, noisy)[1:])(H)
 
 
-restart_objectives = jax.jit(jax.vmap(model2_loss_squared, in_axes=(0, None)))  # every restart's objective
+restart_objectives = jax.jit(jax.vmap(model2_loss, in_axes=(0, None)))  # every restart's objective
 
 
 def scaled_lagrangian(params: dict, args) -> jax.Array:
-    """``f / s + (1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for ``args = (DilationData, s)``: Model 3's
-    augmented Lagrangian (``ufm.objectives.nonnegative.model3_lagrangian``) with the objective in units of its
-    own size s (multipliers and penalty in those units; the true multipliers are ``s nu``). Unscaled, a tiny
-    objective (7.5e-6 at weight decays 1e-7) meets penalties rho (r D)^2 ~ 1e7 times its size and the solver's
-    test ``||grad|| / max(1, |value|)`` against 1: every inner solve stalled at relative gradient ~4e-6."""
+    """``f / s + (1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` on ``{"W", "H"}`` for ``args =
+    (DilationData, s)``, to be minimised with H >= 0 as a bound (:data:`BOUNDS`): Model 3's augmented Lagrangian
+    (``ufm.objectives.nonnegative.model3_lagrangian``) with the objective in units of its own size s (multipliers
+    and penalty in those units; the true multipliers are ``s nu``). Unscaled, a tiny objective (7.5e-6 at weight
+    decays 1e-7) meets penalties rho (r D)^2 ~ 1e7 times its size and the solver's test ``||grad|| / max(1,
+    |value|)`` against 1: every inner solve stalled at relative gradient ~4e-6."""
     data, scale = args
-    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
-    return model2_loss_squared(params, data) / scale + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
+    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["H"], data))
+    return model2_loss(params, data) / scale + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)

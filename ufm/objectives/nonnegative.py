@@ -1,10 +1,11 @@
 """Nonnegative-feature objectives (Nguyen et al., ICLR 2023): Model 1 (budgets), Model 2 (weight decay), Model 3
 (label noise).
 
-Feasibility is exact at every iterate, never by penalty:
-- Model 2: ``H >= 0`` is a bound that the solver keeps (``minimise(..., nonnegative=MODEL2_BOUNDS)``: projected
-  Newton), on the variables (W, H) themselves;
-- Models 1 and 3: ``h >= 0`` by reparametrisation, features ``H = G * G`` (elementwise square of a free G);
+Feasibility of ``H >= 0`` is exact at every iterate, never by penalty:
+- Models 2 and 3: ``H >= 0`` is a bound that the solver keeps (``minimise(..., nonnegative=MODEL2_BOUNDS)``:
+  projected Newton), on the variables (W, H) themselves (Model 3's coupling ``M_k <= r D_k`` is the augmented
+  Lagrangian's, ``ufm.objectives.memorization_dilation``);
+- Model 1: ``h >= 0`` by reparametrisation, features ``H = G * G`` (elementwise square of a free G);
 - Model 1's budgets are met with equality, ``W = sqrt(K E_W) V/||V||_F`` and ``H = sqrt(N E_H) P/||P||_F``
   with ``P = G * G`` (for CE the budgets are active at every optimum; for LS the optimal value is also attained
   on them).
@@ -89,7 +90,8 @@ def model2_loss(params: dict, data: NonnegData) -> jax.Array:
 
 
 def model2_loss_squared(params: dict, data) -> jax.Array:
-    """Model 2 on ``{"W", "G"}`` with ``H = G * G`` (Model 3's parametrisation; unconstrained)."""
+    """Model 2 on ``{"W", "G"}`` with ``H = G * G`` (unconstrained; for first-order methods that know no bounds,
+    e.g. the benchmarks' comparison)."""
     return model2_objective(params["W"], params["G"] ** 2, data)
 
 
@@ -108,13 +110,34 @@ class DilationData(NamedTuple):
 
 
 def dilation_memorization(H: jax.Array, clean: jax.Array, noisy: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Clean class means mu_k (d x K), dilation D_k (RMS distance of clean class-k features to mu_k) and
-    memorization M_k (mean distance of the noisy samples of true class k to mu_k)."""
+    """Clean class means, dilation and memorization of the features H (d x N):
+
+        mu_k = mean of the clean class-k features,   D_k = sqrt(mean_{clean i of k} ||h_i - mu_k||^2),
+        M_k = mean_{noisy i of true class k} ||h_i - mu_k||.
+
+    D_k and each noisy distance are norms, not differentiable where their argument vanishes (a class's clean
+    features coinciding, a noisy feature on its clean mean: exact zeros that a step projected onto H >= 0 can
+    reach); their derivative there is taken as 0, an element of the norm's subdifferential, instead of sqrt's
+    ``0 * inf = NaN``.
+
+    Args:
+        H: the features (d x N).
+        clean, noisy: N x K memberships (1 where sample i is clean, resp. noisy, and of true class k).
+
+    Returns:
+        (mu (d x K), D (K,), M (K,)).
+    """
     mu = H @ clean / jnp.sum(clean, axis=0)
     dist_sq = jnp.sum((H[:, :, None] - mu[:, None, :]) ** 2, axis=0)  # N x K
-    D = jnp.sqrt(jnp.sum(clean * dist_sq, axis=0) / jnp.sum(clean, axis=0))
-    M = jnp.sum(noisy * jnp.sqrt(jnp.where(noisy > 0, dist_sq, 1.0)), axis=0) / jnp.sum(noisy, axis=0)
+    D = _root(jnp.sum(clean * dist_sq, axis=0) / jnp.sum(clean, axis=0))
+    M = jnp.sum(noisy * _root(jnp.where(noisy > 0, dist_sq, 0.0)), axis=0) / jnp.sum(noisy, axis=0)
     return mu, D, M
+
+
+def _root(s: jax.Array) -> jax.Array:
+    """``sqrt(s)`` for ``s >= 0``, with derivative 0 at s = 0 (both branches of the ``where`` finite)."""
+    positive = s > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)), 0.0)
 
 
 def coupling(H: jax.Array, data: DilationData) -> jax.Array:
@@ -124,10 +147,11 @@ def coupling(H: jax.Array, data: DilationData) -> jax.Array:
 
 
 def model3_lagrangian(params: dict, data: DilationData) -> jax.Array:
-    """Augmented Lagrangian of Model 3: Model 2's objective on the noisy labels plus
-    ``(1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for the inequality constraints c_k <= 0."""
-    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["G"] ** 2, data))
-    return model2_loss_squared(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
+    """Augmented Lagrangian of Model 3 on ``{"W", "H"}`` (H >= 0 a bound, :data:`MODEL2_BOUNDS`): Model 2's
+    objective on the noisy labels plus ``(1/(2 rho)) sum_k [max(0, nu_k + rho c_k)^2 - nu_k^2]`` for the
+    inequality constraints c_k <= 0."""
+    shifted = jnp.maximum(0.0, data.multipliers + data.rho * coupling(params["H"], data))
+    return model2_loss(params, data) + jnp.sum(shifted**2 - data.multipliers**2) / (2 * data.rho)
 
 
 def objective_data(problem, labels=None) -> NonnegData:
