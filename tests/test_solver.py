@@ -107,6 +107,28 @@ def test_vmap_equals_loop():
         np.testing.assert_allclose(np.asarray(one.params)[0], np.asarray(batch.params)[i], rtol=1e-14, atol=1e-15)
 
 
+def test_settings_that_differ_only_in_value_share_one_compilation():
+    """Tolerances and step budgets (``ufm.solver.TRACED_SETTINGS``) are data of the compiled programs: solves that
+    differ only in them compile once, and each still obeys its own settings (a budget of 1 Newton step ends
+    MAX_STEPS; the looser rtol stops earlier, at a larger gradient)."""
+    from ufm.solver import _solver_functions
+
+    rosenbrock = lambda x, _: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    start = jnp.asarray([[-1.2, 1.0]])
+    base = SolverOptions(progress=False, linear_solver="eigh", damping=1.0)
+    variants = [
+        base,
+        dataclasses.replace(base, rtol=1e-6, xtol=1e-5, damping=0.5),
+        dataclasses.replace(base, max_steps=1),
+    ]
+    before = _solver_functions.cache_info().currsize
+    solutions = [minimise(rosenbrock, start, options=opts) for opts in variants]
+    assert _solver_functions.cache_info().currsize == before + 1
+    strict, loose, one_step = solutions
+    assert strict.status.tolist() == loose.status.tolist() == [CONVERGED] and one_step.status.tolist() == [MAX_STEPS]
+    assert strict.rel_grad_norm[0] <= 1e-12 < loose.rel_grad_norm[0] <= 1e-6 and one_step.steps.tolist() == [1]
+
+
 def test_polish_tolerates_evaluation_noise_of_large_sums():
     """Two evaluations of a large sum at nearly the same point can differ by far more than a few eps|f| (a
     different fusion or summation order under vmap: 83 eps was seen on a 1e6-variable joint problem). Here that

@@ -556,18 +556,43 @@ def _shard_batch(x0, args, args_axes, devices):
     return [part(lo, hi, device) for lo, hi, device in zip(bounds, bounds[1:], devices)]
 
 
-def _executables(start, advance, progress, cache, x0, args, device):
+# The numeric settings reach the compiled programs as data, not as constants: solves that differ only in them (a
+# family whose tolerances follow the objective's scale, e.g. the square loss over weight decays) share one
+# compilation. The others shape the program (its linear algebra, loop structure, array sizes) and stay static.
+TRACED_SETTINGS = ("rtol", "xtol", "max_steps", "damping", "quasi_newton_rtol", "quasi_newton_steps", "cg_max_steps")
+_INTEGER_SETTINGS = ("max_steps", "quasi_newton_steps", "cg_max_steps")
+
+
+def _traced_settings(options: SolverOptions) -> dict:
+    """The values of TRACED_SETTINGS as float64 / int32 scalars, the compiled programs' last argument."""
+    return {
+        name: np.asarray(getattr(options, name), np.int32 if name in _INTEGER_SETTINGS else np.float64)
+        for name in TRACED_SETTINGS
+    }
+
+
+def _static_options(options: SolverOptions) -> SolverOptions:
+    """``options`` with the traced settings at their defaults (whether an L-BFGS phase runs at all is kept: it is
+    part of the program) and no label or progress: the key of the compiled programs."""
+    defaults = SolverOptions()
+    reset = {name: getattr(defaults, name) for name in TRACED_SETTINGS}
+    reset["quasi_newton_steps"] = int(options.quasi_newton_steps > 0)
+    return dataclasses.replace(options, progress=False, label="", **reset)
+
+
+def _executables(start, advance, progress, cache, x0, args, settings, device):
     """Compiled start, advance and progress for these argument shapes on ``device`` (None: one device, wherever
     jax places the arguments), from ``cache`` or compiled into it."""
     signature = jax.tree.map(lambda a: (np.shape(a), _dtype(a)), (x0, args))
     signature = (jax.tree.structure(signature), tuple(jax.tree.leaves(signature)), device)
     if signature not in cache:
-        start_c = start.lower(x0, args).compile()
-        state_spec = jax.eval_shape(start, x0, args)
+        start_c = start.lower(x0, args, settings).compile()
+        state_spec = jax.eval_shape(start, x0, args, settings)
         if device is not None:  # the state stays on its device between calls
             sharding = jax.sharding.SingleDeviceSharding(device)
             state_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), state_spec)
-        cache[signature] = (start_c, advance.lower(state_spec, args).compile(), progress.lower(state_spec).compile())
+        advance_c = advance.lower(state_spec, args, settings).compile()
+        cache[signature] = (start_c, advance_c, progress.lower(state_spec).compile())
     return cache[signature]
 
 
@@ -576,8 +601,9 @@ def _solver_functions(
     fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding, bound_key=None
 ):
     """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
-    line's numbers) for one objective, options, parameter structure and output sharding, with a cache of their
-    compiled executables by argument shapes."""
+    line's numbers) for one objective, static options (:func:`_static_options`), parameter structure and output
+    sharding, with a cache of their compiled executables by argument shapes. start and advance take the values of
+    TRACED_SETTINGS as their last argument."""
     example = jax.tree.unflatten(treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaf_specs])
     _, unravel = ravel_pytree(example)
     flat_fun = lambda x, a: fun(unravel(x), a)
@@ -585,17 +611,19 @@ def _solver_functions(
     bound = None if bound_key is None else jnp.asarray(np.frombuffer(bound_key, dtype=bool))
 
     @jax.jit(out_shardings=out_sharding)
-    def start(x, args):
+    def start(x, args, settings):
+        opts = dataclasses.replace(options, **settings)
+
         def one(x, args):
             if options.quasi_newton_steps > 0 and bound is None:
-                x = _lbfgs_phase(flat_fun, x, args, options)
+                x = _lbfgs_phase(flat_fun, x, args, opts)
             elif options.quasi_newton_steps > 0 and bound is not None:
                 # L-BFGS knows no bounds: it runs on the squares x = y * y of the bound variables (feasible at
                 # every iterate; cheap steps far from the optimum), and projected Newton then polishes on x itself,
                 # where the reparametrisation's degeneracy at x = 0 (a quartic loss in y) is gone.
                 square = lambda y: jnp.where(bound, y * y, y)
                 y = _lbfgs_phase(
-                    lambda y, a: flat_fun(square(y), a), jnp.where(bound, jnp.sqrt(jnp.abs(x)), x), args, options
+                    lambda y, a: flat_fun(square(y), a), jnp.where(bound, jnp.sqrt(jnp.abs(x)), x), args, opts
                 )
                 x = square(y)
             x = _project(x, bound)
@@ -603,16 +631,16 @@ def _solver_functions(
             bad = ~(jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
             # With the eigh solver a start at gradient tolerance still takes a step: it may be a saddle (e.g. a
             # start at W = H = 0), which only the step's curvature test can tell.
-            at_tol = (_rel(_projected_gradient(x, g, bound), f) <= options.rtol) & (not options.tests_curvature)
+            at_tol = (_rel(_projected_gradient(x, g, bound), f) <= opts.rtol) & (not options.tests_curvature)
             status = jnp.where(bad, NONFINITE, jnp.where(at_tol, CONVERGED, RUNNING))
             return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32), jnp.asarray(jnp.nan, x.dtype))
 
         return jax.vmap(one, in_axes=vmapped_axes)(x, args)
 
-    step = _newton_step(flat_fun, options, algebra, bound)
-
     @jax.jit(out_shardings=out_sharding)
-    def advance(state, args):
+    def advance(state, args, settings):
+        step = _newton_step(flat_fun, dataclasses.replace(options, **settings), algebra, bound)
+
         def chunk(s, a):
             # A while loop, not a fori loop: under vmap it ends as soon as every element has finished, instead
             # of running the remaining steps of the chunk masked.
@@ -680,21 +708,29 @@ def minimise(
             lambda b, sub: jax.tree.map(lambda leaf: np.full(np.shape(leaf), bool(b)), sub), nonnegative, example
         )
         bound_key = np.asarray(ravel_pytree(mask)[0], dtype=bool).tobytes()
+    settings = _traced_settings(options)
     devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
         parts = _shard_batch(x0, args, args_axes, devices)
     else:
         devices, parts = [None], [(x0, args)]
-    key_options = dataclasses.replace(options, progress=False, label="")
     start, advance, progress, unravel, executables = _solver_functions(
-        fun, key_options, algebra, treedef, tuple((np.shape(l), _dtype(l)) for l in leaves), args_axes, None, bound_key
+        fun,
+        _static_options(options),
+        algebra,
+        treedef,
+        tuple((np.shape(l), _dtype(l)) for l in leaves),
+        args_axes,
+        None,
+        bound_key,
     )
 
     # Compiled once per (objective, options, shapes, device): sweeps over values of the same shapes reuse it.
     # Compilation is explicit so that compilation and solve times are reported separately.
     t0 = time.perf_counter()
     compiled = [
-        _executables(start, advance, progress, executables, x, a, device) for (x, a), device in zip(parts, devices)
+        _executables(start, advance, progress, executables, x, a, settings, device)
+        for (x, a), device in zip(parts, devices)
     ]
     compile_seconds = time.perf_counter() - t0
     # The compiled programs' own memory accounting (arguments, outputs and XLA's temporaries), read before
@@ -727,7 +763,7 @@ def minimise(
         return jax.block_until_ready([call() for call in calls])
 
     t0 = time.perf_counter()
-    states = run([functools.partial(c[0], x, a) for c, (x, a) in zip(compiled, parts)])
+    states = run([functools.partial(c[0], x, a, settings) for c, (x, a) in zip(compiled, parts)])
     solve_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -743,7 +779,7 @@ def minimise(
         if running == 0:
             break
         live = np.flatnonzero(running_each)  # a slice whose elements have all finished is left as it is
-        for k, s in zip(live, run([functools.partial(compiled[k][1], states[k], parts[k][1]) for k in live])):
+        for k, s in zip(live, run([functools.partial(compiled[k][1], states[k], parts[k][1], settings) for k in live])):
             states[k] = s
         done_steps += options.steps_per_report
     solve_seconds += time.perf_counter() - t0

@@ -245,9 +245,9 @@ def solver_options(problem: SquareLossProblem, progress: bool = False) -> Solver
     restart
     on a plateau) gets the relative test ``||grad f|| <= rtol f`` with rtol up to 1e-8 (Gaussian inputs, lambda_W
     >= 1e-6) or 1e-6 (ReLU at 1e-9): no tighter is delivered there (with rtol 1e-12 relative, Gaussian-input
-    restarts at lambda_W = 1e-6 stalled at 3e-12 - 2e-11: the Hessian's condition ~1/lambda_W). Powers of ten, and
-    the default settings wherever s = 1, keep the number of distinct settings, hence of compilations in a sweep
-    over decays, small.
+    restarts at lambda_W = 1e-6 stalled at 3e-12 - 2e-11: the Hessian's condition ~1/lambda_W). These settings are
+    data of the compiled solver (``ufm.solver.TRACED_SETTINGS``): problems that differ only in their decays share
+    one compilation (measured, C = 3, n = 2, decays 1e-9 ... 1e-1: 1 program instead of 4, 4.7 s instead of 25.7 s).
     """
     s = objective_scale(problem)
     rtol = max(SOLVER.rtol, 10.0 ** math.ceil(math.log10(4 * _EPS / s) - 1e-9))
