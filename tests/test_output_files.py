@@ -366,6 +366,7 @@ def fake_figures(monkeypatch):
     module.NAME, module.TITLE = "fake", "a fake figure"
     module.config = lambda quick: {"n": 3}
     module.steps = lambda config: 1
+    module.caption = lambda config: f"a fake figure (n = {config['n']})"
 
     def compute(config, progress):
         state.calls += 1
