@@ -545,9 +545,13 @@ def solve(
     )
 
 
+# compiled once per shape: run op by op, the value and gradient compiled ~20 small programs on every new shape
+_value_and_grad = jax.jit(jax.value_and_grad(square_loss))
+
+
 def evaluate(params: dict, data: SquareLossData) -> tuple[float, float]:
     """(objective, relative gradient norm ||grad|| / max(1, |f|)) at a point."""
-    f, g = jax.value_and_grad(square_loss)(params, data)
+    f, g = _value_and_grad(params, data)
     gn = float(jnp.linalg.norm(ravel_pytree(g)[0]))
     return float(f), gn / max(1.0, abs(float(f)))
 
