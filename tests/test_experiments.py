@@ -264,6 +264,17 @@ STATED = {
     "gd_momentum": lambda v: [f"momentum {v:g}"],
     "gd_lambda": lambda v: [f"lambda = {v:g}"],
     "alphas": lambda v: _listed([a for a in v if a != 0]) + (["CE"] if 0 in v else []),
+    "seeds": lambda v: [f"seeds {', '.join(str(s) for s in v)}"],
+    "objectives": lambda v: [
+        {"erm": "ERM", "mixup": "mixup with a learned classifier", "mixup_etf": "fixed simplex ETF"}[o] for o in v
+    ],
+    "hidden": lambda v: [f"hidden widths {', '.join(str(w) for w in v)}"],
+    "train_steps": lambda v: [f"{v} full-batch Adam steps"],
+    "lr": lambda v: [f"learning rate {v:g}"],
+    "weight_decay": lambda v: [f"weight decay {v:g}"],
+    "beta_alpha": lambda v: [f"Beta({v:g})"],
+    "per_pair": lambda v: [f"{v} sample pairs per class pair"],
+    "held_out": lambda v: [f"{100 * v:g} % held out"],
     **{key: _listed for key in ("kappas", "curve_kappas", "solver_kappas", "classes", "r_values", "solver_alphas")},
     **{key: _listed for key in ("points", "deep_layers", "model2_alpha")},
     **{key: _grid for key in ("lambdas", "theory_kappas", "theory_alphas", "square", "deep", "model2")},
@@ -310,3 +321,18 @@ def test_every_figure_json_holds_the_caption_of_its_configuration(figures):
     for name, module in figure_modules().items():
         record = json.loads((figures[0] / f"{name}.json").read_text())
         assert record["quick"] is True and record["caption"] == module.caption(record["config"]), name
+
+
+def test_network_mixup_records_its_verdict_and_numbers(figures):
+    """The JSON's summary (verdict, mean and spread over seeds) is the npz's data summarised; train accuracy is
+    high enough for the features to be terminal-phase ones."""
+    from ufm.experiments import network_mixup
+
+    data, cfg = load_data(figures[0], "network_mixup")
+    record = json.loads((figures[0] / "network_mixup.json").read_text())["summary"]
+    assert record == json.loads(json.dumps(network_mixup.summary(data, cfg)))
+    etf, learned = data["mixup_etf_distance"], data["mixup_distance"]
+    assert record["verdict"] == network_mixup.verdict(etf, learned)
+    for objective in cfg["objectives"]:
+        assert data[f"{objective}_train_accuracy"].min() >= 0.95, objective
+    assert data["mixup_etf_etf_gram_error"].max() < 1e-14  # the fixed classifier is the ETF

@@ -37,6 +37,7 @@ FIGURES = {
     "local_linearity": "ufm.experiments.local_linearity",
     "mixup_joint": "ufm.experiments.mixup_joint",
     "phase_diagrams": "ufm.experiments.phase_diagrams",
+    "network_mixup": "ufm.experiments.network_mixup",
 }
 PENDING = {}
 

@@ -72,6 +72,8 @@ def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list
                     "caption": caption,  # this configuration's own caption; docs/figures.md has the full one
                     "quick": quick,
                     "config": config,
+                    # a module's findings read off its data (a verdict with its numbers), where it states them
+                    **({"summary": module.summary(data, config)} if hasattr(module, "summary") else {}),
                 }
             )
             + "\n"
