@@ -13,6 +13,7 @@ Feasibility of ``H >= 0`` is exact at every iterate, never by penalty:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -208,11 +209,15 @@ EVALUATE = {model: jax.jit(jax.vmap(loss, in_axes=(0, None))) for model, (loss, 
 def factor_gradients(model: str, W, H, data: NonnegData):
     """The gradients in (W, H) (not the reparametrised variables) of the model's loss: CE, plus Model 2's weight
     decays; for the KKT residual."""
+    return _factor_gradients(model, jnp.asarray(W), jnp.asarray(H), data)
 
+
+@functools.partial(jax.jit, static_argnums=0)  # one program per shape; op by op it compiled ~40 small ones
+def _factor_gradients(model: str, W, H, data: NonnegData):
     def f(W, H):
         base = cross_entropy(W @ H, data.Q)
         if model == "ufm":
             base += 0.5 * data.lambda_W * jnp.sum(W**2) + 0.5 * data.lambda_H * jnp.sum(H**2)
         return base
 
-    return jax.grad(f, argnums=(0, 1))(jnp.asarray(W), jnp.asarray(H))
+    return jax.grad(f, argnums=(0, 1))(W, H)
