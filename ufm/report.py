@@ -191,7 +191,7 @@ def check_output_file(path: Path | str) -> Path:
     return path
 
 
-def atomic_write(path: Path | str, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path | str, write: Callable[[str], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so that readers never
     see a partial file and a failure leaves nothing behind. Only a regular file is ever replaced (a link, a device
     node or a folder at ``path`` raises :class:`OutputError`, checked before writing and again just before the

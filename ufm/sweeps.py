@@ -328,7 +328,7 @@ class CompileCounter:
 
     count: int = 0
 
-    def __call__(self, event: str, duration: float, **kwargs) -> None:
+    def __call__(self, event: str, duration_secs: float, **kwargs) -> None:
         if event == BACKEND_COMPILE_EVENT:
             self.count += 1
 

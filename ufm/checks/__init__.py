@@ -53,7 +53,9 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return (not self.graded) or (math.isfinite(self.value) and self.value <= self.tol)
+        if not self.graded or self.tol is None:  # (graded implies a tolerance; the second test narrows the type)
+            return True
+        return math.isfinite(self.value) and self.value <= self.tol
 
     @property
     def verdict(self) -> Verdict:

@@ -67,7 +67,7 @@ def identity_last_layer(lambda_L, W_L, residual, features, magnitude=None) -> Ch
         "(I1) lambda_L W_L = R h^T / N",
         rel(lambda_L * W_L, rhs) if size > 0 else float(np.linalg.norm(lambda_L * W_L)),
         tol,
-        f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "",
+        f"float64 floor {floor:.2g} (small residual)" if tol is not None and tol > IDENTITY_TOL else "",
     )
 
 
@@ -87,7 +87,7 @@ def identity_factors(energies: list[float], residual, F, b, magnitude=None) -> C
         float(worst),
         tol,
         f"{len(energies)} factors, common value {target:.6g}"
-        + (f"; float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else ""),
+        + (f"; float64 floor {floor:.2g} (small residual)" if tol is not None and tol > IDENTITY_TOL else ""),
     )
 
 
@@ -95,15 +95,15 @@ def identity_bias(lambda_b, b, residual, magnitude=None) -> Check:
     """(I3) ``lambda_b b = (1/N) sum_i r_i`` (lambda_b = 0 for a free bias: residuals sum to zero); relative to the
     root-mean-square residual norm, the natural scale of both sides (floor: ``ROUNDING ||magnitude|| / ||R||``)."""
     mean_residual = residual.mean(axis=1)
-    size = np.linalg.norm(residual)
+    size = float(np.linalg.norm(residual))
     scale = max(size / np.sqrt(residual.shape[1]), 1e-300)
-    floor = cancellation_floor(np.linalg.norm(magnitude), size) if magnitude is not None and size > 0 else 0.0
+    floor = cancellation_floor(float(np.linalg.norm(magnitude)), size) if magnitude is not None and size > 0 else 0.0
     tol = floored(IDENTITY_TOL, floor)
     return Check(
         "(I3) lambda_b b = mean residual",
         float(np.linalg.norm(lambda_b * b - mean_residual) / scale),
         tol,
-        f"float64 floor {floor:.2g} (small residual)" if tol > IDENTITY_TOL else "",
+        f"float64 floor {floor:.2g} (small residual)" if tol is not None and tol > IDENTITY_TOL else "",
     )
 
 

@@ -170,7 +170,7 @@ def solve_targets(
         loss,
         jnp.asarray(h0),
         data,
-        args_axes=MixupData(None, 0, None),
+        args_axes=MixupData(None, 0, None),  # type: ignore[arg-type]  # vmap axes, not data
         options=dataclasses.replace(options or SOLVER, progress=progress),
     )
     return np.asarray(sol.params), sol

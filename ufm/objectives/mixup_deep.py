@@ -54,7 +54,7 @@ class DeepMixupData(NamedTuple):
     W: jax.Array
     mu: jax.Array
     mu_v: jax.Array
-    sharpness: jax.Array = 10.0
+    sharpness: jax.Array | float = 10.0
 
 
 def forward(params: dict, data: DeepMixupData, act: Callable, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -85,8 +85,9 @@ def model2_factors(params: dict, data: NonnegData) -> tuple[jax.Array, jax.Array
     return params["W"], params["H"]
 
 
-def model2_loss(params: dict, data: NonnegData) -> jax.Array:
-    """Model 2 on ``{"W", "H"}``, to be minimised with ``H >= 0`` as a bound (:data:`MODEL2_BOUNDS`)."""
+def model2_loss(params: dict, data) -> jax.Array:
+    """Model 2 on ``{"W", "H"}``, to be minimised with ``H >= 0`` as a bound (:data:`MODEL2_BOUNDS`). ``data``:
+    :class:`NonnegData`, or Model 3's :class:`DilationData` (only Q and the weight decays are read)."""
     return model2_objective(params["W"], params["H"], data)
 
 
