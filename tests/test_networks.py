@@ -65,20 +65,7 @@ def test_ufm_measure_on_the_dumped_file_reproduces_the_figure(data, tmp_path):
     recorded = network_mixup.compute(cfg, progress=type("P", (), {"step": lambda self: None})())
     assert str(recorded["verdict"]) in ("holds", "does not hold") or "of 1 seeds" in str(recorded["verdict"])
     for objective in ("mixup", "mixup_etf"):
-        run = networks.train(
-            networks.TrainConfig(
-                objective=objective,
-                hidden=tuple(cfg["hidden"]),
-                steps=cfg["train_steps"],
-                lr=cfg["lr"],
-                weight_decay=cfg["weight_decay"],
-                alpha=cfg["beta_alpha"],
-                m=cfg["m"],
-                seed=0,
-                held_out=cfg["held_out"],
-            ),
-            data,
-        )
+        run = networks.train(network_mixup.train_config(cfg, objective, 0), data)
         path = tmp_path / f"{objective}.npz"
         np.savez(path, **networks.measure_arrays(run, cfg["lambdas"], cfg["per_pair"], 0))
         numbers = measure_file(path).numbers

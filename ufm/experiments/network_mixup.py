@@ -100,6 +100,21 @@ def _get(numbers: dict, path: tuple) -> float:
     return float(numbers)
 
 
+def train_config(cfg: dict, objective: str, seed: int) -> networks.TrainConfig:
+    """The training settings of one network of the figure's configuration ``cfg`` (one objective, one seed)."""
+    return networks.TrainConfig(
+        objective=objective,
+        hidden=tuple(cfg["hidden"]),
+        steps=cfg["train_steps"],
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        alpha=cfg["beta_alpha"],
+        m=cfg["m"],
+        seed=seed,
+        held_out=cfg["held_out"],
+    )
+
+
 def run_one(cfg: dict, objective: str, seed: int, data: dict) -> dict:
     """Train one network and measure it.
 
@@ -107,20 +122,7 @@ def run_one(cfg: dict, objective: str, seed: int, data: dict) -> dict:
         dict with ``arrays`` (what ``ufm.measure`` was given), ``numbers`` (its numbers), ``values`` (the
         figure's measures by key, with ``train_accuracy`` and ``test_accuracy``).
     """
-    run = networks.train(
-        networks.TrainConfig(
-            objective=objective,
-            hidden=tuple(cfg["hidden"]),
-            steps=cfg["train_steps"],
-            lr=cfg["lr"],
-            weight_decay=cfg["weight_decay"],
-            alpha=cfg["beta_alpha"],
-            m=cfg["m"],
-            seed=seed,
-            held_out=cfg["held_out"],
-        ),
-        data,
-    )
+    run = networks.train(train_config(cfg, objective, seed), data)
     arrays = networks.measure_arrays(run, cfg["lambdas"], cfg["per_pair"], seed)
     numbers = measure(**arrays).numbers
     values = {key: _get(numbers, path) for key, path, _ in MEASURES}
