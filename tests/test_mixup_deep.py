@@ -223,9 +223,10 @@ def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
     (a per-stage closure or constant would add one per stage: 15). Tiny sizes that no other test uses, so that
     none of the executables exists before."""
     from ufm import solver
+    from ufm.algorithms import continuation
 
     caches, calls = {}, []
-    original_functions, original_minimise = solver._solver_functions, family.minimise
+    original_functions, original_minimise = solver._solver_functions, continuation.minimise
 
     def functions(*args):
         found = original_functions(*args)
@@ -237,7 +238,7 @@ def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
         return original_minimise(*args, **kwargs)
 
     monkeypatch.setattr(solver, "_solver_functions", functions)
-    monkeypatch.setattr(family, "minimise", minimise)
+    monkeypatch.setattr(continuation, "minimise", minimise)
     problem = MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed")
     report = family.run(problem, progress=False)
     compiled = sum(len(cache) - before for cache, before in caches.values())

@@ -7,9 +7,14 @@ found).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ufm.solver import Solution
 
 
 def with_zero_start(params, add: bool = True):
@@ -26,3 +31,23 @@ def graded_restarts(solution, best: int) -> np.ndarray:
     converged (a saddle or a stalled restart is no minimum), else the best alone (whose convergence check then
     fails)."""
     return np.flatnonzero(solution.converged) if solution.converged[best] else np.array([best])
+
+
+def concatenate(solutions: Sequence[Solution]) -> Solution:
+    """One :class:`ufm.solver.Solution` holding the elements of several batches in order (params of the same
+    structure), their compilation and solve times added; the settings (rtol, linear algebra, devices) of the
+    first."""
+    cat = lambda get: np.concatenate([np.asarray(get(sol)) for sol in solutions])
+    eigenvalues = [sol.min_eigenvalue for sol in solutions if sol.min_eigenvalue is not None]
+    return dataclasses.replace(
+        solutions[0],
+        params=jax.tree.map(lambda *a: jnp.concatenate(a), *[sol.params for sol in solutions]),
+        loss=cat(lambda s: s.loss),
+        grad_norm=cat(lambda s: s.grad_norm),
+        rel_grad_norm=cat(lambda s: s.rel_grad_norm),
+        steps=cat(lambda s: s.steps),
+        status=cat(lambda s: s.status),
+        min_eigenvalue=np.concatenate(eigenvalues) if len(eigenvalues) == len(solutions) else None,
+        compile_seconds=sum(sol.compile_seconds for sol in solutions),
+        solve_seconds=sum(sol.solve_seconds for sol in solutions),
+    )
