@@ -12,6 +12,13 @@ full-batch with Adam to the terminal phase under one of three objectives:
   ``<w_c, w_c'> = -m^2/(C-1)``) and no bias, the classifier of Theorem 3.1 of Fisher, Meng, Papyan, "Pushing
   Boundaries: Mixup's Influence on Neural Collapse", ICLR 2024.
 
+Label noise and label smoothing (Nguyen, Levie, Lienen, Kutyniok, Huellermeier, "Memorization-Dilation:
+Modeling Neural Collapse Under Label Noise", ICLR 2023): with ``label_noise = eta > 0``, ``round(eta N)`` training
+samples, drawn uniformly without replacement, are trained with a label drawn uniformly from the C - 1 other
+classes (:func:`noisy_labels`); the held-out samples keep their true labels. With ``smoothing = alpha > 0`` every
+one-hot target becomes ``(1 - alpha) e_y + (alpha/C) 1`` (:func:`smoothed_targets`; Szegedy, Vanhoucke, Ioffe,
+Shlens, Wojna, "Rethinking the Inception Architecture for Computer Vision", CVPR 2016), before any mixing.
+
 Weight decay is the L2 penalty ``(weight_decay/2) ||theta||^2`` on the trained parameters, added to the loss (so
 the objective is the regularised one the unconstrained-features model abstracts). Everything is float64 and
 seeded: the same configuration gives bit-identical features.
@@ -49,6 +56,10 @@ class TrainConfig:
         seed: seeds the initialisation, the ETF's embedding and the mixup draws.
         split_seed: seeds the train/held-out split (kept apart from ``seed`` so seeds share one split).
         held_out: share of the samples held out.
+        label_noise: share of the training samples trained with a wrong label (:func:`noisy_labels`; 0: none).
+        noise_seed: seeds which samples are noisy and their wrong labels (None: ``seed``, so that each training
+            seed has its own noisy draw and the objectives of one seed share it).
+        smoothing: label smoothing alpha in [0, 1): targets ``(1 - alpha) e_y + alpha/C`` (0: one-hot).
     """
 
     objective: str = "erm"
@@ -61,10 +72,17 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     held_out: float = 0.25
+    label_noise: float = 0.0
+    noise_seed: int | None = None
+    smoothing: float = 0.0
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ValueError(f"label_noise must lie in [0, 1), got {self.label_noise!r}")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing!r}")
 
 
 def load_digits(split_seed: int = 0, held_out: float = 0.25) -> dict:
@@ -95,6 +113,47 @@ def load_digits(split_seed: int = 0, held_out: float = 0.25) -> dict:
     return {"x_train": x[~test], "y_train": y[~test], "x_test": x[test], "y_test": y[test], "C": 10}
 
 
+def noisy_labels(y: np.ndarray, C: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels with a share ``fraction`` flipped to a uniformly drawn other class.
+
+    ``round(fraction N)`` of the N samples are drawn uniformly without replacement; each gets the label
+    ``(y + s) mod C`` with s uniform on 1..C-1, i.e. uniform over the C - 1 classes other than its own (symmetric
+    label noise, as in Nguyen et al., ICLR 2023).
+
+    Args:
+        y: (N,) the true labels, 0..C-1; C: the number of classes.
+        fraction: the share flipped, in [0, 1); seed: seeds the draw (``numpy.random.default_rng([seed, 2])``).
+
+    Returns:
+        ``(labels, noisy_mask)``: (N,) int64 the labels trained with and (N,) bool, true where they differ from y.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    rng = np.random.default_rng([seed, 2])
+    mask = np.zeros(len(y), dtype=bool)
+    mask[rng.choice(len(y), round(fraction * len(y)), replace=False)] = True
+    labels = y.copy()
+    labels[mask] = (y[mask] + rng.integers(1, C, int(mask.sum()))) % C
+    return labels, mask
+
+
+def smoothed_targets(labels, C: int, alpha: float) -> jax.Array:
+    """Label-smoothing targets ``(1 - alpha) e_y + (alpha/C) 1``, one row per label (rows sum to 1; alpha = 0:
+    one-hot).
+
+    Args:
+        labels: (N,) integer labels; C: the number of classes; alpha: the smoothing, in [0, 1).
+
+    Returns:
+        (N, C) float64.
+
+    References:
+        Szegedy, Vanhoucke, Ioffe, Shlens, Wojna, "Rethinking the Inception Architecture for Computer Vision",
+        CVPR 2016 (section 7); ``optax.smooth_labels`` uses the same convention.
+    """
+    targets = jax.nn.one_hot(labels, C, dtype=jnp.float64)
+    return targets if alpha == 0 else (1.0 - alpha) * targets + alpha / C
+
+
 def init_params(key, sizes: tuple[int, ...]) -> list[dict]:
     """He-initialised dense layers ``sizes[0] -> sizes[1] -> ...`` (He, Zhang, Ren, Sun, "Delving Deep into
     Rectifiers", ICCV 2015): ``W ~ N(0, 2/fan_in)``, ``b = 0``.
@@ -116,6 +175,16 @@ def features(body: list[dict], x):
     return x
 
 
+def layer_outputs(body: list[dict], x) -> list:
+    """Every hidden layer's output ``h_l = relu(W_l h_{l-1} + b_l)``, ``h_0 = x``: a list of L arrays (N, width_l),
+    the last one :func:`features`."""
+    outputs = []
+    for layer in body:
+        x = jax.nn.relu(x @ layer["W"].T + layer["b"])
+        outputs.append(x)
+    return outputs
+
+
 def soft_cross_entropy(logits, targets):
     """Mean over rows of ``logsumexp(z) - y^T z``: cross-entropy against soft targets y (rows summing to 1)."""
     return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.sum(targets * logits, axis=1))
@@ -125,11 +194,11 @@ def _l2(tree) -> jax.Array:
     return sum((jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(tree)), start=jnp.zeros(()))
 
 
-@functools.partial(jax.jit, static_argnames=("objective", "steps", "C"))
-def _train(params, head, x, y, perms, lams, *, objective, steps, C, lr, weight_decay):
+@functools.partial(jax.jit, static_argnames=("objective", "steps", "C", "smoothing"))
+def _train(params, head, x, y, perms, lams, *, objective, steps, C, lr, weight_decay, smoothing=0.0):
     """Full-batch Adam under ``lax.scan``; ``head`` is the fixed classifier (``"mixup_etf"``) or None; step t mixes
-    sample i with ``perms[t, i]`` at weight ``lams[t, i]``."""
-    targets = jax.nn.one_hot(y, C, dtype=jnp.float64)
+    sample i with ``perms[t, i]`` at weight ``lams[t, i]``; y the labels trained with (noisy ones included)."""
+    targets = smoothed_targets(y, C, smoothing)
     optimiser = optax.adam(optax.cosine_decay_schedule(lr, steps))
 
     def loss(p, perm, lam):
@@ -160,12 +229,22 @@ def train(cfg: TrainConfig, data: dict | None = None) -> dict:
         data: :func:`load_digits`'s output (None: loaded with ``cfg.split_seed`` and ``cfg.held_out``).
 
     Returns:
-        dict with ``params`` (the body's layers), ``features`` (N, d) of the training samples, ``labels`` (N,),
-        ``W`` (C, d) and ``bias`` (C,) (zeros for ``"mixup_etf"``), ``train_accuracy`` and ``test_accuracy``
-        (decisions ``argmax(W h + b)``), ``losses`` (steps,) the training objective per step, and ``data``.
+        dict with ``params`` (the body's layers), ``features`` (N, d) of the training samples, ``labels`` (N,)
+        the labels trained with, ``true_labels`` (N,) the digits' own labels and ``noisy_mask`` (N,) where they
+        differ (all false without label noise), ``W`` (C, d) and ``bias`` (C,) (zeros for ``"mixup_etf"``),
+        ``train_accuracy`` (against the labels trained with), ``train_accuracy_true`` (against the true labels)
+        and ``test_accuracy`` (held-out samples, true labels; decisions ``argmax(W h + b)``), ``losses`` (steps,)
+        the training objective per step, and ``data``.
     """
     data = data if data is not None else load_digits(cfg.split_seed, cfg.held_out)
-    C, x, y = data["C"], jnp.asarray(data["x_train"]), jnp.asarray(data["y_train"])
+    C, x = data["C"], jnp.asarray(data["x_train"])
+    true = np.asarray(data["y_train"])
+    if cfg.label_noise > 0:
+        noise_seed = cfg.seed if cfg.noise_seed is None else cfg.noise_seed
+        trained, noisy = noisy_labels(true, C, cfg.label_noise, noise_seed)
+    else:
+        trained, noisy = true, np.zeros(len(true), dtype=bool)
+    y = jnp.asarray(trained)
     k_init, k_head = jax.random.split(jax.random.PRNGKey(cfg.seed))
     n = x.shape[0]
     if cfg.objective == "erm":  # nothing is mixed: one placeholder column per step
@@ -197,6 +276,7 @@ def train(cfg: TrainConfig, data: dict | None = None) -> dict:
         C=C,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
+        smoothing=cfg.smoothing,
     )
     W, b = (head["W"], head["b"]) if head is not None else (params["head"]["W"], params["head"]["b"])
     W, b = np.asarray(W), np.asarray(b)
@@ -209,9 +289,12 @@ def train(cfg: TrainConfig, data: dict | None = None) -> dict:
         "params": params["body"],
         "features": h,
         "labels": np.asarray(y),
+        "true_labels": true,
+        "noisy_mask": noisy,
         "W": W,
         "bias": b,
-        "train_accuracy": accuracy(data["x_train"], data["y_train"]),
+        "train_accuracy": accuracy(data["x_train"], trained),
+        "train_accuracy_true": accuracy(data["x_train"], true),
         "test_accuracy": accuracy(data["x_test"], data["y_test"]),
         "losses": np.asarray(losses),
         "data": data,
@@ -267,3 +350,14 @@ def measure_arrays(run: dict, lambdas, per_pair: int, seed: int) -> dict:
         "mixed_labels": mixed["pairs"],
         "mixed_lambda": mixed["lam"],
     }
+
+
+def label_noise_arrays(run: dict) -> dict:
+    """The arrays ``ufm.measure`` takes for memorization and dilation (docs/measure.md), from a :func:`train`
+    result: the training samples' features, the labels trained with, W, bias, ``noisy_mask`` and ``true_labels``.
+
+    Returns:
+        dict with ``features``, ``labels``, ``W``, ``bias``, ``noisy_mask``, ``true_labels``
+        (``numpy.savez(path, **arrays)`` writes the file ``ufm measure`` reads).
+    """
+    return {key: run[key] for key in ("features", "labels", "W", "bias", "noisy_mask", "true_labels")}
