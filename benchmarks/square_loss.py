@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm.families import square_loss as family
+from ufm.objectives import square_loss as objective
 from ufm.objectives.square_loss import scaled_square_loss, square_loss
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.theory.square_loss import ufm_optimum
@@ -75,13 +76,13 @@ def start(inst: dict) -> dict:
 
 
 def ufm_problem(inst: dict):
-    """The family's objective, data and solver options, as ``ufm.families.square_loss.solve`` sets them up."""
+    """The family's objective, data and solver options, as ``ufm.objectives.square_loss.solve`` sets them up."""
     problem = inst["problem"]
-    scale, bias = family.objective_scale(problem), family.bias_scale(problem)
+    scale, bias = objective.objective_scale(problem), objective.bias_scale(problem)
     # at lambda_W = lambda_H, s = 1 and no bias the family's coordinates and objective are the original ones
     assert scale == 1.0 and bias == 1.0 and problem.lambda_W == problem.lambda_H
-    args = (family.objective_data(problem, balanced=True), jnp.asarray(scale), jnp.asarray(bias))
-    return scaled_square_loss, family.to_balanced(problem, start(inst)), args, family.solver_options(problem)
+    args = (objective.objective_data(problem, balanced=True), jnp.asarray(scale), jnp.asarray(bias))
+    return scaled_square_loss, objective.to_balanced(problem, start(inst)), args, objective.solver_options(problem)
 
 
 def memory_estimate(inst: dict) -> int:
@@ -112,4 +113,4 @@ def sgd_lr(inst: dict) -> float:
 
 
 def optax_problem(inst: dict):
-    return square_loss, start(inst), family.objective_data(inst["problem"]), sgd_lr(inst)
+    return square_loss, start(inst), objective.objective_data(inst["problem"]), sgd_lr(inst)

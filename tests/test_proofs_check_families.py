@@ -13,7 +13,6 @@ import dataclasses
 import pytest
 
 from ufm import proofs_check
-from ufm.families import square_loss as sq_family
 from ufm.proofs_check import nonnegative as pc_nonneg
 from ufm.proofs_check import square_loss as pc_sq
 from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS
@@ -32,11 +31,11 @@ DEEP = (pc_sq.deep_problem(3, 2, 4, 2, "none", 0.9), pc_sq.deep_problem(3, 2, 4,
 
 def rho_doubled(problem):
     """The (A1)-(A3) closed form with rho -> 2 rho (lambda_W x 4): a factor 2 in the threshold."""
-    return sq_family.closed_form(dataclasses.replace(problem, lambda_W=4 * problem.lambda_W))
+    return sq_theory.closed_form(dataclasses.replace(problem, lambda_W=4 * problem.lambda_W))
 
 
 def bias_flipped(problem):
-    t = sq_family.closed_form(problem)
+    t = sq_theory.closed_form(problem)
     return {**t, "b": -t["b"]}
 
 
@@ -64,7 +63,7 @@ def test_square_loss_planted_wrong_closed_form_fails(wrong):
 
 def test_square_loss_planted_saddle_fails_second_order():
     """Claiming W = H = 0 below the threshold (rho x 4): a critical point, so first order passes, but a saddle."""
-    zero = lambda p: sq_family.closed_form(dataclasses.replace(p, lambda_W=16 * p.lambda_W))
+    zero = lambda p: sq_theory.closed_form(dataclasses.replace(p, lambda_W=16 * p.lambda_W))
     cert = pc_sq.one_layer_optimality(problems=ONE_LAYER[3:], closed_form=zero)
     assert cert.measurements[0].passed  # gradient exactly 0 at the zero point
     assert cert.verdict == FAIL
@@ -74,7 +73,7 @@ def test_square_loss_planted_saddle_fails_second_order():
 
 def test_deep_planted_wrong_x_fails():
     """A wrong deep closed form (the x* of a problem with lambda_H doubled, still nonzero) is not critical."""
-    wrong = lambda p: sq_family.closed_form(dataclasses.replace(p, lambda_H=2 * p.lambda_H))
+    wrong = lambda p: sq_theory.closed_form(dataclasses.replace(p, lambda_H=2 * p.lambda_H))
     cert = pc_sq.deep_optimality(problems=(pc_sq.deep_problem(3, 2, 4, 2, "none", 0.3),), closed_form=wrong)
     assert cert.verdict == FAIL and cert.measurements[0].value > 1e-6
 
@@ -82,7 +81,7 @@ def test_deep_planted_wrong_x_fails():
 def test_deep_local_but_not_global_is_caught_only_by_restarts():
     """Below beta_c, W = H = 0 is a strict local minimum of the deep model (m >= 3): every local certificate passes
     on it; the restarts find the lower nonzero optimum."""
-    zero = lambda p: sq_family.closed_form(dataclasses.replace(p, lambda_H=4 * p.lambda_H))
+    zero = lambda p: sq_theory.closed_form(dataclasses.replace(p, lambda_H=4 * p.lambda_H))
     local = pc_sq.deep_optimality(problems=DEEP[:1], closed_form=zero)
     assert local.verdict == PASS and local.instances[0]["numbers"]["nonzero_optimum"] is False
     glob = pc_sq.restarts_never_below(problems=DEEP[:1], closed_form=zero, restarts=4)

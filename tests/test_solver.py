@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ufm.families import square_loss as family
+from ufm.objectives import square_loss as objective
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.solver import CONVERGED, MAX_STEPS, NONFINITE, SADDLE, Solution, SolverOptions, best_element, minimise
 
@@ -154,13 +154,13 @@ def test_lbfgs_phase_never_ends_above_its_start():
     restart 5 below). The phase must return its lowest iterate: bounded by the start's objective, exactly."""
     problem = SquareLossProblem(C=3, n=2, d=6, layers=2, act="relu", bias="free", restarts=6)
     parts = [
-        family.balanced_orthogonal_params(problem, 3, problem.seed),
-        family.gaussian_params(problem, 3, problem.seed),
+        objective.balanced_orthogonal_params(problem, 3, problem.seed),
+        objective.gaussian_params(problem, 3, problem.seed),
     ]
     start = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
-    data = family.objective_data(problem)
-    f0 = np.asarray(jax.vmap(family.square_loss, in_axes=(0, None))(start, data))
-    sol = minimise(family.square_loss, start, data, options=dataclasses.replace(family.SOLVER, max_steps=0))
+    data = objective.objective_data(problem)
+    f0 = np.asarray(jax.vmap(objective.square_loss, in_axes=(0, None))(start, data))
+    sol = minimise(objective.square_loss, start, data, options=dataclasses.replace(objective.SOLVER, max_steps=0))
     assert np.all(sol.loss <= f0)
 
 

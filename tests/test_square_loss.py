@@ -4,13 +4,17 @@ import argparse
 import dataclasses
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ufm.checks import Verdict
 from ufm.families import square_loss as family
+from ufm.objectives import square_loss as objective
 from ufm.problems import InputError
 from ufm.problems.square_loss import SquareLossProblem
+from ufm.solver import SADDLE, best_element, minimise
 from ufm.theory import square_loss as theory
 
 
@@ -59,8 +63,8 @@ def test_balanced_starts_all_reach_the_deep_optimum():
     assert report.numbers["restart_starts"][-1] == "candidate W = H = 0" and abs(losses[-1] - 0.5) <= 1e-15
     assert check(report, "restarts ending at the best objective").value == 2
     gaussian = SquareLossProblem(C=10, n=2, layers=3, restarts=3)
-    start = family.gaussian_params(gaussian, 3, gaussian.seed)
-    sol = family.minimise(family.square_loss, start, family.objective_data(gaussian), options=family.SOLVER)
+    start = objective.gaussian_params(gaussian, 3, gaussian.seed)
+    sol = minimise(objective.square_loss, start, objective.objective_data(gaussian), options=family.SOLVER)
     assert np.min(sol.loss) > report.numbers["closed_form"]["objective"] * (1 + 1e-3)  # why the balanced starts
 
 
@@ -124,7 +128,7 @@ def test_deep_fit_is_the_global_minimiser_of_phi():
 
 def test_gradient_descent_trajectory_records_collapse():
     problem = SquareLossProblem(C=3, n=2, bias="free", lambda_W=5e-3, lambda_H=5e-3)
-    traj = family.gradient_descent(problem, steps=4000, lr=0.5, momentum=0.9, record_every=1000)
+    traj = objective.gradient_descent(problem, steps=4000, lr=0.5, momentum=0.9, record_every=1000)
     assert traj["step"].tolist() == [0, 1000, 2000, 3000, 4000]
     assert traj["loss"][-1] < traj["loss"][0] and traj["NC1"][-1] < 1e-3 * max(traj["NC1"][0], 1e-12) + 1e-6
     optimum = theory.ufm_optimum(3, 2, 5e-3, 5e-3, "free")["objective"]
@@ -173,13 +177,13 @@ def test_best_element_rule_and_all_saddles_fail():
     named for it (planted statuses: the solver's own SADDLE ends are rare by design)."""
     problem = SquareLossProblem(C=2, n=1, restarts=2)
     found = family.solve(problem)
-    assert found.best == family.best_element(found.solution)
-    saddle = dataclasses.replace(found.solution, status=np.full_like(found.solution.status, family.SADDLE))
+    assert found.best == best_element(found.solution)
+    saddle = dataclasses.replace(found.solution, status=np.full_like(found.solution.status, SADDLE))
     planted = dataclasses.replace(found, solution=saddle, restart_status=saddle.status)
     converged, saddles = family._convergence_checks(problem, planted, 0)
     assert not saddles.passed and saddles.value == 3 and "SADDLE at" in saddles.detail
     assert not converged.passed and converged.value == 1.0 and "saddle" in converged.detail
-    one = dataclasses.replace(found.solution, status=np.array([family.SADDLE, 0, 0]))
+    one = dataclasses.replace(found.solution, status=np.array([SADDLE, 0, 0]))
     assert family._convergence_checks(problem, dataclasses.replace(found, solution=one), 0)[1].passed
 
 
@@ -203,14 +207,14 @@ def test_zero_disagreement_is_a_failure_not_a_void():
     """A closed form claiming W = H = 0 at a nonzero optimum, or a nonzero product where the solver's point is
     zero, fails the graded zero check (planted through solution_checks)."""
     problem = SquareLossProblem(C=3, n=2, restarts=1)
-    data = family.objective_data(problem)
-    t = family.closed_form(problem)
-    point = family.closed_form_point(problem, t["Z"], t["b"])
+    data = objective.objective_data(problem)
+    t = theory.closed_form(problem)
+    point = objective.closed_form_point(problem, t["Z"], t["b"])
     wrong = {**t, "zero": True, "Z": 0 * t["Z"]}
     out, _ = family.solution_checks(problem, point, data, wrong)
     zero = next(c for c in out if c.name.startswith("zero solution"))
     assert zero.graded and not zero.passed and zero.value > 0.9  # ||x* Y|| / ||Y|| = x* = 0.979
-    origin = family.jax.tree.map(lambda a: 0 * a, point)
+    origin = jax.tree.map(lambda a: 0 * a, point)
     out, _ = family.solution_checks(problem, origin, data, t)
     zero = next(c for c in out if c.name.startswith("zero solution"))
     assert zero.graded and not zero.passed
@@ -221,12 +225,12 @@ def test_one_layer_network_closed_form_point_has_one_layer():
     """`--loss mse-net --layers 1` built its closed-form point with two factors. One layer on orthonormal inputs is
     ridge regression: F = Y / (1 + N lambda), objective (1/2)(1 - x)^2 + (N lambda/2) x^2 with x = 1/(1 + N lambda)."""
     problem = SquareLossProblem(C=3, n=2, model="net", layers=1, restarts=1)
-    t = family.closed_form(problem)
-    point = family.closed_form_point(problem, t["Z"], t["b"])
+    t = theory.closed_form(problem)
+    point = objective.closed_form_point(problem, t["Z"], t["b"])
     assert [W.shape for W in point["layers"]] == [(3, problem.input_dim)]
     N, lam = problem.N, problem.lambda_W
     x = 1 / (1 + N * lam)
-    f, g = family.evaluate(point, family.objective_data(problem))
+    f, g = objective.evaluate(point, objective.objective_data(problem))
     assert abs(f - (0.5 * (1 - x) ** 2 + 0.5 * N * lam * x**2)) <= 1e-14 and g <= 1e-14
     report = family.run(problem, progress=False)
     assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
@@ -343,10 +347,10 @@ def test_relu_kinks_count_exact_zeros():
     """A sample whose first-layer features are all dead has second-layer pre-activations exactly 0: a kink in the
     first layer (restarts of a 3-layer ReLU network stalled on 12 - 18 of them, reported as 'no kink')."""
     problem = SquareLossProblem(C=2, n=1, model="net", layers=3, act="relu", d=2, restarts=1)
-    data = family.objective_data(problem)
+    data = objective.objective_data(problem)
     X = np.asarray(data.X)  # orthonormal columns: W1 = M X^T gives first-layer pre-activations M
     M = np.array([[1.0, -1.0], [2.0, -0.5]])  # sample 1 negative at both units, no entry near 0
-    params = {"layers": [family.jnp.asarray(M @ X.T), family.jnp.eye(2), family.jnp.eye(2)]}
+    params = {"layers": [jnp.asarray(M @ X.T), jnp.eye(2), jnp.eye(2)]}
     assert family.relu_kinks(problem, params, data) == 2  # sample 1's two second-layer pre-activations are 0
 
 

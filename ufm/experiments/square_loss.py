@@ -10,7 +10,7 @@ import numpy as np
 
 from ufm.experiments.captions import RANGAMANI_2022, compose, grid
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
-from ufm.families import square_loss as family
+from ufm.objectives import square_loss as objective
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.theory import square_loss as theory
 
@@ -64,8 +64,8 @@ def compute(cfg: dict, progress) -> dict:
     for i, bias in enumerate(("none", "free")):
         for j, l in enumerate(lam):
             p = SquareLossProblem(C=cfg["C"], n=cfg["n"], bias=bias, lambda_W=l, lambda_H=l, restarts=cfg["restarts"])
-            found = family.solve(p)
-            F, _ = family.forward(found.params, family.objective_data(p))
+            found = objective.solve(p)
+            F, _ = objective.forward(found.params, objective.objective_data(p))
             eps[i, j] = 1.0 - float(np.mean(np.asarray(F)[p.labels, np.arange(p.N)]))
             norm[i, j] = float(np.sum(np.asarray(found.params["layers"][-1]) ** 2))
             progress.step()
@@ -84,7 +84,7 @@ def compute(cfg: dict, progress) -> dict:
             C=cfg["C"], n=cfg["n"], bias=bias, lambda_W=cfg["gd_lambda"], lambda_H=cfg["gd_lambda"]
         )
         for tag, wd in (("wd", True), ("nowd", False)):
-            traj = family.gradient_descent(
+            traj = objective.gradient_descent(
                 gd_problem,
                 steps=cfg["gd_steps"],
                 lr=cfg["gd_lr"],

@@ -4,10 +4,12 @@ networks on fixed inputs."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
-from ufm.problems import InputError, require, require_int, require_positive
+from ufm.problems import InputError, filled, require, require_int, require_positive
+from ufm.solver import SolverOptions, peak_bytes
 
 MODELS = ("ufm", "net")
 ACTIVATIONS = ("linear", "relu")
@@ -155,3 +157,66 @@ class SquareLossProblem:
             return Q
         means = rng.standard_normal((self.C, self.input_dim))
         return (means[self.labels] + 0.3 * rng.standard_normal((self.N, self.input_dim))).T
+
+
+def layer_shapes(problem: SquareLossProblem) -> list[tuple[int, int]]:
+    """``(rows, cols)`` of every weight layer W_1 ... W_L (the first takes the inputs of a network, H of a UFM)."""
+    d = filled(problem.d, "d")
+    first_in = problem.input_dim if problem.model == "net" else d
+    ins = [first_in] + [d] * (problem.layers - 1)
+    outs = [d] * (problem.layers - 1) + [problem.C]
+    return list(zip(outs, ins))
+
+
+def n_variables(problem: SquareLossProblem) -> int:
+    """Number of optimised scalars: every layer, the features H of a UFM, the bias."""
+    return (
+        sum(o * i for o, i in layer_shapes(problem))
+        + (filled(problem.d, "d") * problem.N if problem.model == "ufm" else 0)
+        + (problem.C if problem.bias != "none" else 0)
+    )
+
+
+def memory_bytes(
+    C: int, n: int, d: int, layers: int, restarts: int, model: str, bias, inputs: str, act: str, options: SolverOptions
+) -> int:
+    """Estimated peak bytes of a run from its sizes alone: ``ufm.solver.peak_bytes`` of the batched solve (the
+    random restarts and the W = H = 0 candidate where it is added) with ``options``, plus the report's arrays."""
+    N = C * n
+    input_dim = N if inputs == "orthonormal" else 2 * C
+    first_in = input_dim if model == "net" else d
+    shapes = list(zip([d] * (layers - 1) + [C], [first_in] + [d] * (layers - 1)))
+    n_vars = sum(o * i for o, i in shapes) + (d * N if model == "ufm" else 0) + (C if bias != "none" else 0)
+    batch = restarts + (1 if act == "linear" or layers + (model == "ufm") >= 3 else 0)
+    # the objective's data (targets, inputs) and its intermediates (activations, outputs; value and gradient)
+    data = 8 * (2 * C * N + (input_dim * N if model == "net" else N) + 2 * (layers + 1) * max(d, C) * N)
+    solver = peak_bytes(n_vars, batch, options, data)
+    # after the solve: the batch's parameters (balanced and original), the closed-form point and its gradient,
+    # the inputs' QR (orthonormal: an input_dim x N draw), outputs, features and the checks' d x N and d x d arrays
+    report = 8 * (
+        n_vars * (3 * batch + 8) + (3 * input_dim * N if model == "net" else 0) + 6 * max(d, C) * N + 4 * d * d
+    )
+    return int(solver + report)
+
+
+def memory_estimate(problem: SquareLossProblem, options: SolverOptions) -> tuple[int, str]:
+    """Estimated peak bytes of a run (the batched solve with ``options``: dense Hessians of every restart and the
+    candidate; the closed-form point; the report's arrays), from sizes only, and the field that drives it: the one
+    whose reduction to its smallest accepted value shrinks the estimate most."""
+    sizes: dict[str, Any] = {
+        "C": problem.C,
+        "n": problem.n,
+        "d": problem.d,
+        "layers": problem.layers,
+        "restarts": problem.restarts,
+    }
+    rest: dict[str, Any] = {"model": problem.model, "bias": problem.bias, "inputs": problem.inputs, "act": problem.act}
+    estimate = memory_bytes(**sizes, **rest, options=options)
+    smallest = {"C": 2, "n": 1, "d": problem.C, "layers": 2 if problem.act == "relu" else 1, "restarts": 1}
+    reduced = {}
+    for field, low in smallest.items():
+        trial = {**sizes, field: low}
+        if field == "C" and problem.d == problem.C:  # d defaults to C and follows it
+            trial["d"] = low
+        reduced[field] = memory_bytes(**trial, **rest, options=options)
+    return estimate, min(reduced, key=reduced.__getitem__)

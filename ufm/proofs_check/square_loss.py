@@ -6,7 +6,7 @@ samples per class, ``F = W_L ... W_1 H (+ b 1^T)`` (one-layer UFM: L = 1; deep l
 
 The closed forms are :mod:`ufm.theory.square_loss` ((A1) no bias, (A2) free bias, (A3) decayed bias; deep linear
 ``x* = argmin phi``), turned into a POINT (balanced factors of the optimal product) by
-:func:`ufm.families.square_loss.closed_form` and :func:`ufm.families.square_loss.closed_form_point`. Every
+:func:`ufm.theory.square_loss.closed_form` and :func:`ufm.objectives.square_loss.closed_form_point`. Every
 certificate evaluates the objective's JAX gradient and Hessian AT that point, in float64, with no solver.
 
 Second order, and the symmetry: the joint problem is invariant under ``theta_j -> Q theta_j``,
@@ -35,7 +35,7 @@ from jax.flatten_util import ravel_pytree
 from scipy import optimize
 
 from ufm import metrics
-from ufm.families import square_loss as family
+from ufm.objectives import square_loss as objective
 from ufm.objectives.square_loss import SquareLossData, forward, square_loss
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
@@ -251,7 +251,7 @@ def _hypotheses(problem: SquareLossProblem) -> dict:
 
 def _point(problem: SquareLossProblem, closed_form):
     t = closed_form(problem)
-    return t, family.closed_form_point(problem, t["Z"], t["b"]), family.objective_data(problem)
+    return t, objective.closed_form_point(problem, t["Z"], t["b"]), objective.objective_data(problem)
 
 
 def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_saddle_below: bool) -> Certificate:
@@ -361,7 +361,7 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
         theorem,
         SOURCE,
         statement,
-        "closed-form point (ufm.families.square_loss.closed_form_point) evaluated, no solver: JAX "
+        "closed-form point (ufm.objectives.square_loss.closed_form_point) evaluated, no solver: JAX "
         "gradient and Hessian in float64; symmetry tangent space built at the point; eigenvalues "
         "of the Hessian on its orthogonal complement ('min Hess eig' in the table)",
         measurements,
@@ -371,7 +371,7 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
     )
 
 
-def one_layer_optimality(*, problems=ONE_LAYER_GRID, closed_form=family.closed_form) -> Certificate:
+def one_layer_optimality(*, problems=ONE_LAYER_GRID, closed_form=theory.closed_form) -> Certificate:
     """(A1)-(A3): the soft-thresholded closed form is a critical point, a strict local minimum up to the orthogonal
     symmetry, with the closed-form objective; below rho = 1 the zero point is a saddle, past it the optimum."""
     return _optimality(
@@ -385,7 +385,7 @@ def one_layer_optimality(*, problems=ONE_LAYER_GRID, closed_form=family.closed_f
     )
 
 
-def deep_optimality(*, problems=DEEP_GRID, closed_form=family.closed_form) -> Certificate:
+def deep_optimality(*, problems=DEEP_GRID, closed_form=theory.closed_form) -> Certificate:
     """Deep linear UFM (m = 3, 4 factors): balanced factors of x* Y (or x* (Y - 11^T/K) with b = 1/K)."""
     return _optimality(
         problems,
@@ -414,7 +414,7 @@ RESTART_GRID = (
     deep_problem(3, 2, 4, 3, "free", 2.0),
 )
 RESTARTS = (
-    4  # per instance: half from ufm.families.square_loss.random_params, half from the closed form + Gaussian noise
+    4  # per instance: half from ufm.objectives.square_loss.random_params, half from the closed form + Gaussian noise
 )
 RESTART_OPTIONS = SolverOptions(
     rtol=1e-12,
@@ -436,8 +436,8 @@ def _restart_group(problems, closed_form, restarts: int, seed: int):
         t, point, data = _point(problem, closed_form)
         f_cf.append(float(square_loss(point, data)))
         n_random = restarts // 2
-        random = family.random_params(problem, n_random, seed + 17 * i)
-        noise = family.gaussian_params(problem, restarts - n_random, seed + 17 * i + 1)
+        random = objective.random_params(problem, n_random, seed + 17 * i)
+        noise = objective.gaussian_params(problem, restarts - n_random, seed + 17 * i + 1)
         near = jax.tree.map(lambda p, z: p[None] + 0.5 * z, point, noise)
         if "b" in near:
             near["b"] = near["b"] + 0.1 * jnp.asarray(np.random.default_rng(seed + i).standard_normal(near["b"].shape))
@@ -459,7 +459,7 @@ def _restart_group(problems, closed_form, restarts: int, seed: int):
 
 
 def restarts_never_below(
-    *, problems=RESTART_GRID, closed_form=family.closed_form, restarts: int = RESTARTS, seed: int = 0
+    *, problems=RESTART_GRID, closed_form=theory.closed_form, restarts: int = RESTARTS, seed: int = 0
 ) -> Certificate:
     """Global evidence for the nonconvex joint problems: seeded restarts of :func:`ufm.solver.minimise` (saddle-free
     damped Newton from random starts, and from the closed form plus noise) never end below the closed form by more
@@ -687,7 +687,7 @@ def _rel(a, b) -> float:
 def rb_relations(
     *,
     problems=RB_GRID,
-    closed_form=family.closed_form,
+    closed_form=theory.closed_form,
     classifier=theory.rb_classifier,
     norm_sq=theory.rb_classifier_norm_sq,
     cosine=theory.rb_cosine,

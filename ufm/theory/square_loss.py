@@ -16,9 +16,13 @@ Bias modes: ``"none"`` (no bias), ``"free"`` (unregularised bias), or a float ``
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
+
+if TYPE_CHECKING:  # the problem's fields only; nothing of ufm.problems runs here
+    from ufm.problems.square_loss import SquareLossProblem
 
 # --------------------------------------------------------------------------------------------------------------
 # One-layer UFM, F = W H (+ b 1^T): singular-value soft-thresholding ((A1)-(A3): ufm_optimum)
@@ -199,3 +203,44 @@ def lemma1_loss(K: int, alpha) -> np.ndarray:
 def lemma1_minimum(K: int) -> tuple[float, float]:
     """``(alpha*, value) = ((K-1)/K, 1/(2K))``: the loss is bounded below by 1/(2K) > 0."""
     return (K - 1) / K, 1.0 / (2 * K)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A problem's closed form, with the product and bias of its optimum
+# --------------------------------------------------------------------------------------------------------------
+
+
+def closed_form(problem: SquareLossProblem) -> dict | None:
+    """Theory for this problem, with the target product Z (K x N) and bias b of the optimum; None if none is known.
+
+    Known: linear models with bias none or free (:func:`deep_optimum`; m = 1 and 2 are (A1)/(A2)), bias-free ReLU
+    models (the linear optimum, whose factors are nonnegative so that ReLU is inactive there: a critical point,
+    compared, not asserted: ``asserted`` False), and the one-layer linear UFM with a decayed bias ((A3),
+    :func:`ufm_optimum`); networks only on orthonormal inputs. ``zero``: the optimum has W = H = 0 (Z exactly 0).
+    """
+    linear = problem.act == "linear"
+    K, n = problem.C, problem.n
+    Y = problem.targets()
+    centred = Y - 1.0 / K
+    if problem.model == "net" and problem.inputs != "orthonormal":
+        return None
+    if problem.bias in ("none", "free") and (linear or problem.bias == "none"):
+        t = deep_optimum(K, n, problem.factor_decays, str(problem.bias))
+        Z = t["x"] * (Y if problem.bias == "none" else centred)
+        b = np.zeros(K) if problem.bias == "none" else np.full(K, 1.0 / K)
+        # bias-free ReLU: the linear optimum has nonnegative factors, so ReLU is inactive there (a critical point,
+        # the optimum only for small depth / C: for ReLU it is compared, not asserted)
+        return {**t, "Z": Z, "b": b, "asserted": linear, "zero": t["x"] == 0.0}
+    if problem.layers == 1 and problem.model == "ufm" and linear:
+        t = ufm_optimum(K, n, problem.lambda_W, problem.lambda_H, problem.bias)
+        g, _ = ufm_decayed_bias(K, n, problem.lambda_W, problem.lambda_H, float(problem.bias))
+        Z = t["a"] * centred + g / K * np.ones_like(Y)
+        return {
+            **t,
+            "Z": Z,
+            "b": t["bias"],
+            "factor_energy": None,
+            "asserted": True,
+            "zero": t["a"] == 0.0 and g == 0.0,
+        }
+    return None
