@@ -23,7 +23,10 @@ holds). Re-running a command into its folder and then this script updates the pa
 - ``mixup-joint-table``: the learned-classifier table;
 - ``certificates``: the certificate table;
 - ``benchmarks-mixup``, ``benchmarks-joint``, ``benchmarks-growth``, ``benchmarks-machine``: the benchmark tables;
-- ``figure-captions``: the table of figures, each with its caption at the full configuration.
+- ``figure-captions``: the table of figures, each with its caption at the full configuration;
+- ``network-verdicts``: the claims tested on trained networks, with their numbers and verdicts, from the summaries
+  that ``python -m ufm.experiments --only network_mixup network_label_noise network_linearity`` wrote into
+  ``docs/data/network-*/NAME.json``.
 
 Needs numpy (and, for the benchmark tables, the repository's ``benchmarks.run`` formatting functions; for the
 figure captions, the repository's ``ufm.experiments`` modules, which import the package and so JAX). It never
@@ -217,6 +220,71 @@ def figure_captions(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+NETWORK_FIGURES = {
+    "network_mixup": "network-mixup",
+    "network_label_noise": "network-label-noise",
+    "network_linearity": "network-linearity",
+}
+
+
+def _spread(stats: dict) -> str:
+    """``mean +- std`` of a recorded ``{"mean", "std", "values"}``, 3 significant digits."""
+    mean, std = stats["mean"], stats["std"]
+    if mean is None:  # NaN, recorded as null: nothing defined
+        return "-"
+    return f"{mean:.3g} +- {std:.2g}"
+
+
+def _numbers_cell(numbers: dict) -> str:
+    """``quantity: a +- s`` per quantity; per noise rate ``a +- s (10%), ...`` where the numbers are by rate."""
+    parts = []
+    for quantity, by in numbers.items():
+        if list(by) == ["all"]:
+            parts.append(f"{quantity}: {_spread(by['all'])}")
+        else:
+            parts.append(f"{quantity}: " + ", ".join(f"{_spread(v)} ({k})" for k, v in by.items()))
+    return "; ".join(parts)
+
+
+def _network_mixup_claims(summary: dict) -> list[dict]:
+    """network_mixup's recorded summary as claims (its JSON states one question, raw and centred)."""
+    out = []
+    for suffix, which in (("", "raw features"), ("_centred", "features centred")):
+        out.append(
+            {
+                "claim": f"a fixed ETF brings the mixed features closer to Theorem 3.1's optimum ({which})",
+                "condition": "relative distance below the learned classifier's, same seed",
+                "numbers": {
+                    f"distance {label}": {"all": summary[objective][f"distance{suffix}"]}
+                    for objective, label in (("mixup", "learned W"), ("mixup_etf", "fixed ETF"))
+                },
+                "verdict": summary[f"verdict{suffix}"],
+                "seeds": summary["seeds"],
+            }
+        )
+    return out
+
+
+def network_verdicts(root: Path) -> str:
+    """``network-verdicts``: one row per claim of the network figures: the claim, the per-seed condition, the
+    numbers (mean +- standard deviation over the seeds, ddof 0) and the verdict, read from the recorded JSON."""
+    lines = ["| figure | claim | per-seed condition | measured (mean +- spread over seeds) | seeds | verdict |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, folder in NETWORK_FIGURES.items():
+        record = _read_json(root / "docs" / "data" / folder / f"{name}.json")
+        if record.get("quick", True):
+            raise MissingRecord(f"docs/data/{folder}/{name}.json is not the full configuration's")
+        summary = record["summary"]
+        claims = _network_mixup_claims(summary) if name == "network_mixup" else summary["claims"]
+        for claim in claims:
+            seeds = ", ".join(str(s) for s in claim["seeds"])
+            lines.append(
+                f"| `{name}` | {claim['claim']} | {claim['condition']} | {_numbers_cell(claim['numbers'])} | "
+                f"{seeds} | **{claim['verdict']}** |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def benchmarks_joint(root: Path) -> str:
     """``benchmarks-joint``: the joint (W, H) cases, as ``benchmarks.run.markdown_table`` renders them."""
     run = _benchmark_render()
@@ -288,6 +356,7 @@ RENDERERS = {
     "benchmarks-growth": benchmarks_growth,
     "benchmarks-machine": benchmarks_machine,
     "figure-captions": figure_captions,
+    "network-verdicts": network_verdicts,
 }
 
 

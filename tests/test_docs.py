@@ -77,6 +77,26 @@ def test_figure_captions_are_the_modules_captions_of_the_full_configuration(copy
     assert "`mixup_geometry`: Fisher, Meng, Papyan 2024; C = 3: changed |" in page.read_text()
 
 
+def test_a_changed_network_verdict_makes_check_fail(copy_of_docs, capsys):
+    """The verdict table in docs/networks.md is the recorded figures' summaries: a changed verdict or number makes
+    ``--check`` fail and generating writes it; a quick configuration's record is refused (bad input)."""
+    generate = load_generator()
+    record = copy_of_docs / "docs" / "data" / "network-label-noise" / "network_label_noise.json"
+    data = json.loads(record.read_text())
+    data["summary"]["claims"][-1]["verdict"] = "does not hold"
+    data["summary"]["claims"][-1]["numbers"]["held-out accuracy LS"]["20%"]["mean"] = 0.5
+    record.write_text(json.dumps(data))
+    assert generate.main(["--check", "--root", str(copy_of_docs)]) == 1
+    assert "docs/networks.md: network-verdicts" in capsys.readouterr().err
+    assert generate.main(["--root", str(copy_of_docs)]) == 0
+    page = (copy_of_docs / "docs" / "networks.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| `network_label_noise` | LS generalises"))
+    assert "held-out accuracy LS: 0.952 +- 0.0073 (10%), 0.5 +- " in row and row.endswith("**does not hold** |")
+    data["quick"] = True
+    record.write_text(json.dumps(data))
+    assert generate.main(["--check", "--root", str(copy_of_docs)]) == 2
+
+
 def test_missing_record_is_bad_input(copy_of_docs, capsys):
     generate = load_generator()
     (copy_of_docs / "docs" / "data" / "mixup-C10" / "table.txt").unlink()

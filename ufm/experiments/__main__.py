@@ -38,6 +38,8 @@ FIGURES = {
     "mixup_joint": "ufm.experiments.mixup_joint",
     "phase_diagrams": "ufm.experiments.phase_diagrams",
     "network_mixup": "ufm.experiments.network_mixup",
+    "network_label_noise": "ufm.experiments.network_label_noise",
+    "network_linearity": "ufm.experiments.network_linearity",
 }
 PENDING = {}
 
