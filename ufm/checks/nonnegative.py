@@ -16,6 +16,8 @@ import numpy as np
 from ufm.checks import Check
 from ufm.checks.convergence import best_converged
 from ufm.metrics import class_means
+from ufm.objectives.nonnegative import factor_gradients, zero_start
+from ufm.theory.nonnegative import optimum_for as theory_for
 
 OBJECTIVE_TOL = 1e-12
 GEOMETRY_TOL = 1e-8
@@ -154,3 +156,126 @@ def not_unique(geo: list[dict], at_optimum) -> Check:
             else "geometry did not differ with these restarts"
         ),
     )
+
+
+def solution_checks(problem, sol, best: int, WH: list, data, floor: dict, rtol: float) -> tuple[list[Check], dict]:
+    """The checks of a solve from seeded restarts (``ufm.objectives.nonnegative.solve_with_floor``) against the
+    closed form (``ufm.theory.nonnegative.optimum_for``), and the report's numbers.
+
+    Args:
+        problem: the ``NonnegProblem``.
+        sol: the solution (``loss`` the model's objective), ``best`` its best element.
+        WH: each start's (W, H) in the problem's coordinates.
+        data: the objective data (``ufm.objectives.nonnegative.objective_data``).
+        floor: ``{start: (gradient norm, f-resolvable gradient)}`` of the stalls accepted at the rounding floor.
+        rtol: the solver's relative gradient tolerance.
+
+    Returns:
+        ``(checks, numbers)``: convergence first, then objective, KKT, feasibility, geometry (or the zero
+        solution), uniqueness and the restarts at spurious points.
+    """
+    t, K, labels, R = theory_for(problem), problem.C, problem.labels, problem.restarts
+    W, H = WH[best]
+    geo = [geometry(w, h, labels, K) for w, h in WH]
+    gW, gH = factor_gradients(problem.model, W, H, data)
+    k = kkt_residual(np.asarray(gW), W, np.asarray(gH), H, budgets=problem.model == "lpm")
+    at_optimum = np.abs(sol.loss - t["objective"]) <= 1e-10 * abs(t["objective"])
+    names = [f"restart {i}" if i < R else "zero start" for i in range(sol.loss.size)]
+    spurious = [
+        (names[i], float(sol.loss[i]), geo[i]["dead_classes"]) for i in range(sol.loss.size) if not at_optimum[i]
+    ]
+    unique, zero, lpm = t.get("unique", True), t.get("zero", False), problem.model == "lpm"
+    accepted = "; ".join(f"{names[i]} ({g:.1e}, {fl:.1e})" for i, (g, fl) in floor.items())
+    result = [
+        converged(
+            "solver converged at the best restart",
+            sol.status,
+            sol.rel_grad_norm,
+            best,
+            rtol,
+            f"{R} restarts" + (" + the zero start" if zero_start(problem) else ""),
+            "; last pass on L/s, s the smallest loss: ||grad L||/max(s, L) <= rtol"
+            + (
+                f"; {len(floor)} stalled at the rounding floor of a degenerate minimum, accepted "
+                f"(grad norm, f-resolvable gradient): {accepted}"
+                if floor
+                else ""
+            ),
+        ),
+        relative(
+            "objective = closed form (rel)",
+            sol.loss[best],
+            t["objective"],
+            OBJECTIVE_TOL,
+            f"solver {sol.loss[best]:.15g}, closed form {t['objective']:.15g} ({names[best]})",
+        ),
+        Check(
+            "KKT residual (W, H >= 0" + (", budgets)" if lpm else ")"),
+            k["residual"],
+            KKT_TOL,
+            f"support {k['support']} of {H.size} entries"
+            + (f", nu_W {k['nu_W']:.6g}, nu_H {k['nu_H']:.6g}" if lpm else ""),
+        ),
+        Check("H >= 0 exactly (min entry)", float(max(0.0, -H.min())), 0.0),
+    ]
+    if zero:
+        why = (
+            f"undefined at the optimum W = H = 0 (gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K): directions, "
+            "cosines and ratios of zero vectors"
+        )
+        result.append(
+            Check(
+                "zero solution: ||W|| + ||H||",
+                float(np.linalg.norm(W) + np.linalg.norm(H)),
+                GEOMETRY_TOL,
+                f"gamma_alpha = {t['gamma_alpha']:.6g} >= (K-1)/K",
+            )
+        )
+        result += [Check.undefined(name, why) for name in GEOMETRY_NAMES + ((BOUNDARY_NAME,) if K == 2 else ())]
+    else:
+        result += geometry_checks(problem, W, H, geo[best], t, GEOMETRY_TOL if unique else None)
+    result += [] if unique else [not_unique(geo, at_optimum)]
+    result.append(
+        Check(
+            "restarts at spurious points",
+            float(len(spurious)),
+            None,
+            "; ".join(f"{name}: loss {l:.10g}, {dc} dead class(es)" for name, l, dc in spurious) or "none",
+        )
+    )
+    numbers = {
+        "theory": t,
+        "objective": float(sol.loss[best]),
+        "best": best,
+        "restart_losses": sol.loss,
+        "restart_status": sol.status,
+        "rounding_floor": floor,
+        "dead_classes": [x["dead_classes"] for x in geo],
+        "kkt": k,
+    }
+    return result, numbers
+
+
+def headline(problem) -> list[str]:
+    """The report's two headline lines: the problem and its closed form."""
+    t, K, lpm = theory_for(problem), problem.C, problem.model == "lpm"
+    unique, zero = t.get("unique", True), t.get("zero", False)
+    head = (
+        f"ufm nonnegative {'Model 1 (budgets)' if lpm else 'Model 2 (weight decay)'}: "
+        f"K={K} n={problem.n} d={problem.d} alpha={problem.alpha:g} "
+        + (
+            f"E_W={problem.E_W:g} E_H={problem.E_H:g}"
+            if lpm
+            else f"lambda_W={problem.lambda_W:g} lambda_H={problem.lambda_H:g}"
+        )
+    )
+    if lpm:
+        second = f"closed form: L* = {t['objective']:.15g}, M_max = {t['M_max']:.12g}, m*_alpha = {t['m_star']:.6g}" + (
+            "" if unique else "  (M_max > m*: value = entropy of q, minimisers not unique)"
+        )
+    else:
+        second = (
+            f"closed form: objective = {t['objective']:.15g}, margin = {t['margin']:.12g}, "
+            f"gamma = {t['gamma']:.6g}, gamma_alpha = {t['gamma_alpha']:.6g}" + ("  (zero solution)" if zero else "")
+        )
+    return [head, second]

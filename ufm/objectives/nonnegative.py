@@ -13,11 +13,21 @@ Feasibility of ``H >= 0`` is exact at every iterate, never by penalty:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ufm.algorithms.loss_scaling import solve_relative_to_loss
+from ufm.algorithms.restarts import with_zero_start
+from ufm.algorithms.rounding_floor import accept_gradient_floor
+from ufm.problems import filled
+from ufm.problems.nonnegative import NonnegProblem
+from ufm.solver import SolverOptions, peak_bytes
+from ufm.theory.nonnegative import optimum_for as theory_for
 
 
 class NonnegData(NamedTuple):
@@ -222,3 +232,110 @@ def _factor_gradients(model: str, W, H, data: NonnegData):
         return base
 
     return jax.grad(f, argnums=(0, 1))(W, H)
+
+
+SOLVER = SolverOptions(
+    rtol=1e-12,
+    linear_solver="eigh",
+    damping=1.0,
+    quasi_newton_steps=3000,
+    quasi_newton_rtol=1e-9,
+    max_steps=300,
+    label="nonneg",
+)
+# Passes of the solve on L / s (ufm.algorithms.loss_scaling): a gradient test relative to the loss where it is tiny.
+MAX_PASSES, PASS_MARGIN = 8, 8.0
+# Stalls at a degenerate minimum's rounding floor (ufm.algorithms.rounding_floor): H = G*G makes every off-support
+# entry of G with a zero multiplier (an unused feature coordinate, d > K) a null direction of the Hessian (Model 1,
+# K = 3, n = 1, d = 5, M_max = 50: a restart STALLED at relative gradient ~1e-11, its geometry right to 2e-14; K = 4,
+# alpha = 0.996, M_max = 50 = 3200 m*: stalled at 3.1e-9, the objective right to 1e-12, KKT within 1e-8). Accepted
+# by the gradient test up to FLOOR_RTOL; the closed-form checks grade it like any other point.
+FLOOR_RTOL = 1e-8
+
+
+def zero_start(problem: NonnegProblem) -> bool:
+    """Whether W = 0, H = 0 is added to the starts: where the theory says it is the optimum (Model 2 with
+    gamma_alpha >= (K-1)/K); elsewhere it is a saddle, and random restarts suffice."""
+    return problem.model == "ufm" and bool(theory_for(problem)["zero"])
+
+
+def batch_size(problem: NonnegProblem) -> int:
+    """Starts solved: the restarts, plus the zero start where it applies."""
+    return problem.restarts + int(zero_start(problem))
+
+
+def accept_rounding_floor(sol, fun, args, args_of=None) -> tuple:
+    """``ufm.algorithms.rounding_floor.accept_gradient_floor`` with this family's SOLVER and FLOOR_RTOL."""
+    return accept_gradient_floor(sol, fun, args, args_of, options=SOLVER, rtol=FLOOR_RTOL)
+
+
+def balance(problem: NonnegProblem) -> float:
+    """Model 2's exact rescaling symmetry: with ``t = (lambda_H/lambda_W)^(1/4)``, ``(W, H) = (t W', H'/t)`` maps
+    the problem with both weight decays ``sqrt(lambda_W lambda_H)`` onto the given one, value for value. The solve
+    works on the balanced problem, whose factors are of one scale (at lambda_W/lambda_H = 1e15 the unbalanced one
+    ran out of steps, 1.6 % above its optimum). Model 1: 1 (its budgets enter through normalisation only)."""
+    return (problem.lambda_H / problem.lambda_W) ** 0.25 if problem.model == "ufm" else 1.0
+
+
+def solve_with_floor(problem: NonnegProblem, options: SolverOptions | None = None, *, progress: bool = False):
+    """Solve from the seeded restarts (plus W = H = 0 where :func:`zero_start`) on the balanced problem, by passes
+    relative to the loss (``ufm.algorithms.loss_scaling``), stalls at the rounding floor accepted. Returns the
+    Solution (``loss`` the model's objective, statuses after the floor test), each start's (W, H), the objective
+    data and the accepted floors."""
+    options = options or dataclasses.replace(SOLVER, progress=progress)
+    data, solved, t = objective_data(problem), objective_data(problem), balance(problem)
+    if problem.model == "ufm":  # the balanced problem: both weight decays sqrt(lambda_W lambda_H)
+        both = jnp.sqrt(data.lambda_W * data.lambda_H)
+        solved = data._replace(lambda_W=both, lambda_H=both)
+    fun, evaluate = SCALED[problem.model], EVALUATE[problem.model]
+    params = with_zero_start(random_params(problem, problem.model), zero_start(problem))
+    sol, scale = solve_relative_to_loss(
+        fun,
+        params,
+        solved,
+        evaluate,
+        options=options,
+        nonnegative=BOUNDS[problem.model],
+        max_passes=MAX_PASSES,
+        margin=PASS_MARGIN,
+    )
+    sol, floor = accept_rounding_floor(sol, fun, (solved, jnp.asarray(scale)))
+    sol = dataclasses.replace(sol, loss=np.asarray(evaluate(sol.params, solved)))
+    factors = LOSSES[problem.model][1]
+    WH = [
+        tuple(np.asarray(a) for a in factors(jax.tree.map(lambda x, i=i: x[i], sol.params), solved))
+        for i in range(sol.loss.size)
+    ]
+    return sol, [(t * W, H / t) for W, H in WH], data, floor
+
+
+def _peak_bytes(K: int, n: int, d: int, batch: int) -> int:
+    """Peak bytes of one solve (the passes run one after another) and the report's arrays, from sizes only.
+
+    Variables per start ``K d + d N`` (N = K n); the dense Hessian (``ufm.solver.peak_bytes``) and the forward-mode
+    intermediates of forming it, one set per variable (matrix-free: a few sets): the K x N logits and their ~7
+    elementwise companions in the
+    cross-entropy, and H = G*G with its products (3 d x N). Measured: the default nonneg-ufm run (K = 10, n = 4,
+    d = 20, 6 restarts) peaks at 465 MB resident above the interpreter with jax loaded; this gives 463 MB."""
+    N = K * n
+    n_vars = K * d + d * N
+    tangent = (8 * K * N + 3 * d * N) * 8
+    data = (2 * K * N + d * N) * 8
+    report = 2 * batch * n_vars * 8  # restart_W, restart_H and the per-start (W, H) copies
+    return peak_bytes(n_vars, batch, SOLVER, data, tangent) + report
+
+
+def memory_estimate(problem: NonnegProblem) -> tuple[int, str]:
+    """Estimated peak bytes of the family's run (``ufm.families.nonnegative``) and the field that drives it: the
+    size field (C, n, d, restarts) whose reduction to its minimum (2, 1, C, 1) would shrink the estimate most.
+    Allocates nothing."""
+    K, n, d, R = problem.C, problem.n, filled(problem.d, "d"), problem.restarts
+    zero = int(zero_start(problem))
+    total = _peak_bytes(K, n, d, R + zero)
+    at_minimum = {
+        "C": _peak_bytes(2, n, d, R + zero),
+        "n": _peak_bytes(K, 1, d, R + zero),
+        "d": _peak_bytes(K, n, K, R + zero),
+        "restarts": _peak_bytes(K, n, d, 1 + zero),
+    }
+    return total, min(at_minimum, key=at_minimum.__getitem__)

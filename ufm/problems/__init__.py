@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -15,6 +16,15 @@ class InputError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def from_namespace(cls: type[T], namespace: Any, defaults: tuple[str, ...] = (), **values: Any) -> T:
+    """The problem dataclass ``cls`` from a command line's namespace: each field from the attribute of its name,
+    except ``values`` (given), and the fields in ``defaults`` that the command line left unset (``None``: flags
+    whose default depends on other flags), which take the dataclass's default."""
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    given = {name: values[name] if name in values else getattr(namespace, name) for name in fields}
+    return cls(**{k: fields[k] if v is None and k in defaults else v for k, v in given.items()})
 
 
 def require(condition: bool, field: str, message: str) -> None:
