@@ -23,6 +23,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.properties import assert_named_outcome
+from ufm.checks import square_loss as checks
 from ufm.families import square_loss as family
 from ufm.problems.square_loss import (
     BIAS_DECAY_RANGE,
@@ -41,9 +42,9 @@ CI = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") == "ci"
 #   per dead class, e.g. 0.25 for C = 2, against 3e-9 at the known ReLU-inactive critical point, the linear
 #   optimum); the best restart is then above that known point, and may run out of steps on the dead plateau.
 RELU_GENUINE = {
-    family.CONVERGED_NAME: "ReLU: the best restart stopped on kinks or on a plateau of dead units; reported as not "
+    checks.CONVERGED_NAME: "ReLU: the best restart stopped on kinks or on a plateau of dead units; reported as not "
     "converged",
-    family.BEST_NOT_ABOVE: "ReLU: every restart lost units (dead everywhere) and ended above the known ReLU-inactive "
+    checks.BEST_NOT_ABOVE: "ReLU: every restart lost units (dead everywhere) and ended above the known ReLU-inactive "
     "critical point",
 }
 RELU_SIGNATURES = ("ReLU kinks", "dead ReLU units", "ReLU pre-activations at the kink")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ufm.checks import Verdict
+from ufm.checks import square_loss as checks
 from ufm.families import square_loss as family
 from ufm.objectives import square_loss as objective
 from ufm.problems import InputError
@@ -180,11 +181,11 @@ def test_best_element_rule_and_all_saddles_fail():
     assert found.best == best_element(found.solution)
     saddle = dataclasses.replace(found.solution, status=np.full_like(found.solution.status, SADDLE))
     planted = dataclasses.replace(found, solution=saddle, restart_status=saddle.status)
-    converged, saddles = family._convergence_checks(problem, planted, 0)
+    converged, saddles = checks.convergence_checks(problem, planted, 0)
     assert not saddles.passed and saddles.value == 3 and "SADDLE at" in saddles.detail
     assert not converged.passed and converged.value == 1.0 and "saddle" in converged.detail
     one = dataclasses.replace(found.solution, status=np.array([SADDLE, 0, 0]))
-    assert family._convergence_checks(problem, dataclasses.replace(found, solution=one), 0)[1].passed
+    assert checks.convergence_checks(problem, dataclasses.replace(found, solution=one), 0)[1].passed
 
 
 def test_zero_solution_voids_geometry_keeps_objective_graded():
@@ -211,11 +212,11 @@ def test_zero_disagreement_is_a_failure_not_a_void():
     t = theory.closed_form(problem)
     point = objective.closed_form_point(problem, t["Z"], t["b"])
     wrong = {**t, "zero": True, "Z": 0 * t["Z"]}
-    out, _ = family.solution_checks(problem, point, data, wrong)
+    out, _ = checks.solution_checks(problem, point, data, wrong)
     zero = next(c for c in out if c.name.startswith("zero solution"))
     assert zero.graded and not zero.passed and zero.value > 0.9  # ||x* Y|| / ||Y|| = x* = 0.979
     origin = jax.tree.map(lambda a: 0 * a, point)
-    out, _ = family.solution_checks(problem, origin, data, t)
+    out, _ = checks.solution_checks(problem, origin, data, t)
     zero = next(c for c in out if c.name.startswith("zero solution"))
     assert zero.graded and not zero.passed
     assert next(c for c in out if c.name.startswith("NC1")).verdict is Verdict.VOID
@@ -351,7 +352,7 @@ def test_relu_kinks_count_exact_zeros():
     X = np.asarray(data.X)  # orthonormal columns: W1 = M X^T gives first-layer pre-activations M
     M = np.array([[1.0, -1.0], [2.0, -0.5]])  # sample 1 negative at both units, no entry near 0
     params = {"layers": [jnp.asarray(M @ X.T), jnp.eye(2), jnp.eye(2)]}
-    assert family.relu_kinks(problem, params, data) == 2  # sample 1's two second-layer pre-activations are 0
+    assert checks.relu_kinks(problem, params, data) == 2  # sample 1's two second-layer pre-activations are 0
 
 
 def test_relu_best_above_the_known_critical_point_fails_by_name():
@@ -363,6 +364,6 @@ def test_relu_best_above_the_known_critical_point_fails_by_name():
     for ReLU."""
     report = run(C=2, n=1, layers=2, act="relu", lambda_W=1e-9, lambda_H=1e-9, d=2, restarts=1)
     failed = {c.name: c for c in report.failed_checks}
-    assert family.BEST_NOT_ABOVE in failed and "dead ReLU units" in failed[family.BEST_NOT_ABOVE].detail
+    assert checks.BEST_NOT_ABOVE in failed and "dead ReLU units" in failed[checks.BEST_NOT_ABOVE].detail
     assert abs(report.numbers["closed_form_point"]["objective"] - 3e-9) <= 1e-15
     assert not check(report, "zero solution").graded
