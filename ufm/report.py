@@ -9,7 +9,9 @@ import os
 import platform
 import shutil
 import stat
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -348,3 +350,27 @@ def write_report(out: OutputDir, report: Report, table: str, wall_seconds: float
     out.write_npz(report.arrays_name, report.arrays)
     out.write_text("table.txt", table + "\n")
     return out.commit()
+
+
+def progress_bar(name: str, total: int, quiet: bool) -> Callable[[], None]:
+    """A one-line text progress bar on stderr (``name [#####.....] 5/10  12.3 s``); returns its step function."""
+    t0, done = time.perf_counter(), [0]
+    total = max(total, 1)
+
+    def draw() -> None:
+        if quiet:
+            return
+        filled = int(20 * done[0] / total)
+        print(
+            f"\r{name:<24} [{'#' * filled}{'.' * (20 - filled)}] {done[0]}/{total} {time.perf_counter() - t0:6.1f} s",
+            end="\n" if done[0] >= total else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def step() -> None:
+        done[0] = min(done[0] + 1, total)
+        draw()
+
+    draw()
+    return step

@@ -16,12 +16,10 @@ from ufm import metrics
 from ufm.checks import Check
 from ufm.checks import nonnegative as checks
 from ufm.checks.convergence import status_counts
-from ufm.objectives.memorization_dilation import AL_TOL, SOLVER, memberships
+from ufm.objectives.memorization_dilation import AL_TOL, CERT_TOL, OBJECTIVE_TOL, SOLVER, memberships
 from ufm.objectives.nonnegative import cross_entropy, dilation_memorization
 from ufm.problems.nonnegative import MemorizationDilationProblem
-
-CERT_TOL = 1e-8  # feasibility, complementarity and KKT of the end point (relative)
-OBJECTIVE_TOL = 1e-12  # the zero solution's value log K (exact) and the restarts' values against it
+from ufm.solver import CONVERGED as CONVERGED_STATUS
 
 
 def measures(problem: MemorizationDilationProblem, W: np.ndarray, H: np.ndarray) -> dict:
@@ -244,3 +242,134 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
         else Check.undefined("NC1 of clean features", "the clean class means coincide (Sigma_B = 0)"),
     ]
     return result, {**meas, "kkt": k, "multipliers": nu, "coupling": c, "outer_steps": out["outer_steps"]}
+
+
+HEAD = (
+    "ufm memorization-dilation (Model 3): K={p.C} n={p.n} ({p.n_noisy} noisy per class) d={p.d} noise={p.noise:g} "
+    "lambda_W={p.lambda_W:g} lambda_H={p.lambda_H:g}"
+)
+SWEEP_COLUMNS = (
+    "alpha",
+    "r",
+    "D",
+    "M",
+    "D_rel",
+    "M_rel",
+    "noisy_fitted",
+    "NC1_clean",
+    "objective",
+    "rel_grad_norm",
+    "grad_norm",
+    "inner_steps",
+    "kkt_residual",
+    "outer_steps",
+    "D_restart_spread",
+    "converged",
+)
+
+
+def headline(problem: MemorizationDilationProblem, out: dict, meas: dict) -> list[str]:
+    """One point's headline: the problem, the outer loop's end, D_k, M_k and the mean class-mean distance."""
+    return [
+        HEAD.format(p=problem),
+        f"r = {problem.r:g}, alpha = {problem.alpha:g}; augmented Lagrangian: {out['outer_steps']} outer steps, "
+        f"final rho {out['rho']:.1e}" + ("; optimum W = H = 0 (proved)" if out["best_is_zero"] else ""),
+        f"D_k = {np.array2string(meas['D'], precision=6)}  M_k = {np.array2string(meas['M'], precision=6)}  "
+        f"mean class-mean distance {meas['mean_distance']:.6f}",
+    ]
+
+
+def sweep_row(alpha: float, r: float, out: dict, meas: dict) -> list:
+    """One sweep point's values, in the order of :data:`SWEEP_COLUMNS` (``out``: the solve's record, ``meas``:
+    :func:`solution_checks`' measures)."""
+    sol, best = out["solution"], out["best"]
+    spread = float(np.ptp(out["restart_dilation"])) if out["restart_dilation"].size else np.nan
+    return [
+        alpha,
+        r,
+        meas["D"].mean(),
+        meas["M"].mean(),
+        np.mean(meas["D_rel"]),
+        np.mean(meas["M_rel"]),
+        meas["noisy_fitted"],
+        meas["NC1_clean"],
+        out["objective"],
+        sol.rel_grad_norm[best],
+        sol.grad_norm[best],
+        out["inner_steps"][best],
+        meas["kkt"]["residual"],
+        out["outer_steps"],
+        spread,
+        float(out["status"][best] == CONVERGED_STATUS),
+    ]
+
+
+def sweep_checks(curve: dict, failures: list[str], alphas) -> tuple[list[Check], dict]:
+    """The r sweep's checks (every point certified; LS dilation below CE's at every r, raw and relative: info)
+    and the verdicts ``{"D": [per LS alpha], "D_rel": [...]}``; ``alphas[0]`` is CE (0)."""
+    ce = curve["alpha"] == 0
+    verdict = {}
+    for key in ("D", "D_rel"):
+        verdict[key] = [bool(np.all(curve[key][curve["alpha"] == a] < curve[key][ce])) for a in alphas[1:]]
+    result = [
+        Check(
+            "every sweep point feasible, coupled and KKT",
+            float(len(failures)),
+            0.0,
+            "; ".join(failures[:5]) or "all points certified",
+        ),
+        Check(
+            "LS dilation < CE dilation at every r (raw), per alpha",
+            float(all(verdict["D"])),
+            None,
+            str(dict(zip(alphas[1:], verdict["D"]))),
+        ),
+        Check(
+            "LS dilation < CE dilation at every r (relative to class-mean distance)",
+            float(all(verdict["D_rel"])),
+            None,
+            str(dict(zip(alphas[1:], verdict["D_rel"]))),
+        ),
+    ]
+    return result, verdict
+
+
+def sweep_headline(problem: MemorizationDilationProblem, curve: dict, r_values, alphas) -> list[str]:
+    """The r sweep's headline: the problem and one line per sweep point."""
+    lines = [
+        HEAD.format(p=problem),
+        f"sweep over r = {list(r_values)}, alphas = {list(alphas)} (0 = CE), identical data",
+        f"{'alpha':>6} {'r':>6} {'D':>10} {'M':>10} {'D/dist':>10} {'M/dist':>10} {'fitted':>7} "
+        f"{'objective':>17} {'KKT':>8} {'D spread':>9}",
+    ]
+    columns = ("alpha", "r", "D", "M", "D_rel", "M_rel", "noisy_fitted", "objective", "kkt_residual")
+    lines += [
+        f"{a:6g} {r:6g} {D:10.6f} {M:10.6f} {Dr:10.6f} {Mr:10.6f} {fit:7.2f} {obj:17.15f} {kkt_:8.1e} {spread:9.2e}"
+        for a, r, D, M, Dr, Mr, fit, obj, kkt_, spread in zip(*(curve[k] for k in (*columns, "D_restart_spread")))
+    ]
+    lines.append(
+        "(best of the converged restarts by objective; D spread = max - min of D over them: Model 3 "
+        "has many KKT points of nearly equal value)"
+    )
+    return lines
+
+
+def sweep_convergence(curve: dict, failures: list[str], rtol: float, seconds: float) -> dict:
+    """The r sweep's convergence record: one entry per sweep point, its best restart (inner solve and constraint
+    residual both converged)."""
+    converged = int(np.sum(curve["converged"]))
+    return {
+        "subproblems": len(curve["r"]),
+        "converged": converged,
+        "all_converged": converged == len(curve["r"]),
+        "rtol": rtol,
+        "max_rel_grad_norm": float(np.max(curve["rel_grad_norm"])),
+        "max_grad_norm": float(np.max(curve["grad_norm"])),
+        "max_steps_taken": int(np.max(curve["inner_steps"])),
+        "mean_steps_taken": float(np.mean(curve["inner_steps"])),
+        "failures": {}
+        if not failures
+        else {"sweep points failing a check": len(set(f.split(":")[0] for f in failures))},
+        "compile_seconds": 0.0,
+        "solve_seconds": seconds,
+    }

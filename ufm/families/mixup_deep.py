@@ -30,7 +30,7 @@ from ufm.objectives.mixup_deep import (  # noqa: F401 (public names: memory_esti
     smooth_loss,
     stages,
 )
-from ufm.problems import InputError
+from ufm.problems import InputError, from_namespace
 from ufm.problems.mixup_deep import MAX_NODES, RULES, MixupDeepProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, best_element
@@ -91,9 +91,7 @@ def problem_from_args(ns) -> MixupDeepProblem:
         )
     if ns.m is not None and ns.classifier != "fixed":
         raise InputError("m", "only used with --classifier fixed (a learned classifier has no multiplier)")
-    fields = {f.name: f.default for f in dataclasses.fields(MixupDeepProblem)}  # --sharpness, --m: None = default
-    values = {k: getattr(ns, k) for k in fields}
-    return MixupDeepProblem(**{k: fields[k] if v is None and k in ("sharpness", "m") else v for k, v in values.items()})
+    return from_namespace(MixupDeepProblem, ns, defaults=("sharpness", "m"))
 
 
 def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLVER, progress: bool = False):
