@@ -371,41 +371,21 @@ def _newton_direction(fun, x, f, g, args, opts: SolverOptions, algebra: str, act
     return _Direction(jnp.where(ok, p, -g), *unknown)
 
 
-def _escape_search(fun, x, f, v, min_eig, args, active=True, bound=None):
-    """Backtracking along the negative-curvature direction ``v`` (unit) from ``t = max(1, ||x||)``: accepts the
-    first t with ``f(x + t v) <= f + min_eig t^2 / 8`` (a quarter of the quadratic model's decrease) and a decrease
-    beyond rounding. Returns (t, ok, f, g) at the accepted point."""
-    vg = jax.value_and_grad(fun)
-    noise = 64 * _EPS * jnp.maximum(1.0, jnp.abs(f)) * np.sqrt(x.size)
+def _search(fun, x, f, g, p, t_first, escaping, min_eig, args, active=True, bound=None):
+    """Backtracking along ``p`` from ``t = t_first``, halving up to 60 times while ``active`` and no trial is
+    accepted; the first trial is always evaluated. Returns the step taken, whether it was accepted, and f and the
+    gradient there.
 
-    def trial(t):
-        ft, gt = vg(_project(x + t * v, bound), args)
-        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & (ft <= f + min_eig * t * t / 8) & (ft < f - noise)
-        return ok, ft, gt
-
-    def cond(s):
-        k, _, ok, _, _ = s
-        return active & (~ok) & (k < 60)
-
-    def body(s):
-        k, t, _, _, _ = s
-        t = t / 2
-        ok, ft, gt = trial(t)
-        return k + 1, t, ok, ft, gt
-
-    t0 = jnp.maximum(1.0, jnp.linalg.norm(x))
-    ok, ft, gt = trial(t0)
-    _, t, ok, ft, gt = jax.lax.while_loop(cond, body, (0, t0, ok, ft, gt))
-    return t, ok & active, ft, gt
-
-
-def _line_search(fun, x, f, g, p, args, active=True, bound=None):
-    """Backtracking from t = 1 (see module docstring for the rounding-aware acceptance rule). Returns the step
-    taken, whether it was accepted, and f and the gradient there.
-
+    Two acceptance rules, one per element (``escaping``):
+    - a Newton or gradient step (``t_first = 1``; see the module docstring for the rounding-aware rule): the Armijo
+      condition up to rounding of f, or, where f is flat to rounding, a halving of the (projected) gradient norm;
+    - an escape from a saddle along the unit negative-curvature direction ``p`` (``t_first = max(1, ||x||)``):
+      ``f(x + t p) <= f + min_eig t^2 / 8`` (a quarter of the quadratic model's decrease) and a decrease beyond
+      rounding.
     With bounds the trial points are projected (Bertsekas' projection arc ``P(x + t p)``) and the sufficient
-    decrease is measured by ``g . (P(x + t p) - x)``; the flat-f rule compares projected gradients.
-    Finished elements (``active`` False) take no backtracking trials, so they do not hold a vmapped loop open.
+    decrease is measured by ``g . (P(x + t p) - x)``. Elements that are not ``active`` take only the first trial,
+    so they do not hold a vmapped loop open. One loop serves both rules: the objective's value and gradient are
+    compiled into the program once, not once per rule and per first trial.
     """
     slope = g @ p
     gnorm = jnp.linalg.norm(_projected_gradient(x, g, bound))
@@ -424,22 +404,22 @@ def _line_search(fun, x, f, g, p, args, active=True, bound=None):
         flat = jnp.abs(ft - f) <= noise
         # Where f is flat to rounding it cannot tell a good step from a bad one: judge by the gradient instead.
         decrease = jnp.where(flat, jnp.linalg.norm(_projected_gradient(x + step, gt, bound)) <= 0.5 * gnorm, armijo)
-        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & decrease
-        return ok, ft, gt
+        escape = (ft <= f + min_eig * t * t / 8) & (ft < f - noise)
+        ok = jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & jnp.where(escaping, escape, decrease)
+        return ok, ft, gt, step
 
     def cond(s):
-        k, t, ok, _, _ = s
-        return active & (~ok) & (k < 60)
+        k, _, ok, *_ = s
+        return (k == 0) | (active & ~ok & (k <= 60))
 
     def body(s):
-        k, t, _, _, _ = s
-        t = t / 2
-        ok, ft, gt = trial(t)
-        return k + 1, t, ok, ft, gt
+        k, t, *_ = s
+        t = jnp.where(k == 0, t, t / 2)
+        ok, ft, gt, step = trial(t)
+        return k + 1, t, ok, ft, gt, step
 
-    ok, ft, gt = trial(1.0)
-    _, t, ok, ft, gt = jax.lax.while_loop(cond, body, (0, 1.0, ok, ft, gt))
-    step = t * p if bound is None else _project(x + t * p, bound) - x
+    start = (0, jnp.asarray(t_first, x.dtype), jnp.asarray(False), f, g, jnp.zeros_like(x))
+    _, _, ok, ft, gt, step = jax.lax.while_loop(cond, body, start)
     return step, ok, ft, gt
 
 
@@ -464,16 +444,13 @@ def _newton_step(fun, opts: SolverOptions, algebra: str, bound=None):
         done_but_polish = at_tolerance & (jnp.linalg.norm(p) <= xscale)
         # At the tolerance on clearly negative curvature (a saddle): step along its eigenvector instead.
         escaping = at_tolerance & direction.negative
-        newton_step, ok, ft, gt = _line_search(
-            fun, s.x, s.f, s.g, p, args, active & ~done_but_polish & ~escaping, bound
+        search = jnp.where(escaping, direction.escape, p)
+        t_first = jnp.where(escaping, jnp.maximum(1.0, jnp.linalg.norm(s.x)), 1.0)
+        backtracks = active & (escaping | ~done_but_polish)
+        step_vector, ok, ft, gt = _search(
+            fun, s.x, s.f, s.g, search, t_first, escaping, direction.min_eig, args, backtracks, bound
         )
-        t_e, ok_e, ft_e, gt_e = _escape_search(
-            fun, s.x, s.f, direction.escape, direction.min_eig, args, active & escaping, bound
-        )
-        escape_step = t_e * direction.escape if bound is None else _project(s.x + t_e * direction.escape, bound) - s.x
-        step_vector = jnp.where(escaping, escape_step, newton_step)
-        ok = jnp.where(escaping, ok_e, ok)
-        ft, gt = jnp.where(escaping, ft_e, ft), jnp.where(escaping, gt_e, gt)
+        ok = jnp.where(escaping, ok & active, ok)
         x = jnp.where(ok, s.x + step_vector, s.x)
         f = jnp.where(ok, ft, s.f)
         g = jnp.where(ok, gt, s.g)
