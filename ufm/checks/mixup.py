@@ -228,3 +228,39 @@ def grid_checks(problem, main, alt, square, y, tol: float) -> tuple[list[Check],
         "nonlin_floor": float(np.mean(floor)),
     }
     return result, values
+
+
+def grid_report(problem, main, sol, v: dict) -> tuple[list[str], dict, dict]:
+    """The pair grid's headline, numbers and arrays (``main``: the main solve's ``MixupSolution``, ``sol`` its
+    Solution, ``v`` :func:`grid_checks`' values)."""
+    bulge = theory.half_mix_bulge_ratio(problem.C, problem.kappa)
+    headline = [
+        f"ufm mixup: C={problem.C} d={problem.d} m={problem.m:g} mu={problem.mu:g} kappa={problem.kappa:.6g}  "
+        f"{problem.n_lambdas} lambdas x {problem.C**2} ordered pairs = {main.c.size} subproblems",
+        f"K (root < 0 of K(C-1+e^(-CK)) + kappa = 0) = {v['K']:.15g}   solver: {v['K_solver']:.15g}",
+        f"same-class norm (C-1)|K|/m = {v['same_norm']:.12g}   lam=1/2 bulge ratio = {bulge:.12g}",
+    ]
+    numbers = {
+        "kappa": problem.kappa,
+        "K": v["K"],
+        "K_solver": v["K_solver"],
+        "same_class_norm": v["same_norm"],
+        "half_mix_bulge_ratio": bulge,
+        "max_rel_error": float(np.max(v["rel_err"])),
+        "nonlin": v["nonlin"],
+        "nonlin_floor": v["nonlin_floor"],
+    }
+    arrays = {
+        "W": main.W,
+        "c": main.c,
+        "c_prime": main.c_prime,
+        "lam": main.lam,
+        "h": main.h,
+        "h_theory": v["h_theory"],
+        "rel_error": v["rel_err"],
+        "loss": sol.loss,
+        "grad_norm": sol.grad_norm,
+        "steps": sol.steps,
+        "converged": sol.converged,
+    }
+    return headline, numbers, arrays

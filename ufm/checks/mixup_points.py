@@ -146,3 +146,46 @@ def points_checks(problem, W, W_other, d_other: int, mixes, h, h_alt, h_square, 
         "h_theory": h_theory,
     }
     return result, values
+
+
+def points_report(problem, W, mixes, h, h_square, sol, v: dict) -> tuple[list[str], dict, dict]:
+    """Several-point mixup's headline, numbers and arrays (``mixes``: ``(classes, lam, y, slices)``, ``sol`` the
+    main solve's Solution, ``v`` :func:`points_checks`' values)."""
+    C, k, (classes, lam, y, slices) = problem.C, problem.points, mixes
+    h_sq = h_square
+    ce, sq, n_random = v["ce"], v["square"], slices["random"].stop
+    headline = [
+        f"ufm mixup, {k}-point (Dirichlet alpha={problem.alpha:g}): C={C} d={problem.d} m={problem.m:g} "
+        f"mu={problem.mu:g} kappa={problem.kappa:.6g}  {n_random} random mixes + {len(classes) - n_random}"
+        f" vertices/barycentres = {len(classes)} subproblems",
+        "NonLin eq. (3) (mean over the random mixes; floor = value of any exactly linear map):",
+        f"  CE     {ce['nonlin']:.10f}   excess over floor {ce['excess']:.3e}   unnormalised/|h_cc| "
+        f"{ce['unnormalised_rel']:.6g}",
+        f"  square {sq['nonlin']:.10f}   excess over floor {sq['excess']:.3e}   unnormalised/|h_cc| "
+        f"{sq['unnormalised_rel']:.3e}",
+        "  closed-form CE NonLin vs kappa:  " + "  ".join(f"{r['kappa']:g}: {r['nonlin']:.6f}" for r in v["sweep"]),
+    ]
+    numbers = {
+        "kappa": problem.kappa,
+        "K": v["K"],
+        "vertex_norm": v["vertex_norm"],
+        "max_rel_error": v["feature"].value,
+        "nonlin_ce": ce,
+        "nonlin_square": sq,
+        "nonlin_vs_kappa": v["sweep"],
+        "barycentre_bulge_ratio": theory.barycentre_bulge_ratio(C, problem.kappa, k),
+    }
+    arrays = {
+        "W": W,
+        "classes": classes,
+        "lam": lam,
+        "y": y,
+        "h": h,
+        "h_theory": v["h_theory"],
+        "h_square": h_sq,
+        "loss": sol.loss,
+        "grad_norm": sol.grad_norm,
+        "steps": sol.steps,
+        "converged": sol.converged,
+    }
+    return headline, numbers, arrays

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.estimate import driving_field
+from ufm.problems.mixup import MixupProblem
 from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
 
 # Strictly convex per-subproblem objectives (Hessian W^T (diag p - p p^T) W + mu I): Cholesky Newton.
@@ -213,3 +215,40 @@ def peak_bytes_estimate(sizes: dict) -> int:
         # (n, k, d) gathers of the closed form and of NonLin (CE, square, the kappa sweep), per-mix python lists
         report += 8 * 8 * n * k * d_max + n * (400 + 16 * k)
     return solves + etf + report
+
+
+def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
+    """``(peak bytes, driving field)`` of the family's run (``ufm.families.mixup``; :func:`peak_bytes_estimate`).
+    From the sizes only; nothing is allocated."""
+    sizes = {
+        "C": problem.C,
+        "d": problem.d,
+        "n_lambdas": problem.n_lambdas,
+        "points": problem.points,
+        "n_mixes": problem.n_mixes or 0,
+    }
+    reference = {
+        "C": 10,
+        "d": sizes["C"],
+        **({"n_lambdas": MixupProblem.n_lambdas} if problem.points <= 2 else {"n_mixes": 1000, "points": 3}),
+    }
+    return peak_bytes_estimate(sizes), driving_field(peak_bytes_estimate, sizes, reference)
+
+
+def solve_points(problem: MixupProblem, options: SolverOptions):
+    """Several-point mixup's solves: the random k-point mixes plus the vertices and barycentres
+    (:func:`structured_mixes`) in d, the random mixes in :func:`other_dimension` and all of them for the square
+    loss. Returns ``(solution of the main solve, (W, W_other, d_other, (classes, lam, y, slices), h, h_alt, h_square,
+    (solution_alt, solution_square)))``, ``slices`` naming each part's rows (``ufm.checks.mixup_points``)."""
+    other = other_dimension(problem)
+    W, W_other = problem.classifier(), other.classifier()
+    extra = structured_mixes(problem.C, problem.points)
+    parts, names = [problem.mixes(), *extra.values()], ["random", *extra]
+    bounds = np.cumsum([0] + [len(p[0]) for p in parts])
+    slices = {name: slice(int(a), int(b)) for name, a, b in zip(names, bounds[:-1], bounds[1:])}
+    classes, lam = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+    y = np.asarray(mixed_soft_target(problem.C, classes, lam))
+    h, sol = solve_targets(problem, W, y, options=options, progress=options.progress)
+    h_alt, sol_alt = solve_targets(other, W_other, y[slices["random"]], options=options)
+    h_sq, sol_sq = solve_targets(problem, W, y, loss=square_feature_loss, options=options)
+    return sol, (W, W_other, other.d, (classes, lam, y, slices), h, h_alt, h_sq, (sol_alt, sol_sq))
