@@ -27,8 +27,9 @@ import numpy as np
 
 from ufm.checks import Check
 from ufm.checks.convergence import best_converged
+from ufm.objectives.mixup_joint import GRAD_TOL
+from ufm.theory import mixup_joint as joint_theory
 
-GRAD_TOL = 1e-10
 ETF_TOL = 1e-7
 M_TOL = 1e-7
 FEATURE_TOL = 1e-7
@@ -167,7 +168,6 @@ def optimum_checks(
     """
     from ufm.checks import mixup as mixup_checks
     from ufm.theory import mixup as theory
-    from ufm.theory import mixup_joint as joint_theory
 
     C = problem.C
     c, c_prime, lam, weight, Y = targets
@@ -205,3 +205,83 @@ def optimum_checks(
         clean_confidence(P[clean, true_class[clean]], conf),
         certificate(joint_theory.global_certificate(P, Y, weight, problem.lam_W, problem.lam_H)),
     ], out
+
+
+def report(problem, sol, best: int, js, gram: np.ndarray, graded: np.ndarray, reduced: tuple, at: dict, quadrature):
+    """The run's headline, numbers and arrays.
+
+    Args:
+        problem: the ``MixupJointProblem``; ``sol`` the solution, ``best`` its best start.
+        js: the solve's context (``ufm.objectives.mixup_joint.JointSolve``).
+        gram: every start's (ETF error, multiplier m) (``ufm.etf.etf_gram_error``); ``graded`` the graded starts.
+        reduced: ``(m_1d, kappa_1d, F_min, m_2n, m_erm)``: the 1-D reduction (``ufm.theory.mixup_joint``), at twice
+            the nodes and for ERM.
+        at: :func:`optimum_checks`' values; ``quadrature`` the node-doubling check (None for ERM).
+    """
+    C, (etf_errors, m_restarts), (m_1d, kappa_1d, F_min, m_2n, m_erm) = problem.C, gram.T, reduced
+    W, H, m, loss = js.W[best], js.H[best], float(m_restarts[best]), float(sol.loss[best])
+    nodes, qw = problem.quadrature()
+    threshold = joint_theory.trivial_threshold(C, nodes, qw)
+    mixing = "ERM (alpha = 0, no mixup)" if problem.erm else f"alpha={problem.alpha:g}, {nodes.size} Gauss-Jacobi nodes"
+    headline = [
+        f"ufm mixup-joint: C={C} d={problem.d} {mixing} lambda_W={problem.lam_W:g} lambda_H={problem.lam_H:g}  "
+        f"{js.weight.size} feature variables, {problem.restarts} restarts"
+        f"{' + W = H = 0' if 'zero' in js.starts else ''}; best: start {best} ({js.starts[best]})",
+        (
+            f"W = 0 optimal: ETF error undefined (W W^T ~ 0); m joint {m:.3g}, "
+            if m_1d == 0.0
+            else f"ETF error of W W^T {float(np.max(etf_errors[graded])):.2e} (worst graded restart); "
+            f"m joint {m:.12g}, "
+        )
+        + f"1-D reduction {m_1d:.12g}"
+        + ("" if problem.erm else f" ({2 * problem.n_nodes} nodes: {m_2n:.12g})")
+        + f"; ERM m {m_erm:.12g}",
+        f"kappa {at['kappa']:.10g}  clean-point confidence {at['conf']:.12g}  loss {loss:.15g}  min F {F_min:.15g}  "
+        f"W = 0 optimal iff lambda_W lambda_H >= {threshold:.6g}",
+    ]
+    if quadrature is not None and quadrature.value > QUADRATURE_TOL:
+        headline.append(
+            f"note: {problem.n_nodes} nodes do not resolve the Beta({problem.alpha:g}, "
+            f"{problem.alpha:g}) average (m moves by {quadrature.value:.1e} relative with "
+            f"{2 * problem.n_nodes}); the checks above are of the {problem.n_nodes}-node problem; "
+            "more --nodes for the Beta law itself"
+        )
+    numbers = {
+        "etf_error": float(np.max(etf_errors[graded])) if m_1d > 0 else float("nan"),
+        "etf_error_restarts": etf_errors,
+        "m": m,
+        "m_restarts": m_restarts,
+        "m_1d": m_1d,
+        "m_1d_2n": m_2n,
+        "m_erm_1d": m_erm,
+        "kappa": at["kappa"],
+        "kappa_1d": kappa_1d,
+        "loss": loss,
+        "F_min": F_min,
+        "losses": sol.loss,
+        "best": best,
+        "graded_restarts": graded,
+        "starts": list(js.starts),
+        "clean_confidence": at["conf"],
+        "max_feature_rel_error": float(np.max(at["rel_err"])),
+        "trivial_threshold": threshold,
+        "nodes": nodes,
+        "node_weights": qw,
+    }
+    arrays = {
+        "W": W,
+        "H": H,
+        "h_theory": at["h_theory"],
+        "rel_error": at["rel_err"],
+        "c": js.c,
+        "c_prime": js.c_prime,
+        "lam": js.lam,
+        "weight": js.weight,
+        "W_restarts": js.W,
+        "loss": sol.loss,
+        "grad_norm": sol.grad_norm,
+        "steps": sol.steps,
+        "status": sol.status,
+        "min_eigenvalue": sol.min_eigenvalue,
+    }
+    return headline, numbers, arrays

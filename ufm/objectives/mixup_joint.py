@@ -6,6 +6,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ufm.algorithms.restarts import with_zero_start
+from ufm.estimate import driving_field
+from ufm.problems import filled
+from ufm.problems.mixup_joint import MixupJointProblem, count_targets
+from ufm.solver import SolverOptions, minimise, peak_bytes
+from ufm.theory import mixup_joint as joint_theory
 
 
 class JointParams(NamedTuple):
@@ -47,3 +55,83 @@ def joint_mixup_loss(params: JointParams, data: JointData) -> jax.Array:
         + 0.5 * data.lam_H * jnp.sum(params.G * params.G)
         + 0.5 * data.lam_W * jnp.sum(params.W * params.W)
     )
+
+
+GRAD_TOL = 1e-10  # the solver's target: absolute gradient norm (ufm.checks.mixup_joint)
+# Nonconvex (rotation symmetry: the Hessian is indefinite away from the optimum and singular at it): L-BFGS first,
+# then saddle-free Newton: dense eigh while the Hessian is small, matrix-free Newton-CG with a Lanczos curvature
+# test beyond (the solver's choice, ufm.solver.linear_algebra).
+SOLVER = SolverOptions(
+    rtol=GRAD_TOL / 10,
+    damping=1.0,
+    quasi_newton_steps=300,
+    quasi_newton_rtol=1e-6,
+    max_steps=300,
+    linear_solver="eigh",
+    label="mixup-joint",
+)
+
+
+def start_kinds(problem: MixupJointProblem) -> tuple[str, ...]:
+    """``problem.restarts`` seeded Gaussian starts, plus W = H = 0 where it is the global minimum (``lambda_W
+    lambda_H >=`` the trivial threshold ``E||P y||^2 / (C-1)``, ``ufm.theory.mixup_joint.trivial_threshold``)."""
+    zero = problem.lam_W * problem.lam_H >= joint_theory.trivial_threshold(problem.C, *problem.quadrature())
+    return ("random",) * problem.restarts + (("zero",) if zero else ())
+
+
+class JointSolve(NamedTuple):
+    """The solve's context: every start's W (R x C x d) and features H (R x T x d), the targets (c, c', lam,
+    weight, soft targets Y) and the kind of every start."""
+
+    W: np.ndarray
+    H: np.ndarray
+    c: np.ndarray
+    c_prime: np.ndarray
+    lam: np.ndarray
+    weight: np.ndarray
+    Y: np.ndarray
+    starts: tuple[str, ...]
+
+
+def solve(problem: MixupJointProblem, options: SolverOptions):
+    """Minimise the joint objective from :func:`start_kinds`'s starts as one batch (nothing of the ETF, of the
+    theorem or of the collapse is imposed beyond one variable per target). Returns (Solution, JointSolve)."""
+    c, c_prime, lam, weight = problem.targets()
+    eye = np.eye(problem.C)
+    Y = lam[:, None] * eye[c] + (1 - lam)[:, None] * eye[c_prime]
+    data = JointData(jnp.asarray(Y), jnp.asarray(weight), jnp.asarray(problem.lam_W), jnp.asarray(problem.lam_H))
+    rng = np.random.default_rng(problem.seed)
+    starts = start_kinds(problem)
+    R, T, d = problem.restarts, weight.size, filled(problem.d, "d")
+    W0 = rng.standard_normal((R, problem.C, d)) / np.sqrt(d)
+    G0 = rng.standard_normal((R, T, d)) * np.sqrt(weight)[None, :, None] / np.sqrt(d)
+    params0 = with_zero_start(JointParams(jnp.asarray(W0), jnp.asarray(G0)), "zero" in starts)
+    sol = minimise(joint_mixup_loss, params0, data, options=options)
+    H = np.stack(
+        [np.asarray(features(JointParams(sol.params.W[r], sol.params.G[r]), data.weight)) for r in range(len(starts))]
+    )
+    return sol, JointSolve(np.asarray(sol.params.W), H, c, c_prime, lam, weight, Y, starts)
+
+
+def memory_estimate(problem: MixupJointProblem) -> tuple[int, str]:
+    """``(peak bytes, driving field)`` of the family's run (``ufm.families.mixup_joint``), from the sizes only: the
+    batched solve of every start (``ufm.solver.peak_bytes`` plus one evaluation's intermediates and one tangent of
+    them per variable), the targets' construction (C^2 n ordered entries, several int arrays and np.unique) and the
+    report's arrays."""
+
+    def estimate(sz):
+        C, d, n, R = sz["C"], sz["d"], sz["n"], sz["restarts"] + 1  # + the zero start
+        T = count_targets(C, n, sz["samples_per_target"], problem.erm)
+        solve = peak_bytes((C + T) * d, R, SOLVER, 8 * (3 * T * C + 2 * T * d), 8 * 2 * (4 * T * C + 2 * T * d))
+        return solve + 8 * (12 * C * C * n + R * T * d + 8 * T * d + 6 * T * C + R * C * d)
+
+    sizes = {
+        "C": problem.C,
+        "d": problem.d,
+        "n": 2 if problem.erm else problem.n_nodes,
+        "restarts": problem.restarts,
+        "samples_per_target": problem.samples_per_target,
+    }
+    reference = {"C": 10, "d": sizes["C"], "restarts": 3, "samples_per_target": 1, **({} if problem.erm else {"n": 16})}
+    field = driving_field(estimate, sizes, reference)
+    return estimate(sizes), {"n": "n_nodes"}.get(field, field)
