@@ -809,7 +809,7 @@ def measure(
         A :class:`Measurement` (``table()``, ``summary()``, ``save(folder)``).
 
     Raises:
-        ufm.problems.InputError (a ValueError) naming the offending array and its valid range.
+        ufm.problems.InputError: (a ValueError) naming the offending array and its valid range.
     """
     data = validate(
         features,

@@ -12,8 +12,8 @@ full-batch with Adam to the terminal phase under one of three objectives:
   ``<w_c, w_c'> = -m^2/(C-1)``) and no bias, the classifier of Theorem 3.1 of Fisher, Meng, Papyan, "Pushing
   Boundaries: Mixup's Influence on Neural Collapse", ICLR 2024.
 
-Label noise and label smoothing (Nguyen, Levie, Lienen, Kutyniok, Huellermeier, "Memorization-Dilation:
-Modeling Neural Collapse Under Label Noise", ICLR 2023): with ``label_noise = eta > 0``, ``round(eta N)`` training
+Label noise and label smoothing (Nguyen, Levie, Lienen, Huellermeier, Kutyniok, "Memorization-Dilation:
+Modeling Neural Collapse Under Noise", ICLR 2023): with ``label_noise = eta > 0``, ``round(eta N)`` training
 samples, drawn uniformly without replacement, are trained with a label drawn uniformly from the C - 1 other
 classes (:func:`noisy_labels`); the held-out samples keep their true labels. With ``smoothing = alpha > 0`` every
 one-hot target becomes ``(1 - alpha) e_y + (alpha/C) 1`` (:func:`smoothed_targets`; Szegedy, Vanhoucke, Ioffe,

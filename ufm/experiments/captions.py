@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 FISHER_2024 = "Fisher, Meng, Papyan 2024"  # Pushing Boundaries: Mixup's Influence on Neural Collapse, ICLR
-NGUYEN_2023 = "Nguyen, Levie, Lienen, Kutyniok, Huellermeier 2023"  # Memorization-Dilation, ICLR
+NGUYEN_2023 = "Nguyen, Levie, Lienen, Huellermeier, Kutyniok 2023"  # Memorization-Dilation, ICLR
 RANGAMANI_2022 = "Rangamani, Banburski-Fahey 2022"  # Neural Collapse in Deep Homogeneous Classifiers, ICASSP
 PAPYAN_2020 = "Papyan, Han, Donoho 2020"  # Prevalence of Neural Collapse during the Terminal Phase, PNAS
 CHAUDHRY_2022 = "Chaudhry, Menon, Veit, Jayasumana, Ramalingam, Kumar 2022"  # When does mixup promote local linearity

@@ -33,6 +33,7 @@ import numpy as np
 
 from ufm import networks
 from ufm.experiments.captions import NGUYEN_2023, at_full, comma_list, compose
+from ufm.experiments.seeds import count_verdict, stats
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.measure import measure
 
@@ -140,18 +141,6 @@ def run_one(cfg: dict, loss: str, noise: float, seed: int, data: dict) -> dict:
     return {"arrays": arrays, "numbers": numbers, "values": values}
 
 
-def count_verdict(flags) -> str:
-    """``"holds"`` when every seed's flag is true, ``"does not hold"`` when none is, else ``"holds for k of n
-    seeds"`` (the rule of ``network_mixup.verdict``)."""
-    flags = np.asarray(flags, dtype=bool)
-    k = int(flags.sum())
-    if k == len(flags):
-        return "holds"
-    if k == 0:
-        return "does not hold"
-    return f"holds for {k} of {len(flags)} seeds"
-
-
 def matched_difference(M_ce, D_ce, M_ls, D_ls) -> np.ndarray:
     """LS's dilation minus CE's at LS's memorization, CE's (M, D) points joined by straight lines in order of M.
 
@@ -169,9 +158,9 @@ def matched_difference(M_ce, D_ce, M_ls, D_ls) -> np.ndarray:
 
 def matched_verdict(diff) -> str:
     """The verdict on "LS lowers dilation at matched memorization" from the matched differences (noise rates,
-    seeds; NaN where not matched): :func:`count_verdict` over the seeds with a matched point (a seed counts when
-    every one of its differences is negative), with the seeds that have none named; ``"not testable"`` when no
-    seed has one (LS's memorization outside CE's range: no like-for-like comparison exists)."""
+    seeds; NaN where not matched): :func:`ufm.experiments.seeds.count_verdict` over the seeds with a matched point
+    (a seed counts when every one of its differences is negative), with the seeds that have none named; ``"not
+    testable"`` when no seed has one (LS's memorization outside CE's range: no like-for-like comparison exists)."""
     diff = np.asarray(diff, dtype=float)
     matched = np.isfinite(diff)
     tested = [j for j in range(diff.shape[1]) if matched[:, j].any()]
@@ -218,20 +207,9 @@ def comparisons(data: dict) -> dict:
     return out
 
 
-def _stats(v) -> dict:
-    """Mean and standard deviation (ddof 0) of the finite values, and every value (NaN: not defined)."""
-    v = np.asarray(v, dtype=float)
-    finite = v[np.isfinite(v)]
-    return {
-        "mean": float(finite.mean()) if finite.size else float("nan"),
-        "std": float(finite.std()) if finite.size else float("nan"),
-        "values": v.tolist(),
-    }
-
-
 def _by_rate(table, rates) -> dict:
-    """``{"20%": _stats(over the seeds)}`` for each noise rate (the rows of ``table``)."""
-    return {f"{100 * rate:g}%": _stats(np.asarray(table)[i]) for i, rate in enumerate(rates)}
+    """``{"20%": stats(over the seeds)}`` for each noise rate (the rows of ``table``)."""
+    return {f"{100 * rate:g}%": stats(np.asarray(table)[i]) for i, rate in enumerate(rates)}
 
 
 def claims(data: dict, cfg: dict) -> list[dict]:
@@ -284,7 +262,7 @@ def summary(data: dict, cfg: dict) -> dict:
     out: dict = {"seeds": cfg["seeds"], "noise_rates": cfg["noise_rates"], "claims": claims(data, cfg)}
     for loss in LOSSES:
         out[loss] = {
-            f"{100 * rate:g}%": {key: _stats(np.asarray(data[f"{loss}_{key}"])[i]) for key in KEYS}
+            f"{100 * rate:g}%": {key: stats(np.asarray(data[f"{loss}_{key}"])[i]) for key in KEYS}
             for i, rate in enumerate(cfg["noise_rates"])
         }
     return out

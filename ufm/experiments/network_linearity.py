@@ -26,7 +26,7 @@ import numpy as np
 from ufm import metrics, networks
 from ufm.experiments import network_mixup
 from ufm.experiments.captions import CHAUDHRY_2022, at_full, comma_list, compose, grid
-from ufm.experiments.network_label_noise import count_verdict
+from ufm.experiments.seeds import count_verdict, per_objective, stats
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 
 NAME = "network_linearity"
@@ -151,22 +151,14 @@ def run_one(cfg: dict, objective: str, seed: int, data: dict) -> dict:
 def compute(cfg: dict, progress) -> dict:
     data = networks.load_digits(0, cfg["held_out"])
     out: dict = {}
-    for objective in cfg["objectives"]:
-        rows = []
-        for seed in cfg["seeds"]:
-            rows.append(run_one(cfg, objective, seed, data))
-            progress.step()
+    runs = per_objective(cfg, progress, lambda objective, seed: run_one(cfg, objective, seed, data))
+    for objective, rows in runs.items():
         for name in layer_names(cfg):
             for key in (*MEASURES, "left_out"):
                 out[f"{objective}_{name}_{key}"] = np.array([row[name][key] for row in rows])
         for key in ("train_accuracy", "test_accuracy"):
             out[f"{objective}_{key}"] = np.array([row[key] for row in rows])
     return out
-
-
-def _stats(v) -> dict:
-    v = np.asarray(v, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std()), "values": v.tolist()}
 
 
 def claims(data: dict, cfg: dict) -> list[dict]:
@@ -187,8 +179,8 @@ def claims(data: dict, cfg: dict) -> list[dict]:
                         "layer": name,
                         "measure": key,
                         "numbers": {
-                            f"{what} ERM": {"all": _stats(erm)},
-                            f"{what} {LABELS[objective]}": {"all": _stats(mix)},
+                            f"{what} ERM": {"all": stats(erm)},
+                            f"{what} {LABELS[objective]}": {"all": stats(mix)},
                         },
                         "verdict": count_verdict(np.asarray(mix) < np.asarray(erm)),
                         "seeds": list(cfg["seeds"]),
@@ -203,10 +195,10 @@ def summary(data: dict, cfg: dict) -> dict:
     out: dict = {"seeds": cfg["seeds"], "claims": claims(data, cfg)}
     for objective in cfg["objectives"]:
         out[objective] = {
-            name: {key: _stats(data[f"{objective}_{name}_{key}"]) for key in MEASURES} for name in layer_names(cfg)
+            name: {key: stats(data[f"{objective}_{name}_{key}"]) for key in MEASURES} for name in layer_names(cfg)
         }
         for key in ("train_accuracy", "test_accuracy"):
-            out[objective][key] = _stats(data[f"{objective}_{key}"])
+            out[objective][key] = stats(data[f"{objective}_{key}"])
     return out
 
 

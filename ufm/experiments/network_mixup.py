@@ -14,6 +14,7 @@ import numpy as np
 
 from ufm import networks
 from ufm.experiments.captions import FISHER_2024, PAPYAN_2020, at_full, comma_list, compose, grid
+from ufm.experiments.seeds import count_verdict, per_objective, stats
 from ufm.experiments.style import COLOURS, DOUBLE_COLUMN, figure
 from ufm.measure import measure
 
@@ -147,25 +148,16 @@ def verdict(etf: np.ndarray, learned: np.ndarray) -> str:
     Returns:
         ``"holds"`` (every seed), ``"does not hold"`` (none) or ``"holds for k of n seeds"``.
     """
-    closer = int(np.sum(etf < learned))
-    if closer == len(etf):
-        return "holds"
-    if closer == 0:
-        return "does not hold"
-    return f"holds for {closer} of {len(etf)} seeds"
+    return count_verdict(np.asarray(etf) < np.asarray(learned))
 
 
 def compute(cfg: dict, progress) -> dict:
     data = networks.load_digits(0, cfg["held_out"])
     out: dict = {}
-    for objective in cfg["objectives"]:
-        rows = []
-        for seed in cfg["seeds"]:
-            rows.append(run_one(cfg, objective, seed, data)["values"])
-            progress.step()
+    runs = per_objective(cfg, progress, lambda objective, seed: run_one(cfg, objective, seed, data)["values"])
+    for objective, rows in runs.items():
         for key in KEYS:
-            values = np.array([row[key] for row in rows])
-            out[f"{objective}_{key}"] = values
+            out[f"{objective}_{key}"] = np.array([row[key] for row in rows])
     if "mixup" in cfg["objectives"] and "mixup_etf" in cfg["objectives"]:
         etf, learned = out["mixup_etf_distance"], out["mixup_distance"]
         out["verdict"] = np.array(verdict(etf, learned))
@@ -188,8 +180,7 @@ def summary(data: dict, cfg: dict) -> dict:
     for objective in cfg["objectives"]:
         out[objective] = {}
         for key in KEYS:
-            v = np.asarray(data[f"{objective}_{key}"], dtype=float)
-            out[objective][key] = {"mean": float(v.mean()), "std": float(v.std()), "values": v.tolist()}
+            out[objective][key] = stats(data[f"{objective}_{key}"])
     return out
 
 

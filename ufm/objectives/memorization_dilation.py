@@ -1,5 +1,5 @@
 """Model 3, memorization-dilation (after Nguyen et al., "Memorization-Dilation: Modeling Neural Collapse Under
-Label Noise", ICLR 2023; our formalisation): the noisy-label data, the balanced problem, the scaled augmented
+Noise", ICLR 2023; our formalisation): the noisy-label data, the balanced problem, the scaled augmented
 Lagrangian of the coupling ``c_k = M_k - r D_k <= 0`` in the variables (W, H) themselves, H >= 0 a bound that
 every inner solve keeps (:data:`BOUNDS`, projected Newton, as Model 2), and the settings of its outer loop
 (``ufm.algorithms.augmented_lagrangian``)."""

@@ -1,5 +1,5 @@
-"""Nonnegative features with cross-entropy or label smoothing (after Nguyen, Levie, Lienen, Kutyniok, Huellermeier,
-"Memorization-Dilation: Modeling Neural Collapse Under Label Noise", ICLR 2023). Statements, origins (the paper's
+"""Nonnegative features with cross-entropy or label smoothing (after Nguyen, Levie, Lienen, Huellermeier, Kutyniok,
+"Memorization-Dilation: Modeling Neural Collapse Under Noise", ICLR 2023). Statements, origins (the paper's
 or derived here) and the hyper-parameter map: docs/theory/nonnegative.md.
 
 Notation: K classes, n samples per class, N = K n, features h >= 0 in R^d (d >= K), classifier W (K x d), no bias.
