@@ -33,7 +33,7 @@ def install(monkeypatch, *, passed: bool = True, bytes_per_C: int | None = None)
     if bytes_per_C is not None:
         module.memory_estimate = lambda problem: (problem.C * bytes_per_C, "C")
 
-    def run(problem, progress=True):
+    def run(problem, progress=True, max_memory_bytes=None):
         state.runs += 1
         if progress:
             print("[fake] step 0", file=sys.stderr, flush=True)

@@ -38,3 +38,25 @@ def test_every_problem_type_has_a_family():
     assert {api.FAMILY_OF[p] for p in api.FAMILY_OF} <= set(families.FAMILIES.values())
     with pytest.raises(TypeError, match="expected one of"):
         ufm.run({"C": 3})
+
+
+def test_the_memory_budget_reaches_the_solver():
+    """``max_memory_bytes`` becomes the solver's budget: 1000 bytes cannot hold one subproblem's compiled programs
+    (refused before solving), 1 GiB can (recorded in the report's solver options; same answer as the default)."""
+    from ufm.solver import MemoryBudgetExceeded
+
+    problem = ufm.MixupProblem(C=2, n_lambdas=3)
+    with pytest.raises(MemoryBudgetExceeded, match="memory budget"):
+        ufm.run(problem, max_memory_bytes=1000)
+    report = ufm.run(problem, max_memory_bytes=2**30)
+    assert report.passed and report.config["solver"]["max_memory_bytes"] == 2**30
+    np.testing.assert_array_equal(report.arrays["h"], ufm.run(problem).arrays["h"])
+
+
+def test_the_max_memory_flag_is_passed_to_the_run():
+    from ufm import solve
+
+    family, ns, _ = solve.parse(["--loss", "md", "--max-memory", "2G", "--sweep", "r"])
+    assert solve.run_options(family, ns) == {"sweep_r": True, "max_memory_bytes": 2 * 2**30}
+    family, ns, _ = solve.parse(["--loss", "mse"])
+    assert solve.run_options(family, ns) == {"max_memory_bytes": None}

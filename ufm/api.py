@@ -38,7 +38,7 @@ FAMILY_OF = {
 }
 
 
-def run(problem, *, progress: bool = False) -> Report:
+def run(problem, *, progress: bool = False, max_memory_bytes: int | None = None) -> Report:
     """Solve ``problem`` to float64 precision and check the solution against its family's closed forms.
 
     Args:
@@ -46,12 +46,16 @@ def run(problem, *, progress: bool = False) -> Report:
             ``ufm.MemorizationDilationProblem``, ``ufm.MixupDeepProblem``, ``ufm.MixupJointProblem``,
             ``ufm.CEProblem``), validated on construction.
         progress: print the solver's progress lines to stderr.
+        max_memory_bytes: the solver's memory budget in bytes: a batch of restarts or subproblems whose compiled
+            programs need more is solved in chunks that fit, or ``ufm.solver.MemoryBudgetExceeded`` is raised
+            before anything runs. None: half the machine's memory (or the family's own setting).
 
     Returns:
         The :class:`ufm.report.Report` of the run.
 
     Raises:
         TypeError: ``problem`` is not one of the problem dataclasses.
+        ufm.solver.MemoryBudgetExceeded: even one element's compiled programs need more than the budget.
     """
     module = FAMILY_OF.get(type(problem))
     if module is None:
@@ -59,5 +63,5 @@ def run(problem, *, progress: bool = False) -> Report:
             f"ufm.run: expected one of {', '.join(c.__name__ for c in FAMILY_OF)}, got {type(problem).__name__}"
         )
     t0 = time.perf_counter()
-    report = importlib.import_module(module).run(problem, progress=progress)
+    report = importlib.import_module(module).run(problem, progress=progress, max_memory_bytes=max_memory_bytes)
     return dataclasses.replace(report, wall_seconds=time.perf_counter() - t0)

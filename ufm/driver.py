@@ -16,19 +16,24 @@ from ufm.report import Report
 from ufm.solver import best_element
 
 
-def run(family: Family, problem, *, progress: bool = True) -> Report:
+def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
     """Solve ``problem`` with ``family``'s solver options and check the best restart against its theory.
 
     Args:
         family: the family's declaration (``ufm.family.Family``).
         problem: the family's problem dataclass (validated on construction).
         progress: print the solver's progress lines to stderr.
+        max_memory_bytes: the solver's memory budget (``SolverOptions.max_memory_bytes``: the batch is solved in
+            chunks that fit, or ``ufm.solver.MemoryBudgetExceeded`` is raised before anything runs); None: the
+            family's setting (half the machine's memory unless it sets one).
 
     Returns:
         The run's Report (its ``numbers["seconds"]`` the time from the solve's start to the report).
     """
     t0 = time.perf_counter()
     options = dataclasses.replace(family.solver_options(problem), progress=progress)
+    if max_memory_bytes is not None:
+        options = dataclasses.replace(options, max_memory_bytes=int(max_memory_bytes))
     solution, context = family.solve(problem, options)
     best = best_element(solution)
     outcome = family.assess(problem, solution, best, context, options)

@@ -81,7 +81,8 @@ def _common_parser(*, families_help: str = "") -> Parser:
         dest="max_memory",
         metavar="SIZE",
         help=f"memory budget of the run, {SIZE_HELP} (default: half the machine's memory); a run "
-        "estimated to need more is refused before it starts",
+        "estimated to need more is refused before it starts, and the solver splits its batch into chunks that fit "
+        "it (or refuses, exit 2, before solving)",
     )
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument(
@@ -181,6 +182,14 @@ def _refuse_over_budget(family, problem, max_memory: int | None) -> None:
         )
 
 
+def run_options(family, ns) -> dict:
+    """The keyword arguments of ``family.run`` that come from the command line and are not problem fields: the
+    family's own (``family.run_options(ns)``, e.g. md's ``--sweep``) and ``--max-memory``, the solver's memory
+    budget (``SolverOptions.max_memory_bytes``)."""
+    own = family.run_options(ns) if hasattr(family, "run_options") else {}
+    return {**own, "max_memory_bytes": ns.max_memory}
+
+
 def parse(argv: list[str]):
     """(family module, namespace, problem) from ``argv``, or None after printing help; raises UsageError."""
     known, _ = _loss_parser().parse_known_args(argv)
@@ -246,9 +255,8 @@ def _main(argv: list[str], program: bool) -> int:
         use_compilation_cache(cache_dir, cache_source, "ufm.solve")
 
     t0 = time.perf_counter()
-    extra = family.run_options(ns) if hasattr(family, "run_options") else {}
     try:
-        report = family.run(problem, progress=not ns.quiet, **extra)
+        report = family.run(problem, progress=not ns.quiet, **run_options(family, ns))
     except MemoryBudgetExceeded as err:  # found from the compiled programs, before they ran: nothing written
         warn(f"ufm.solve: error: argument --max-memory: {err}; smaller sizes would fit")
         return EXIT_BAD_INPUT

@@ -330,7 +330,7 @@ def plan(argv: list[str]) -> Plan | None:
         parsed = solve_cli.parse(base + [f"{axis.flag}={value}" for axis, value in zip(axes, values)])
         _, ns, problem = parsed
         problems.append(problem)
-        run_options.append(family.run_options(ns) if hasattr(family, "run_options") else {})
+        run_options.append(solve_cli.run_options(family, ns))
     if ns.out is None:
         raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
     identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])

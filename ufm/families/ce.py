@@ -145,5 +145,5 @@ FAMILY = Family(
 )
 
 
-def run(problem: CEProblem, *, progress: bool = True) -> Report:
-    return driver.run(FAMILY, problem, progress=progress)
+def run(problem: CEProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
+    return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)

@@ -88,15 +88,23 @@ def run_options(ns) -> dict:
     return {"sweep_r": ns.sweep == "r"}
 
 
-def sweep(problem: MemorizationDilationProblem, *, r_values=SWEEP_R, alphas=SWEEP_ALPHAS, progress: bool = True):
+def sweep(
+    problem: MemorizationDilationProblem,
+    *,
+    r_values=SWEEP_R,
+    alphas=SWEEP_ALPHAS,
+    progress: bool = True,
+    options: SolverOptions | None = None,
+):
     """Dilation vs memorization over r for CE (alpha = 0) and LS alphas, on identical data (same seed): the curve
-    (``ufm.checks.memorization_dilation.SWEEP_COLUMNS``) and the failed checks, one line each."""
+    (``ufm.checks.memorization_dilation.SWEEP_COLUMNS``) and the failed checks, one line each; ``options``: the
+    solver's (None: ``SOLVER``)."""
     step = progress_bar("md sweep", len(r_values) * len(alphas), quiet=not progress)
     rows, failures = [], []
     for alpha in alphas:
         for r in r_values:
             p = dataclasses.replace(problem, r=float(r), alpha=float(alpha))
-            out = solve(p)
+            out = solve(p, options=options)
             result, meas = solution_checks(p, out)
             failures += [f"alpha={alpha:g} r={r:g}: {c.name} ({c.detail})" for c in result if not c.passed]
             rows.append(checks.sweep_row(alpha, r, out, meas))
@@ -149,13 +157,23 @@ FAMILY = Family(
 )
 
 
-def run(problem: MemorizationDilationProblem, *, progress: bool = True, sweep_r: bool = False) -> Report:
-    """One point through the shared driver, or (``sweep_r``) the r sweep for CE and the LS alphas."""
+def run(
+    problem: MemorizationDilationProblem,
+    *,
+    progress: bool = True,
+    sweep_r: bool = False,
+    max_memory_bytes: int | None = None,
+) -> Report:
+    """One point through the shared driver, or (``sweep_r``) the r sweep for CE and the LS alphas (``max_memory_bytes``:
+    the solver's memory budget, as in ``ufm.driver.run``)."""
     if not sweep_r:
-        return driver.run(FAMILY, problem, progress=progress)
+        return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)
+    options = SOLVER
+    if max_memory_bytes is not None:
+        options = dataclasses.replace(SOLVER, max_memory_bytes=int(max_memory_bytes))
     t0 = time.perf_counter()
-    config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(SOLVER), **extra_config()}
-    curve, failures = sweep(problem, progress=progress)
+    config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **extra_config()}
+    curve, failures = sweep(problem, progress=progress, options=options)
     config["sweep"] = {"r": list(SWEEP_R), "alphas": list(SWEEP_ALPHAS)}
     result, verdict = checks.sweep_checks(curve, failures, SWEEP_ALPHAS)
     lines = checks.sweep_headline(problem, curve, SWEEP_R, SWEEP_ALPHAS)

@@ -135,7 +135,7 @@ def assess(problem: MixupProblem, sol, best: int, context, options: SolverOption
 FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=solve_family, assess=assess)
 
 
-def run(problem: MixupProblem, *, progress: bool = True) -> Report:
+def run(problem: MixupProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
     """Solve every subproblem (pair grid, or k-point mixes with ``points >= 3``) and check it against Theorem 3.1
     (or the k-point closed form) through the shared driver (``ufm.driver.run``)."""
-    return driver.run(FAMILY, problem, progress=progress)
+    return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)

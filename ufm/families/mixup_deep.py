@@ -153,5 +153,5 @@ FAMILY = Family(
 )
 
 
-def run(problem: MixupDeepProblem, *, progress: bool = True) -> Report:
-    return driver.run(FAMILY, problem, progress=progress)
+def run(problem: MixupDeepProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
+    return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)

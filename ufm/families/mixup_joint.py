@@ -114,5 +114,5 @@ def assess(problem: MixupJointProblem, sol, best: int, js: JointSolve, options: 
 FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=solve, assess=assess)
 
 
-def run(problem: MixupJointProblem, *, progress: bool = True) -> Report:
-    return driver.run(FAMILY, problem, progress=progress)
+def run(problem: MixupJointProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
+    return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)

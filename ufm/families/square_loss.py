@@ -156,7 +156,7 @@ FAMILY = Family(
 )
 
 
-def run(problem: SquareLossProblem, *, progress: bool = True) -> Report:
+def run(problem: SquareLossProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
     """Solve every restart and the W = H = 0 candidate, and check the best against the closed form where one is
     known (identities and NC metrics everywhere), through the shared driver (``ufm.driver.run``)."""
-    return driver.run(FAMILY, problem, progress=progress)
+    return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)
