@@ -16,7 +16,7 @@ from ufm.checks import square_loss as checks
 from ufm.family import Assessment, Family
 from ufm.objectives import square_loss as objective
 from ufm.objectives.square_loss import SOLVER, SquareLossSolution, solve, solver_options
-from ufm.problems import InputError
+from ufm.problems import InputError, from_namespace
 from ufm.problems import square_loss as problems
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.report import Report
@@ -70,20 +70,8 @@ def problem_from_args(ns) -> SquareLossProblem:
     layers = ns.layers if ns.layers is not None else variant["layers"]
     if variant["model"] == "net" and layers == 1 and ns.d is not None:
         raise InputError("d", "a one-layer network has no hidden layer, so no width to set")
-    return SquareLossProblem(
-        C=ns.C if ns.C is not None else variant["C"],
-        n=ns.n,
-        layers=layers,
-        model=variant["model"],
-        act=ns.act,
-        bias=ns.bias,
-        lambda_W=ns.lambda_W,
-        lambda_H=ns.lambda_H,
-        d=ns.d,
-        inputs=ns.inputs,
-        restarts=ns.restarts,
-        seed=ns.seed,
-    )
+    C = ns.C if ns.C is not None else variant["C"]
+    return from_namespace(SquareLossProblem, ns, C=C, layers=layers, model=variant["model"])
 
 
 def memory_estimate(problem: SquareLossProblem) -> tuple[int, str]:
