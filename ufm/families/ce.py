@@ -30,6 +30,7 @@ from ufm.objectives.ce import (
     objective_data,
     starts,
 )
+from ufm.problems import filled
 from ufm.problems.ce import CEProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, minimise, peak_bytes
@@ -84,7 +85,7 @@ def memory_estimate(problem: CEProblem) -> tuple[int, str]:
         f: estimate(**{**sizes, f: low, **({"d": low} if f == "C" else {})})
         for f, low in (("C", 2), ("n", 1), ("d", problem.C - 1), ("restarts", 1))
     }
-    return estimate(**sizes), min(reduced, key=reduced.get)
+    return estimate(**sizes), min(reduced, key=lambda field: reduced[field])
 
 
 def solver_options(problem: CEProblem) -> SolverOptions:
@@ -102,7 +103,8 @@ def assess(problem: CEProblem, sol, best: int, _, options: SolverOptions) -> Ass
     b = np.asarray(sol.params["b"][best]) if "b" in sol.params else np.zeros(problem.C)
     t = theory.optimum(problem.C, problem.n, problem.lambda_W, problem.lambda_H)
     params = lambda W, H, b: jax.tree.map(jnp.asarray, {"W": W, "H": H, **({"b": b} if "b" in sol.params else {})})
-    W0, H0, b0 = theory.optimal_point(problem.C, problem.n, problem.d, problem.lambda_W, problem.lambda_H, problem.seed)
+    d = filled(problem.d, "d")
+    W0, H0, b0 = theory.optimal_point(problem.C, problem.n, d, problem.lambda_W, problem.lambda_H, problem.seed)
     f, f_point, grad, grad_fit = evaluate(params(W, H, b), params(W0, H0, b0), objective_data(problem))
     result, numbers = checks.solution_checks(problem, W, H, b, float(f), t, float(sol.grad_norm[best]))
     result.insert(0, best_converged(sol.status, sol.rel_grad_norm, best, options.rtol, notes="; balanced coordinates"))

@@ -99,9 +99,8 @@ def assess(problem: MixupJointProblem, sol, best: int, js: JointSolve, options: 
     m_1d, kappa_1d, F_min = reduced_multiplier(problem)
     m_2n = reduced_multiplier(problem, 2 * problem.n_nodes)[0] if not problem.erm else m_1d
     m_erm = reduced_multiplier(problem, alpha=0.0)[0]
-    optimum, at = checks.optimum_checks(
-        problem, W, H, m, loss, etf_errors, graded, js[2:7], m_1d, F_min, STATUS_MESSAGES.get(int(sol.status[best]))
-    )
+    status = STATUS_MESSAGES.get(int(sol.status[best]), "running")  # every final status has a message
+    optimum, at = checks.optimum_checks(problem, W, H, m, loss, etf_errors, graded, js[2:7], m_1d, F_min, status)
     result = [checks.converged(sol, best, js.starts), checks.restart_spread(sol.loss[graded], js.starts), *optimum]
     quadrature = None if problem.erm else checks.quadrature_doubling(m_1d, m_2n, problem.n_nodes)
     result += [quadrature] if quadrature is not None else []
