@@ -41,7 +41,7 @@ FIGURES = {
     "network_label_noise": "ufm.experiments.network_label_noise",
     "network_linearity": "ufm.experiments.network_linearity",
 }
-PENDING = {}
+PENDING: dict[str, str] = {}
 
 
 def main(argv=None) -> int:

@@ -101,7 +101,7 @@ def compute(cfg: dict, progress) -> dict:
         for key in SUMMARY_KEYS:
             out[f"theory_{key}_k{k}"] = np.array([r[key] for r in rows])
         progress.step()
-        solver = {key: [] for key in SUMMARY_KEYS}
+        solver: dict[str, list] = {key: [] for key in SUMMARY_KEYS}
         converged = []
         for kappa in cfg["solver_kappas"]:
             problem = _problem(cfg, k, kappa)

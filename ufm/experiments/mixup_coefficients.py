@@ -70,7 +70,7 @@ def compute(cfg: dict, progress) -> dict:
     lam_fine = np.linspace(0.0, 1.0, cfg["theory_points"])
     pair = (np.full(lam.size, c), np.full(lam.size, cp), lam)
     pair_fine = (np.full(lam_fine.size, c), np.full(lam_fine.size, cp), lam_fine)
-    rows = {
+    rows: dict[str, list] = {
         key: []
         for key in (
             "A",

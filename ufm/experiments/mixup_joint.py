@@ -79,7 +79,7 @@ def compute(cfg: dict, progress) -> dict:
             [reduced_multiplier(dataclasses.replace(base, alpha=a))[0] for a in cfg["theory_alphas"]]
         )
         progress.step()
-        numbers = {key: [] for key in ("m", "m_1d", "etf_error", "passed")}
+        numbers: dict[str, list] = {key: [] for key in ("m", "m_1d", "etf_error", "passed")}
         for alpha in cfg["solver_alphas"]:
             report = ufm.run(dataclasses.replace(base, alpha=alpha))
             numbers["passed"].append(report.passed)

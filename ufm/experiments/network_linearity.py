@@ -164,7 +164,7 @@ def compute(cfg: dict, progress) -> dict:
 def claims(data: dict, cfg: dict) -> list[dict]:
     """Per mixup objective, layer (hidden layers and logits) and measure (NonLin, excess over the floor): is it
     below ERM's for every seed? Numbers: mean and spread (ddof 0) over the seeds."""
-    out = []
+    out: list[dict] = []
     if "erm" not in cfg["objectives"]:
         return out
     for objective in (o for o in cfg["objectives"] if o != "erm"):

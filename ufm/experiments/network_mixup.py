@@ -10,6 +10,8 @@ every seed, ``does not hold`` where it is for none, else ``holds for k of n seed
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ufm import networks
@@ -96,9 +98,10 @@ def centre(arrays: dict) -> dict:
 
 
 def _get(numbers: dict, path: tuple) -> float:
+    value: Any = numbers
     for key in path:
-        numbers = numbers[key]
-    return float(numbers)
+        value = value[key]
+    return float(value)
 
 
 def train_config(cfg: dict, objective: str, seed: int) -> networks.TrainConfig:
@@ -194,7 +197,7 @@ def plot(data: dict, cfg: dict):
     )
     fig, axes = figure(ncols=len(panels), width=DOUBLE_COLUMN, height=2.3)
     for ax, (key, title) in zip(axes[0], panels):
-        variants = [(key, 0.0, 0.8, None)]
+        variants: list[tuple[str, float, float, str | None]] = [(key, 0.0, 0.8, None)]
         if key in CENTRED:
             variants = [(key, -0.2, 0.4, None), (f"{key}_centred", 0.2, 0.4, "////")]
         for i, objective in enumerate(cfg["objectives"]):

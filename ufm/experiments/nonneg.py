@@ -98,15 +98,16 @@ def compute(cfg: dict, progress) -> dict:
             sol, WH, _ = family.solve(p)
             best = int(np.argmin(sol.loss))
             objective[i, j] = sol.loss[best]
-            margin[i, j] = _margin(*WH[best], p.labels)
+            W, H = WH[best]
+            margin[i, j] = _margin(W, H, p.labels)
             progress.step()
         p = NonnegProblem(
             C=cfg["K"], n=cfg["n"], d=cfg["d"], model="ufm", lambda_W=l, lambda_H=l, restarts=cfg["restarts"]
         )
         rng = np.random.default_rng(0)
         params = {
-            "W": jnp.asarray(rng.standard_normal((p.restarts, p.C, p.d))),
-            "H": jnp.asarray(rng.standard_normal((p.restarts, p.d, p.N))),
+            "W": jnp.asarray(rng.standard_normal((p.restarts, p.C, cfg["d"]))),
+            "H": jnp.asarray(rng.standard_normal((p.restarts, cfg["d"], p.N))),
         }
         free = minimise(
             sign_free_loss, params, objective_data(p), options=dataclasses.replace(family.SOLVER, progress=False)

@@ -128,7 +128,7 @@ def _features_zero(report) -> bool:
 
 def compute(cfg: dict, progress) -> dict:
     K, n, R = cfg["K"], cfg["n"], cfg["restarts"]
-    out = {}
+    out: dict = {}
     grid = np.array(cfg["square"])
     square = np.zeros((2, grid.size, grid.size))
     for i, lambda_W in enumerate(grid):

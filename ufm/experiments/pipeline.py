@@ -3,6 +3,7 @@ atomically."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -82,7 +83,7 @@ def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list
     with plt.rc_context(RC):
         fig = module.plot(data, config)
         for path in files[2:]:
-            atomic_write(path, lambda tmp, p=path: fig.savefig(tmp, format=p.suffix[1:]))
+            atomic_write(path, functools.partial(fig.savefig, format=path.suffix[1:]))
         plt.close(fig)
     return files
 
