@@ -13,7 +13,14 @@ import time
 
 from ufm.family import Family
 from ufm.report import Report
-from ufm.solver import best_element
+from ufm.solver import SolverOptions, best_element
+
+
+def with_memory_budget(options: SolverOptions, max_memory_bytes: int | None) -> SolverOptions:
+    """``options`` with the solver's memory budget ``max_memory_bytes`` (None: ``options`` as they are)."""
+    if max_memory_bytes is None:
+        return options
+    return dataclasses.replace(options, max_memory_bytes=int(max_memory_bytes))
 
 
 def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
@@ -32,8 +39,7 @@ def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int
     """
     t0 = time.perf_counter()
     options = dataclasses.replace(family.solver_options(problem), progress=progress)
-    if max_memory_bytes is not None:
-        options = dataclasses.replace(options, max_memory_bytes=int(max_memory_bytes))
+    options = with_memory_budget(options, max_memory_bytes)
     solution, context = family.solve(problem, options)
     best = best_element(solution)
     outcome = family.assess(problem, solution, best, context, options)

@@ -168,9 +168,7 @@ def run(
     the solver's memory budget, as in ``ufm.driver.run``)."""
     if not sweep_r:
         return driver.run(FAMILY, problem, progress=progress, max_memory_bytes=max_memory_bytes)
-    options = SOLVER
-    if max_memory_bytes is not None:
-        options = dataclasses.replace(SOLVER, max_memory_bytes=int(max_memory_bytes))
+    options = driver.with_memory_budget(SOLVER, max_memory_bytes)
     t0 = time.perf_counter()
     config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **extra_config()}
     curve, failures = sweep(problem, progress=progress, options=options)
