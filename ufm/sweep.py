@@ -60,6 +60,7 @@ import shutil
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 from ufm import families, sweeps
@@ -255,7 +256,7 @@ class Plan:
     argv: list[str]
     identity: list[str]
     loss: str
-    family: object
+    family: types.ModuleType
     axes: list[sweeps.Axis]
     problems: list
     run_options: list[dict]
@@ -263,7 +264,7 @@ class Plan:
     quiet: bool
     save_arrays: bool
     limit: int | None
-    cache: tuple
+    cache: tuple[Path | None, str]
     existing: Existing | None
     # the configurations this process solves (all of them, or its share of a several-process sweep), the sweep's
     # own folder (``out`` is then DIR/processes/<index>), (count, index) of the processes, and --local-processes
@@ -281,7 +282,7 @@ def _print_help(argv: list[str]) -> None:
         return
     parser = solve_cli._common_parser()
     _sweep_help(parser)
-    parser.epilog = solve_cli._families_help() + "\n\n" + parser.epilog
+    parser.epilog = solve_cli._families_help() + "\n\n" + (parser.epilog or "")
     say(parser.format_help())
 
 
@@ -296,8 +297,9 @@ def plan(argv: list[str]) -> Plan | None:
     loss = next((occ.value for occ in first if occ.dest == "loss"), None)
     if loss is not None and sweeps.is_spec(loss):
         raise UsageError(f"argument --loss: one family per sweep, got {loss!r}; run one sweep per family")
-    if loss not in families.FAMILIES:
+    if loss is None or loss not in families.FAMILIES:
         solve_cli.parse(argv)  # its one-line refusal of a missing or unknown --loss
+        raise UsageError("argument --loss: required; one of " + ", ".join(families.FAMILIES))  # parse raised first
     family = families.load(loss)
     parser = _full_parser(family)
     found = occurrences(argv, parser)
@@ -325,12 +327,15 @@ def plan(argv: list[str]) -> Plan | None:
             f"{sweeps.MAX_POINTS}; sweep fewer values"
         )
     base = _without(argv, swept + own)
-    problems, run_options, ns = [], [], None
+    problems: list = []
+    run_options: list[dict] = []
+    ns: argparse.Namespace | None = None
     for values in sweeps.grid(axes):
         parsed = solve_cli.parse(base + [f"{axis.flag}={value}" for axis, value in zip(axes, values)])
         _, ns, problem = parsed
         problems.append(problem)
         run_options.append(solve_cli.run_options(family, ns))
+    assert ns is not None  # a grid has at least one configuration
     if ns.out is None:
         raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
     identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])
@@ -711,6 +716,7 @@ def run(p: Plan) -> int:
     if stopped is not None:
         where = f"{len(rows)} of {total} configurations finished in {p.out}" if rows else "nothing written"
         warn(f"ufm.sweep: {stopped}; {where}" + ("; the same command continues the sweep" if rows else ""))
+        assert code is not None  # set together with stopped
         return code
     return _report(p, rows, solved, wall, this_run)
 
@@ -724,7 +730,7 @@ def _merge(p: Plan, this_run: dict) -> None:
     :mod:`ufm.sweeps`: the last merge sees every process's rows)."""
     import fcntl
 
-    assert p.top is not None
+    assert p.top is not None and p.process is not None
     with open(p.top / MERGE_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         tables = [

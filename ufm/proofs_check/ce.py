@@ -147,7 +147,15 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
     rotations; the zero point is a saddle below the threshold and a strict minimum past it."""
     t0 = time.perf_counter()
     ids, instances = [], []
-    rel_grad, obj_err, strict, null_excess, psd, saddle, past, saddle_ids, past_ids = ([] for _ in range(9))
+    rel_grad: list[float] = []
+    obj_err: list[float] = []
+    strict: list[float] = []
+    null_excess: list[float] = []
+    psd: list[float] = []
+    saddle: list[float] = []
+    past: list[float] = []
+    saddle_ids: list[dict] = []
+    past_ids: list[dict] = []
     for problem in problems:
         K, n, d = problem.C, problem.n, problem.d
         t = optimum(K, n, problem.lambda_W, problem.lambda_H)
@@ -303,7 +311,8 @@ def scalar_reduction(
     """The reduction f(ETF point) = g(t), the AM-GM balance, the derivatives, convexity, the root and the
     threshold, on K in SCALAR_K, n in SCALAR_N, rho in SCALAR_RHOS (lambda_H = RATIO lambda_W)."""
     t0 = time.perf_counter()
-    ids, rows = [], {}
+    ids: list[dict] = []
+    rows: dict[str, list] = {}
     for K in SCALAR_K:
         for n in SCALAR_N:
             for rho in SCALAR_RHOS:
@@ -386,7 +395,7 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
     """Seeded restarts of the shared solver (the family's starts and settings, balanced coordinates; all instances
     of one shape in one batch) never end below the closed form beyond rounding."""
     t0 = time.perf_counter()
-    groups = {}
+    groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(problems):
         groups.setdefault((p.C, p.n, p.d, p.bias == "none", p.restarts), []).append(i)
     ends = {}
@@ -403,7 +412,7 @@ def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Ce
             ce_loss,
             initial,
             data,
-            args_axes=CEData(0, 0, 0, 0),
+            args_axes=CEData(0, 0, 0, 0),  # type: ignore[arg-type]  # vmap axes, not data
             options=dataclasses.replace(SOLVER, progress=False, steps_per_report=20),
         )
         for k, i in enumerate(idx):

@@ -48,7 +48,7 @@ class Measurement:
 
     @property
     def passed(self) -> bool:
-        if not self.graded:
+        if self.bound is None:  # not graded
             return True
         if not math.isfinite(self.value):
             return False

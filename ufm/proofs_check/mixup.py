@@ -83,6 +83,7 @@ def _instance(problem: MixupProblem) -> dict:
 
 def _hypotheses(problem: MixupProblem, W: np.ndarray) -> dict:
     gram_err, m_recovered = etf_gram_error(W)
+    assert problem.d is not None  # the problem sets d = C when it is not given
     return {
         "etf_gram_rel_error": gram_err,
         "etf_multiplier_rel_error": abs(m_recovered - problem.m) / problem.m,
@@ -127,7 +128,7 @@ def _optimality(problems, features, same_class: bool, theorem: str, statement: s
         g_norm = np.linalg.norm(g, axis=-1)
         K = theory.same_class_root(problem.C, problem.kappa)
         h_scale = np.maximum(np.linalg.norm(h, axis=-1), (problem.C - 1) * abs(K) / problem.m)  # h = 0 at C=2, lam=1/2
-        rg = g_norm / _gradient_scale(np.linalg.norm(W, 2), h, problem.mu)
+        rg = g_norm / _gradient_scale(float(np.linalg.norm(W, 2)), h, problem.mu)
         db = g_norm / (problem.mu * h_scale)
         lo = eig[:, 0]
         ig, idd, ie = int(np.argmax(rg)), int(np.argmax(db)), int(np.argmin(lo))
@@ -260,7 +261,7 @@ def _restarts(problems, features, restarts: int, rng) -> list:
         mixup_feature_loss,
         jnp.asarray(np.concatenate(h0s)),
         data,
-        args_axes=MixupData(0, 0, 0),
+        args_axes=MixupData(0, 0, 0),  # type: ignore[arg-type]  # vmap axes, not data
         options=RESTART_OPTIONS,
     )
     bounds = np.cumsum([0] + [len(h) for h in h0s])
@@ -285,7 +286,7 @@ def convexity(
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    runs = {}
+    runs: dict[int, tuple] = {}  # problem index -> (closed form, losses, ends, status, steps, targets)
     for shape in sorted({(p.C, p.d) for p in problems}):
         group = [i for i, p in enumerate(problems) if (p.C, p.d) == shape]
         runs.update(zip(group, _restarts([problems[i] for i in group], features, restarts, rng)))
@@ -530,15 +531,15 @@ def large_kappa_limit(*, classes=(2, 3, 10), kappas=LIMIT_KAPPAS, features=theor
     t0 = time.perf_counter()
     instances, ids, decrease, final = [], [], [], []
     for C in classes:
-        gaps_k = []
+        gaps: list[float] = []
         for k in kappas:
             problem = MixupProblem(C=C, d=C, m=1.0, mu=C / ((C - 1) * k), n_lambdas=N_LAMBDAS, seed=0)
             W = problem.classifier()
             c, c_prime, lam = problem.grid()
             h = np.asarray(features(W, 1.0, problem.mu, c, c_prime, lam), dtype=float)
             p = special.softmax(h @ W.T, axis=-1)
-            gaps_k.append(float(np.max(np.abs(p - np.asarray(soft_target(C, c, c_prime, lam))))))
-        gaps_k = np.array(gaps_k)
+            gaps.append(float(np.max(np.abs(p - np.asarray(soft_target(C, c, c_prime, lam))))))
+        gaps_k = np.array(gaps)
         ratio = gaps_k[1:] / gaps_k[:-1]
         instances.append(
             {

@@ -105,6 +105,7 @@ MODEL1_LS_GRID = tuple(
 
 def collapsed_point(problem: NonnegProblem, mean_norm: float, classifier_scale: float):
     """``H``: every sample of class k at ``mean_norm * e_k``; ``W = classifier_scale (V - vbar)``, V = [e_k]."""
+    assert problem.d is not None  # the problem sets d = C when it is not given
     V = np.eye(problem.d)[: problem.C]
     H = mean_norm * V[problem.labels].T
     W = classifier_scale * (V - V.mean(axis=0))
@@ -184,7 +185,7 @@ def _cone_starts(problem: NonnegProblem, weak: np.ndarray, rng) -> np.ndarray:
     idx = np.flatnonzero(weak.ravel())
     starts = []
     for k in range(problem.C):
-        for row in range(problem.d):
+        for row in range(weak.shape[0]):
             mask = np.zeros_like(weak)
             mask[row, problem.labels == k] = True
             w = mask.ravel()[idx].astype(float)
@@ -228,7 +229,7 @@ def second_order(
     reduced = P.T @ hess @ P
     eig = np.linalg.eigvalsh(reduced)
     norm = max(float(np.max(np.abs(np.linalg.eigvalsh(hess)))), 1e-300)
-    out = {
+    out: dict[str, object] = {
         "free": int(P.shape[1]),
         "strongly_active": int(strong.sum()),
         "weakly_active": int(weak.sum()),
@@ -244,15 +245,16 @@ def second_order(
         S = Hww - Hwf @ np.linalg.solve(reduced, Hwf.T)
         S = (S + S.T) / 2
         starts = _cone_starts(problem, weak, np.random.default_rng(seed))
-        out["copositive_min"] = copositive_minimum(S, starts)
-        out["copositive_min_rel"] = out["copositive_min"] / max(float(np.max(np.abs(np.linalg.eigvalsh(S)))), 1e-300)
+        copositive_min = copositive_minimum(S, starts)
+        out["copositive_min"] = copositive_min
+        out["copositive_min_rel"] = copositive_min / max(float(np.max(np.abs(np.linalg.eigvalsh(S)))), 1e-300)
         out["copositive_starts"] = int(len(starts))
     return out
 
 
 def _instance(problem: NonnegProblem, t: dict) -> dict:
     K, d = problem.C, problem.d
-    record = {"K": K, "n": problem.n, "d": d, "alpha": problem.alpha}
+    record: dict[str, object] = {"K": K, "n": problem.n, "d": d, "alpha": problem.alpha}
     exercises = [
         "d = K: no unused coordinate, isolated minimiser"
         if d == K
@@ -476,6 +478,7 @@ def _nonunique_witness(problem: NonnegProblem, W: np.ndarray, H: np.ndarray, see
     the slack of the feature budget. Returns its loss, feasibility, and how far it is from collapse."""
     rng = np.random.default_rng(seed)
     K, N = problem.C, problem.N
+    assert problem.d is not None  # the problem sets d = C when it is not given
     ones = np.zeros(problem.d)
     ones[:K] = 1.0
     shifts = rng.uniform(0.0, 1.0, N)

@@ -193,7 +193,7 @@ def _bias_name(problem: SquareLossProblem) -> str:
 def _instance(problem: SquareLossProblem, t: dict) -> dict:
     K, n, d = problem.C, problem.n, problem.d
     m = problem.layers + 1
-    record = {
+    record: dict[str, object] = {
         "C": K,
         "n": n,
         "d": d,
@@ -241,6 +241,7 @@ def _instance(problem: SquareLossProblem, t: dict) -> dict:
 
 def _hypotheses(problem: SquareLossProblem) -> dict:
     decays = list(problem.factor_decays) + ([float(problem.bias)] if problem.bias not in ("none", "free") else [])
+    assert problem.d is not None  # the problem sets d = C when it is not given
     return {
         "d_minus_K": problem.d - problem.C,
         "min_weight_decay": float(min(decays)),
@@ -448,7 +449,7 @@ def _restart_group(problems, closed_form, restarts: int, seed: int):
         square_loss,
         jax.tree.map(lambda *a: jnp.concatenate(a), *starts),
         data,
-        args_axes=SquareLossData(*([0] * len(SquareLossData._fields))),
+        args_axes=SquareLossData(*([0] * len(SquareLossData._fields))),  # type: ignore[arg-type]  # vmap axes
         options=RESTART_OPTIONS,
     )
     out = []
@@ -466,10 +467,10 @@ def restarts_never_below(
     than rounding. Restarts ending ABOVE it (rank-deficient local minima of the deep model, saddles) are counted and
     reported: they are no evidence against the theorem."""
     t0 = time.perf_counter()
-    groups = {}
+    groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(problems):
         groups.setdefault((p.C, p.n, p.d, p.layers, p.bias == "none"), []).append(i)
-    results = {}
+    results: dict[int, tuple] = {}  # problem index -> (closed-form objective, losses, status, steps)
     for idx in groups.values():
         results.update(zip(idx, _restart_group([problems[i] for i in idx], closed_form, restarts, seed)))
     instances, ids, below, unconverged = [], [], [], []
@@ -701,7 +702,8 @@ def rb_relations(
     eps (1 - eps)``, NC3 -> 2 - 2 sqrt((K-1)/K) holds. The identities (I1)-(I3) hold at the point in both cases."""
     t0 = time.perf_counter()
     instances = []
-    free, none = {}, {}
+    free: dict[str, list] = {}
+    none: dict[str, list] = {}
     for problem in problems:
         t, point, data = _point(problem, closed_form)
         F, h = (np.asarray(a) for a in forward(point, data))
