@@ -299,7 +299,7 @@ def plan(argv: list[str]) -> Plan | None:
         raise UsageError(f"argument --loss: one family per sweep, got {loss!r}; run one sweep per family")
     if loss is None or loss not in families.FAMILIES:
         solve_cli.parse(argv)  # its one-line refusal of a missing or unknown --loss
-        raise UsageError("argument --loss: required; one of " + ", ".join(families.FAMILIES))  # parse raised first
+        raise AssertionError("unreachable: solve_cli.parse refuses a missing or unknown --loss")
     family = families.load(loss)
     parser = _full_parser(family)
     found = occurrences(argv, parser)
