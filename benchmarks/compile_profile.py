@@ -10,7 +10,9 @@ new shape), and the seconds of tracing and of lowering to MLIR. The numbers are 
 controller, so ``-n`` works. Compilations in subprocesses (the command-line tests) are not seen: a file whose worker
 seconds are far above its compile seconds spends them there or in running programs.
 
-Run on demand, not by the suite: it measures the suite, it does not test anything.
+Run on demand, not by the suite: it measures the suite, it does not test anything. A ``--compile-profile-json`` that
+cannot be written is refused before any test runs (pytest's usage error, exit 4); the file is written whole at the
+end or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import tempfile
 
 import jax.monitoring
 import pytest
@@ -52,6 +55,15 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    path = config.getoption("compile_profile_json")
+    if path and not _is_worker():  # refused before the suite runs, not after it
+        try:  # a file can be created beside it (os.access would say yes to root anywhere)
+            tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path))).close()
+            ok = os.path.isfile(path) or not os.path.lexists(path)
+        except OSError:
+            ok = False
+        if not ok:
+            raise pytest.UsageError(f"--compile-profile-json: {path} is not a regular file in a writable folder")
     jax.monitoring.register_event_duration_secs_listener(_record)
 
 
@@ -106,6 +118,8 @@ def pytest_terminal_summary(terminalreporter, config):
     for line in _table(_by_file):
         terminalreporter.write_line(line)
     path = config.getoption("compile_profile_json")
-    if path:
-        with open(path, "w") as f:
+    if path:  # written whole or not at all
+        staging = f"{path}.partial-{os.getpid()}"
+        with open(staging, "w") as f:
             json.dump({name: dict(row) for name, row in _by_file.items()}, f, indent=1, sort_keys=True)
+        os.replace(staging, path)
