@@ -385,3 +385,22 @@ def test_ranges_keep_their_end_points_count_and_order_or_say_why(start, stop, co
     assert values[0] == start and values[-1] == stop
     steps = np.diff(values)
     assert np.all(steps > 0) if stop > start else np.all(steps < 0)
+
+
+def test_a_top_folder_made_by_a_sibling_process_meanwhile_is_accepted(tmp_path, monkeypatch):
+    """Processes of one sweep check its folder concurrently: one may create DIR/processes between another's
+    "absent?" test and its check of where DIR could be created. That is the sweep's own folder, not a refusal
+    (seen: "--out: DIR exists and is not empty" from the second of two local processes)."""
+    from ufm import sweep
+
+    top, check = tmp_path / "two", sweep._inspect_out
+
+    def sibling_first(out, identity, size):
+        (top / sweep.PROCESSES / "0").mkdir(parents=True, exist_ok=True)
+        return check(out, identity, size)
+
+    monkeypatch.setattr(sweep, "_inspect_out", sibling_first)
+    sweep._inspect_top(top, ["--loss", "mse"])  # accepted: it holds only the processes' folders
+    (top / "stray.txt").write_text("")
+    with pytest.raises(sweep.UsageError, match="not the folder of a several-process sweep"):
+        sweep._inspect_top(top, ["--loss", "mse"])

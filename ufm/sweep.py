@@ -435,8 +435,14 @@ def _inspect_top(out: Path, identity: list[str]) -> None:
     """A several-process sweep's own folder: absent, empty, or holding only the processes' folders and the merged
     table of a sweep of the same command; else UsageError naming --out. Reads only."""
     if not out.exists() and not out.is_symlink():
-        _inspect_out(out, identity, 0)  # where it could be created
-        return
+        try:
+            _inspect_out(out, identity, 0)  # where it could be created
+            return
+        except UsageError:
+            # A sibling process of the same sweep may have created it since the test above: then it is checked
+            # as the existing folder it now is.
+            if out.is_symlink() or not out.is_dir():
+                raise
     if out.is_symlink() or not out.is_dir():
         raise UsageError(f"argument --out: {out} is not a folder")
     allowed = {PROCESSES, RESULTS, SUMMARY, MERGE_LOCK}
