@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from inprocess import assert_refused, run_main
 
 import ufm
-from ufm import sweeps
+from ufm import driver, sweeps
 from ufm.cli import Interrupted
 from ufm.families import square_loss
 
@@ -158,16 +158,26 @@ def test_sweep_points_equal_single_runs_and_find_the_threshold(tmp_path):
 
 
 def _counting_runs(monkeypatch, fail_at=None):
-    """Record the lambda_H of every configuration solved; raise SIGINT's Interrupted at call ``fail_at``."""
-    calls, run = [], square_loss.run
+    """Record the lambda_H of every configuration solved, alone (``run``) or jointly (``run_batch``); raise
+    SIGINT's Interrupted when configuration number ``fail_at`` is about to be solved (its whole joint solve)."""
+    calls, run, run_batch = [], square_loss.run, driver.run_batch
+
+    def count(problems):
+        for problem in problems:
+            if len(calls) == fail_at:
+                raise Interrupted(signal.SIGINT)
+            calls.append(problem.lambda_H)
 
     def counted(problem, **kwargs):
-        if len(calls) == fail_at:
-            raise Interrupted(signal.SIGINT)
-        calls.append(problem.lambda_H)
+        count([problem])
         return run(problem, **kwargs)
 
+    def counted_batch(family, problems, **kwargs):
+        count(problems)
+        return run_batch(family, problems, **kwargs)
+
     monkeypatch.setattr(square_loss, "run", counted)
+    monkeypatch.setattr(driver, "run_batch", counted_batch)
     return calls
 
 
@@ -191,7 +201,9 @@ def test_resume_never_solves_a_finished_point(tmp_path, monkeypatch):
 
 def test_killed_sweep_keeps_finished_rows_and_resumes(tmp_path, monkeypatch):
     folder = tmp_path / "s"
+    # joint solves of two: the first two configurations, then the third, interrupted
     argv = [*MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(folder), "--save-arrays", "--quiet"]
+    argv += ["--batch", "2"]
     calls = _counting_runs(monkeypatch, fail_at=2)
     out = run_main("ufm.sweep", *argv)
     assert out.code == 130 and out.error_lines == [
@@ -258,15 +270,14 @@ def test_out_is_required_and_never_taken_from_another_command(tmp_path, monkeypa
 
 def test_a_failing_configuration_exits_1_and_is_named(tmp_path, monkeypatch):
     """A configuration whose report fails (a forced failing check: the exit code must follow the rows' verdicts)."""
-    run = square_loss.run
+    run_batch = driver.run_batch
 
-    def failing_at_02(problem, **kwargs):
-        report = run(problem, **kwargs)
-        if problem.lambda_H == 0.2:
-            report = dataclasses.replace(report, checks=[*report.checks, ufm.Check("forced failure", 1.0, 0.0)])
-        return report
+    def failing_at_02(family, problems, **kwargs):
+        reports = run_batch(family, problems, **kwargs)
+        forced = lambda r: dataclasses.replace(r, checks=[*r.checks, ufm.Check("forced failure", 1.0, 0.0)])
+        return [forced(r) if p.lambda_H == 0.2 else r for p, r in zip(problems, reports)]
 
-    monkeypatch.setattr(square_loss, "run", failing_at_02)
+    monkeypatch.setattr(driver, "run_batch", failing_at_02)  # the two configurations: one joint solve
     outcome = run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.2", "--out", str(tmp_path / "s"), "--quiet")
     assert outcome.code == 1 and outcome.error_lines[-1].startswith("ufm.sweep: FAILED at configuration(s) 1 ")
     rows = table(tmp_path / "s")
@@ -278,7 +289,9 @@ def test_a_failing_configuration_exits_1_and_is_named(tmp_path, monkeypatch):
 # Several processes
 # ---------------------------------------------------------------------------------------------------------------
 
-TIMING = ("seconds", "compilations")  # columns that say how long, not what: they differ between runs
+# columns that say how long or how it was solved, not what: they differ between runs (a process's share of the
+# configurations is solved in joint solves of fewer problems; the values themselves must agree exactly)
+TIMING = ("seconds", "compilations", "problems_in_solve")
 
 
 def _what(rows):

@@ -9,8 +9,8 @@ Data flows problem -> objective -> solver -> result -> theory -> checks -> repor
 - ``ufm.checks``       named, toleranced comparisons of a solution with the theory;
 - ``ufm.families``     one module per loss family wiring the above together for the CLI;
 - ``ufm.report``       tables, JSON and NPZ written atomically;
-- ``ufm.api``          the public entry point ``ufm.run(problem) -> Report``, exported here with the problem
-  dataclasses.
+- ``ufm.api``          the public entry points ``ufm.run(problem) -> Report`` and ``ufm.run_batch(problems)`` (problems
+  of one shape in one batched solve), exported here with the problem dataclasses.
 
 Importing the package enables float64 in JAX: verification is meaningless in float32.
 """
@@ -21,7 +21,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from ufm.api import run  # noqa: E402  (after float64 is on)
+from ufm.api import run, run_batch  # noqa: E402  (after float64 is on)
 from ufm.checks import Check, Verdict  # noqa: E402
 from ufm.problems.ce import CEProblem  # noqa: E402
 from ufm.problems.mixup import MixupProblem  # noqa: E402
@@ -33,6 +33,7 @@ from ufm.report import Report  # noqa: E402
 
 __all__ = [
     "run",
+    "run_batch",
     "Report",
     "Check",
     "Verdict",

@@ -57,11 +57,62 @@ def run(problem, *, progress: bool = False, max_memory_bytes: int | None = None)
         TypeError: ``problem`` is not one of the problem dataclasses.
         ufm.solver.MemoryBudgetExceeded: even one element's compiled programs need more than the budget.
     """
+    t0 = time.perf_counter()
+    report = _family(problem, "ufm.run").run(problem, progress=progress, max_memory_bytes=max_memory_bytes)
+    return dataclasses.replace(report, wall_seconds=time.perf_counter() - t0)
+
+
+def run_batch(problems, *, progress: bool = False, max_memory_bytes: int | None = None) -> list[Report]:
+    """:func:`run` for each of ``problems``, those of one family and one shape in ONE batched solve.
+
+    Problems that differ only in float fields (weight decays, kappa, ...) of the families whose solve is one
+    solver call (square loss, cross-entropy, mixup-joint) are solved together: their restarts are stacked on the
+    solver's batch axis, each keeping its own data and tolerances (``ufm.driver.run_batch``); every other problem
+    runs as :func:`run` runs it. Each is then checked and reported as :func:`run` would.
+
+        >>> import ufm
+        >>> reports = ufm.run_batch([ufm.SquareLossProblem(C=3, lambda_H=h) for h in (1e-3, 1e-2, 1e-1)])
+        >>> [r.passed for r in reports], reports[0].convergence["problems_in_solve"]
+        ([True, True, True], 3)
+
+    Args:
+        problems: problem dataclasses, as for :func:`run` (any mix of families).
+        progress: print the solver's progress lines to stderr.
+        max_memory_bytes: the solver's memory budget, as for :func:`run` (a joint batch over it is solved in
+            chunks that fit).
+
+    Returns:
+        One Report per problem, in order; equal to :func:`run`'s up to the last bits of the solver's values
+        (XLA may block batched products by batch size). A report from a joint solve adds ``problems_in_solve``
+        to its convergence record; its compile and solve seconds are the joint solve's.
+
+    Raises:
+        TypeError: one of ``problems`` is not a problem dataclass (before anything is solved).
+    """
+    from ufm import driver
+
+    modules = [_family(problem, "ufm.run_batch") for problem in problems]
+    reports: list = [None] * len(problems)
+    for module in dict.fromkeys(modules):
+        members = [i for i, m in enumerate(modules) if m is module]
+        chosen = [problems[i] for i in members]
+        t0 = time.perf_counter()
+        declared = getattr(module, "FAMILY", None)
+        if declared is not None and declared.request is not None:
+            found = driver.run_batch(declared, chosen, progress=progress, max_memory_bytes=max_memory_bytes)
+        else:
+            found = [module.run(p, progress=progress, max_memory_bytes=max_memory_bytes) for p in chosen]
+        share = (time.perf_counter() - t0) / len(members)
+        for i, report in zip(members, found):
+            reports[i] = dataclasses.replace(report, wall_seconds=share)
+    return reports
+
+
+def _family(problem, caller: str):
+    """The family module of ``problem``'s type; TypeError naming ``caller`` if it is no problem dataclass."""
     module = FAMILY_OF.get(type(problem))
     if module is None:
         raise TypeError(
-            f"ufm.run: expected one of {', '.join(c.__name__ for c in FAMILY_OF)}, got {type(problem).__name__}"
+            f"{caller}: expected one of {', '.join(c.__name__ for c in FAMILY_OF)}, got {type(problem).__name__}"
         )
-    t0 = time.perf_counter()
-    report = importlib.import_module(module).run(problem, progress=progress, max_memory_bytes=max_memory_bytes)
-    return dataclasses.replace(report, wall_seconds=time.perf_counter() - t0)
+    return importlib.import_module(module)

@@ -4,16 +4,23 @@ The best restart is ``ufm.solver.best_element``'s (the lowest converged element,
 lower beyond rounding: then that one, so that the run grades, and fails, the lowest point found). The report's
 config is ``{"loss", the problem's fields, "solver": the options the solve ran with, the family's extras}``; its
 numbers end with the run's ``seconds``; its convergence record is the solver's, updated by the family's.
+
+:func:`run_batch` runs several problems of one family: where the family declares its solve as one solver call
+(``Family.request``), problems of one shape and solver program share ONE batched solve
+(``ufm.algorithms.batched.minimise_together``), and each is then checked and reported exactly as :func:`run` does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
+from ufm.algorithms.batched import minimise_together
 from ufm.family import Family
+from ufm.problems import shape_key
 from ufm.report import Report
-from ufm.solver import SolverOptions, best_element
+from ufm.solver import SolverOptions, best_element, static_options
 
 
 def with_memory_budget(options: SolverOptions, max_memory_bytes: int | None) -> SolverOptions:
@@ -21,6 +28,25 @@ def with_memory_budget(options: SolverOptions, max_memory_bytes: int | None) -> 
     if max_memory_bytes is None:
         return options
     return dataclasses.replace(options, max_memory_bytes=int(max_memory_bytes))
+
+
+def _options(family: Family, problem, progress: bool, max_memory_bytes: int | None) -> SolverOptions:
+    options = dataclasses.replace(family.solver_options(problem), progress=progress)
+    return with_memory_budget(options, max_memory_bytes)
+
+
+def _report(family: Family, problem, options: SolverOptions, solution, context, seconds: float, extra: dict) -> Report:
+    """Best restart, the family's assessment and the Report; ``seconds``: the solve's share of the run's time."""
+    t0 = time.perf_counter()
+    best = best_element(solution)
+    outcome = family.assess(problem, solution, best, context, options)
+    name = family.name(problem)
+    config = {"loss": name, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **outcome.config}
+    numbers = {**outcome.numbers, "seconds": seconds + time.perf_counter() - t0}
+    convergence = {**solution.report(), **extra, **outcome.convergence}
+    return Report(
+        name, config, outcome.headline, outcome.checks, convergence, numbers, outcome.arrays, family.arrays_name
+    )
 
 
 def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
@@ -38,15 +64,69 @@ def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int
         The run's Report (its ``numbers["seconds"]`` the time from the solve's start to the report).
     """
     t0 = time.perf_counter()
-    options = dataclasses.replace(family.solver_options(problem), progress=progress)
-    options = with_memory_budget(options, max_memory_bytes)
+    options = _options(family, problem, progress, max_memory_bytes)
+    assert family.solve is not None  # set from request and finish where not given (Family.__post_init__)
     solution, context = family.solve(problem, options)
-    best = best_element(solution)
-    outcome = family.assess(problem, solution, best, context, options)
-    name = family.name(problem)
-    config = {"loss": name, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **outcome.config}
-    numbers = {**outcome.numbers, "seconds": time.perf_counter() - t0}
-    convergence = {**solution.report(), **outcome.convergence}
-    return Report(
-        name, config, outcome.headline, outcome.checks, convergence, numbers, outcome.arrays, family.arrays_name
-    )
+    return _report(family, problem, options, solution, context, time.perf_counter() - t0, {})
+
+
+def batch_key(family: Family, problem, max_memory_bytes: int | None = None):
+    """What problems must share to be solved together by :func:`run_batch` (None: the family cannot join them):
+    the solver's program (its options but the traced tolerances) and the shapes of the solver's arguments."""
+    if family.request is None or family.finish is None:
+        return None
+    options = _options(family, problem, False, max_memory_bytes)
+    return (static_options(options), options.max_memory_bytes, family.name(problem), shape_key(problem))
+
+
+def run_batch(
+    family: Family, problems: Sequence, *, progress: bool = True, max_memory_bytes: int | None = None
+) -> list[Report]:
+    """:func:`run` for each of ``problems``: those that share a :func:`batch_key` (the family declares its solve
+    as one solver call, ``Family.request``, and they have one shape and solver program) in ONE batched solve, the
+    others one after another.
+
+    Args:
+        family: the family's declaration.
+        problems: problems of that family.
+        progress: the solver's progress lines to stderr.
+        max_memory_bytes: the solver's memory budget, as for :func:`run` (a joint batch larger than the budget is
+            solved in chunks that fit).
+
+    Returns:
+        One Report per problem, in order: :func:`run`'s report of that problem, up to the last bits of the
+        solver's values (elements are independent under the solver's vmap; XLA may block batched products by
+        batch size). A report from a joint solve adds ``problems_in_solve`` to its convergence record; its compile
+        and solve seconds are the joint solve's, and ``numbers["seconds"]`` an equal share of the joint solve plus
+        the problem's own assessment.
+    """
+    groups: dict = {}
+    for index, problem in enumerate(problems):
+        key = batch_key(family, problem, max_memory_bytes)
+        groups.setdefault(index if key is None else key, []).append(index)
+    reports: list = [None] * len(problems)
+    for members in groups.values():
+        chosen = [problems[i] for i in members]
+        if len(members) == 1:
+            found = [run(family, chosen[0], progress=progress, max_memory_bytes=max_memory_bytes)]
+        else:
+            found = _run_joint(family, chosen, progress, max_memory_bytes)
+        for index, report in zip(members, found):
+            reports[index] = report
+    return reports
+
+
+def _run_joint(family: Family, problems: list, progress: bool, max_memory_bytes: int | None) -> list[Report]:
+    assert family.request is not None and family.finish is not None  # a batch key exists only with both
+    t0 = time.perf_counter()
+    options = [_options(family, problem, progress, max_memory_bytes) for problem in problems]
+    requests = [family.request(problem, opts) for problem, opts in zip(problems, options)]
+    solutions = minimise_together(requests, options)
+    share = (time.perf_counter() - t0) / len(problems)
+    extra = {"problems_in_solve": len(problems)}
+    reports = []
+    for problem, opts, solution in zip(problems, options, solutions):
+        t1 = time.perf_counter()
+        solution, context = family.finish(problem, opts, solution)
+        reports.append(_report(family, problem, opts, solution, context, share + time.perf_counter() - t1, extra))
+    return reports

@@ -68,7 +68,7 @@ import dataclasses
 import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -508,9 +508,10 @@ def _lbfgs_phase(fun, x, args, opts: SolverOptions):
     return jnp.where(jnp.isfinite(f) & (f <= f_best), y, best)
 
 
-def _shard_batch(x0, args, args_axes, devices):
-    """Cut the batch axis of ``x0`` and of the batched ``args`` into contiguous slices, one per device (sizes differ
-    by at most one), each placed on its device with its own copy of the shared args.
+def _shard_batch(x0, args, args_axes, settings, devices):
+    """Cut the batch axis of ``x0``, of the batched ``args`` and of the per-element ``settings`` into contiguous
+    slices, one per device (sizes differ by at most one), each placed on its device with its own copy of the shared
+    args.
 
     ``args_axes`` is a prefix of ``args`` with leaves None (shared) or 0 (batched), as for ``jax.vmap``.
     """
@@ -528,7 +529,8 @@ def _shard_batch(x0, args, args_axes, devices):
             sliced = place(args_axes, args)
         else:
             sliced = jax.tree.map(place, args_axes, args, is_leaf=lambda a: a is None)
-        return jax.device_put(x0[lo:hi], device), sliced
+        placed = {name: jax.device_put(value[lo:hi], device) for name, value in settings.items()}
+        return jax.device_put(x0[lo:hi], device), sliced, placed
 
     return [part(lo, hi, device) for lo, hi, device in zip(bounds, bounds[1:], devices)]
 
@@ -540,21 +542,24 @@ TRACED_SETTINGS = ("rtol", "xtol", "max_steps", "damping", "quasi_newton_rtol", 
 _INTEGER_SETTINGS = ("max_steps", "quasi_newton_steps", "cg_max_steps")
 
 
-def _traced_settings(options: SolverOptions) -> dict:
-    """The values of TRACED_SETTINGS as float64 / int32 scalars, the compiled programs' last argument."""
-    return {
-        name: np.asarray(getattr(options, name), np.int32 if name in _INTEGER_SETTINGS else np.float64)
-        for name in TRACED_SETTINGS
-    }
+def _traced_settings(options: SolverOptions, batch: int, element_options=None) -> dict:
+    """The values of TRACED_SETTINGS, one per batch element (float64 / int32 arrays of length ``batch``): the
+    compiled programs' last argument, mapped with the batch. From ``options``, or per element from
+    ``element_options`` (a sequence of ``batch`` SolverOptions)."""
+    dtype = lambda name: np.int32 if name in _INTEGER_SETTINGS else np.float64
+    if element_options is None:
+        return {name: np.full(batch, getattr(options, name), dtype(name)) for name in TRACED_SETTINGS}
+    return {name: np.asarray([getattr(e, name) for e in element_options], dtype(name)) for name in TRACED_SETTINGS}
 
 
-def _static_options(options: SolverOptions) -> SolverOptions:
+def static_options(options: SolverOptions) -> SolverOptions:
     """``options`` with the traced settings at their defaults (whether an L-BFGS phase runs at all is kept: it is
-    part of the program) and no label or progress: the key of the compiled programs."""
+    part of the program), no label or progress and no memory budget (it chooses the linear algebra and the batch's
+    chunks, which key the programs themselves): the key of the compiled programs."""
     defaults = SolverOptions()
     reset = {name: getattr(defaults, name) for name in TRACED_SETTINGS}
     reset["quasi_newton_steps"] = int(options.quasi_newton_steps > 0)
-    return dataclasses.replace(options, progress=False, label="", **reset)
+    return dataclasses.replace(options, progress=False, label="", max_memory_bytes=None, **reset)
 
 
 def _executables(start, advance, progress, cache, x0, args, settings, device):
@@ -578,20 +583,19 @@ def _solver_functions(
     fun, options: SolverOptions, algebra, treedef, leaf_specs, args_axes, out_sharding, bound_key=None
 ):
     """Jitted start (L-BFGS phase + first evaluation), advance (a chunk of Newton steps) and progress (the report
-    line's numbers) for one objective, static options (:func:`_static_options`), parameter structure and output
+    line's numbers) for one objective, static options (:func:`static_options`), parameter structure and output
     sharding, with a cache of their compiled executables by argument shapes. start and advance take the values of
     TRACED_SETTINGS as their last argument."""
     example = jax.tree.unflatten(treedef, [jnp.zeros(shape, dtype) for shape, dtype in leaf_specs])
     _, unravel = ravel_pytree(example)
     flat_fun = lambda x, a: fun(unravel(x), a)
-    vmapped_axes = (0, args_axes)
+    vmapped_axes = (0, args_axes, 0)  # params, args, the per-element settings
     bound = None if bound_key is None else jnp.asarray(np.frombuffer(bound_key, dtype=bool))
 
     @jax.jit(out_shardings=out_sharding)
     def start(x, args, settings):
-        opts = dataclasses.replace(options, **settings)
-
-        def one(x, args):
+        def one(x, args, settings):
+            opts = dataclasses.replace(options, **settings)
             if options.quasi_newton_steps > 0 and bound is None:
                 x = _lbfgs_phase(flat_fun, x, args, opts)
             elif options.quasi_newton_steps > 0 and bound is not None:
@@ -612,13 +616,13 @@ def _solver_functions(
             status = jnp.where(bad, NONFINITE, jnp.where(at_tol, CONVERGED, RUNNING))
             return _State(x, f, g, jnp.zeros((), jnp.int32), status.astype(jnp.int32), jnp.asarray(jnp.nan, x.dtype))
 
-        return jax.vmap(one, in_axes=vmapped_axes)(x, args)
+        return jax.vmap(one, in_axes=vmapped_axes)(x, args, settings)
 
     @jax.jit(out_shardings=out_sharding)
     def advance(state, args, settings):
-        step = _newton_step(flat_fun, dataclasses.replace(options, **settings), algebra, bound)
+        def chunk(s, a, settings):
+            step = _newton_step(flat_fun, dataclasses.replace(options, **settings), algebra, bound)
 
-        def chunk(s, a):
             # A while loop, not a fori loop: under vmap it ends as soon as every element has finished, instead
             # of running the remaining steps of the chunk masked.
             def cond(carry):
@@ -627,7 +631,7 @@ def _solver_functions(
 
             return jax.lax.while_loop(cond, lambda carry: (carry[0] + 1, step(carry[1], a)), (0, s))[1]
 
-        return jax.vmap(chunk, in_axes=(0, args_axes))(state, args)
+        return jax.vmap(chunk, in_axes=(0, args_axes, 0))(state, args, settings)
 
     @jax.jit
     def progress(state):
@@ -648,6 +652,7 @@ def minimise(
     options: SolverOptions = SolverOptions(),
     log: Callable[[str], None] | None = None,
     nonnegative: Any = None,
+    element_options: Sequence[SolverOptions] | None = None,
 ) -> Solution:
     """Minimise ``fun(params, args)`` independently for every element of the leading batch axis of ``params0``.
 
@@ -663,6 +668,11 @@ def minimise(
     free variables. Convergence, ``grad_norm`` and ``rel_grad_norm`` refer to the projected gradient
     ``x - P(x - grad f)`` (zero exactly at a KKT point); the curvature test to the free variables. The L-BFGS
     phase (which knows no bounds) runs on the squares ``x = y * y`` of the bound variables.
+
+    ``element_options``: one SolverOptions per batch element, for a batch that joins several problems whose
+    tolerances differ (``ufm.algorithms.batched.minimise_together``). Only their TRACED_SETTINGS may differ from
+    ``options`` (they are data of the compiled programs, mapped with the batch); ``options`` gives the rest, and
+    its ``rtol`` is the returned Solution's.
     """
     if log is None:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
@@ -670,12 +680,18 @@ def minimise(
     leaves, treedef = jax.tree.flatten(example)
     n_vars = sum(int(np.size(leaf)) for leaf in leaves)
     batch = int(jax.tree.leaves(params0)[0].shape[0])
+    if element_options is not None:
+        element_options = list(element_options)
+        if len(element_options) != batch:
+            raise ValueError(f"element_options: {len(element_options)} options for a batch of {batch} elements")
+        if any(static_options(e) != static_options(options) for e in element_options):
+            raise ValueError("element_options may differ from options in their TRACED_SETTINGS only")
     budget = memory_budget_bytes() if options.max_memory_bytes is None else int(options.max_memory_bytes)
     algebra = linear_algebra(options, n_vars, budget)
     per_chunk = max(1, budget // element_bytes(n_vars, options, algebra))
     if batch > per_chunk:
         log(f"[{options.label}] {batch} elements in chunks of {per_chunk} (memory budget {budget / 2**30:.1f} GiB)")
-        return _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chunk)
+        return _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chunk, element_options)
     x0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params0)
     bound_key = None
     if nonnegative is not None:
@@ -685,15 +701,15 @@ def minimise(
             lambda b, sub: jax.tree.map(lambda leaf: np.full(np.shape(leaf), bool(b)), sub), nonnegative, example
         )
         bound_key = np.asarray(ravel_pytree(mask)[0], dtype=bool).tobytes()
-    settings = _traced_settings(options)
+    settings = _traced_settings(options, batch, element_options)
     devices = jax.local_devices()[:batch]
     if options.shard_batch and len(devices) > 1:
-        parts = _shard_batch(x0, args, args_axes, devices)
+        parts = _shard_batch(x0, args, args_axes, settings, devices)
     else:
-        devices, parts = [None], [(x0, args)]
+        devices, parts = [None], [(x0, args, settings)]
     start, advance, progress, unravel, executables = _solver_functions(
         fun,
-        _static_options(options),
+        static_options(options),
         algebra,
         treedef,
         tuple((np.shape(l), _dtype(l)) for l in leaves),
@@ -706,8 +722,8 @@ def minimise(
     # Compilation is explicit so that compilation and solve times are reported separately.
     t0 = time.perf_counter()
     compiled = [
-        _executables(start, advance, progress, executables, x, a, settings, device)
-        for (x, a), device in zip(parts, devices)
+        _executables(start, advance, progress, executables, x, a, e, device)
+        for (x, a, e), device in zip(parts, devices)
     ]
     compile_seconds = time.perf_counter() - t0
     # The compiled programs' own memory accounting (arguments, outputs and XLA's temporaries), read before
@@ -728,6 +744,7 @@ def minimise(
                 log,
                 nonnegative,
                 max(1, min(batch - 1, batch * budget // needed)),
+                element_options,
             )
         raise MemoryBudgetExceeded(needed, budget, n_vars)
     # One device's program at a time on the CPU platform (see the module docstring: concurrent host devices can
@@ -740,7 +757,7 @@ def minimise(
         return jax.block_until_ready([call() for call in calls])
 
     t0 = time.perf_counter()
-    states = run([functools.partial(c[0], x, a, settings) for c, (x, a) in zip(compiled, parts)])
+    states = run([functools.partial(c[0], x, a, e) for c, (x, a, e) in zip(compiled, parts)])
     solve_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -756,7 +773,8 @@ def minimise(
         if running == 0:
             break
         live = np.flatnonzero(running_each)  # a slice whose elements have all finished is left as it is
-        for k, s in zip(live, run([functools.partial(compiled[k][1], states[k], parts[k][1], settings) for k in live])):
+        calls = [functools.partial(compiled[k][1], states[k], parts[k][1], parts[k][2]) for k in live]
+        for k, s in zip(live, run(calls)):
             states[k] = s
         done_steps += options.steps_per_report
     solve_seconds += time.perf_counter() - t0
@@ -815,7 +833,9 @@ def _lanczos_at(fun, params, args, steps):
     return _lanczos_extremes(hvp, x.size, steps, True)
 
 
-def _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chunk: int) -> Solution:
+def _in_chunks(
+    fun, params0, args, args_axes, options, log, nonnegative, per_chunk: int, element_options=None
+) -> Solution:
     """:func:`minimise` on ``per_chunk`` elements at a time: fewer elements at once, not an out-of-memory error.
     Equal chunks (the last padded with copies of its first element), so that one compiled executable serves all."""
     batch = int(jax.tree.leaves(params0)[0].shape[0])
@@ -834,6 +854,7 @@ def _in_chunks(fun, params0, args, args_axes, options, log, nonnegative, per_chu
                     options=options,
                     log=log,
                     nonnegative=nonnegative,
+                    element_options=None if element_options is None else [element_options[i] for i in index],
                 ),
             )
         )

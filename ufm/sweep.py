@@ -87,8 +87,22 @@ RESULTS, SUMMARY, POINTS = "results.csv", "summary.json", "points"
 KIND = "ufm.sweep"
 # Flags that say where and how a sweep runs, not what it computes: a resumed sweep may change them.
 NOT_IN_IDENTITY = frozenset(
-    {"out", "quiet", "limit", "cache_dir", "no_cache", "processes", "process_index", "coordinator", "local_processes"}
+    {
+        "out",
+        "quiet",
+        "limit",
+        "batch",
+        "cache_dir",
+        "no_cache",
+        "processes",
+        "process_index",
+        "coordinator",
+        "local_processes",
+    }
 )
+# Configurations per joint solve by default: enough to fill an accelerator with small problems, few enough that a
+# killed sweep loses little (a joint solve's rows are written when it completes) and that progress shows.
+BATCH = 32
 PROCESSES = "processes"  # DIR/processes/<index>/: the sweep folder of each process of a several-process sweep
 DESCRIPTION = (
     "Solve one family's problem over a grid of its flags' values, each configuration checked as "
@@ -140,6 +154,14 @@ def _add_sweep_arguments(parser) -> None:
         default=None,
         metavar="N",
         help="solve at most N configurations in this run (the same command continues the sweep)",
+    )
+    group.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=BATCH,
+        metavar="N",
+        help=f"solve up to N configurations of one shape in one batched solve where the family allows it "
+        f"(default {BATCH}; 1: one at a time)",
     )
     group.add_argument(
         "--local-processes",
@@ -264,6 +286,7 @@ class Plan:
     quiet: bool
     save_arrays: bool
     limit: int | None
+    batch: int
     cache: tuple[Path | None, str]
     existing: Existing | None
     # the configurations this process solves (all of them, or its share of a several-process sweep), the sweep's
@@ -352,6 +375,7 @@ def plan(argv: list[str]) -> Plan | None:
         ns.quiet,
         options.save_arrays,
         options.limit,
+        options.batch,
         cache,
         None,
         tuple(range(len(problems))),
@@ -374,7 +398,9 @@ def plan(argv: list[str]) -> Plan | None:
     )
 
 
-SWEEP_DESTS = frozenset({"save_arrays", "limit", "local_processes", "processes", "process_index", "coordinator"})
+SWEEP_DESTS = frozenset(
+    {"save_arrays", "limit", "batch", "local_processes", "processes", "process_index", "coordinator"}
+)
 
 
 def _process(options) -> tuple[int, int] | None:
@@ -664,31 +690,35 @@ def run(p: Plan) -> int:
         started: set[int] = set()  # the shape groups that have had a configuration solved in this run
         first_compilations = other_compilations = 0
         try:
-            for index in todo:
-                before, t_point = counter.count, time.perf_counter()
-                report = p.family.run(p.problems[index], progress=False, **p.run_options[index])
-                seconds = time.perf_counter() - t_point
+            for batch in sweeps.batches(todo, group_of, p.batch):
+                before, t_batch = counter.count, time.perf_counter()
+                reports = _solve(p, batch)
+                share = (time.perf_counter() - t_batch) / len(batch)
                 compilations = counter.count - before
-                if group_of[index] not in started:
-                    started.add(group_of[index])
+                if group_of[batch[0]] not in started:
+                    started.add(group_of[batch[0]])
                     first_compilations += compilations
                 else:
                     other_compilations += compilations
-                row = sweeps.point_row(index, p.problems[index], report, seconds, compilations)
-                pending = rows + [{k: sweeps.cell(v) for k, v in row.items()}]
-                so_far = {"solved": solved + 1, "seconds": time.perf_counter() - t0, "compilations": counter.count}
-                header = _write_point(
-                    p, index, report, seconds, row, header, functools.partial(_summary, p, pending, "running", so_far)
-                )
-                rows, solved = pending, solved + 1
-                if not p.quiet:
-                    elapsed = time.perf_counter() - t0
-                    left = elapsed / solved * (len(todo) - solved)
-                    verdict = "PASS" if report.passed else f"FAIL ({len(report.failed_checks)} checks)"
-                    warn(
-                        f"ufm.sweep: [{len(rows)}/{total}] #{index} {_label(p.axes, values[index])}: {verdict}  "
-                        f"{seconds:.2f} s, {compilations} compilations; elapsed {elapsed:.1f} s, ~{left:.0f} s left"
+                for index, report in zip(batch, reports):
+                    # a joint solve's compilations go to its first configuration, its time in equal shares
+                    row = sweeps.point_row(index, p.problems[index], report, share, compilations)
+                    compilations = 0
+                    pending = rows + [{k: sweeps.cell(v) for k, v in row.items()}]
+                    so_far = {"solved": solved + 1, "seconds": time.perf_counter() - t0, "compilations": counter.count}
+                    header = _write_point(
+                        p, index, report, share, row, header, functools.partial(_summary, p, pending, "running", so_far)
                     )
+                    rows, solved = pending, solved + 1
+                    if not p.quiet:
+                        elapsed = time.perf_counter() - t0
+                        left = elapsed / solved * (len(todo) - solved)
+                        verdict = "PASS" if report.passed else f"FAIL ({len(report.failed_checks)} checks)"
+                        warn(
+                            f"ufm.sweep: [{len(rows)}/{total}] #{index} {_label(p.axes, values[index])}: {verdict}  "
+                            f"{share:.2f} s, {row['compilations']} compilations; elapsed {elapsed:.1f} s, "
+                            f"~{left:.0f} s left"
+                        )
         except Interrupted as sig:
             stopped, code = f"interrupted ({sig.name})", sig.exit_code
         except MemoryBudgetExceeded as err:
@@ -725,6 +755,20 @@ def run(p: Plan) -> int:
         assert code is not None  # set together with stopped
         return code
     return _report(p, rows, solved, wall, this_run)
+
+
+def _solve(p: Plan, batch: list[int]) -> list:
+    """The reports of the configurations ``batch`` (one shape group): one joint solve where the family can join
+    them (``ufm.driver.run_batch``) and they share their run options, else one ``family.run`` after another."""
+    from ufm import driver
+
+    options = p.run_options[batch[0]]
+    declared = getattr(p.family, "FAMILY", None)
+    # run options beyond the memory budget are the family's own (its ``run`` reads them): one run each
+    same = set(options) <= {"max_memory_bytes"} and all(p.run_options[i] == options for i in batch)
+    if declared is not None and declared.request is not None and len(batch) > 1 and same:
+        return driver.run_batch(declared, [p.problems[i] for i in batch], progress=False, **options)
+    return [p.family.run(p.problems[i], progress=False, **p.run_options[i]) for i in batch]
 
 
 def _short(value) -> str:

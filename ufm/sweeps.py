@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ufm.problems import shape_key
 from ufm.report import atomic_write
 
 SPEC_SYNTAX = "a list V1,V2,... or a range START:STOP:N{lin,log} (N >= 2; log: START, STOP > 0)"
@@ -130,23 +131,26 @@ def grid_size(axes: list[Axis]) -> int:
     return math.prod(len(axis.values) for axis in axes)
 
 
-def shape_key(problem) -> tuple:
-    """The problem's fields that are not floats (sizes, counts, variants, seeds): configurations that agree on
-    them have the same array shapes and solver options, so they run one compiled program with new data."""
-    return tuple(
-        (field.name, getattr(problem, field.name))
-        for field in dataclasses.fields(problem)
-        if not isinstance(getattr(problem, field.name), float)
-    )
-
-
 def by_shape(problems: list) -> list[list[int]]:
-    """The indices of ``problems`` grouped by :func:`shape_key`, groups in order of first appearance, indices in
+    """The indices of ``problems`` grouped by ``ufm.problems.shape_key`` (the fields that are not floats: the
+    same array shapes and solver options, so one compiled program), groups in order of first appearance, indices in
     order within a group."""
     groups: dict[tuple, list[int]] = {}
     for index, problem in enumerate(problems):
         groups.setdefault(shape_key(problem), []).append(index)
     return list(groups.values())
+
+
+def batches(indices: list[int], group_of: dict[int, int], size: int) -> list[list[int]]:
+    """``indices`` in order, cut into runs of consecutive indices of one shape group (``group_of``), at most
+    ``size`` each: the configurations solved together."""
+    out: list[list[int]] = []
+    for index in indices:
+        if out and len(out[-1]) < size and group_of[out[-1][-1]] == group_of[index]:
+            out[-1].append(index)
+        else:
+            out.append([index])
+    return out
 
 
 def flatten(prefix: str, value) -> dict:

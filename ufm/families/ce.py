@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import driver
+from ufm.algorithms.batched import SolveRequest
 from ufm.checks import ce as checks
 from ufm.checks.convergence import best_converged
 from ufm.family import Assessment, Family
@@ -33,7 +34,7 @@ from ufm.objectives.ce import (
 from ufm.problems import filled
 from ufm.problems.ce import CEProblem
 from ufm.report import Report
-from ufm.solver import SolverOptions, minimise, peak_bytes
+from ufm.solver import SolverOptions, peak_bytes
 from ufm.theory import ce as theory
 
 NAME = "ce"
@@ -92,8 +93,13 @@ def solver_options(problem: CEProblem) -> SolverOptions:
     return dataclasses.replace(SOLVER, quasi_newton_steps=LBFGS_STEPS if problem.n_vars > LBFGS_ABOVE else 0)
 
 
-def solve(problem: CEProblem, options: SolverOptions):
-    return minimise(ce_loss, starts(problem), objective_data(problem, balanced=True), options=options), None
+def request(problem: CEProblem, _options: SolverOptions) -> SolveRequest:
+    """The one solver call: every seeded restart in balanced coordinates."""
+    return SolveRequest(ce_loss, starts(problem), objective_data(problem, balanced=True))
+
+
+def finish(_problem: CEProblem, _options: SolverOptions, sol):
+    return sol, None
 
 
 def assess(problem: CEProblem, sol, best: int, _, options: SolverOptions) -> Assessment:
@@ -143,7 +149,13 @@ def assess(problem: CEProblem, sol, best: int, _, options: SolverOptions) -> Ass
 
 
 FAMILY = Family(
-    name=lambda problem: NAME, solver_options=solver_options, solve=solve, assess=assess, arrays_name="solution.npz"
+    name=lambda problem: NAME,
+    solver_options=solver_options,
+    solve=None,
+    assess=assess,
+    arrays_name="solution.npz",
+    request=request,
+    finish=finish,
 )
 
 

@@ -18,7 +18,15 @@ from ufm.algorithms.restarts import graded_restarts
 from ufm.checks import mixup_joint as checks
 from ufm.etf import etf_gram_error
 from ufm.family import Assessment, Family
-from ufm.objectives.mixup_joint import SOLVER, JointSolve, memory_estimate, solve, start_kinds
+from ufm.objectives.mixup_joint import (
+    SOLVER,
+    JointSolve,
+    memory_estimate,
+    solve,
+    solve_request,
+    solve_result,
+    start_kinds,
+)
 from ufm.problems import InputError, from_namespace
 from ufm.problems.mixup_joint import MAX_NODES, MixupJointProblem
 from ufm.report import Report
@@ -110,7 +118,14 @@ def assess(problem: MixupJointProblem, sol, best: int, js: JointSolve, options: 
     return Assessment(headline, result, numbers, arrays, convergence={"starts": list(js.starts)})
 
 
-FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=solve, assess=assess)
+FAMILY = Family(
+    name=lambda problem: NAME,
+    solver_options=solver_options,
+    solve=None,  # one solver call: solve_request, then solve_result
+    assess=assess,
+    request=solve_request,
+    finish=solve_result,
+)
 
 
 def run(problem: MixupJointProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:

@@ -79,8 +79,8 @@ def memory_estimate(problem: SquareLossProblem) -> tuple[int, str]:
     return problems.memory_estimate(problem, SOLVER)
 
 
-def solve_family(problem: SquareLossProblem, options: SolverOptions) -> tuple[Solution, SquareLossSolution]:
-    found = solve(problem, options=options, progress=options.progress)
+def finish(problem: SquareLossProblem, options: SolverOptions, sol: Solution) -> tuple[Solution, SquareLossSolution]:
+    found = objective.solve_result(problem, options, sol)
     return found.solution, found
 
 
@@ -138,9 +138,11 @@ def assess(problem: SquareLossProblem, sol, best: int, found: SquareLossSolution
 FAMILY = Family(
     name=lambda p: {"ufm": "mse" if p.layers == 1 else "mse-deep", "net": "mse-net"}[p.model],
     solver_options=solver_options,
-    solve=solve_family,
+    solve=None,  # one solver call: objective.solve_request, then finish
     assess=assess,
     arrays_name="solution.npz",
+    request=objective.solve_request,
+    finish=finish,
 )
 
 

@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.algorithms.batched import SolveRequest
 from ufm.algorithms.restarts import with_zero_start
 from ufm.estimate import driving_field
 from ufm.problems import filled
 from ufm.problems.mixup_joint import MixupJointProblem, count_targets
-from ufm.solver import SolverOptions, minimise, peak_bytes
+from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
 from ufm.theory import mixup_joint as joint_theory
 
 
@@ -93,24 +94,43 @@ class JointSolve(NamedTuple):
     starts: tuple[str, ...]
 
 
-def solve(problem: MixupJointProblem, options: SolverOptions):
-    """Minimise the joint objective from :func:`start_kinds`'s starts as one batch (nothing of the ETF, of the
-    theorem or of the collapse is imposed beyond one variable per target). Returns (Solution, JointSolve)."""
+def _soft_targets(problem: MixupJointProblem):
+    """``(c, c', lam, weight, Y)``: the problem's targets and their soft labels ``lam e_c + (1 - lam) e_c'``."""
     c, c_prime, lam, weight = problem.targets()
     eye = np.eye(problem.C)
-    Y = lam[:, None] * eye[c] + (1 - lam)[:, None] * eye[c_prime]
+    return c, c_prime, lam, weight, lam[:, None] * eye[c] + (1 - lam)[:, None] * eye[c_prime]
+
+
+def solve_request(problem: MixupJointProblem, _options: SolverOptions | None = None) -> SolveRequest:
+    """The joint objective from :func:`start_kinds`'s starts as one batch (nothing of the ETF, of the theorem or of
+    the collapse is imposed beyond one variable per target)."""
+    _, _, _, weight, Y = _soft_targets(problem)
     data = JointData(jnp.asarray(Y), jnp.asarray(weight), jnp.asarray(problem.lam_W), jnp.asarray(problem.lam_H))
     rng = np.random.default_rng(problem.seed)
-    starts = start_kinds(problem)
     R, T, d = problem.restarts, weight.size, filled(problem.d, "d")
     W0 = rng.standard_normal((R, problem.C, d)) / np.sqrt(d)
     G0 = rng.standard_normal((R, T, d)) * np.sqrt(weight)[None, :, None] / np.sqrt(d)
-    params0 = with_zero_start(JointParams(jnp.asarray(W0), jnp.asarray(G0)), "zero" in starts)
-    sol = minimise(joint_mixup_loss, params0, data, options=options)
+    params0 = with_zero_start(JointParams(jnp.asarray(W0), jnp.asarray(G0)), "zero" in start_kinds(problem))
+    return SolveRequest(joint_mixup_loss, params0, data)
+
+
+def solve_result(problem: MixupJointProblem, _options: SolverOptions, sol: Solution) -> tuple[Solution, JointSolve]:
+    """``(sol, JointSolve)``: every start's W and features H, and the targets, from the solver's solution of
+    :func:`solve_request`."""
+    c, c_prime, lam, weight, Y = _soft_targets(problem)
+    starts = start_kinds(problem)
+    weight_j = jnp.asarray(weight)
     H = np.stack(
-        [np.asarray(features(JointParams(sol.params.W[r], sol.params.G[r]), data.weight)) for r in range(len(starts))]
+        [np.asarray(features(JointParams(sol.params.W[r], sol.params.G[r]), weight_j)) for r in range(len(starts))]
     )
     return sol, JointSolve(np.asarray(sol.params.W), H, c, c_prime, lam, weight, Y, starts)
+
+
+def solve(problem: MixupJointProblem, options: SolverOptions) -> tuple[Solution, JointSolve]:
+    """Minimise the joint objective (:func:`solve_request`) and read the result back (:func:`solve_result`).
+    Returns (Solution, JointSolve)."""
+    fun, params0, data, _, _ = solve_request(problem, options)
+    return solve_result(problem, options, minimise(fun, params0, data, options=options))
 
 
 def memory_estimate(problem: MixupJointProblem) -> tuple[int, str]:

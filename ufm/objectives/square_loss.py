@@ -30,6 +30,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm import metrics
+from ufm.algorithms.batched import SolveRequest
 from ufm.algorithms.gradient_descent import momentum_descent
 from ufm.algorithms.restarts import with_zero_start
 from ufm.problems import filled
@@ -410,16 +411,23 @@ def numerical_ranks(params: dict, tol: float = 1e-6) -> list[int]:
     return ranks
 
 
-def solve(
-    problem: SquareLossProblem, *, progress: bool = False, options: SolverOptions | None = None
-) -> SquareLossSolution:
-    """Every random restart and the W = H = 0 candidate in one batch, in balanced coordinates on ``f / s``; the
-    best element by :func:`ufm.solver.best_element` (the lowest converged one, unless an unconverged one is lower
-    beyond rounding: then that one, so the report grades, and fails, the best point found)."""
-    opts = dataclasses.replace(options or solver_options(problem), progress=progress)
+def solve_request(problem: SquareLossProblem, _options: SolverOptions | None = None) -> SolveRequest:
+    """The solver call of :func:`solve`: every random restart and the W = H = 0 candidate in one batch, in balanced
+    coordinates on ``f / s`` (``s``: :func:`objective_scale`)."""
+    args = (
+        objective_data(problem, balanced=True),
+        jnp.asarray(objective_scale(problem)),
+        jnp.asarray(bias_scale(problem)),
+    )
+    return SolveRequest(scaled_square_loss, _balanced_starts(problem), args)
+
+
+def solve_result(problem: SquareLossProblem, options: SolverOptions, sol: Solution) -> SquareLossSolution:
+    """:func:`solve`'s result from the solver's solution of :func:`solve_request`: the elements back in original
+    coordinates, their losses in the original units, ranks and statuses, and the best element by
+    :func:`ufm.solver.best_element` (the lowest converged one, unless an unconverged one is lower beyond rounding:
+    then that one, so the report grades, and fails, the best point found)."""
     scale = objective_scale(problem)
-    args = (objective_data(problem, balanced=True), jnp.asarray(scale), jnp.asarray(bias_scale(problem)))
-    sol = minimise(scaled_square_loss, _balanced_starts(problem), args, options=opts)
     best = best_element(sol)
     per_element = [from_balanced(problem, jax.tree.map(lambda a, i=i: a[i], sol.params)) for i in range(sol.loss.size)]
     return SquareLossSolution(
@@ -431,8 +439,18 @@ def solve(
         sol,
         start_labels(problem),
         scale,
-        opts,
+        options,
     )
+
+
+def solve(
+    problem: SquareLossProblem, *, progress: bool = False, options: SolverOptions | None = None
+) -> SquareLossSolution:
+    """Every random restart and the W = H = 0 candidate in one batch (:func:`solve_request`), solved and read
+    back (:func:`solve_result`)."""
+    opts = dataclasses.replace(options or solver_options(problem), progress=progress)
+    fun, params0, args, _, _ = solve_request(problem, opts)
+    return solve_result(problem, opts, minimise(fun, params0, args, options=opts))
 
 
 # compiled once per shape: run op by op, the value and gradient compiled ~20 small programs on every new shape

@@ -1,0 +1,112 @@
+"""Several problems in one solve (``ufm.algorithms.batched``, ``ufm.driver.run_batch``): each problem's part of a
+joint solve equals its solve alone, with its own tolerances and step budget; shared data stay shared; what cannot
+be joined is refused or solved alone."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ufm
+from ufm import driver
+from ufm.algorithms.batched import SolveRequest, join, minimise_together
+from ufm.families import square_loss
+from ufm.solver import CONVERGED, MAX_STEPS, SolverOptions, element_bytes, minimise
+
+
+def scaled_rosenbrock(x, args):
+    """(a - x0)^2 + b (x1 - x0^2)^2 + c |x|^2 / 2: ``a`` shared by the problems, ``b`` and ``c`` their own."""
+    a, b, c = args
+    return (a - x[0]) ** 2 + b * (x[1] - x[0] ** 2) ** 2 + 0.5 * c * jnp.sum(x * x)
+
+
+BASE = SolverOptions(progress=False, linear_solver="eigh", damping=1.0)
+
+
+def request(b: float, c: float, starts) -> SolveRequest:
+    return SolveRequest(scaled_rosenbrock, jnp.asarray(starts), (jnp.asarray(1.0), jnp.asarray(b), jnp.asarray(c)))
+
+
+PROBLEMS = [
+    (request(100.0, 0.0, [[-1.2, 1.0], [0.5, 0.5]]), BASE),
+    (request(10.0, 1e-3, [[2.0, -1.0]]), dataclasses.replace(BASE, rtol=1e-6, xtol=1e-5)),
+    (request(1.0, 0.1, [[-3.0, 3.0], [0.0, 0.0]]), dataclasses.replace(BASE, max_steps=1)),
+]
+
+
+def alone(req: SolveRequest, options: SolverOptions):
+    return minimise(req.fun, req.params0, req.args, options=options)
+
+
+def test_each_part_of_a_joint_solve_equals_its_solve_alone():
+    """Elements are independent under the solver's vmap: the same steps, statuses and points as alone (to 1e-14:
+    the last bits may differ with the batch size), and each problem keeps its own tolerance and step budget."""
+    requests, options = zip(*PROBLEMS)
+    parts = minimise_together(list(requests), list(options))
+    assert [part.loss.shape for part in parts] == [(2,), (1,), (2,)]
+    for part, req, opts in zip(parts, requests, options):
+        one = alone(req, opts)
+        assert part.status.tolist() == one.status.tolist() and part.steps.tolist() == one.steps.tolist()
+        assert part.rtol == opts.rtol
+        np.testing.assert_allclose(np.asarray(part.params), np.asarray(one.params), rtol=1e-14, atol=1e-15)
+    strict, loose, one_step = parts
+    assert strict.status.tolist() == [CONVERGED, CONVERGED] and np.all(strict.rel_grad_norm <= 1e-12)
+    assert loose.status.tolist() == [CONVERGED] and 1e-12 < loose.rel_grad_norm[0] <= 1e-6
+    assert one_step.status.tolist() == [MAX_STEPS, MAX_STEPS] and one_step.steps.tolist() == [1, 1]
+
+
+def test_shared_data_stay_shared_and_the_rest_is_batched_per_element():
+    requests = [PROBLEMS[0][0], PROBLEMS[1][0]]
+    params0, args, axes, counts = join(requests)
+    assert counts == [2, 1] and params0.shape == (3, 2)
+    assert axes == (None, 0, 0) and np.shape(args[0]) == ()  # a = 1 in both: one copy
+    np.testing.assert_array_equal(args[1], [100.0, 100.0, 10.0])  # b repeated for each start of its problem
+
+
+def test_what_cannot_share_one_program_is_refused():
+    other = SolveRequest(lambda x, args: jnp.sum(x * x), PROBLEMS[0][0].params0, PROBLEMS[0][0].args)
+    with pytest.raises(ValueError, match="share their objective"):
+        join([PROBLEMS[0][0], other])
+    with pytest.raises(ValueError, match="TRACED_SETTINGS only"):
+        minimise_together([PROBLEMS[0][0], PROBLEMS[1][0]], [BASE, dataclasses.replace(BASE, linear_solver="cg")])
+
+
+def test_a_joint_batch_over_the_memory_budget_is_solved_in_chunks_with_each_element_s_settings():
+    requests, options = zip(*PROBLEMS)
+    # too small for the five elements' compiled programs (whose fixed overhead dominates at 2 variables), enough
+    # for four: the batch is cut into chunks, each element keeping its own settings
+    budget = dataclasses.replace(BASE, max_memory_bytes=6 * element_bytes(2, BASE, "eigh"))
+    lines: list[str] = []
+    params0, args, axes, counts = join(list(requests))
+    chunked = minimise(
+        scaled_rosenbrock,
+        params0,
+        args,
+        args_axes=axes,
+        options=budget,
+        log=lines.append,
+        element_options=[o for o, k in zip(options, counts) for _ in range(k)],
+    )
+    assert any("fewer elements at once" in line for line in lines)
+    whole = minimise_together(list(requests), list(options))
+    assert chunked.status.tolist() == [s for part in whole for s in part.status.tolist()]
+    assert chunked.steps.tolist() == [s for part in whole for s in part.steps.tolist()]
+
+
+# mse, C = 3, n = 5, lambda_W = 0.1 (as tests/test_sweep.py): rho = 0.47 and 1.16 (W = H = 0 at the second)
+def test_run_batch_joins_problems_of_one_shape_and_reports_each_as_run_does():
+    problems = [
+        ufm.SquareLossProblem(C=3, lambda_W=0.1, lambda_H=0.05),
+        ufm.SquareLossProblem(C=2, lambda_W=0.1, lambda_H=0.05),  # another shape: solved alone
+        ufm.SquareLossProblem(C=3, lambda_W=0.1, lambda_H=0.3),
+    ]
+    reports = driver.run_batch(square_loss.FAMILY, problems, progress=False)
+    assert [r.convergence.get("problems_in_solve") for r in reports] == [2, None, 2]
+    for problem, report in zip(problems, reports):
+        single = ufm.run(problem)
+        assert report.passed and single.passed
+        assert [str(c.verdict) for c in report.checks] == [str(c.verdict) for c in single.checks]
+        # the objective to rounding (the batch size may change the last bits of batched products)
+        assert report.numbers["objective"] == pytest.approx(single.numbers["objective"], rel=1e-13, abs=1e-15)
+    assert reports[2].numbers["zero_solution"] and not reports[0].numbers["zero_solution"]
