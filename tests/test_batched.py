@@ -10,7 +10,15 @@ import pytest
 
 import ufm
 from ufm import driver
-from ufm.algorithms.batched import SolveRequest, join, minimise_together
+from ufm.algorithms.batched import (
+    SolveRequest,
+    drive,
+    drive_together,
+    join,
+    join_key,
+    minimise_together,
+    solve,
+)
 from ufm.families import square_loss
 from ufm.solver import CONVERGED, MAX_STEPS, SolverOptions, element_bytes, minimise
 
@@ -24,31 +32,27 @@ def scaled_rosenbrock(x, args):
 BASE = SolverOptions(progress=False, linear_solver="eigh", damping=1.0)
 
 
-def request(b: float, c: float, starts) -> SolveRequest:
-    return SolveRequest(scaled_rosenbrock, jnp.asarray(starts), (jnp.asarray(1.0), jnp.asarray(b), jnp.asarray(c)))
+def request(b: float, c: float, starts, options: SolverOptions) -> SolveRequest:
+    args = (jnp.asarray(1.0), jnp.asarray(b), jnp.asarray(c))
+    return SolveRequest(scaled_rosenbrock, jnp.asarray(starts), args, options)
 
 
-PROBLEMS = [
-    (request(100.0, 0.0, [[-1.2, 1.0], [0.5, 0.5]]), BASE),
-    (request(10.0, 1e-3, [[2.0, -1.0]]), dataclasses.replace(BASE, rtol=1e-6, xtol=1e-5)),
-    (request(1.0, 0.1, [[-3.0, 3.0], [0.0, 0.0]]), dataclasses.replace(BASE, max_steps=1)),
+REQUESTS = [
+    request(100.0, 0.0, [[-1.2, 1.0], [0.5, 0.5]], BASE),
+    request(10.0, 1e-3, [[2.0, -1.0]], dataclasses.replace(BASE, rtol=1e-6, xtol=1e-5)),
+    request(1.0, 0.1, [[-3.0, 3.0], [0.0, 0.0]], dataclasses.replace(BASE, max_steps=1)),
 ]
-
-
-def alone(req: SolveRequest, options: SolverOptions):
-    return minimise(req.fun, req.params0, req.args, options=options)
 
 
 def test_each_part_of_a_joint_solve_equals_its_solve_alone():
     """Elements are independent under the solver's vmap: the same steps, statuses and points as alone (to 1e-14:
     the last bits may differ with the batch size), and each problem keeps its own tolerance and step budget."""
-    requests, options = zip(*PROBLEMS)
-    parts = minimise_together(list(requests), list(options))
+    parts = minimise_together(REQUESTS)
     assert [part.loss.shape for part in parts] == [(2,), (1,), (2,)]
-    for part, req, opts in zip(parts, requests, options):
-        one = alone(req, opts)
+    for part, req in zip(parts, REQUESTS):
+        one = solve(req)
         assert part.status.tolist() == one.status.tolist() and part.steps.tolist() == one.steps.tolist()
-        assert part.rtol == opts.rtol
+        assert part.rtol == req.options.rtol
         np.testing.assert_allclose(np.asarray(part.params), np.asarray(one.params), rtol=1e-14, atol=1e-15)
     strict, loose, one_step = parts
     assert strict.status.tolist() == [CONVERGED, CONVERGED] and np.all(strict.rel_grad_norm <= 1e-12)
@@ -57,28 +61,30 @@ def test_each_part_of_a_joint_solve_equals_its_solve_alone():
 
 
 def test_shared_data_stay_shared_and_the_rest_is_batched_per_element():
-    requests = [PROBLEMS[0][0], PROBLEMS[1][0]]
-    params0, args, axes, counts = join(requests)
+    params0, args, axes, counts = join(REQUESTS[:2])
     assert counts == [2, 1] and params0.shape == (3, 2)
     assert axes == (None, 0, 0) and np.shape(args[0]) == ()  # a = 1 in both: one copy
     np.testing.assert_array_equal(args[1], [100.0, 100.0, 10.0])  # b repeated for each start of its problem
 
 
 def test_what_cannot_share_one_program_is_refused():
-    other = SolveRequest(lambda x, args: jnp.sum(x * x), PROBLEMS[0][0].params0, PROBLEMS[0][0].args)
+    first = REQUESTS[0]
+    other = first._replace(fun=lambda x, args: jnp.sum(x * x))
+    cg = first._replace(options=dataclasses.replace(BASE, linear_solver="cg"))
     with pytest.raises(ValueError, match="share their objective"):
-        join([PROBLEMS[0][0], other])
+        join([first, other])
     with pytest.raises(ValueError, match="TRACED_SETTINGS only"):
-        minimise_together([PROBLEMS[0][0], PROBLEMS[1][0]], [BASE, dataclasses.replace(BASE, linear_solver="cg")])
+        minimise_together([first, cg])
+    # drive_together never joins them: each is solved alone, as drive would solve it
+    assert len({join_key(first), join_key(other), join_key(cg)}) == 3
 
 
 def test_a_joint_batch_over_the_memory_budget_is_solved_in_chunks_with_each_element_s_settings():
-    requests, options = zip(*PROBLEMS)
     # too small for the five elements' compiled programs (whose fixed overhead dominates at 2 variables), enough
     # for four: the batch is cut into chunks, each element keeping its own settings
     budget = dataclasses.replace(BASE, max_memory_bytes=6 * element_bytes(2, BASE, "eigh"))
     lines: list[str] = []
-    params0, args, axes, counts = join(list(requests))
+    params0, args, axes, counts = join(REQUESTS)
     chunked = minimise(
         scaled_rosenbrock,
         params0,
@@ -86,10 +92,10 @@ def test_a_joint_batch_over_the_memory_budget_is_solved_in_chunks_with_each_elem
         args_axes=axes,
         options=budget,
         log=lines.append,
-        element_options=[o for o, k in zip(options, counts) for _ in range(k)],
+        element_options=[r.options for r, k in zip(REQUESTS, counts) for _ in range(k)],
     )
     assert any("fewer elements at once" in line for line in lines)
-    whole = minimise_together(list(requests), list(options))
+    whole = minimise_together(REQUESTS)
     assert chunked.status.tolist() == [s for part in whole for s in part.status.tolist()]
     assert chunked.steps.tolist() == [s for part in whole for s in part.steps.tolist()]
 
@@ -110,3 +116,22 @@ def test_run_batch_joins_problems_of_one_shape_and_reports_each_as_run_does():
         # the objective to rounding (the batch size may change the last bits of batched products)
         assert report.numbers["objective"] == pytest.approx(single.numbers["objective"], rel=1e-13, abs=1e-15)
     assert reports[2].numbers["zero_solution"] and not reports[0].numbers["zero_solution"]
+
+
+def two_passes(req: SolveRequest):
+    """Steps of a solve in two calls: the request, then from its end points with a tenfold tighter tolerance."""
+    first = yield req
+    options = dataclasses.replace(req.options, rtol=req.options.rtol / 10)
+    second = yield req._replace(params0=jnp.asarray(first.params), options=options)
+    return first.steps.tolist(), second
+
+
+def test_steps_in_lockstep_join_each_round_and_equal_their_drive_alone():
+    requests = REQUESTS[:2] + [REQUESTS[0]._replace(fun=lambda x, a: scaled_rosenbrock(x, a) + 0.0)]
+    results, joined = drive_together([two_passes(r) for r in requests])
+    assert joined == [2, 2, 1]  # the third has an objective of its own: solved alone, each round
+    for (steps, second), req in zip(results, requests):
+        alone_steps, alone_second = drive(two_passes(req))
+        assert steps == alone_steps and second.status.tolist() == alone_second.status.tolist()
+        assert second.rtol == req.options.rtol / 10
+        np.testing.assert_allclose(np.asarray(second.params), np.asarray(alone_second.params), rtol=1e-14, atol=1e-15)

@@ -13,6 +13,7 @@ import pytest
 from inprocess import assert_refused, run_main
 from scipy import special
 
+from ufm.algorithms.batched import drive
 from ufm.families import mixup_deep as family
 from ufm.objectives.mixup_deep import activation_function, make_loss
 from ufm.problems import InputError
@@ -159,7 +160,7 @@ def test_degenerate_consistency_minimum_is_accepted_at_the_rounding_floor():
     from ufm.solver import STALLED
 
     problem = MixupDeepProblem(C=2, restarts=2, activation="softplus", eval_lambdas=3)
-    sol, _, best, data, history = family.train(problem, "consistency")
+    sol, _, best, data, history = drive(family.train(problem, "consistency"))
     assert sol.converged[best]
     for decrease, window in history[-1]["floor"].values():
         assert decrease <= window < 1e-12  # f's rounding, not a blanket acceptance
@@ -223,10 +224,10 @@ def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
     (a per-stage closure or constant would add one per stage: 15). Tiny sizes that no other test uses, so that
     none of the executables exists before."""
     from ufm import solver
-    from ufm.algorithms import continuation
+    from ufm.algorithms import batched
 
     caches, calls = {}, []
-    original_functions, original_minimise = solver._solver_functions, continuation.minimise
+    original_functions, original_minimise = solver._solver_functions, batched.minimise
 
     def functions(*args):
         found = original_functions(*args)
@@ -238,7 +239,7 @@ def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
         return original_minimise(*args, **kwargs)
 
     monkeypatch.setattr(solver, "_solver_functions", functions)
-    monkeypatch.setattr(continuation, "minimise", minimise)
+    monkeypatch.setattr(batched, "minimise", minimise)  # every solver call of a solve written as steps
     problem = MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed")
     report = family.run(problem, progress=False)
     compiled = sum(len(cache) - before for cache, before in caches.values())

@@ -475,8 +475,8 @@ def test_md_without_convergence_is_a_named_failure(monkeypatch):
     assert all(np.isfinite(c.value) for c in result if c.graded)
     spread = next(c for c in result if c.name.startswith("restarts: spread"))
     assert spread.verdict is Verdict.VOID
-    one_step = md.solve
-    monkeypatch.setattr(md, "solve", lambda problem, **options: one_step(problem, outer_steps=1, **options))
+    one_step = md.solve_steps  # the sweep's solves, written as steps (joined across its points)
+    monkeypatch.setattr(md, "solve_steps", lambda problem, **options: one_step(problem, outer_steps=1, **options))
     curve, failures = md.sweep(p, r_values=(1.0,), alphas=(0.0,), progress=False)
     assert failures and md.CONVERGED_NAME in failures[0] and np.isnan(curve["D_restart_spread"][0])
 

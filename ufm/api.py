@@ -65,10 +65,10 @@ def run(problem, *, progress: bool = False, max_memory_bytes: int | None = None)
 def run_batch(problems, *, progress: bool = False, max_memory_bytes: int | None = None) -> list[Report]:
     """:func:`run` for each of ``problems``, those of one family and one shape in ONE batched solve.
 
-    Problems that differ only in float fields (weight decays, kappa, ...) of the families whose solve is one
-    solver call (square loss, cross-entropy, mixup-joint) are solved together: their restarts are stacked on the
-    solver's batch axis, each keeping its own data and tolerances (``ufm.driver.run_batch``); every other problem
-    runs as :func:`run` runs it. Each is then checked and reported as :func:`run` would.
+    Problems of one family that differ only in float fields (weight decays, kappa, ...) are solved together where
+    the family writes its solve as steps (``ufm.family.Family.steps``): each solver call of theirs joins the same
+    call of the others, their starts stacked on the solver's batch axis, each keeping its own data and tolerances
+    (``ufm.driver.run_batch``). Each is then checked and reported as :func:`run` would.
 
         >>> import ufm
         >>> reports = ufm.run_batch([ufm.SquareLossProblem(C=3, lambda_H=h) for h in (1e-3, 1e-2, 1e-1)])
@@ -98,7 +98,7 @@ def run_batch(problems, *, progress: bool = False, max_memory_bytes: int | None 
         chosen = [problems[i] for i in members]
         t0 = time.perf_counter()
         declared = getattr(module, "FAMILY", None)
-        if declared is not None and declared.request is not None:
+        if declared is not None and declared.steps is not None:
             found = driver.run_batch(declared, chosen, progress=progress, max_memory_bytes=max_memory_bytes)
         else:
             found = [module.run(p, progress=progress, max_memory_bytes=max_memory_bytes) for p in chosen]

@@ -5,9 +5,9 @@ lower beyond rounding: then that one, so that the run grades, and fails, the low
 config is ``{"loss", the problem's fields, "solver": the options the solve ran with, the family's extras}``; its
 numbers end with the run's ``seconds``; its convergence record is the solver's, updated by the family's.
 
-:func:`run_batch` runs several problems of one family: where the family declares its solve as one solver call
-(``Family.request``), problems of one shape and solver program share ONE batched solve
-(``ufm.algorithms.batched.minimise_together``), and each is then checked and reported exactly as :func:`run` does.
+:func:`run_batch` runs several problems of one family: where the family writes its solve as steps
+(``Family.steps``), the solver calls of problems of one shape (that differ in float fields) share batched solves
+(``ufm.algorithms.batched.drive_together``), and each is then checked and reported exactly as :func:`run` does.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from ufm.algorithms.batched import minimise_together
+from ufm.algorithms.batched import drive_together
 from ufm.family import Family
-from ufm.problems import shape_key
 from ufm.report import Report
-from ufm.solver import SolverOptions, best_element, static_options
+from ufm.solver import SolverOptions, best_element
 
 
 def with_memory_budget(options: SolverOptions, max_memory_bytes: int | None) -> SolverOptions:
@@ -70,21 +69,13 @@ def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int
     return _report(family, problem, options, solution, context, time.perf_counter() - t0, {})
 
 
-def batch_key(family: Family, problem, max_memory_bytes: int | None = None):
-    """What problems must share to be solved together by :func:`run_batch` (None: the family cannot join them):
-    the solver's program (its options but the traced tolerances) and the shapes of the solver's arguments."""
-    if family.request is None or family.finish is None:
-        return None
-    options = _options(family, problem, False, max_memory_bytes)
-    return (static_options(options), options.max_memory_bytes, family.name(problem), shape_key(problem))
-
-
 def run_batch(
     family: Family, problems: Sequence, *, progress: bool = True, max_memory_bytes: int | None = None
 ) -> list[Report]:
-    """:func:`run` for each of ``problems``: those that share a :func:`batch_key` (the family declares its solve
-    as one solver call, ``Family.request``, and they have one shape and solver program) in ONE batched solve, the
-    others one after another.
+    """:func:`run` for each of ``problems``, their solver calls joined where the family writes its solve as steps
+    (``Family.steps``): at each round, the calls that share one compiled program (problems of one shape that
+    differ in float fields) are ONE batched solve (``ufm.algorithms.batched.drive_together``). Otherwise one
+    :func:`run` after another.
 
     Args:
         family: the family's declaration.
@@ -96,37 +87,19 @@ def run_batch(
     Returns:
         One Report per problem, in order: :func:`run`'s report of that problem, up to the last bits of the
         solver's values (elements are independent under the solver's vmap; XLA may block batched products by
-        batch size). A report from a joint solve adds ``problems_in_solve`` to its convergence record; its compile
-        and solve seconds are the joint solve's, and ``numbers["seconds"]`` an equal share of the joint solve plus
-        the problem's own assessment.
+        batch size). A report whose solver calls were joined with others' adds ``problems_in_solve`` to its
+        convergence record (the most problems one of its joint solves held); its compile and solve seconds are
+        those of the joint solves, and ``numbers["seconds"]`` an equal share of them plus its own assessment.
     """
-    groups: dict = {}
-    for index, problem in enumerate(problems):
-        key = batch_key(family, problem, max_memory_bytes)
-        groups.setdefault(index if key is None else key, []).append(index)
-    reports: list = [None] * len(problems)
-    for members in groups.values():
-        chosen = [problems[i] for i in members]
-        if len(members) == 1:
-            found = [run(family, chosen[0], progress=progress, max_memory_bytes=max_memory_bytes)]
-        else:
-            found = _run_joint(family, chosen, progress, max_memory_bytes)
-        for index, report in zip(members, found):
-            reports[index] = report
-    return reports
-
-
-def _run_joint(family: Family, problems: list, progress: bool, max_memory_bytes: int | None) -> list[Report]:
-    assert family.request is not None and family.finish is not None  # a batch key exists only with both
+    if family.steps is None or len(problems) < 2:
+        return [run(family, p, progress=progress, max_memory_bytes=max_memory_bytes) for p in problems]
     t0 = time.perf_counter()
     options = [_options(family, problem, progress, max_memory_bytes) for problem in problems]
-    requests = [family.request(problem, opts) for problem, opts in zip(problems, options)]
-    solutions = minimise_together(requests, options)
+    results, joined = drive_together([family.steps(p, opts) for p, opts in zip(problems, options)])
     share = (time.perf_counter() - t0) / len(problems)
-    extra = {"problems_in_solve": len(problems)}
     reports = []
-    for problem, opts, solution in zip(problems, options, solutions):
+    for problem, opts, (solution, context), count in zip(problems, options, results, joined):
         t1 = time.perf_counter()
-        solution, context = family.finish(problem, opts, solution)
+        extra = {"problems_in_solve": count} if count > 1 else {}
         reports.append(_report(family, problem, opts, solution, context, share + time.perf_counter() - t1, extra))
     return reports

@@ -11,8 +11,8 @@ A family is a problem dataclass (``ufm.problems``), an objective (``ufm.objectiv
     outcome  = family.assess(problem, solution, best, context, options)
     report   = Report(headline, checks, convergence, config, numbers, arrays)
 
-A family whose solve is one call of the solver may declare it as ``request`` + ``finish`` instead: problems of one
-shape then share one batched solve (``ufm.driver.run_batch``, ``ufm.algorithms.batched``), as a sweep's do.
+A family may write its solve as steps (``Family.steps``: a generator of solver calls): the solver calls of many
+problems, a sweep's, are then joined into batched solves (``ufm.driver.run_batch``, ``ufm.algorithms.batched``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ufm.algorithms.batched import drive
 from ufm.checks import Check
-from ufm.solver import minimise
 
 
 class Assessment(NamedTuple):
@@ -51,11 +51,10 @@ class Family:
             layout, the objective data, auxiliary solves).
         assess: ``(problem, solution, best, context, options) -> Assessment``: the checks against the theory.
         arrays_name: the file name of the report's arrays.
-        request: for a family whose solve is one call of the solver: ``(problem, options) ->
-            ufm.algorithms.batched.SolveRequest``, that call's objective, starts and data. With ``finish`` it lets
-            :func:`ufm.driver.run_batch` solve problems of one shape in one batched solve; ``solve`` is then
-            ``finish(problem, options, minimise(request))`` (:func:`solve_by_request`; give ``solve=None``).
-        finish: ``(problem, options, solution) -> (solution, context)``: ``solve``'s result from the solver's.
+        steps: the solve written as steps (``ufm.algorithms.batched``): ``(problem, options) ->`` a generator that
+            yields each call of the solver (a ``SolveRequest``), is sent its Solution, and returns ``(solution,
+            context)`` as ``solve`` does. With it, :func:`ufm.driver.run_batch` joins the solver calls of many
+            problems into batched solves; ``solve`` is then derived from it (give ``solve=None``).
     """
 
     name: Callable[[Any], str]
@@ -63,24 +62,11 @@ class Family:
     solve: Callable[[Any, Any], tuple[Any, Any]] | None
     assess: Callable[..., Assessment]
     arrays_name: str = "features.npz"
-    request: Callable[[Any, Any], Any] | None = None
-    finish: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None
+    steps: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self):
-        if (self.request is None) != (self.finish is None):
-            raise ValueError("a family declares request and finish together")
         if self.solve is None:
-            if self.request is None or self.finish is None:
-                raise ValueError("a family declares solve, or request and finish")
-            object.__setattr__(self, "solve", solve_by_request(self.request, self.finish))
-
-
-def solve_by_request(request: Callable[[Any, Any], Any], finish: Callable[[Any, Any, Any], tuple[Any, Any]]):
-    """The ``solve`` of a family declared by ``request`` and ``finish``: one call of ``ufm.solver.minimise``."""
-
-    def solve(problem, options):
-        fun, params0, args, args_axes, nonnegative = request(problem, options)
-        solution = minimise(fun, params0, args, args_axes=args_axes, options=options, nonnegative=nonnegative)
-        return finish(problem, options, solution)
-
-    return solve
+            if self.steps is None:
+                raise ValueError("a family declares solve or steps")
+            steps = self.steps
+            object.__setattr__(self, "solve", lambda problem, options: drive(steps(problem, options)))

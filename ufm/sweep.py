@@ -8,14 +8,17 @@ Any flag of the family (``python -m ufm.solve --loss FAMILY --help``) takes a li
 swept flags' values. The other flags are read by ``ufm.solve``'s own parser, and every configuration is validated
 exactly as ``python -m ufm.solve`` validates one run (its range checks, flags that do not apply, the memory
 estimate) before anything is solved. Flags of the sweep itself: ``--save-arrays`` (each configuration's
-``summary.json``, arrays and ``table.txt``, as ``ufm.solve`` writes them, in ``DIR/points/<index>/``) and
-``--limit N`` (solve at most N configurations in this run).
+``summary.json``, arrays and ``table.txt``, as ``ufm.solve`` writes them, in ``DIR/points/<index>/``), ``--limit
+N`` (solve at most N configurations in this run) and ``--batch N`` (configurations per joint solve).
 
-Each configuration runs the family exactly as a single run does (``family.run``: the same solve, the same checks,
-the same report), one after another in this process; configurations that share their array shapes run one after
-another (grouped by :func:`ufm.sweeps.shape_key`), so the solver's compiled programs, cached in memory by
-objective, options and shapes, are reused: only the data changes. The ``compilations`` column counts the
-executables each configuration had to build or load.
+Each configuration is solved and checked as a single run does it (``family.run``: the same solve, the same
+checks, the same report). Configurations of one shape group (:func:`ufm.sweeps.shape_key`: they differ in float
+fields only) are solved together, up to ``--batch N`` at a time (default 32): every family writes its solve as
+steps (``ufm.family.Family.steps``), and ``ufm.driver.run_batch`` joins the same solver call of every
+configuration into ONE batched solve, the hyper-parameters batched data of one compiled program
+(``ufm.algorithms.batched``); ``--batch 1`` solves them one after another. The ``compilations`` column counts
+the executables each configuration had to build or load (a joint solve's go to its first configuration), and
+``seconds`` is each configuration's equal share of its joint solve plus its own checks.
 
 Output, in ``--out DIR`` (required; a new or empty folder, or the folder of an unfinished sweep of the same
 command):
@@ -27,10 +30,10 @@ command):
   change along each axis (``changes``), compilations and timing of the last run, package versions.
 
 Resuming: the same command with the same ``--out`` continues where a killed or limited sweep stopped: finished
-configurations (rows in results.csv) are never solved again. ``--out``, ``--quiet``, ``--limit``, ``--cache-dir`` and
-``--no-cache`` may differ between the runs; any other difference is refused (one line). The folder appears with
+configurations (rows in results.csv) are never solved again. ``--out``, ``--quiet``, ``--limit``, ``--batch``,
+``--cache-dir`` and ``--no-cache`` may differ between the runs; any other difference is refused (one line). The folder appears with
 the first finished configuration (nothing is created before), and SIGINT / SIGTERM keep every finished row and
-leave nothing half-written (the configuration in progress is dropped).
+leave nothing half-written (the configurations of the joint solve in progress are dropped).
 
 Several processes (one machine or a cluster): ``--local-processes P`` starts P processes of the same command on
 this machine; a launcher (SLURM's ``srun``, ``mpirun``, or by hand) starts them itself, each with ``--processes P
@@ -766,7 +769,7 @@ def _solve(p: Plan, batch: list[int]) -> list:
     declared = getattr(p.family, "FAMILY", None)
     # run options beyond the memory budget are the family's own (its ``run`` reads them): one run each
     same = set(options) <= {"max_memory_bytes"} and all(p.run_options[i] == options for i in batch)
-    if declared is not None and declared.request is not None and len(batch) > 1 and same:
+    if declared is not None and declared.steps is not None and len(batch) > 1 and same:
         return driver.run_batch(declared, [p.problems[i] for i in batch], progress=False, **options)
     return [p.family.run(p.problems[i], progress=False, **p.run_options[i]) for i in batch]
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.solver import Solution, SolverOptions, minimise
+from ufm.algorithms.batched import SolveRequest
+from ufm.solver import Solution, SolverOptions
 
 
 def constraint_residual(c: np.ndarray, nu: np.ndarray, rho: float, scale: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ class OuterResult(NamedTuple):
     inner_steps: np.ndarray
 
 
-def minimise_constrained(
+def constrained_steps(
     lagrangian: Callable,
     params: Any,
     data: Any,
@@ -88,8 +89,9 @@ def minimise_constrained(
     nonnegative: Any = None,
     label: str = "al",
     progress: bool = False,
-) -> OuterResult:
-    """Minimise every restart of ``params`` subject to ``constraint(params) <= 0`` by the augmented Lagrangian.
+) -> Generator[SolveRequest, Solution, OuterResult]:
+    """Minimise every restart of ``params`` subject to ``constraint(params) <= 0`` by the augmented Lagrangian,
+    as steps (``ufm.algorithms.batched``: yields each inner solve's solver call, is sent its Solution).
 
     Args:
         lagrangian: ``lagrangian(params, (data, s))``: the inner objective (f / s plus the penalty terms), reading
@@ -108,7 +110,8 @@ def minimise_constrained(
         progress: print one line per outer step to stderr.
 
     Returns:
-        An :class:`OuterResult`.
+        An :class:`OuterResult` (the generator's return value: ``yield from`` it, or run it by
+        ``ufm.algorithms.batched.drive``).
     """
     R = jax.tree.leaves(params)[0].shape[0]
     nu, rho, units = np.zeros_like(np.asarray(data.multipliers)), schedule.rho_start, 1.0
@@ -118,7 +121,7 @@ def minimise_constrained(
     inner_options = dataclasses.replace(options, progress=False)
     for step in range(schedule.outer_steps):
         inner = (data._replace(multipliers=jnp.asarray(nu), rho=jnp.asarray(rho)), jnp.asarray(units))
-        sol = minimise(lagrangian, params, inner, args_axes=args_axes, options=inner_options, nonnegative=nonnegative)
+        sol = yield SolveRequest(lagrangian, params, inner, inner_options, args_axes, nonnegative)
         params = sol.params
         inner_steps = inner_steps + sol.steps
         c, scale = constraint(params)

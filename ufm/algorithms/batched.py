@@ -1,38 +1,50 @@
-"""Several problems of one shape in one solve: their batches joined into one call of ``ufm.solver.minimise``.
+"""Several problems in one solve: a family's solve written as steps, and the steps of many problems joined.
 
-A sweep's configurations that share array shapes differ only in data (weight decays, tolerances that follow the
-objective's scale): their starts are stacked along the solver's batch axis, the objective data that differ
-between them become batched arguments (each problem's data repeated for each of its starts), data they share stay
-shared, and every element keeps its own tolerances (``minimise(..., element_options=...)``). One compiled program
-then solves the whole group, and the joined :class:`ufm.solver.Solution` is cut back into one per problem.
+A family's solve is a generator of solver calls (``steps(problem, options)``): it yields a :class:`SolveRequest`
+(the objective, the starts, the data, the options of one call of ``ufm.solver.minimise``), receives that call's
+:class:`ufm.solver.Solution`, and finally returns its result. Algorithms that call the solver several times
+(passes relative to the loss, an augmented Lagrangian, a continuation) are such generators too, and a family's
+steps run them with ``yield from``. :func:`drive` runs one problem's steps (each request by ``minimise``);
+:func:`drive_together` runs many problems' steps in lockstep: at each round, the requests that can share one
+compiled program (one objective and bounds, the same per-element shapes, options that differ only in
+``ufm.solver.TRACED_SETTINGS``) are joined into ONE batched solve (:func:`minimise_together`) and its solution is
+cut back into one per request.
 
-Elements are independent under the solver's ``vmap`` (each has its own line search, step count and status), so a
-problem's elements take the same steps as in a solve of their own; only the last bits of their values can differ,
-because XLA blocks batched products by batch size.
+A joined solve stacks the requests' starts along the solver's batch axis; data that differ between them become
+batched arguments (each request's data repeated for each of its starts), data they share stay shared, and every
+element keeps its own tolerances (``minimise(..., element_options=...)``). Elements are independent under the
+solver's ``vmap`` (each has its own line search, step count and status), so a problem's elements take the same
+steps as in a solve of their own; only the last bits of their values can differ, because XLA blocks batched
+products by batch size.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.solver import Solution, SolverOptions, minimise
+from ufm.solver import Solution, SolverOptions, minimise, static_options
 
 
 class SolveRequest(NamedTuple):
-    """One problem's call of ``ufm.solver.minimise``: ``minimise(fun, params0, args, args_axes=args_axes,
-    options=..., nonnegative=nonnegative)``. Requests solved together must share ``fun`` and ``nonnegative``."""
+    """One call of ``ufm.solver.minimise``: ``minimise(fun, params0, args, args_axes=args_axes, options=options,
+    nonnegative=nonnegative)``. Requests solved together must share ``fun`` and ``nonnegative``."""
 
     fun: Callable[[Any, Any], jax.Array]
     params0: Any
-    args: Any = None
+    args: Any
+    options: SolverOptions
     args_axes: Any = None
     nonnegative: Any = None
+
+
+# A solve written as steps: yields requests, is sent each one's Solution, returns its result.
+Steps = Generator[SolveRequest, Solution, Any]
 
 
 def _batch(params) -> int:
@@ -112,24 +124,35 @@ def split(solution: Solution, counts: Sequence[int], options: Sequence[SolverOpt
     return parts
 
 
-def minimise_together(
-    requests: Sequence[SolveRequest], options: Sequence[SolverOptions], log: Callable[[str], None] | None = None
-) -> list[Solution]:
-    """Solve several problems' batches in one call of ``ufm.solver.minimise``.
+def solve(request: SolveRequest, log: Callable[[str], None] | None = None) -> Solution:
+    """``ufm.solver.minimise`` of one request."""
+    return minimise(
+        request.fun,
+        request.params0,
+        request.args,
+        args_axes=request.args_axes,
+        options=request.options,
+        log=log,
+        nonnegative=request.nonnegative,
+    )
+
+
+def minimise_together(requests: Sequence[SolveRequest], log: Callable[[str], None] | None = None) -> list[Solution]:
+    """Solve several requests' batches in one call of ``ufm.solver.minimise``.
 
     Args:
-        requests: one :class:`SolveRequest` per problem (one objective and bounds, arguments of one structure).
-        options: each problem's solver options; they may differ in ``ufm.solver.TRACED_SETTINGS`` only (the
-            tolerances and budgets, data of the compiled program): the first gives the rest (algorithm, memory
-            budget, progress).
+        requests: :class:`SolveRequest` s of one objective and bounds, arguments of one structure and the same
+            per-element shapes; their options may differ in ``ufm.solver.TRACED_SETTINGS`` only (tolerances and
+            budgets, data of the compiled program): the first request's give the rest (algorithm, memory budget,
+            progress).
         log: the solver's progress lines (default as in ``minimise``).
 
     Returns:
         One Solution per request, as ``minimise`` would return for it alone (up to the last bits of its values),
-        each with its problem's rtol and the joint solve's compile and solve seconds.
+        each with its request's rtol and the joint solve's compile and solve seconds.
     """
     params0, args, args_axes, counts = join(requests)
-    element_options = [opts for opts, k in zip(options, counts) for _ in range(k)]
+    options = [request.options for request in requests]
     solution = minimise(
         requests[0].fun,
         params0,
@@ -138,6 +161,72 @@ def minimise_together(
         options=options[0],
         log=log,
         nonnegative=requests[0].nonnegative,
-        element_options=element_options,
+        element_options=[opts for opts, k in zip(options, counts) for _ in range(k)],
     )
     return split(solution, counts, options)
+
+
+def join_key(request: SolveRequest) -> tuple:
+    """What requests must share to be joined (:func:`minimise_together`): the objective, the bounds, the options
+    but their traced settings, and the structure and per-element shapes and dtypes of the starts and arguments."""
+    element = lambda a, drop: (tuple(np.shape(a)[drop:]), str(getattr(a, "dtype", np.asarray(a).dtype)))
+    args_leaves, args_tree = jax.tree.flatten(request.args)
+    params_leaves, params_tree = jax.tree.flatten(request.params0)
+    axes = _leaf_axes(request.args, request.args_axes)
+    return (
+        request.fun,
+        repr(request.nonnegative),
+        static_options(request.options),
+        str(params_tree),
+        tuple(element(a, 1) for a in params_leaves),
+        str(args_tree),
+        tuple(element(a, 0 if axis is None else 1) for a, axis in zip(args_leaves, axes)),
+    )
+
+
+def drive(steps: Steps) -> Any:
+    """Run one solve written as steps: each request by ``ufm.solver.minimise``. Returns the steps' result."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(solve(request))
+    except StopIteration as stop:
+        return stop.value
+
+
+def drive_together(all_steps: Sequence[Steps]) -> tuple[list, list[int]]:
+    """Run many solves written as steps in lockstep, the requests of each round that share a :func:`join_key` in
+    one joint solve (:func:`minimise_together`); a request alone is solved as :func:`drive` would.
+
+    Returns:
+        ``(results, joined)``: each steps' result, in order, and the most requests that any joint solve of its
+        steps held (1: always alone).
+    """
+    results: list = [None] * len(all_steps)
+    joined = [1] * len(all_steps)
+    pending: dict[int, SolveRequest] = {}
+
+    def advance(index: int, solution: Solution | None) -> None:
+        try:
+            steps = all_steps[index]
+            pending[index] = next(steps) if solution is None else steps.send(solution)
+        except StopIteration as stop:
+            results[index] = stop.value
+
+    for index in range(len(all_steps)):
+        advance(index, None)
+    while pending:
+        groups: dict[tuple, list[int]] = {}
+        for index, request in pending.items():
+            groups.setdefault(join_key(request), []).append(index)
+        requests = dict(pending)
+        pending.clear()
+        for members in groups.values():
+            if len(members) == 1:
+                solutions = [solve(requests[members[0]])]
+            else:
+                solutions = minimise_together([requests[i] for i in members])
+            for index, solution in zip(members, solutions):
+                joined[index] = max(joined[index], len(members))
+                advance(index, solution)
+    return results, joined

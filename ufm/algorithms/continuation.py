@@ -9,16 +9,17 @@ constant of the objective, so that one compiled solve serves every stage of the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from ufm.solver import Solution, SolverOptions, minimise
+from ufm.algorithms.batched import SolveRequest
+from ufm.solver import Solution, SolverOptions
 
 
-def minimise_continuation(
+def continuation_steps(
     fun: Callable,
     params: Any,
     data: Any,
@@ -29,8 +30,9 @@ def minimise_continuation(
     label: str = "stage",
     accept: Callable[[Solution, Any], tuple[Solution, Any]] | None = None,
     record: Callable[[float, Solution, Any, Any], Any] | None = None,
-) -> tuple[Solution, list]:
-    """Minimise ``fun(params, with_stage(data, s))`` for every s in ``stages``, each stage from the last's end.
+) -> Generator[SolveRequest, Solution, tuple[Solution, list]]:
+    """Minimise ``fun(params, with_stage(data, s))`` for every s in ``stages``, each stage from the last's end, as
+    steps (``ufm.algorithms.batched``: yields each stage's solver call, is sent its Solution).
 
     Args:
         fun: the objective ``fun(params, data) -> scalar``.
@@ -51,7 +53,7 @@ def minimise_continuation(
     sol = None
     for s in stages:
         stage_data = with_stage(data, s)
-        sol = minimise(fun, params, stage_data, options=dataclasses.replace(options, label=f"{label} s={s:g}"))
+        sol = yield SolveRequest(fun, params, stage_data, dataclasses.replace(options, label=f"{label} s={s:g}"))
         compile_seconds += sol.compile_seconds
         solve_seconds += sol.solve_seconds
         params = jax.tree.map(jnp.asarray, sol.params)

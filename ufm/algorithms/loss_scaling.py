@@ -14,13 +14,15 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.solver import Solution, SolverOptions, minimise
+from ufm.algorithms.batched import SolveRequest
+from ufm.solver import SolverOptions
 
 
-def solve_relative_to_loss(
+def relative_to_loss_steps(
     fun, params, data, evaluate, *, options: SolverOptions, nonnegative=None, max_passes: int = 8, margin: float = 8.0
-) -> tuple[Solution, float]:
-    """Minimise ``fun(params, (data, s))`` (= f / s) by passes of one compiled solve (see the module docstring).
+):
+    """Minimise ``fun(params, (data, s))`` (= f / s) by passes of one compiled solve (see the module docstring),
+    as steps (``ufm.algorithms.batched``: yields each pass's solver call, is sent its Solution).
 
     Args:
         fun: the scaled objective, ``fun(params, (data, scale))``.
@@ -38,7 +40,7 @@ def solve_relative_to_loss(
         the last scale s).
     """
     scale = 1.0
-    sol = minimise(fun, params, (data, jnp.asarray(scale)), options=options, nonnegative=nonnegative)
+    sol = yield SolveRequest(fun, params, (data, jnp.asarray(scale)), options, nonnegative=nonnegative)
     steps, compile_s, solve_s = sol.steps, sol.compile_seconds, sol.solve_seconds
     for _ in range(max_passes - 1):
         values = np.asarray(evaluate(sol.params, data))
@@ -47,6 +49,6 @@ def solve_relative_to_loss(
         if not 0.0 < lowest < scale:  # every loss >= s: the pass's test was relative to the loss already
             break
         scale = lowest / margin
-        sol = minimise(fun, sol.params, (data, jnp.asarray(scale)), options=options, nonnegative=nonnegative)
+        sol = yield SolveRequest(fun, sol.params, (data, jnp.asarray(scale)), options, nonnegative=nonnegative)
         steps, compile_s, solve_s = steps + sol.steps, compile_s + sol.compile_seconds, solve_s + sol.solve_seconds
     return dataclasses.replace(sol, steps=steps, compile_seconds=compile_s, solve_seconds=solve_s), scale

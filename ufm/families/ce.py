@@ -93,13 +93,11 @@ def solver_options(problem: CEProblem) -> SolverOptions:
     return dataclasses.replace(SOLVER, quasi_newton_steps=LBFGS_STEPS if problem.n_vars > LBFGS_ABOVE else 0)
 
 
-def request(problem: CEProblem, _options: SolverOptions) -> SolveRequest:
-    """The one solver call: every seeded restart in balanced coordinates."""
-    return SolveRequest(ce_loss, starts(problem), objective_data(problem, balanced=True))
-
-
-def finish(_problem: CEProblem, _options: SolverOptions, sol):
-    return sol, None
+def steps(problem: CEProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): one solver call over every seeded restart, in
+    balanced coordinates."""
+    solution = yield SolveRequest(ce_loss, starts(problem), objective_data(problem, balanced=True), options)
+    return solution, None
 
 
 def assess(problem: CEProblem, sol, best: int, _, options: SolverOptions) -> Assessment:
@@ -154,8 +152,7 @@ FAMILY = Family(
     solve=None,
     assess=assess,
     arrays_name="solution.npz",
-    request=request,
-    finish=finish,
+    steps=steps,
 )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ufm import driver
 from ufm.algorithms.augmented_lagrangian import constraint_residual  # noqa: F401 (read by the tests)
+from ufm.algorithms.batched import drive_together
 from ufm.checks import memorization_dilation as checks
 from ufm.checks.memorization_dilation import CONVERGED_NAME, KKT, measures, solution_checks  # noqa: F401 (tests)
 from ufm.family import Assessment, Family
@@ -37,6 +38,7 @@ from ufm.objectives.memorization_dilation import (  # noqa: F401 (RHO_MAX, next_
     memory_estimate,
     next_penalty,
     solve,
+    solve_steps,
 )
 from ufm.problems import InputError, from_namespace
 from ufm.problems.nonnegative import MemorizationDilationProblem
@@ -85,7 +87,8 @@ def problem_from_args(ns) -> MemorizationDilationProblem:
 
 
 def run_options(ns) -> dict:
-    return {"sweep_r": ns.sweep == "r"}
+    # only where they change what ``run`` does: a sweep's configurations without them may share batched solves
+    return {"sweep_r": True} if ns.sweep == "r" else {}
 
 
 def sweep(
@@ -99,22 +102,24 @@ def sweep(
     """Dilation vs memorization over r for CE (alpha = 0) and LS alphas, on identical data (same seed): the curve
     (``ufm.checks.memorization_dilation.SWEEP_COLUMNS``) and the failed checks, one line each; ``options``: the
     solver's (None: ``SOLVER``)."""
-    step = progress_bar("md sweep", len(r_values) * len(alphas), quiet=not progress)
+    grid = [(alpha, r) for alpha in alphas for r in r_values]
+    step = progress_bar("md sweep", len(grid), quiet=not progress)
+    points = [dataclasses.replace(problem, r=float(r), alpha=float(alpha)) for alpha, r in grid]
+    # every point's inner solves, round by round, in one batched solve (they share their shapes)
+    outs, _ = drive_together([solve_steps(p, options=options) for p in points])
     rows, failures = [], []
-    for alpha in alphas:
-        for r in r_values:
-            p = dataclasses.replace(problem, r=float(r), alpha=float(alpha))
-            out = solve(p, options=options)
-            result, meas = solution_checks(p, out)
-            failures += [f"alpha={alpha:g} r={r:g}: {c.name} ({c.detail})" for c in result if not c.passed]
-            rows.append(checks.sweep_row(alpha, r, out, meas))
-            step()
+    for (alpha, r), p, out in zip(grid, points, outs):
+        result, meas = solution_checks(p, out)
+        failures += [f"alpha={alpha:g} r={r:g}: {c.name} ({c.detail})" for c in result if not c.passed]
+        rows.append(checks.sweep_row(alpha, r, out, meas))
+        step()
     arr = np.array(rows, dtype=float)
     return {name: arr[:, i] for i, name in enumerate(checks.SWEEP_COLUMNS)}, failures
 
 
-def solve_family(problem: MemorizationDilationProblem, options: SolverOptions):
-    out = solve(problem, progress=options.progress, options=options)
+def steps(problem: MemorizationDilationProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): the augmented Lagrangian's inner solves."""
+    out = yield from solve_steps(problem, progress=options.progress, options=options)
     return out["ranked"], out
 
 
@@ -151,7 +156,8 @@ def assess(problem: MemorizationDilationProblem, ranked, best: int, out: dict, o
 FAMILY = Family(
     name=lambda problem: NAME,
     solver_options=lambda problem: SOLVER,
-    solve=solve_family,
+    solve=None,  # from steps
+    steps=steps,
     assess=assess,
     arrays_name="solution.npz",
 )

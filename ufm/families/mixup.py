@@ -11,6 +11,8 @@ dimension and ETF embedding, and the square-loss contrast, all with :data:`SOLVE
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ufm import driver
@@ -24,9 +26,10 @@ from ufm.objectives.mixup import (
     MixupSolution,
     memory_estimate,
     other_dimension,
+    points_steps,
     soft_target,
     solve,
-    solve_points,
+    solve_steps,
     solve_targets,
     square_feature_loss,
     structured_mixes,
@@ -105,14 +108,16 @@ def solver_options(problem: MixupProblem) -> SolverOptions:
     return SOLVER
 
 
-def solve_family(problem: MixupProblem, options: SolverOptions):
-    """The main solve (its Solution graded) and the context: the d-independence and square-loss solves and the
-    targets (pair grid: ``(main, alt, square, y)``; k points: ``ufm.objectives.mixup.solve_points``' context)."""
+def steps(problem: MixupProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): the main solve (its Solution graded) and the
+    context: the d-independence and square-loss solves and the targets (pair grid: ``(main, alt, square, y)``; k
+    points: ``ufm.objectives.mixup.points_steps``' context)."""
     if problem.points > 2:
-        return solve_points(problem, options)
-    main = solve(problem, options=options, progress=options.progress)
-    alt = solve(other_dimension(problem), options=options)
-    square = solve(problem, loss=square_feature_loss, options=options)
+        return (yield from points_steps(problem, options))
+    quiet = dataclasses.replace(options, progress=False)  # progress lines for the main solve only
+    main = yield from solve_steps(problem, options=options)
+    alt = yield from solve_steps(other_dimension(problem), options=quiet)
+    square = yield from solve_steps(problem, loss=square_feature_loss, options=quiet)
     return main.solution, (main, alt, square, np.asarray(soft_target(problem.C, main.c, main.c_prime, main.lam)))
 
 
@@ -132,7 +137,7 @@ def assess(problem: MixupProblem, sol, best: int, context, options: SolverOption
     return Assessment(headline, result, numbers, arrays, config={"kappa": problem.kappa})
 
 
-FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=solve_family, assess=assess)
+FAMILY = Family(name=lambda problem: NAME, solver_options=solver_options, solve=None, assess=assess, steps=steps)
 
 
 def run(problem: MixupProblem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import driver
-from ufm.algorithms.continuation import minimise_continuation
+from ufm.algorithms.continuation import continuation_steps
 from ufm.algorithms.restarts import concatenate
 from ufm.checks import mixup_deep as checks
 from ufm.checks.mixup_deep import layer_nonlinearity  # noqa: F401 (a public name)
@@ -95,7 +95,8 @@ def problem_from_args(ns) -> MixupDeepProblem:
 
 
 def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLVER, progress: bool = False):
-    """All restarts of one rule, through every stage of ``stages`` (``ufm.algorithms.continuation``).
+    """All restarts of one rule, through every stage of ``stages`` (``ufm.algorithms.continuation``), as steps
+    (``ufm.algorithms.batched``: yields each stage's solver call; ``drive(train(...))`` runs it alone).
 
     Returns (solution of the last stage, with the compilation and solve times of all stages; best params, index
     of the best restart, data, per-stage records). The solution's statuses count restarts stalled at the rounding
@@ -105,7 +106,7 @@ def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLV
     data = rule_data(problem, rule)
     loss = smooth_loss("softplus" if problem.activation == "relu" else problem.activation)
     best_params = lambda sol: {k: v[best_element(sol)] for k, v in sol.params.items()}
-    sol, history = minimise_continuation(
+    sol, history = yield from continuation_steps(
         loss,
         initial_params(problem),
         data,
@@ -121,10 +122,13 @@ def train(problem: MixupDeepProblem, rule: str, *, options: SolverOptions = SOLV
     return sol, best_params(sol), best_element(sol), data, history
 
 
-def solve(problem: MixupDeepProblem, options: SolverOptions):
-    """Every rule's restarts (``train``), as one solution of ``len(RULES) x restarts`` elements in rule order (the
-    driver's best over all of them is not used: each rule is graded at its own best restart)."""
-    trained = {rule: train(problem, rule, options=options, progress=options.progress) for rule in RULES}
+def steps(problem: MixupDeepProblem, options: SolverOptions):
+    """The family's solve as steps: every rule's restarts (``train``), one rule after another, as one solution of
+    ``len(RULES) x restarts`` elements in rule order (the driver's best over all of them is not used: each rule is
+    graded at its own best restart)."""
+    trained = {}
+    for rule in RULES:
+        trained[rule] = yield from train(problem, rule, options=options, progress=options.progress)
     return concatenate([t[0] for t in trained.values()]), trained
 
 
@@ -147,7 +151,8 @@ def assess(problem: MixupDeepProblem, _, __, trained: dict, options: SolverOptio
 FAMILY = Family(
     name=lambda problem: NAME,
     solver_options=lambda problem: SOLVER,
-    solve=solve,
+    solve=None,  # from steps
+    steps=steps,
     assess=assess,
     arrays_name="params.npz",
 )

@@ -118,13 +118,17 @@ def assess(problem: MixupJointProblem, sol, best: int, js: JointSolve, options: 
     return Assessment(headline, result, numbers, arrays, convergence={"starts": list(js.starts)})
 
 
+def steps(problem: MixupJointProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): one solver call, then the result."""
+    return solve_result(problem, options, (yield solve_request(problem, options)))
+
+
 FAMILY = Family(
     name=lambda problem: NAME,
     solver_options=solver_options,
-    solve=None,  # one solver call: solve_request, then solve_result
+    solve=None,  # from steps
     assess=assess,
-    request=solve_request,
-    finish=solve_result,
+    steps=steps,
 )
 
 

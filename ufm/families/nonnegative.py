@@ -24,6 +24,7 @@ from ufm.objectives.nonnegative import (
     accept_rounding_floor,
     balance,
     batch_size,
+    floor_steps,
     memory_estimate,
     model2_loss,
     objective_data,
@@ -118,12 +119,19 @@ def assess(problem: NonnegProblem, sol, best: int, context, options: SolverOptio
     return Assessment(checks.headline(problem), result, numbers, arrays, config, {"failures": failures})
 
 
+def steps(problem: NonnegProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): ``(solution, (per-start (W, H), data, floor))``."""
+    solution, *context = yield from floor_steps(problem, options)
+    return solution, tuple(context)
+
+
 FAMILY = Family(
     name=lambda problem: {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model],
     solver_options=lambda problem: SOLVER,
     arrays_name="solution.npz",
     assess=assess,
-    solve=lambda problem, options: (lambda s: (s[0], s[1:]))(solve_with_floor(problem, options)),
+    solve=None,  # from steps
+    steps=steps,
 )
 
 

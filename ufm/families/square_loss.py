@@ -20,7 +20,7 @@ from ufm.problems import InputError, from_namespace
 from ufm.problems import square_loss as problems
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.report import Report
-from ufm.solver import SADDLE, Solution, SolverOptions
+from ufm.solver import SADDLE, SolverOptions
 from ufm.theory.square_loss import closed_form
 
 __all__ = ["SOLVER", "memory_estimate", "run", "solve", "solver_options"]
@@ -79,8 +79,9 @@ def memory_estimate(problem: SquareLossProblem) -> tuple[int, str]:
     return problems.memory_estimate(problem, SOLVER)
 
 
-def finish(problem: SquareLossProblem, options: SolverOptions, sol: Solution) -> tuple[Solution, SquareLossSolution]:
-    found = objective.solve_result(problem, options, sol)
+def steps(problem: SquareLossProblem, options: SolverOptions):
+    """The family's solve as steps (``ufm.algorithms.batched``): one solver call, then the result."""
+    found = objective.solve_result(problem, options, (yield objective.solve_request(problem, options)))
     return found.solution, found
 
 
@@ -138,11 +139,10 @@ def assess(problem: SquareLossProblem, sol, best: int, found: SquareLossSolution
 FAMILY = Family(
     name=lambda p: {"ufm": "mse" if p.layers == 1 else "mse-deep", "net": "mse-net"}[p.model],
     solver_options=solver_options,
-    solve=None,  # one solver call: objective.solve_request, then finish
+    solve=None,  # from steps
     assess=assess,
     arrays_name="solution.npz",
-    request=objective.solve_request,
-    finish=finish,
+    steps=steps,
 )
 
 

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.algorithms.augmented_lagrangian import Schedule, minimise_constrained
+from ufm.algorithms.augmented_lagrangian import Schedule, constrained_steps
 from ufm.algorithms.augmented_lagrangian import next_penalty as _next_penalty
+from ufm.algorithms.batched import drive
 from ufm.objectives.nonnegative import (
     MODEL2_BOUNDS,
     DilationData,
@@ -109,13 +110,25 @@ def solve(
     progress: bool = False,
     options: SolverOptions | None = None,
 ) -> dict:
-    """Augmented-Lagrangian solve of every restart on the balanced problem (:func:`balance`); returns the best
-    point's (W, H), multipliers and constraint values, and per restart: objective, status (CONVERGED only where the
-    inner solve converged AND the constraint residual met ``tol``; else the inner status, or MAX_STEPS where the
-    outer loop ran out) and residual. ``ranked`` is the Solution with those statuses and the objective (infinite at
-    an infeasible restart where any is feasible: it may lie below the constrained optimum); the best point is
-    ``ufm.solver.best_element`` of it, or W = H = 0 where the theory proves it optimal and no restart ends below
-    it."""
+    """:func:`solve_steps` run by ``ufm.solver.minimise`` (``ufm.algorithms.batched.drive``)."""
+    return drive(solve_steps(problem, outer_steps=outer_steps, tol=tol, progress=progress, options=options))
+
+
+def solve_steps(
+    problem: MemorizationDilationProblem,
+    *,
+    outer_steps: int = OUTER_STEPS,
+    tol: float = AL_TOL,
+    progress: bool = False,
+    options: SolverOptions | None = None,
+):
+    """As steps (``ufm.algorithms.batched``: yields each inner solve's solver call), the augmented-Lagrangian solve of
+    every restart on the balanced problem (:func:`balance`); returns the best point's (W, H), multipliers and
+    constraint values, and per restart: objective, status (CONVERGED only where the inner solve converged AND the
+    constraint residual met ``tol``; else the inner status, or MAX_STEPS where the outer loop ran out) and residual.
+    ``ranked`` is the Solution with those statuses and the objective (infinite at an infeasible restart where any is
+    feasible: it may lie below the constrained optimum); the best point is ``ufm.solver.best_element`` of it, or W =
+    H = 0 where the theory proves it optimal and no restart ends below it."""
     clean, noisy = memberships(problem)
     R, K, d, N = problem.restarts, problem.C, filled(problem.d, "d"), problem.N
     rng = np.random.default_rng(problem.seed)
@@ -139,7 +152,7 @@ def solve(
         D, M = (np.asarray(a) for a in measure(params["H"]))
         return M - problem.r * D, np.maximum(problem.r * D.max(axis=1), 1e-300)
 
-    al = minimise_constrained(
+    al = yield from constrained_steps(
         scaled_lagrangian,
         params,
         data,

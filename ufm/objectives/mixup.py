@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.algorithms.batched import SolveRequest, drive
 from ufm.estimate import driving_field
 from ufm.problems.mixup import MixupProblem
-from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
+from ufm.solver import Solution, SolverOptions, peak_bytes
 
 # Strictly convex per-subproblem objectives (Hessian W^T (diag p - p p^T) W + mu I): Cholesky Newton.
 SOLVER = SolverOptions(rtol=1e-12, linear_solver="cholesky", max_steps=200)
@@ -145,11 +146,15 @@ def solve(
     Returns:
         A :class:`MixupSolution` (features one row per subproblem, samples x features).
     """
+    options = dataclasses.replace(options or SOLVER, progress=progress)
+    return drive(solve_steps(problem, subproblems=subproblems, loss=loss, options=options))
+
+
+def solve_steps(problem, *, subproblems=None, loss=mixup_feature_loss, options: SolverOptions = SOLVER):
+    """:func:`solve` as steps (``ufm.algorithms.batched``: yields its solver call; ``options`` as they are)."""
     W = problem.classifier()
     c, c_prime, lam = problem.grid() if subproblems is None else (np.asarray(x) for x in subproblems)
-    h, sol = solve_targets(
-        problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options, progress=progress
-    )
+    h, sol = yield from targets_steps(problem, W, soft_target(problem.C, c, c_prime, lam), loss=loss, options=options)
     return MixupSolution(W, c, c_prime, lam, h, sol)
 
 
@@ -165,16 +170,17 @@ def solve_targets(
     Returns:
         ``(h, solution)``: the features (n x d) and the solver's record.
     """
+    options = dataclasses.replace(options or SOLVER, progress=progress)
+    return drive(targets_steps(problem, W, y, loss=loss, options=options))
+
+
+def targets_steps(problem, W: np.ndarray, y, *, loss=mixup_feature_loss, options: SolverOptions = SOLVER):
+    """:func:`solve_targets` as steps (``ufm.algorithms.batched``: yields its solver call)."""
     y = jnp.asarray(y)
     data = MixupData(jnp.asarray(W), y, jnp.asarray(problem.mu))
     h0 = np.random.default_rng(problem.seed).standard_normal((y.shape[0], problem.d)) / (np.sqrt(problem.d) * problem.m)
-    sol = minimise(
-        loss,
-        jnp.asarray(h0),
-        data,
-        args_axes=MixupData(None, 0, None),  # type: ignore[arg-type]  # vmap axes, not data
-        options=dataclasses.replace(options or SOLVER, progress=progress),
-    )
+    axes = MixupData(None, 0, None)  # type: ignore[arg-type]  # vmap axes, not data
+    sol = yield SolveRequest(loss, jnp.asarray(h0), data, options, axes)
     return np.asarray(sol.params), sol
 
 
@@ -236,6 +242,11 @@ def memory_estimate(problem: MixupProblem) -> tuple[int, str]:
 
 
 def solve_points(problem: MixupProblem, options: SolverOptions):
+    """:func:`points_steps` run alone (``ufm.algorithms.batched.drive``)."""
+    return drive(points_steps(problem, options))
+
+
+def points_steps(problem: MixupProblem, options: SolverOptions):
     """Several-point mixup's solves: the random k-point mixes plus the vertices and barycentres
     (:func:`structured_mixes`) in d, the random mixes in :func:`other_dimension` and all of them for the square
     loss. Returns ``(solution of the main solve, (W, W_other, d_other, (classes, lam, y, slices), h, h_alt, h_square,
@@ -248,7 +259,8 @@ def solve_points(problem: MixupProblem, options: SolverOptions):
     slices = {name: slice(int(a), int(b)) for name, a, b in zip(names, bounds[:-1], bounds[1:])}
     classes, lam = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
     y = np.asarray(mixed_soft_target(problem.C, classes, lam))
-    h, sol = solve_targets(problem, W, y, options=options, progress=options.progress)
-    h_alt, sol_alt = solve_targets(other, W_other, y[slices["random"]], options=options)
-    h_sq, sol_sq = solve_targets(problem, W, y, loss=square_feature_loss, options=options)
+    h, sol = yield from targets_steps(problem, W, y, options=options)
+    quiet = dataclasses.replace(options, progress=False)  # the auxiliary solves, as before: no progress lines
+    h_alt, sol_alt = yield from targets_steps(other, W_other, y[slices["random"]], options=quiet)
+    h_sq, sol_sq = yield from targets_steps(problem, W, y, loss=square_feature_loss, options=quiet)
     return sol, (W, W_other, other.d, (classes, lam, y, slices), h, h_alt, h_sq, (sol_alt, sol_sq))

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.algorithms import batched
 from ufm.algorithms.batched import SolveRequest
 from ufm.algorithms.restarts import with_zero_start
 from ufm.estimate import driving_field
 from ufm.problems import filled
 from ufm.problems.mixup_joint import MixupJointProblem, count_targets
-from ufm.solver import Solution, SolverOptions, minimise, peak_bytes
+from ufm.solver import Solution, SolverOptions, peak_bytes
 from ufm.theory import mixup_joint as joint_theory
 
 
@@ -101,7 +102,7 @@ def _soft_targets(problem: MixupJointProblem):
     return c, c_prime, lam, weight, lam[:, None] * eye[c] + (1 - lam)[:, None] * eye[c_prime]
 
 
-def solve_request(problem: MixupJointProblem, _options: SolverOptions | None = None) -> SolveRequest:
+def solve_request(problem: MixupJointProblem, options: SolverOptions) -> SolveRequest:
     """The joint objective from :func:`start_kinds`'s starts as one batch (nothing of the ETF, of the theorem or of
     the collapse is imposed beyond one variable per target)."""
     _, _, _, weight, Y = _soft_targets(problem)
@@ -111,7 +112,7 @@ def solve_request(problem: MixupJointProblem, _options: SolverOptions | None = N
     W0 = rng.standard_normal((R, problem.C, d)) / np.sqrt(d)
     G0 = rng.standard_normal((R, T, d)) * np.sqrt(weight)[None, :, None] / np.sqrt(d)
     params0 = with_zero_start(JointParams(jnp.asarray(W0), jnp.asarray(G0)), "zero" in start_kinds(problem))
-    return SolveRequest(joint_mixup_loss, params0, data)
+    return SolveRequest(joint_mixup_loss, params0, data, options)
 
 
 def solve_result(problem: MixupJointProblem, _options: SolverOptions, sol: Solution) -> tuple[Solution, JointSolve]:
@@ -129,8 +130,7 @@ def solve_result(problem: MixupJointProblem, _options: SolverOptions, sol: Solut
 def solve(problem: MixupJointProblem, options: SolverOptions) -> tuple[Solution, JointSolve]:
     """Minimise the joint objective (:func:`solve_request`) and read the result back (:func:`solve_result`).
     Returns (Solution, JointSolve)."""
-    fun, params0, data, _, _ = solve_request(problem, options)
-    return solve_result(problem, options, minimise(fun, params0, data, options=options))
+    return solve_result(problem, options, batched.solve(solve_request(problem, options)))
 
 
 def memory_estimate(problem: MixupJointProblem) -> tuple[int, str]:

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.algorithms.loss_scaling import solve_relative_to_loss
+from ufm.algorithms.batched import drive
+from ufm.algorithms.loss_scaling import relative_to_loss_steps
 from ufm.algorithms.restarts import with_zero_start
 from ufm.algorithms.rounding_floor import accept_gradient_floor
 from ufm.problems import filled
@@ -282,14 +283,18 @@ def solve_with_floor(problem: NonnegProblem, options: SolverOptions | None = Non
     relative to the loss (``ufm.algorithms.loss_scaling``), stalls at the rounding floor accepted. Returns the
     Solution (``loss`` the model's objective, statuses after the floor test), each start's (W, H), the objective
     data and the accepted floors."""
-    options = options or dataclasses.replace(SOLVER, progress=progress)
+    return drive(floor_steps(problem, options or dataclasses.replace(SOLVER, progress=progress)))
+
+
+def floor_steps(problem: NonnegProblem, options: SolverOptions):
+    """:func:`solve_with_floor` as steps (``ufm.algorithms.batched``: yields each solver call)."""
     data, solved, t = objective_data(problem), objective_data(problem), balance(problem)
     if problem.model == "ufm":  # the balanced problem: both weight decays sqrt(lambda_W lambda_H)
         both = jnp.sqrt(data.lambda_W * data.lambda_H)
         solved = data._replace(lambda_W=both, lambda_H=both)
     fun, evaluate = SCALED[problem.model], EVALUATE[problem.model]
     params = with_zero_start(random_params(problem, problem.model), zero_start(problem))
-    sol, scale = solve_relative_to_loss(
+    sol, scale = yield from relative_to_loss_steps(
         fun,
         params,
         solved,

@@ -30,12 +30,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm import metrics
+from ufm.algorithms import batched
 from ufm.algorithms.batched import SolveRequest
 from ufm.algorithms.gradient_descent import momentum_descent
 from ufm.algorithms.restarts import with_zero_start
 from ufm.problems import filled
 from ufm.problems.square_loss import SquareLossProblem, layer_shapes
-from ufm.solver import Solution, SolverOptions, best_element, minimise
+from ufm.solver import Solution, SolverOptions, best_element
 
 
 class SquareLossData(NamedTuple):
@@ -411,7 +412,7 @@ def numerical_ranks(params: dict, tol: float = 1e-6) -> list[int]:
     return ranks
 
 
-def solve_request(problem: SquareLossProblem, _options: SolverOptions | None = None) -> SolveRequest:
+def solve_request(problem: SquareLossProblem, options: SolverOptions) -> SolveRequest:
     """The solver call of :func:`solve`: every random restart and the W = H = 0 candidate in one batch, in balanced
     coordinates on ``f / s`` (``s``: :func:`objective_scale`)."""
     args = (
@@ -419,7 +420,7 @@ def solve_request(problem: SquareLossProblem, _options: SolverOptions | None = N
         jnp.asarray(objective_scale(problem)),
         jnp.asarray(bias_scale(problem)),
     )
-    return SolveRequest(scaled_square_loss, _balanced_starts(problem), args)
+    return SolveRequest(scaled_square_loss, _balanced_starts(problem), args, options)
 
 
 def solve_result(problem: SquareLossProblem, options: SolverOptions, sol: Solution) -> SquareLossSolution:
@@ -449,8 +450,7 @@ def solve(
     """Every random restart and the W = H = 0 candidate in one batch (:func:`solve_request`), solved and read
     back (:func:`solve_result`)."""
     opts = dataclasses.replace(options or solver_options(problem), progress=progress)
-    fun, params0, args, _, _ = solve_request(problem, opts)
-    return solve_result(problem, opts, minimise(fun, params0, args, options=opts))
+    return solve_result(problem, opts, batched.solve(solve_request(problem, opts)))
 
 
 # compiled once per shape: run op by op, the value and gradient compiled ~20 small programs on every new shape
