@@ -4,7 +4,10 @@ One square-loss sweep (``--loss mse --C 3 --lambda-W 0.1 --lambda-H 1e-3:3e-1:N 
 threshold) done three ways, each in a fresh Python process, wall time of the whole process (imports, compilation,
 solves, writing):
 
-- ``sweep``: one ``python -m ufm.sweep`` over the N points;
+- ``sweep``: one ``python -m ufm.sweep`` over the N points (configurations joined into batched solves of up to 32,
+  the default ``--batch``);
+- ``sweep_one_at_a_time``: the same sweep with ``--batch 1`` (one solve per configuration, the compiled programs
+  reused); its rows are compared with the joint solves' value for value;
 - ``single_cli``: ``python -m ufm.solve`` once per point, for M of the N points (evenly spread; M < N because N
   separate processes take too long), extrapolated to N as N x their mean wall time. Two variants: with the
   persistent compilation cache (a folder of this benchmark, warmed by one untimed run first: how a user repeating
@@ -76,26 +79,36 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="ufm-bench-sweep-") as tmp:
         tmp = Path(tmp)
-        wall, done = timed(
-            [
-                py,
-                "-m",
-                "ufm.sweep",
-                *FAMILY,
-                "--lambda-H",
-                f"{LOW!r}:{HIGH!r}:{n}log",
-                "--quiet",
-                "--out",
-                str(tmp / "sweep"),
-                "--cache-dir",
-                str(tmp / "cache-sweep"),
-            ]
-        )
-        assert done.returncode == 0, done.stderr
-        with open(tmp / "sweep" / "results.csv", newline="") as f:
-            rows = {int(r["index"]): r for r in csv.DictReader(f)}
-        results["sweep"] = {"seconds": wall, "per_point": wall / n}
-        print(f"sweep: {n} points in {wall:.1f} s", flush=True)
+        tables = {}
+        for name, batch in (("sweep", []), ("sweep_one_at_a_time", ["--batch", "1"])):
+            wall, done = timed(
+                [
+                    py,
+                    "-m",
+                    "ufm.sweep",
+                    *FAMILY,
+                    "--lambda-H",
+                    f"{LOW!r}:{HIGH!r}:{n}log",
+                    *batch,
+                    "--quiet",
+                    "--out",
+                    str(tmp / name),
+                    "--cache-dir",
+                    str(tmp / f"cache-{name}"),
+                ]
+            )
+            assert done.returncode == 0, done.stderr
+            with open(tmp / name / "results.csv", newline="") as f:
+                tables[name] = {int(r["index"]): r for r in csv.DictReader(f)}
+            results[name] = {"seconds": wall, "per_point": wall / n, "batch": batch[1] if batch else "default"}
+            print(f"{name}: {n} points in {wall:.1f} s", flush=True)
+        rows = tables["sweep"]
+        # the joint solves' rows against the one-at-a-time rows: every value and verdict (timing columns aside)
+        how = ("seconds", "compilations", "problems_in_solve")
+        same = lambda a, b: all(a[k] == b.get(k) for k in a if not any(t in k for t in how))
+        equal = sum(same(rows[k], tables["sweep_one_at_a_time"][k]) for k in rows)
+        results["sweep"]["rows_equal_to_one_at_a_time"] = f"{equal}/{n}"
+        print(f"sweep rows equal to the one-at-a-time sweep's, value for value: {equal}/{n}", flush=True)
 
         wall, done = timed([py, "-c", LOOP, *values])
         assert done.returncode == 0, done.stderr
@@ -154,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     sweep_s = results["sweep"]["seconds"]
     results["ratios"] = {
+        "sweep_one_at_a_time / sweep": results["sweep_one_at_a_time"]["seconds"] / sweep_s,
         "single_cli_cached / sweep": results["single_cli_cached"]["extrapolated_seconds"] / sweep_s,
         "single_cli_no_cache / sweep": results["single_cli_no_cache"]["extrapolated_seconds"] / sweep_s,
         "python_loop / sweep": results["python_loop"]["seconds"] / sweep_s,
