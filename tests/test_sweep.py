@@ -126,11 +126,20 @@ def _same(a, b) -> bool:
 
 
 def test_sweep_points_equal_single_runs_and_find_the_threshold(tmp_path):
-    """Every row's verdicts, check values and key numbers equal those of ``ufm.run`` on the same problem, exactly:
-    the same compiled programs on the same inputs in one process, and a CSV cell is the float's repr, which reads
-    back as the same float64. W = H = 0 exactly where the closed form's rho = K sqrt(n lambda_W lambda_H) >= 1."""
+    """With ``--batch 1``, every row's verdicts, check values and key numbers equal those of ``ufm.run`` on the
+    same problem, exactly: the same compiled programs on the same inputs in one process, and a CSV cell is the
+    float's repr, which reads back as the same float64. W = H = 0 exactly where the closed form's rho = K sqrt(n
+    lambda_W lambda_H) >= 1."""
     out = run_main(
-        "ufm.sweep", *MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"), "--save-arrays"
+        "ufm.sweep",
+        *MSE,
+        "--lambda-H",
+        ",".join(map(str, LAMBDA_H)),
+        "--out",
+        str(tmp_path / "s"),
+        "--save-arrays",
+        "--batch",
+        "1",
     )
     assert out.code == 0, out.stderr
     rows = table(tmp_path / "s")
@@ -155,6 +164,22 @@ def test_sweep_points_equal_single_runs_and_find_the_threshold(tmp_path):
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["finished"] == 3 and summary["failed"] == []
     assert leftovers(tmp_path / "s") == []
+
+
+def test_joint_sweep_points_equal_single_runs_to_rounding(tmp_path):
+    """The default: the three configurations in one joint solve. Every verdict as ``ufm.run``'s; the objective and
+    the closed form's numbers to 1e-13 relative (a joint solve differs from one alone in the last bits only: XLA
+    blocks batched products by batch size; 5.6e-16 is the largest difference measured over a 40-point sweep)."""
+    out = run_main("ufm.sweep", *MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"))
+    assert out.code == 0, out.stderr
+    rows = table(tmp_path / "s")
+    assert [int(r["convergence.problems_in_solve"]) for r in rows] == [3, 3, 3]
+    for row, lambda_H in zip(rows, LAMBDA_H):
+        report = ufm.run(ufm.SquareLossProblem(C=3, lambda_W=0.1, lambda_H=lambda_H))
+        assert [row["verdict: " + c.name] for c in report.checks] == [str(c.verdict) for c in report.checks]
+        for key in ("objective", "closed_form.objective", "closed_form.beta"):
+            single = sweeps.flatten("", report.numbers)[key]
+            assert float(row["numbers." + key]) == pytest.approx(single, rel=1e-13), key
 
 
 def _counting_runs(monkeypatch, fail_at=None):
@@ -299,8 +324,13 @@ def _what(rows):
 
 
 def test_process_share_merge_and_launcher_environment():
-    assert sweeps.process_share(range(7), 3, 1) == [1, 4]
-    assert sorted(sum((sweeps.process_share(range(7), 3, i) for i in range(3)), [])) == list(range(7))
+    singles = [[i] for i in range(7)]
+    assert sweeps.process_share(singles, 3, 1) == [1, 4]
+    assert sorted(sum((sweeps.process_share(singles, 3, i) for i in range(3)), [])) == list(range(7))
+    # whole joint batches: each shape group cut into runs of at most --batch, fixed by the grid alone
+    problems = [ufm.SquareLossProblem(C=c, lambda_H=h) for c in (3, 4) for h in (0.1, 0.2, 0.3)]
+    assert sweeps.joint_batches(problems, 2) == [[0, 1], [2], [3, 4], [5]]
+    assert sweeps.process_share(sweeps.joint_batches(problems, 2), 2, 1) == [2, 5]
     header, rows = sweeps.merge_tables(
         [(["index", "a"], [{"index": "2", "a": "x"}]), (["index", "b"], [{"index": "0", "b": "y"}])]
     )
@@ -336,14 +366,15 @@ def test_bad_process_flags_are_refused(tmp_path, flags, named):
 def test_processes_merge_into_the_table_of_one_process(tmp_path, monkeypatch):
     """Two processes (run here one after the other, as a launcher may schedule them) each solve their share into
     DIR/processes/<index>; each merges on finishing, and after the last the table equals one process's, row for
-    row (timing columns aside). Either process alone leaves an incomplete merged table with its own rows."""
+    row (timing columns aside), value for value: both solve the joint batches of one process ([0, 1] and [2] with
+    --batch 2). Either process alone leaves an incomplete merged table with its own rows."""
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
-    argv = [*MSE, "--lambda-H", "0.05:0.3:3lin", "--quiet"]
+    argv = [*MSE, "--lambda-H", "0.05:0.3:3lin", "--batch", "2", "--quiet"]
     assert run_main("ufm.sweep", *argv, "--out", str(tmp_path / "one")).code == 0
     folder = tmp_path / "two"
     first = run_main("ufm.sweep", *argv, "--out", str(folder), "--processes", "2", "--process-index", "1")
     assert first.code == 0, first.stderr
-    assert [r["index"] for r in table(folder)] == ["1"]
+    assert [r["index"] for r in table(folder)] == ["2"]
     assert json.loads((folder / "summary.json").read_text())["status"] == "incomplete"
     second = run_main("ufm.sweep", *argv, "--out", str(folder), "--processes", "2", "--process-index", "0")
     assert second.code == 0, second.stderr
@@ -359,7 +390,7 @@ def test_processes_merge_into_the_table_of_one_process(tmp_path, monkeypatch):
 def test_two_local_processes_give_the_table_of_one(tmp_path):
     """``--local-processes 2``: two processes of this machine, started by the sweep itself, give the table of one
     (the same command in this process)."""
-    argv = [*MSE, "--lambda-H", "0.05,0.3", "--quiet"]
+    argv = [*MSE, "--lambda-H", "0.05,0.3", "--batch", "1", "--quiet"]  # one configuration a process
     assert run_main("ufm.sweep", *argv, "--out", str(tmp_path / "one")).code == 0
     result = subprocess.run(
         [sys.executable, "-m", "ufm.sweep", *argv, "--out", str(tmp_path / "two"), "--local-processes", "2"],

@@ -64,7 +64,7 @@ def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int
     """
     t0 = time.perf_counter()
     options = _options(family, problem, progress, max_memory_bytes)
-    assert family.solve is not None  # set from request and finish where not given (Family.__post_init__)
+    assert family.solve is not None  # derived from steps where not given (Family.__post_init__)
     solution, context = family.solve(problem, options)
     return _report(family, problem, options, solution, context, time.perf_counter() - t0, {})
 

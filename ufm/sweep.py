@@ -13,10 +13,13 @@ N`` (solve at most N configurations in this run) and ``--batch N`` (configuratio
 
 Each configuration is solved and checked as a single run does it (``family.run``: the same solve, the same
 checks, the same report). Configurations of one shape group (:func:`ufm.sweeps.shape_key`: they differ in float
-fields only) are solved together, up to ``--batch N`` at a time (default 32): every family writes its solve as
-steps (``ufm.family.Family.steps``), and ``ufm.driver.run_batch`` joins the same solver call of every
-configuration into ONE batched solve, the hyper-parameters batched data of one compiled program
-(``ufm.algorithms.batched``); ``--batch 1`` solves them one after another. The ``compilations`` column counts
+fields only) are solved together in joint batches of up to ``--batch N`` (default 32; fixed by the grid and N,
+:func:`ufm.sweeps.joint_batches`): every family writes its solve as steps (``ufm.family.Family.steps``), and
+``ufm.driver.run_batch`` joins the same solver call of every configuration of a batch into ONE batched solve, the
+hyper-parameters batched data of one compiled program (``ufm.algorithms.batched``); ``--batch 1`` solves them one
+after another. A joint solve's values can differ from a solve alone in their last bits (XLA blocks batched
+products by batch size), so the batches are fixed: the same command gives the same table however many processes
+share it. The ``compilations`` column counts
 the executables each configuration had to build or load (a joint solve's go to its first configuration), and
 ``seconds`` is each configuration's equal share of its joint solve plus its own checks.
 
@@ -30,8 +33,9 @@ command):
   change along each axis (``changes``), compilations and timing of the last run, package versions.
 
 Resuming: the same command with the same ``--out`` continues where a killed or limited sweep stopped: finished
-configurations (rows in results.csv) are never solved again. ``--out``, ``--quiet``, ``--limit``, ``--batch``,
-``--cache-dir`` and ``--no-cache`` may differ between the runs; any other difference is refused (one line). The folder appears with
+configurations (rows in results.csv) are never solved again. ``--out``, ``--quiet``, ``--limit``, ``--cache-dir``
+and ``--no-cache`` may differ between the runs; any other difference (``--batch`` included: it fixes which
+configurations are solved together) is refused (one line). The folder appears with
 the first finished configuration (nothing is created before), and SIGINT / SIGTERM keep every finished row and
 leave nothing half-written (the configurations of the joint solve in progress are dropped).
 
@@ -39,7 +43,7 @@ Several processes (one machine or a cluster): ``--local-processes P`` starts P p
 this machine; a launcher (SLURM's ``srun``, ``mpirun``, or by hand) starts them itself, each with ``--processes P
 --process-index I`` (or ``--processes auto``: from UFM_PROCESS_COUNT/UFM_PROCESS_INDEX, SLURM, Open MPI or PMI
 variables), optionally joining JAX's multi-process runtime with ``--coordinator HOST:PORT``
-(``jax.distributed.initialize``). Process I solves the configurations whose index is I modulo P, on its local
+(``jax.distributed.initialize``). Process I solves the joint batches whose position is I modulo P, on its local
 devices, into ``DIR/processes/I/`` (a sweep folder of its own, resumable like any), and each process, on finishing
 its share, merges every process's table into ``DIR/results.csv`` and ``DIR/summary.json`` under a lock: the last
 merge sees every row, so the merged table equals that of one process (timing columns aside). ``DIR`` must be on a
@@ -56,6 +60,7 @@ import argparse
 import dataclasses
 import datetime
 import functools
+import itertools
 import json
 import os
 import re
@@ -94,7 +99,6 @@ NOT_IN_IDENTITY = frozenset(
         "out",
         "quiet",
         "limit",
-        "batch",
         "cache_dir",
         "no_cache",
         "processes",
@@ -394,7 +398,7 @@ def plan(argv: list[str]) -> Plan | None:
         whole,
         out=out,
         existing=_inspect_out(out, identity, len(problems)),
-        indices=tuple(sweeps.process_share(whole.indices, *process)),
+        indices=tuple(sweeps.process_share(sweeps.joint_batches(problems, options.batch), *process)),
         top=ns.out,
         process=process,
         coordinator=options.coordinator,
@@ -673,9 +677,13 @@ def run(p: Plan) -> int:
         _clean_leftovers(p.out, finished)
     groups = sweeps.by_shape(p.problems)
     mine = set(p.indices)
-    todo = [i for group in groups for i in group if i in mine and i not in finished]
-    if p.limit is not None:
-        todo = todo[: p.limit]
+    batches = [[i for i in b if i in mine and i not in finished] for b in sweeps.joint_batches(p.problems, p.batch)]
+    batches = [b for b in batches if b]
+    if p.limit is not None:  # the first configurations of the joint batches, in order
+        cut = list(itertools.accumulate(len(b) for b in batches))
+        batches = [b[: max(0, p.limit - (end - len(b)))] for b, end in zip(batches, cut)]
+        batches = [b for b in batches if b]
+    todo = [i for b in batches for i in b]
     values = sweeps.grid(p.axes)
     total = len(p.indices)
     if not p.quiet:
@@ -693,7 +701,7 @@ def run(p: Plan) -> int:
         started: set[int] = set()  # the shape groups that have had a configuration solved in this run
         first_compilations = other_compilations = 0
         try:
-            for batch in sweeps.batches(todo, group_of, p.batch):
+            for batch in batches:
                 before, t_batch = counter.count, time.perf_counter()
                 reports = _solve(p, batch)
                 share = (time.perf_counter() - t_batch) / len(batch)

@@ -141,16 +141,12 @@ def by_shape(problems: list) -> list[list[int]]:
     return list(groups.values())
 
 
-def batches(indices: list[int], group_of: dict[int, int], size: int) -> list[list[int]]:
-    """``indices`` in order, cut into runs of consecutive indices of one shape group (``group_of``), at most
-    ``size`` each: the configurations solved together."""
-    out: list[list[int]] = []
-    for index in indices:
-        if out and len(out[-1]) < size and group_of[out[-1][-1]] == group_of[index]:
-            out[-1].append(index)
-        else:
-            out.append([index])
-    return out
+def joint_batches(problems: list, size: int) -> list[list[int]]:
+    """The configurations solved together: each shape group (:func:`by_shape`, in order) cut into consecutive runs
+    of at most ``size`` indices. Fixed by the grid and ``size`` alone (not by what is finished or by the number of
+    processes), so that every configuration is solved in the same joint solve whoever solves it: a joint solve's
+    last bits depend on its batch (XLA blocks batched products by batch size)."""
+    return [group[k : k + size] for group in by_shape(problems) for k in range(0, len(group), size)]
 
 
 def flatten(prefix: str, value) -> dict:
@@ -381,10 +377,11 @@ def launcher_process(environ) -> tuple[int, int] | None:
     return None
 
 
-def process_share(indices, count: int, index: int) -> list[int]:
-    """The configurations process ``index`` of ``count`` solves: those whose index is ``index`` modulo ``count``
-    (neighbouring configurations go to different processes, so shape groups and costs spread evenly)."""
-    return [i for i in indices if i % count == index]
+def process_share(batches: list[list[int]], count: int, index: int) -> list[int]:
+    """The configurations process ``index`` of ``count`` solves: the joint batches (:func:`joint_batches`) whose
+    position is ``index`` modulo ``count`` (neighbouring batches go to different processes, so shape groups and
+    costs spread), in order."""
+    return [i for k, batch in enumerate(batches) if k % count == index for i in batch]
 
 
 def merge_tables(tables: list[tuple[list[str], list[dict]]]) -> tuple[list[str], list[dict]]:
