@@ -350,7 +350,7 @@ def counting_compilations():
 
 # --- several processes ----------------------------------------------------------------------------------------
 # A sweep started as P processes (by a cluster launcher, by hand, or by ``--local-processes``): process I solves
-# the configurations whose index is I modulo P, into a sweep folder of its own (``DIR/processes/I``), and after
+# the joint batches whose position is I modulo P, into a sweep folder of its own (``DIR/processes/I``), and after
 # its share every process merges the processes' tables into ``DIR/results.csv`` under a lock. The last merge in
 # lock order comes after every process has finished its share, so it sees every row: no process waits for another.
 
