@@ -4,10 +4,10 @@ One square-loss sweep (``--loss mse --C 3 --lambda-W 0.1 --lambda-H 1e-3:3e-1:N 
 threshold) done three ways, each in a fresh Python process, wall time of the whole process (imports, compilation,
 solves, writing):
 
-- ``sweep``: one ``python -m ufm.sweep`` over the N points (configurations joined into batched solves of up to 32,
-  the default ``--batch``);
+- ``sweep``: one ``python -m ufm.sweep --batch 32`` over the N points (configurations joined into batched solves of
+  up to 32, the default on an accelerator);
 - ``sweep_one_at_a_time``: the same sweep with ``--batch 1`` (one solve per configuration, the compiled programs
-  reused); its rows are compared with the joint solves': value for value, verdicts, and the objectives' largest
+  reused; the default on the CPU); its rows are compared with the joint solves': value for value, verdicts, and the objectives' largest
   relative difference;
 - ``single_cli``: ``python -m ufm.solve`` once per point, for M of the N points (evenly spread; M < N because N
   separate processes take too long), extrapolated to N as N x their mean wall time. Two variants: with the
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ufm-bench-sweep-") as tmp:
         tmp = Path(tmp)
         tables = {}
-        for name, batch in (("sweep", []), ("sweep_one_at_a_time", ["--batch", "1"])):
+        for name, batch in (("sweep", ["--batch", "32"]), ("sweep_one_at_a_time", ["--batch", "1"])):
             wall, done = timed(
                 [
                     py,
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             assert done.returncode == 0, done.stderr
             with open(tmp / name / "results.csv", newline="") as f:
                 tables[name] = {int(r["index"]): r for r in csv.DictReader(f)}
-            results[name] = {"seconds": wall, "per_point": wall / n, "batch": batch[1] if batch else "default"}
+            results[name] = {"seconds": wall, "per_point": wall / n, "batch": int(batch[1])}
             print(f"{name}: {n} points in {wall:.1f} s", flush=True)
         rows, alone = tables["sweep"], tables["sweep_one_at_a_time"]
         # the joint solves' rows against the one-at-a-time rows (a joint solve differs in the last bits only)

@@ -167,13 +167,15 @@ def test_sweep_points_equal_single_runs_and_find_the_threshold(tmp_path):
 
 
 def test_joint_sweep_points_equal_single_runs_to_rounding(tmp_path):
-    """The default: the three configurations in one joint solve. Every verdict as ``ufm.run``'s; the objective and
+    """``--batch 32``: the three configurations in one joint solve. Every verdict as ``ufm.run``'s; the objective and
     the closed form's numbers to 1e-13 relative (a joint solve differs from one alone in the last bits only: XLA
     blocks batched products by batch size; 5.6e-16 is the largest difference measured over a 40-point sweep)."""
-    out = run_main("ufm.sweep", *MSE, "--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"))
+    argv = ["--lambda-H", ",".join(map(str, LAMBDA_H)), "--out", str(tmp_path / "s"), "--batch", "32"]
+    out = run_main("ufm.sweep", *MSE, *argv)
     assert out.code == 0, out.stderr
     rows = table(tmp_path / "s")
     assert [int(r["convergence.problems_in_solve"]) for r in rows] == [3, 3, 3]
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["batch"] == 32
     for row, lambda_H in zip(rows, LAMBDA_H):
         report = ufm.run(ufm.SquareLossProblem(C=3, lambda_W=0.1, lambda_H=lambda_H))
         assert [row["verdict: " + c.name] for c in report.checks] == [str(c.verdict) for c in report.checks]
@@ -208,7 +210,8 @@ def _counting_runs(monkeypatch, fail_at=None):
 
 def test_resume_never_solves_a_finished_point(tmp_path, monkeypatch):
     folder = tmp_path / "s"
-    argv = [*MSE, "--lambda-H", "0.05:0.3:4lin", "--out", str(folder), "--quiet"]
+    # one joint batch of four, cut by --limit 2: the first two configurations, then the other two
+    argv = [*MSE, "--lambda-H", "0.05:0.3:4lin", "--batch", "4", "--out", str(folder), "--quiet"]
     calls = _counting_runs(monkeypatch)
     out = run_main("ufm.sweep", *argv, "--limit", "2")
     assert out.code == 0 and "2 configurations left" in out.stdout and len(calls) == 2
@@ -303,7 +306,8 @@ def test_a_failing_configuration_exits_1_and_is_named(tmp_path, monkeypatch):
         return [forced(r) if p.lambda_H == 0.2 else r for p, r in zip(problems, reports)]
 
     monkeypatch.setattr(driver, "run_batch", failing_at_02)  # the two configurations: one joint solve
-    outcome = run_main("ufm.sweep", *MSE, "--lambda-H", "0.05,0.2", "--out", str(tmp_path / "s"), "--quiet")
+    argv = [*MSE, "--lambda-H", "0.05,0.2", "--batch", "2", "--out", str(tmp_path / "s"), "--quiet"]
+    outcome = run_main("ufm.sweep", *argv)
     assert outcome.code == 1 and outcome.error_lines[-1].startswith("ufm.sweep: FAILED at configuration(s) 1 ")
     rows = table(tmp_path / "s")
     assert [r["passed"] for r in rows] == ["True", "False"] and rows[1]["verdict: forced failure"] == "FAIL"

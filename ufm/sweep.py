@@ -89,6 +89,7 @@ from ufm.cli import (
     use_compilation_cache,
     warn,
 )
+from ufm.sweeps import JOINT_BATCH
 
 PROG = "python -m ufm.sweep"
 RESULTS, SUMMARY, POINTS = "results.csv", "summary.json", "points"
@@ -107,9 +108,6 @@ NOT_IN_IDENTITY = frozenset(
         "local_processes",
     }
 )
-# Configurations per joint solve by default: enough to fill an accelerator with small problems, few enough that a
-# killed sweep loses little (a joint solve's rows are written when it completes) and that progress shows.
-BATCH = 32
 PROCESSES = "processes"  # DIR/processes/<index>/: the sweep folder of each process of a several-process sweep
 DESCRIPTION = (
     "Solve one family's problem over a grid of its flags' values, each configuration checked as "
@@ -165,10 +163,11 @@ def _add_sweep_arguments(parser) -> None:
     group.add_argument(
         "--batch",
         type=_positive_int,
-        default=BATCH,
+        default=None,
         metavar="N",
-        help=f"solve up to N configurations of one shape in one batched solve where the family allows it "
-        f"(default {BATCH}; 1: one at a time)",
+        help="solve up to N configurations of one shape in one batched solve (default: 1 on the CPU, where "
+        "joint solves measured slower for most families, "
+        f"{JOINT_BATCH} on an accelerator)",
     )
     group.add_argument(
         "--local-processes",
@@ -369,6 +368,7 @@ def plan(argv: list[str]) -> Plan | None:
     if ns.out is None:
         raise UsageError("argument --out is required: the sweep's folder (the same --out resumes the sweep)")
     identity = _without(argv, [occ for occ in found if occ.dest in NOT_IN_IDENTITY])
+    batch = options.batch if options.batch is not None else sweeps.default_joint_batch()
     cache = cache_dir_choice(ns.cache_dir, ns.no_cache)
     whole = Plan(
         argv,
@@ -382,7 +382,7 @@ def plan(argv: list[str]) -> Plan | None:
         ns.quiet,
         options.save_arrays,
         options.limit,
-        options.batch,
+        batch,
         cache,
         None,
         tuple(range(len(problems))),
@@ -398,7 +398,7 @@ def plan(argv: list[str]) -> Plan | None:
         whole,
         out=out,
         existing=_inspect_out(out, identity, len(problems)),
-        indices=tuple(sweeps.process_share(sweeps.joint_batches(problems, options.batch), *process)),
+        indices=tuple(sweeps.process_share(sweeps.joint_batches(problems, batch), *process)),
         top=ns.out,
         process=process,
         coordinator=options.coordinator,
@@ -625,6 +625,7 @@ def _summary(p: Plan, rows: list[dict], status: str, this_run: dict) -> dict:
         "results": RESULTS,
         "arrays": f"{POINTS}/<index>/" if p.save_arrays else None,
         "shape_groups": [{"shape": dict(sweeps.shape_key(p.problems[g[0]])), "configurations": len(g)} for g in groups],
+        "batch": p.batch,  # configurations per joint solve (--batch, or the platform's default)
         "changes": sweeps.changes(rows, p.axes, columns),
         "last_run": this_run,
         "versions": versions(),
