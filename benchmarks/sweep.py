@@ -7,8 +7,8 @@ solves, writing):
 - ``sweep``: one ``python -m ufm.sweep --batch 32`` over the N points (configurations joined into batched solves of
   up to 32, the default on an accelerator);
 - ``sweep_one_at_a_time``: the same sweep with ``--batch 1`` (one solve per configuration, the compiled programs
-  reused; the default on the CPU); its rows are compared with the joint solves': value for value, verdicts, and the objectives' largest
-  relative difference;
+  reused; the default on the CPU); its rows are compared with the joint solves': value for value, verdicts, and
+  the objectives' largest relative difference;
 - ``single_cli``: ``python -m ufm.solve`` once per point, for M of the N points (evenly spread; M < N because N
   separate processes take too long), extrapolated to N as N x their mean wall time. Two variants: with the
   persistent compilation cache (a folder of this benchmark, warmed by one untimed run first: how a user repeating
