@@ -135,3 +135,28 @@ def test_steps_in_lockstep_join_each_round_and_equal_their_drive_alone():
         assert steps == alone_steps and second.status.tolist() == alone_second.status.tolist()
         assert second.rtol == req.options.rtol / 10
         np.testing.assert_allclose(np.asarray(second.params), np.asarray(alone_second.params), rtol=1e-14, atol=1e-15)
+
+
+# Two problems of one shape per family, tiny sizes: their solver calls joined, round by round (the augmented
+# Lagrangian's inner solves, the continuation's stages, the loss-relative passes, mixup's three solves)
+PAIRS = {
+    "mixup": [ufm.MixupProblem(C=3, n_lambdas=3, mu=mu) for mu in (1e-2, 1e-1)],
+    "mixup-deep": [
+        ufm.MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed", mu=mu)
+        for mu in (1e-2, 2e-2)
+    ],
+    "mixup-joint": [ufm.MixupJointProblem(C=3, n_nodes=4, lam_H=lam) for lam in (0.05, 0.1)],
+    "nonneg-ufm": [ufm.NonnegProblem(C=3, n=2, restarts=2, lambda_H=lam) for lam in (1e-3, 1e-2)],
+    "md": [ufm.MemorizationDilationProblem(C=2, n=4, d=2, restarts=1, r=r) for r in (1.0, 0.5)],
+    "ce": [ufm.CEProblem(C=3, n=2, restarts=2, lambda_H=lam) for lam in (1e-3, 1e-2)],
+}
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_every_family_s_joint_solve_passes_its_checks(name):
+    """``ufm.run_batch`` joins the pair's solver calls (``problems_in_solve`` 2), and each joint report passes
+    every check against the theory, as its single run does (the single runs of these families are tested in their
+    own files; here the joint path alone, to keep the suite's time)."""
+    for report in ufm.run_batch(PAIRS[name]):
+        assert report.convergence["problems_in_solve"] == 2
+        assert report.passed, [(c.name, c.value, c.tol) for c in report.failed_checks]
