@@ -385,11 +385,15 @@ def test_network_linearity_records_its_verdicts_and_numbers(figures):
     record = json.loads((figures[0] / "network_linearity.json").read_text())["summary"]
     assert record == json.loads(to_json(fig.summary(data, cfg)))  # as the pipeline writes it: NaN as null
     for objective in cfg["objectives"]:
-        assert data[f"{objective}_input_unnormalised"].max() < 1e-14
-        assert data[f"{objective}_hidden1_unnormalised"].min() > 1e-3
-        assert data[f"{objective}_input_excess"].min() >= 0  # the floor is a lower bound for any map
-    assert len(record["claims"]) == 2 * (len(cfg["objectives"]) - 1) * (len(cfg["hidden"]) + 1)
+        for prefix in ("", "heldout_"):
+            assert data[f"{objective}_{prefix}input_unnormalised"].max() < 1e-14
+            assert data[f"{objective}_{prefix}hidden1_unnormalised"].min() > 1e-3
+            assert data[f"{objective}_{prefix}input_excess"].min() >= 0  # the floor is a lower bound for any map
+    # two chord sets (training, held-out) x two measures x mixup objectives x (hidden layers + logits)
+    assert len(record["claims"]) == 2 * 2 * (len(cfg["objectives"]) - 1) * (len(cfg["hidden"]) + 1)
+    assert {claim["chords"] for claim in record["claims"]} == set(fig.CHORD_SETS)
     for claim in record["claims"]:
         objective, layer, key = claim["objective"], claim["layer"], claim["measure"]
-        flags = data[f"{objective}_{layer}_{key}"] < data[f"erm_{layer}_{key}"]
+        prefix = fig.CHORD_SETS[claim["chords"]][2]
+        flags = data[f"{objective}_{prefix}{layer}_{key}"] < data[f"erm_{prefix}{layer}_{key}"]
         assert claim["verdict"] == fig.count_verdict(flags), claim["claim"]

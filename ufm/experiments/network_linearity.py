@@ -15,7 +15,9 @@ norms; the input's NonLin and excess are what an exactly linear map gives on the
 
 The question, per layer, with the spread over training seeds: are mixup-trained networks more linear between
 training samples than ERM ones (NonLin, and its excess over the floor, lower for mixup; ``holds`` for every seed,
-``does not hold`` for none, else ``holds for k of n seeds``, the rule of ``network_mixup``)?
+``does not hold`` for none, else ``holds for k of n seeds``, the rule of ``network_mixup``)? And the same between
+held-out samples, which no network saw (``CHORD_SETS``: the data keys ``<objective>_heldout_<layer>_<measure>``):
+is what mixup does between training points a property of the map, or of the training set?
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def caption(cfg: dict) -> str:
         f"({100 * cfg['held_out']:g} % held out), {cfg['train_steps']} full-batch Adam steps, learning rate "
         f"{cfg['lr']:g}, weight decay {cfg['weight_decay']:g}, mixup Beta({cfg['beta_alpha']:g}), fixed ETF "
         f"m = {cfg['m']:g}, seeds {comma_list(cfg['seeds'])}; {cfg['chords']} chords between training samples of "
-        f"different classes at lambdas {grid(cfg['chord_lambdas'])}",
+        f"different classes at lambdas {grid(cfg['chord_lambdas'])} (plotted), and as many between held-out "
+        "samples (in the summary)",
         "NonLin per layer (input, hidden layers, logits) and its excess over the floor any map reaches, mean and "
         f"spread over the seeds, for {', '.join(names[o] for o in cfg['objectives'])}"
         + at_full(
@@ -81,7 +84,8 @@ def caption(cfg: dict) -> str:
             config(False),
             "; mixup has the lower NonLin at every layer for every seed, but over the floor the learned-classifier "
             "runs are less linear than ERM in both hidden layers and more linear only at the logits, the fixed-ETF "
-            "runs more linear at the second hidden layer and the logits; docs: comparing a trained network",
+            "runs more linear at the second hidden layer and the logits; between held-out samples every verdict "
+            "is the same, every hidden layer's and the logits' mean within 0.003; docs: comparing a trained network",
         )
         + ".",
     )
@@ -123,27 +127,36 @@ def layer_nonlinearity(f_i, f_j, f_mix, lam) -> dict:
     }
 
 
+# The chords measured: between training samples (what mixup trained on) and between held-out samples (which the
+# network never saw); the data keys of the held-out ones carry this prefix after the objective.
+CHORD_SETS = {"training": ("x_train", "y_train", ""), "held-out": ("x_test", "y_test", "heldout_")}
+
+
 def run_one(cfg: dict, objective: str, seed: int, data: dict) -> dict:
-    """Train one network (``network_mixup.train_config``) and measure every layer along the chords.
+    """Train one network (``network_mixup.train_config``) and measure every layer along the chords of each set of
+    CHORD_SETS (``cfg["chords"]`` chords between samples of different classes, seeded).
 
     Returns:
-        dict ``{layer: layer_nonlinearity(...)}`` and ``train_accuracy``, ``test_accuracy``.
+        dict ``{chord set: {layer: layer_nonlinearity(...)}}`` and ``train_accuracy``, ``test_accuracy``.
     """
     run = networks.train(network_mixup.train_config(cfg, objective, seed), data)
-    x, y = data["x_train"], data["y_train"]
-    i, j = chords(y, cfg["chords"], cfg["seed"])
     lam = np.asarray(cfg["chord_lambdas"], dtype=np.float64)
-    mixed = lam[None, :, None] * x[i][:, None] + (1 - lam[None, :, None]) * x[j][:, None]
 
     def layers(inputs: np.ndarray) -> list[np.ndarray]:
         hidden = [np.asarray(h) for h in networks.layer_outputs(run["params"], jnp.asarray(inputs))]
         return [inputs, *hidden, hidden[-1] @ run["W"].T + run["bias"]]
 
-    ends_i, ends_j = layers(x[i]), layers(x[j])
-    mixes = layers(mixed.reshape(-1, x.shape[1]))
     out: dict = {}
-    for name, fi, fj, fm in zip(layer_names(cfg), ends_i, ends_j, mixes):
-        out[name] = layer_nonlinearity(fi, fj, fm.reshape(len(i), len(lam), -1), lam)
+    for chord_set, (x_key, y_key, _) in CHORD_SETS.items():
+        x, y = data[x_key], data[y_key]
+        i, j = chords(y, cfg["chords"], cfg["seed"])
+        mixed = lam[None, :, None] * x[i][:, None] + (1 - lam[None, :, None]) * x[j][:, None]
+        ends_i, ends_j = layers(x[i]), layers(x[j])
+        mixes = layers(mixed.reshape(-1, x.shape[1]))
+        out[chord_set] = {
+            name: layer_nonlinearity(fi, fj, fm.reshape(len(i), len(lam), -1), lam)
+            for name, fi, fj, fm in zip(layer_names(cfg), ends_i, ends_j, mixes)
+        }
     out.update(train_accuracy=run["train_accuracy"], test_accuracy=run["test_accuracy"])
     return out
 
@@ -153,29 +166,39 @@ def compute(cfg: dict, progress) -> dict:
     out: dict = {}
     runs = per_objective(cfg, progress, lambda objective, seed: run_one(cfg, objective, seed, data))
     for objective, rows in runs.items():
-        for name in layer_names(cfg):
-            for key in (*MEASURES, "left_out"):
-                out[f"{objective}_{name}_{key}"] = np.array([row[name][key] for row in rows])
+        for chord_set, (_, _, prefix) in CHORD_SETS.items():
+            for name in layer_names(cfg):
+                for key in (*MEASURES, "left_out"):
+                    out[f"{objective}_{prefix}{name}_{key}"] = np.array([row[chord_set][name][key] for row in rows])
         for key in ("train_accuracy", "test_accuracy"):
             out[f"{objective}_{key}"] = np.array([row[key] for row in rows])
     return out
 
 
 def claims(data: dict, cfg: dict) -> list[dict]:
-    """Per mixup objective, layer (hidden layers and logits) and measure (NonLin, excess over the floor): is it
-    below ERM's for every seed? Numbers: mean and spread (ddof 0) over the seeds."""
+    """Per chord set (training, held-out), mixup objective, layer (hidden layers and logits) and measure (NonLin,
+    excess over the floor): is it below ERM's for every seed? Numbers: mean and spread (ddof 0) over the seeds."""
     out: list[dict] = []
     if "erm" not in cfg["objectives"]:
         return out
+    for chord_set, (_, _, prefix) in CHORD_SETS.items():
+        where = "" if chord_set == "training" else " (held-out chords)"
+        out += _claims(data, cfg, chord_set, prefix, where)
+    return out
+
+
+def _claims(data: dict, cfg: dict, chord_set: str, prefix: str, where: str) -> list[dict]:
+    out: list[dict] = []
     for objective in (o for o in cfg["objectives"] if o != "erm"):
         for name in layer_names(cfg)[1:]:
             for key, what in (("nonlin", "NonLin (eq. 3)"), ("excess", "NonLin over its floor")):
-                erm, mix = data[f"erm_{name}_{key}"], data[f"{objective}_{name}_{key}"]
+                erm, mix = data[f"erm_{prefix}{name}_{key}"], data[f"{objective}_{prefix}{name}_{key}"]
                 out.append(
                     {
-                        "claim": f"{LABELS[objective]} more linear than ERM at {name}: {what}",
+                        "claim": f"{LABELS[objective]} more linear than ERM at {name}: {what}{where}",
                         "condition": "lower than ERM's, same seed",
                         "objective": objective,
+                        "chords": chord_set,
                         "layer": name,
                         "measure": key,
                         "numbers": {
@@ -196,6 +219,10 @@ def summary(data: dict, cfg: dict) -> dict:
     for objective in cfg["objectives"]:
         out[objective] = {
             name: {key: stats(data[f"{objective}_{name}_{key}"]) for key in MEASURES} for name in layer_names(cfg)
+        }
+        out[objective]["held_out_chords"] = {
+            name: {key: stats(data[f"{objective}_heldout_{name}_{key}"]) for key in MEASURES}
+            for name in layer_names(cfg)
         }
         for key in ("train_accuracy", "test_accuracy"):
             out[objective][key] = stats(data[f"{objective}_{key}"])
