@@ -684,7 +684,8 @@ def minimise(
         element_options = list(element_options)
         if len(element_options) != batch:
             raise ValueError(f"element_options: {len(element_options)} options for a batch of {batch} elements")
-        if any(static_options(e) != static_options(options) for e in element_options):
+        distinct = {id(e): e for e in element_options}.values()  # a joint batch repeats each problem's options
+        if any(static_options(e) != static_options(options) for e in distinct):
             raise ValueError("element_options may differ from options in their TRACED_SETTINGS only")
     budget = memory_budget_bytes() if options.max_memory_bytes is None else int(options.max_memory_bytes)
     algebra = linear_algebra(options, n_vars, budget)

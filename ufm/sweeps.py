@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.problems import shape_key
 from ufm.report import atomic_write
 
 SPEC_SYNTAX = "a list V1,V2,... or a range START:STOP:N{lin,log} (N >= 2; log: START, STOP > 0)"
@@ -131,9 +130,18 @@ def grid_size(axes: list[Axis]) -> int:
     return math.prod(len(axis.values) for axis in axes)
 
 
+def shape_key(problem) -> tuple:
+    """The problem's fields that are not floats (sizes, counts, variants, seeds): configurations that agree on
+    them have the same array shapes and solver options, so they run one compiled program with new data."""
+    return tuple(
+        (field.name, getattr(problem, field.name))
+        for field in dataclasses.fields(problem)
+        if not isinstance(getattr(problem, field.name), float)
+    )
+
+
 def by_shape(problems: list) -> list[list[int]]:
-    """The indices of ``problems`` grouped by ``ufm.problems.shape_key`` (the fields that are not floats: the
-    same array shapes and solver options, so one compiled program), groups in order of first appearance, indices in
+    """The indices of ``problems`` grouped by :func:`shape_key`, groups in order of first appearance, indices in
     order within a group."""
     groups: dict[tuple, list[int]] = {}
     for index, problem in enumerate(problems):
@@ -141,9 +149,9 @@ def by_shape(problems: list) -> list[list[int]]:
     return list(groups.values())
 
 
-# Configurations per joint solve on an accelerator (:func:`default_joint_batch`): enough to fill
-# it with small problems, few enough that a killed sweep loses little (a joint solve's rows are written when it
-# completes) and that progress shows.
+# Configurations per joint solve on an accelerator (:func:`default_joint_batch`): enough to fill it with small
+# problems, few enough that a killed sweep loses little (a joint solve's rows are written when it completes) and
+# that progress shows.
 JOINT_BATCH = 32
 
 

@@ -27,16 +27,6 @@ def from_namespace(cls: type[T], namespace: Any, defaults: tuple[str, ...] = (),
     return cls(**{k: fields[k] if v is None and k in defaults else v for k, v in given.items()})
 
 
-def shape_key(problem) -> tuple:
-    """The problem's fields that are not floats (sizes, counts, variants, seeds): problems that agree on them have
-    the same array shapes, so one compiled program solves them all with new data."""
-    return tuple(
-        (field.name, getattr(problem, field.name))
-        for field in dataclasses.fields(problem)
-        if not isinstance(getattr(problem, field.name), float)
-    )
-
-
 def require(condition: bool, field: str, message: str) -> None:
     """Raise :class:`InputError` for ``field`` unless ``condition`` holds."""
     if not condition:
