@@ -452,3 +452,22 @@ def test_a_top_folder_made_by_a_sibling_process_meanwhile_is_accepted(tmp_path, 
     (top / "stray.txt").write_text("")
     with pytest.raises(sweep.UsageError, match="not the folder of a several-process sweep"):
         sweep._inspect_top(top, ["--loss", "mse"])
+
+
+@given(
+    shapes=st.lists(st.integers(0, 3), min_size=1, max_size=200),
+    size=st.integers(1, 64),
+    count=st.integers(1, 9),
+)
+def test_joint_batches_and_process_shares_partition_the_grid(shapes, size, count):
+    """Over any grid of shape groups, any --batch (from its minimum 1) and any process count: the joint batches
+    hold every configuration once, each batch within one shape group and at most ``size`` long, in index order
+    within its group; the processes' shares of whole batches partition the configurations."""
+    problems = [ufm.SquareLossProblem(C=3 + shape, lambda_H=0.01 * (i + 1)) for i, shape in enumerate(shapes)]
+    batches = sweeps.joint_batches(problems, size)
+    assert sorted(i for b in batches for i in b) == list(range(len(problems)))
+    for batch in batches:
+        assert 1 <= len(batch) <= size and len({shapes[i] for i in batch}) == 1 and batch == sorted(batch)
+    shares = [sweeps.process_share(batches, count, k) for k in range(count)]
+    assert sorted(i for share in shares for i in share) == list(range(len(problems)))
+    assert all(set(share) == {i for b in batches[k::count] for i in b} for k, share in enumerate(shares))
