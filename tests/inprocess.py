@@ -8,7 +8,22 @@ import contextlib
 import dataclasses
 import importlib
 import io
+import os
 import time
+
+# The suite's XLA setting (conftest.py): LLVM optimization level 0, for compilation speed.
+FAST_COMPILATION = "--xla_backend_optimization_level=0"
+
+
+def default_compilation_env() -> dict[str, str]:
+    """The environment without the suite's compilation setting: a subprocess then compiles as a user's run does."""
+    env = dict(os.environ)
+    flags = env.get("XLA_FLAGS", "").replace(FAST_COMPILATION, "").strip()
+    if flags:
+        env["XLA_FLAGS"] = flags
+    else:
+        env.pop("XLA_FLAGS", None)
+    return env
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import sys
 import fake_family
 import numpy as np
 import pytest
+from inprocess import default_compilation_env
 
 from ufm import families
 from ufm.solve import main, parse
@@ -32,12 +33,14 @@ def one_line(err: str) -> str:
 
 
 def test_module_end_to_end_in_a_subprocess(tmp_path):
-    """The module as a user runs it (``python -m``, default --out under ./runs): exit 0, quiet, files complete."""
+    """The module as a user runs it (``python -m``, default --out under ./runs, XLA's default compilation, not the
+    suite's faster one): exit 0, quiet, files complete."""
     result = subprocess.run(
         [sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "2", "--lambdas", "3", "--quiet"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=default_compilation_env(),
         stdin=subprocess.DEVNULL,
         timeout=300,
     )

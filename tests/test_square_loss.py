@@ -83,11 +83,23 @@ def test_network_on_orthonormal_inputs_is_a_deep_ufm():
 
 
 def test_identities_hold_at_relu_solutions():
-    """(I1)-(I3) hold at any critical point, ReLU included: a sanity test of the solver."""
-    report = run(C=3, layers=2, act="relu", bias="free", d=6)
-    for name in ("(I1)", "(I2)", "(I3)"):
-        c = check(report, name)
-        assert c.graded and c.passed, (c.name, c.value)
+    """(I1)-(I3) hold at any critical point, ReLU included: a sanity test of the solver. At a nonsmooth point they
+    are undefined, and there the run may stall short of the tolerance and fail by name. Seen (seed 0): the lowest
+    restart, objective 0.0228929, has 12 pre-activations within 1e-7 of the kink; at XLA's default compilation it
+    converges (relative gradient 2e-16), at optimization level 0 the same restart stalls at 6.5e-10 and the run fails
+    with "the lowest point found did not converge". Hence three seeds (one compilation): each run either grades
+    the identities and they hold, or names the nonsmooth point; and most runs grade them."""
+    graded = 0
+    for seed in range(3):
+        report = run(C=3, layers=2, act="relu", bias="free", d=6, seed=seed)
+        identities = [check(report, name) for name in ("(I1)", "(I2)", "(I3)")]
+        if report.passed:
+            assert all(c.graded and c.passed for c in identities), [(c.name, c.value) for c in identities]
+            graded += 1
+        else:
+            assert [c.name for c in report.failed_checks] == ["solver converged at the best restart"], seed
+            assert all(not c.graded and "nonsmooth point" in c.detail for c in identities), seed
+    assert graded >= 2
 
 
 def test_seed_relations_fail_bias_free_and_corrected_forms_hold():
