@@ -24,6 +24,11 @@ from ufm.theory import mixup as theory
 AXES = MixupData(None, 0, None)
 
 
+def host_devices(count: int) -> str:
+    """XLA_FLAGS for ``count`` CPU devices, keeping the suite's own flags (its compilation setting)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}".strip()
+
+
 def _mixup_batch(C, d, n_lambdas, seed=0, W=None):
     W = simplex_etf(C, d, 1.0, seed) if W is None else W
     c, cp, lam = (
@@ -75,7 +80,7 @@ def test_sharded_batch_matches_one_device():
     iterates differ in the last bits (measured: 4.4e-15 on features of size 3.3, about 6 ulps); 64 ulps is still
     far below the problem's own rounding floor (cond(H) eps, cond <= 1 + kappa = 126 here). Both cases name
     all 4 devices (175 is not a multiple of 4: the slices differ by one element, nothing is padded)."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=host_devices(4), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -90,7 +95,7 @@ def _mixup_cli(devices: int, out) -> tuple[dict, dict]:
     """``python -m ufm.solve --loss mixup --C 10`` (its default grid: 101 lambdas x 100 ordered pairs = 10100
     subproblems) on ``devices`` forced host devices, compiling afresh (``--no-cache``: nothing is written to the
     user's compilation cache): its summary.json and features.npz."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=host_devices(devices), JAX_PLATFORMS="cpu")
     command = [sys.executable, "-m", "ufm.solve", "--loss", "mixup", "--C", "10", "--quiet", "--no-cache"]
     proc = subprocess.run(
         [*command, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300, check=False
