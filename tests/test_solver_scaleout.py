@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from inprocess import run_main
 
 import ufm  # noqa: F401  (float64)
 from ufm.etf import simplex_etf
@@ -107,7 +108,12 @@ def _mixup_cli(devices: int, out) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def mixup_cli_one_device(tmp_path_factory):
-    return _mixup_cli(1, tmp_path_factory.mktemp("mixup-1-device"))
+    """The same command on the test process's one CPU device, in-process (no interpreter to start)."""
+    out = tmp_path_factory.mktemp("mixup-1-device")
+    result = run_main("ufm.solve", "--loss", "mixup", "--C", "10", "--quiet", "--no-cache", "--out", str(out))
+    assert result.code == 0 and len(jax.devices()) == 1, result.stderr[-2000:]
+    with np.load(out / "features.npz") as z:
+        return json.loads((out / "summary.json").read_text()), {k: z[k] for k in z.files}
 
 
 @pytest.mark.parametrize("devices", [2, 4])
