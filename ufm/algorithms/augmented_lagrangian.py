@@ -61,9 +61,9 @@ class Schedule:
 
 
 class OuterResult(NamedTuple):
-    """The loop's end: the last inner Solution, every restart's multipliers in units of the objective f itself,
-    constraint values c, their scale, residuals, which restarts finished, the final penalty, the outer steps taken
-    and the inner steps summed over them."""
+    """The loop's end: the last inner Solution (its steps, compile and solve seconds summed over the outer steps), every
+    restart's multipliers in units of the objective f itself, constraint values c, their scale, residuals, which
+    restarts finished, the final penalty, the outer steps taken and the inner steps summed over them."""
 
     solution: Solution
     multipliers: np.ndarray
@@ -118,12 +118,14 @@ def constrained_steps(
     previous, stale, done = np.inf, 0, np.zeros(R, bool)
     best_worst, best_grad, best_done = np.inf, np.inf, 0
     inner_steps = np.zeros(R, int)
+    compile_seconds = solve_seconds = 0.0
     inner_options = dataclasses.replace(options, progress=False)
     for step in range(schedule.outer_steps):
         inner = (data._replace(multipliers=jnp.asarray(nu), rho=jnp.asarray(rho)), jnp.asarray(units))
         sol = yield SolveRequest(lagrangian, params, inner, inner_options, args_axes, nonnegative)
         params = sol.params
         inner_steps = inner_steps + sol.steps
+        compile_seconds, solve_seconds = compile_seconds + sol.compile_seconds, solve_seconds + sol.solve_seconds
         c, scale = constraint(params)
         residual = constraint_residual(c, nu, rho, scale)
         nu = np.maximum(0.0, nu + rho * c)
@@ -158,4 +160,6 @@ def constrained_steps(
             break
         rho = next_penalty(rho, worst, previous, schedule.tol, schedule.rho_max)
         previous = worst
+    # the inner solves' steps, compile and solve seconds summed over the outer steps (the first step compiles)
+    sol = dataclasses.replace(sol, steps=inner_steps, compile_seconds=compile_seconds, solve_seconds=solve_seconds)
     return OuterResult(sol, nu * units, c, scale, residual, done, rho, step + 1, inner_steps)
