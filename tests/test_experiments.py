@@ -272,6 +272,7 @@ STATED = {
     "train_steps": lambda v: [f"{v} full-batch Adam steps"],
     "lr": lambda v: [f"learning rate {v:g}"],
     "weight_decay": lambda v: [f"weight decay {v:g}"],
+    "ce_weight_decays": lambda v: [f"CE also at weight decays {', '.join(f'{w:g}' for w in v)}"],
     "beta_alpha": lambda v: [f"Beta({v:g})"],
     "per_pair": lambda v: [f"{v} sample pairs per class pair"],
     "held_out": lambda v: [f"{100 * v:g} % held out"],
@@ -370,6 +371,23 @@ def test_network_label_noise_records_its_verdicts_and_numbers(figures):
             assert np.isnan(got)
     name = "LS lowers dilation at matched memorization (Model 3, raw)"
     assert verdicts[name] == fig.matched_verdict(data["matched_dilation"])
+    # matched within one noise rate: CE's points over its weight decays (the figure's own first), interpolated at
+    # LS's memorization of that noise rate and seed
+    for i in range(len(cfg["noise_rates"])):
+        for j in range(len(cfg["seeds"])):
+            M = [data["ce_memorization"][i, j]] + [data[f"ce_decay{k}_memorization"][i, j] for k in range(2)]
+            D = [data["ce_dilation"][i, j]] + [data[f"ce_decay{k}_dilation"][i, j] for k in range(2)]
+            got, order = data["decay_matched_dilation"][i, j], np.argsort(M)
+            if min(M) <= data["ls_memorization"][i, j] <= max(M):
+                expected = data["ls_dilation"][i, j] - np.interp(
+                    data["ls_memorization"][i, j], np.take(M, order), np.take(D, order)
+                )
+                assert got == pytest.approx(expected, rel=1e-12)
+            else:
+                assert np.isnan(got)
+    name = "LS lowers dilation at memorization matched by CE's weight decay (Model 3, raw)"
+    assert verdicts[name] == fig.matched_verdict(data["decay_matched_dilation"])
+    assert len(cfg["ce_weight_decays"]) == 2 and min(cfg["ce_weight_decays"]) > cfg["weight_decay"]
     ratio = data["ls_ratio_dilation"]
     np.testing.assert_allclose(ratio, data["ls_dilation"] / data["ls_memorization"], rtol=1e-15)
 

@@ -17,6 +17,10 @@ labels; CE and LS of one seed share the noisy labels):
      M (LS points outside CE's range are not compared, and counted). Raw and relative to the class-mean distance
      (``*_relative``: the scale-free version). A seed counts when LS's D is below CE's at every matched point;
      seeds without a matched point are left out of the count, and with none at all the claim is "not testable".
+   - matched by weight decay: at each noise rate CE is also trained at larger weight decays
+     (``ce_weight_decays``), which shrink its features; CE's points (M, D) over its weight decays at that noise
+     rate, sorted by M and joined by straight lines, are interpolated at LS's M (same noise rate, same seed, same
+     noisy labels). A seed counts when LS's D is below CE's at every matched noise rate.
    - ratio: D / M at each noise rate (scale-free by construction: raw and relative ratios are equal). A seed
      counts when LS's ratio is below CE's at every noise rate.
 
@@ -71,12 +75,14 @@ def config(quick: bool) -> dict:
         "train_steps": 150 if quick else 1000,
         "lr": 3e-3,
         "weight_decay": 5e-3,
+        # CE's further weight decays, for the comparison at memorization matched within one noise rate
+        "ce_weight_decays": [1e-2, 2e-2],
         "held_out": 0.25,
     }
 
 
 def steps(cfg: dict) -> int:
-    return len(cfg["seeds"]) * len(cfg["noise_rates"]) * len(LOSSES)
+    return len(cfg["seeds"]) * len(cfg["noise_rates"]) * (len(LOSSES) + len(cfg["ce_weight_decays"]))
 
 
 def caption(cfg: dict) -> str:
@@ -94,30 +100,37 @@ def caption(cfg: dict) -> str:
         f"MLP hidden widths {comma_list(cfg['hidden'])} on the digits ({100 * cfg['held_out']:g} % held out), "
         f"{cfg['train_steps']} full-batch Adam steps, learning rate {cfg['lr']:g}, weight decay "
         f"{cfg['weight_decay']:g}, {rates} % noisy labels (each flipped to a uniformly drawn other class), CE and "
-        f"LS alpha = {cfg['smoothing']:g}, seeds {comma_list(cfg['seeds'])}",
+        f"LS alpha = {cfg['smoothing']:g}, CE also at weight decays {comma_list(cfg['ce_weight_decays'])}, seeds "
+        f"{comma_list(cfg['seeds'])}",
         "dilation against memorization (ufm measure; ufm's Model 3 definitions and the paper's code's, relative to "
         "the class-mean distance), one point per noise rate and seed, and held-out accuracy against the noise rate"
         + at_full(
             cfg,
             config(False),
             "; LS has the lower dilation-to-memorization ratio at every noise rate for every seed in both "
-            "definitions and the higher held-out accuracy for every seed; at matched memorization its dilation is "
-            "lower for every seed in the paper's code's definitions (raw: the 2 seeds with a matched point), for 1 "
-            "of 3 seeds in Model 3's relative to the class-mean distance, and Model 3's raw memorizations of CE and "
-            "LS do not overlap; docs: comparing a trained network",
+            "definitions and the higher held-out accuracy for every seed; at memorization matched across noise "
+            "rates its dilation is lower for every seed in the paper's code's definitions (raw: the 2 seeds with a "
+            "matched point), for 1 of 3 seeds in Model 3's relative to the class-mean distance, and Model 3's raw "
+            "memorizations of CE and LS do not overlap; at memorization matched by CE's weight decay (open "
+            "circles: CE at weight decays 0.01 and 0.02) within each noise rate, LS's dilation relative to the "
+            "class-mean distance is lower for every seed and noise rate in both definitions, Model 3's raw one "
+            "at 10 and 20 % but not at 30 % (1 of 3 seeds); docs: comparing a trained network",
         )
         + ".",
     )
 
 
-def train_config(cfg: dict, loss: str, noise: float, seed: int) -> networks.TrainConfig:
-    """The training settings of one network of the figure's configuration ``cfg``."""
+def train_config(
+    cfg: dict, loss: str, noise: float, seed: int, weight_decay: float | None = None
+) -> networks.TrainConfig:
+    """The training settings of one network of the figure's configuration ``cfg`` (``weight_decay``: None for
+    ``cfg["weight_decay"]``)."""
     return networks.TrainConfig(
         objective="erm",
         hidden=tuple(cfg["hidden"]),
         steps=cfg["train_steps"],
         lr=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
+        weight_decay=cfg["weight_decay"] if weight_decay is None else weight_decay,
         seed=seed,
         held_out=cfg["held_out"],
         label_noise=noise,
@@ -125,13 +138,13 @@ def train_config(cfg: dict, loss: str, noise: float, seed: int) -> networks.Trai
     )
 
 
-def run_one(cfg: dict, loss: str, noise: float, seed: int, data: dict) -> dict:
-    """Train one network and measure it.
+def run_one(cfg: dict, loss: str, noise: float, seed: int, data: dict, weight_decay: float | None = None) -> dict:
+    """Train one network and measure it (``weight_decay``: as in :func:`train_config`).
 
     Returns:
         dict with ``arrays`` (what ``ufm.measure`` was given), ``numbers`` (its numbers) and ``values`` (``KEYS``).
     """
-    run = networks.train(train_config(cfg, loss, noise, seed), data)
+    run = networks.train(train_config(cfg, loss, noise, seed, weight_decay), data)
     arrays = networks.label_noise_arrays(run)
     numbers = measure(**arrays).numbers
     noise_numbers = numbers["label_noise"]
@@ -176,22 +189,31 @@ def matched_verdict(diff) -> str:
 def compute(cfg: dict, progress) -> dict:
     data = networks.load_digits(0, cfg["held_out"])
     out: dict = {"noise_rates": np.array(cfg["noise_rates"]), "seeds": np.array(cfg["seeds"])}
-    for loss in LOSSES:
+    runs = [(loss, None) for loss in LOSSES] + [("ce", decay) for decay in cfg["ce_weight_decays"]]
+    for loss, decay in runs:
         table = {key: np.zeros((len(cfg["noise_rates"]), len(cfg["seeds"]))) for key in KEYS}
         for i, noise in enumerate(cfg["noise_rates"]):
             for j, seed in enumerate(cfg["seeds"]):
-                values = run_one(cfg, loss, noise, seed, data)["values"]
+                values = run_one(cfg, loss, noise, seed, data, decay)["values"]
                 for key in KEYS:
                     table[key][i, j] = values[key]
                 progress.step()
-        out.update({f"{loss}_{key}": value for key, value in table.items()})  # (noise rates, seeds)
-    out.update(comparisons(out))
+        prefix = loss if decay is None else f"ce_decay{cfg['ce_weight_decays'].index(decay)}"
+        out.update({f"{prefix}_{key}": value for key, value in table.items()})  # (noise rates, seeds)
+    out.update(comparisons(out, len(cfg["ce_weight_decays"])))
     return out
 
 
-def comparisons(data: dict) -> dict:
-    """Per seed: the matched dilation differences (``matched_{dilation key}{suffix}``, (noise rates, seeds), NaN
-    where not matched), the dilation/memorization ratios and the held-out accuracy difference (LS - CE)."""
+def decay_curve(data: dict, key: str, decays: int) -> np.ndarray:
+    """CE's ``key`` at its weight decays, the figure's own first: (1 + decays, noise rates, seeds)."""
+    return np.stack([data[f"ce_{key}"]] + [data[f"ce_decay{k}_{key}"] for k in range(decays)])
+
+
+def comparisons(data: dict, decays: int) -> dict:
+    """Per seed: the matched dilation differences (``matched_{dilation key}{suffix}``, CE's points over the noise
+    rates; ``decay_matched_{dilation key}{suffix}``, CE's points over its ``decays`` + 1 weight decays at each
+    noise rate; (noise rates, seeds), NaN where not matched), the dilation/memorization ratios and the held-out
+    accuracy difference (LS - CE)."""
     out = {}
     for _, dk, mk in DEFINITIONS:
         for suffix in ("", "_relative"):
@@ -200,6 +222,16 @@ def comparisons(data: dict) -> dict:
             out[f"matched_{dk}{suffix}"] = np.stack(
                 [matched_difference(M_ce[:, j], D_ce[:, j], M_ls[:, j], D_ls[:, j]) for j in range(M_ce.shape[1])],
                 axis=1,
+            )
+            M_dec, D_dec = decay_curve(data, f"{mk}{suffix}", decays), decay_curve(data, f"{dk}{suffix}", decays)
+            out[f"decay_matched_{dk}{suffix}"] = np.array(
+                [
+                    [
+                        matched_difference(M_dec[:, i, j], D_dec[:, i, j], M_ls[i, j : j + 1], D_ls[i, j : j + 1])[0]
+                        for j in range(M_ls.shape[1])
+                    ]
+                    for i in range(M_ls.shape[0])
+                ]
             )
         for loss in LOSSES:
             out[f"{loss}_ratio_{dk}"] = data[f"{loss}_{dk}"] / data[f"{loss}_{mk}"]
@@ -229,6 +261,21 @@ def claims(data: dict, cfg: dict) -> list[dict]:
                     "point of the seed; seeds without a matched point are not counted",
                     "numbers": {"dilation LS - CE at matched memorization": _by_rate(diff, rates)},
                     "matched_points": int(matched.sum()),
+                    "points": int(diff.size),
+                    "verdict": matched_verdict(diff),
+                }
+            )
+        for suffix, scale in (("", "raw"), ("_relative", "relative to the class-mean distance")):
+            diff = np.asarray(data[f"decay_matched_{dk}{suffix}"], dtype=float)
+            decays = ", ".join(f"{w:g}" for w in [cfg["weight_decay"], *cfg["ce_weight_decays"]])
+            out.append(
+                {
+                    "claim": f"LS lowers dilation at memorization matched by CE's weight decay ({name}, {scale})",
+                    "condition": f"at each noise rate, CE trained at weight decays {decays}: LS's dilation below "
+                    "CE's (interpolated at LS's memorization) at every matched noise rate of the seed; seeds "
+                    "without a matched point are not counted",
+                    "numbers": {"dilation LS - CE at matched memorization": _by_rate(diff, rates)},
+                    "matched_points": int(np.isfinite(diff).sum()),
                     "points": int(diff.size),
                     "verdict": matched_verdict(diff),
                 }
@@ -265,6 +312,13 @@ def summary(data: dict, cfg: dict) -> dict:
             f"{100 * rate:g}%": {key: stats(np.asarray(data[f"{loss}_{key}"])[i]) for key in KEYS}
             for i, rate in enumerate(cfg["noise_rates"])
         }
+    out["ce_weight_decays"] = {
+        f"{decay:g}": {
+            f"{100 * rate:g}%": {key: stats(np.asarray(data[f"ce_decay{k}_{key}"])[i]) for key in KEYS}
+            for i, rate in enumerate(cfg["noise_rates"])
+        }
+        for k, decay in enumerate(cfg["ce_weight_decays"])
+    }
     return out
 
 
@@ -281,8 +335,13 @@ def plot(data: dict, cfg: dict):
             ax.scatter(
                 M.ravel(), D.ravel(), s=6 + 40 * np.repeat(rates, M.shape[1]), color=COLOURS[k], label=LABELS[loss]
             )
+        decays = len(cfg["ce_weight_decays"])
+        M, D = decay_curve(data, f"{mk}_relative", decays)[1:], decay_curve(data, f"{dk}_relative", decays)[1:]
+        sizes = 6 + 40 * np.broadcast_to(rates[None, :, None], M.shape)
+        label = "CE, weight decay " + ", ".join(f"{w:g}" for w in cfg["ce_weight_decays"])
+        ax.scatter(M.ravel(), D.ravel(), s=sizes.ravel(), facecolors="none", edgecolors=COLOURS[0], label=label)
         ax.set(xlabel="memorization / class-mean distance", ylabel="dilation / class-mean distance", title=name)
-    axes[0, 0].legend(frameon=False, title="marker size: noise rate", title_fontsize=6)
+    axes[0, 0].legend(frameon=False, title="marker size: noise rate", title_fontsize=6, loc="upper left")
     ax = axes[0, -1]
     for k, loss in enumerate(LOSSES):
         acc = np.asarray(data[f"{loss}_test_accuracy"])
