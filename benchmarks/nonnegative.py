@@ -7,9 +7,10 @@ one-hot targets (CE, label smoothing alpha = 0). Problem, data, start and closed
 (``ufm.families.nonnegative``: ``objective_data``, ``random_params`` scaled, ``theory_for``). Our solver runs exactly
 what ``python -m ufm.solve --loss nonneg-ufm`` runs per restart (the first of the family's passes: the later ones
 run only where a loss falls below 1, and L* > 1 here): the family's objective ``_scaled_model2_loss`` on the
-balanced data (here lambda_W = lambda_H: the problem itself) at scale 1, with the family's ``SOLVER`` (L-BFGS
-phase, then saddle-free Newton: dense ``eigh`` up to ``dense_max_vars`` variables, matrix-free CG with a Lanczos
-curvature test above) and the family's feasibility: ``H >= 0`` as a bound of the solver on (W, H)
+balanced data (here lambda_W = lambda_H: the problem itself) at scale 1, with the family's
+``solver_options(problem)`` (Model 2: saddle-free projected Newton without an L-BFGS phase, dense ``eigh`` up to
+``dense_max_vars`` variables, matrix-free CG with a Lanczos curvature test above) and the family's feasibility:
+``H >= 0`` as a bound of the solver on (W, H)
 (``minimise(..., nonnegative=family.BOUNDS["ufm"])``, projected Newton), or, in a family without ``BOUNDS``, the
 reparametrisation ``H = G * G``. The closed form ``ufm.theory.nonnegative.model2_optimum`` is recorded with every
 case: with ``gamma = sqrt(lambda_W lambda_H n K (K-1))`` below the threshold (K-1)/K, ``L* = log(1 + (K-1)
@@ -87,14 +88,15 @@ def ufm_problem(inst: dict):
     """The family's objective, data, solver options and bounds, as ``ufm.families.nonnegative.solve_with_floor``'s
     first pass sets them up."""
     problem = inst["problem"]
-    assert problem.lambda_W == problem.lambda_H and not family.zero_start(problem)
+    assert problem.lambda_W == problem.lambda_H  # the seeded start alone: a batch of one, no zero start
+    options = family.solver_options(problem)
     data = family.objective_data(problem)
     both = jnp.sqrt(data.lambda_W * data.lambda_H)
     args = (data._replace(lambda_W=both, lambda_H=both), jnp.asarray(1.0))
     if BOUNDS is None:
-        return family._scaled_model2_loss, _squared_start(inst), args, family.SOLVER
+        return family._scaled_model2_loss, _squared_start(inst), args, options
     start = {"W": jnp.asarray(inst["W0"]), "H": jnp.asarray(inst["G0"] ** 2)}
-    return family._scaled_model2_loss, start, args, family.SOLVER, {"nonnegative": BOUNDS}
+    return family._scaled_model2_loss, start, args, options, {"nonnegative": BOUNDS}
 
 
 def _squared_start(inst: dict) -> dict:

@@ -391,7 +391,10 @@ def test_converged_check_names_saddles_and_non_convergence():
 
 def test_run_without_a_converged_restart_is_a_named_failure(monkeypatch):
     """One Newton step and no L-BFGS phase: no restart converges; the run reports it (finite values), no traceback."""
-    monkeypatch.setattr(family, "SOLVER", dataclasses.replace(family.SOLVER, quasi_newton_steps=0, max_steps=1))
+    from ufm.objectives import nonnegative as objective
+
+    one_step = dataclasses.replace(objective.MODEL2_SOLVER, quasi_newton_steps=0, max_steps=1)
+    monkeypatch.setattr(objective, "MODEL2_SOLVER", one_step)
     report = family.run(NonnegProblem(C=2, n=1, d=2, restarts=2, model="ufm"), progress=False)
     conv = check(report, "solver converged")
     assert not conv.passed and "no element converged" in conv.detail

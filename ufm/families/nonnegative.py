@@ -30,6 +30,7 @@ from ufm.objectives.nonnegative import (
     objective_data,
     random_params,
     solve_with_floor,
+    solver_options,
     zero_start,
 )
 from ufm.objectives.nonnegative import scaled_model2_loss as _scaled_model2_loss
@@ -57,6 +58,7 @@ __all__ = [  # names read from this module by the tests, benchmarks, figures and
     "objective_data",
     "random_params",
     "solve_with_floor",
+    "solver_options",
     "theory_for",
     "zero_start",
 ]
@@ -127,7 +129,7 @@ def steps(problem: NonnegProblem, options: SolverOptions):
 
 FAMILY = Family(
     name=lambda problem: {"lpm": "nonneg-lpm", "ufm": "nonneg-ufm"}[problem.model],
-    solver_options=lambda problem: SOLVER,
+    solver_options=solver_options,
     arrays_name="solution.npz",
     assess=assess,
     solve=None,  # from steps
