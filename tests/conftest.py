@@ -28,15 +28,15 @@ import ufm  # noqa: F401  (side effect: jax_enable_x64)
 # ``UFM_TEST_XLA_DEFAULT=1`` or XLA_FLAGS already sets a level: LLVM optimization level 0 and the elemental emitters
 # (inprocess.FAST_COMPILATION). Two thirds of the suite's time was XLA compilation of small programs, so compiling
 # them fast matters more than running them fast. Measured, the whole suite on 2 cores (``pytest --durations=0
-# -p no:cacheprovider``): 597 s at the default setting, 268 s with both flags (717 passed each); level 0 alone
-# had taken the suite from 588 s to 561 s; four families' default runs compiled in 19.9 s at the default, 15.1 s at
-# level 0 and 4.6 s with both. Both compile the same HLO program with IEEE float64 semantics (no fast math at
-# either setting): a square-loss run C = 3, n = 5 gives identical W and H with and without the emitter flag, and F
-# to 2.2e-16 (W up to the model's rotation symmetry) at level 0; a test that passes at one setting and fails at
-# another depends on rounding luck. The end-to-end subprocess run of tests/test_cli.py compiles as a user's run does
-# (inprocess.default_compilation_env). An XLA that does not know a flag aborts the process, so the emitter flag is
-# tried in a subprocess first (1-2 s, once: xdist workers inherit the environment). Set before any JAX computation:
-# the CPU backend reads XLA_FLAGS when it starts.
+# -p no:cacheprovider``): 597 s with level 0 alone, 268 s with both flags (717 passed each; level 0 alone had
+# taken it from 588 s at XLA's default to 561 s on an earlier day); four families' default runs compiled in 19.9 s
+# at XLA's default, 15.1 s at level 0 and 4.6 s with both. Both compile the same HLO program with IEEE float64
+# semantics (no fast math at either setting): a square-loss run C = 3, n = 5 gives identical W and H with and
+# without the emitter flag, and F to 2.2e-16 (W up to the model's rotation symmetry) at level 0; a test that passes
+# at one setting and fails at another depends on rounding luck. The end-to-end subprocess run of tests/test_cli.py
+# compiles as a user's run does (inprocess.default_compilation_env). An XLA that does not know a flag aborts the
+# process, so the emitter flag is tried in a subprocess first (1-2 s, once: xdist workers inherit the
+# environment). Set before any JAX computation: the CPU backend reads XLA_FLAGS when it starts.
 _DEFAULT_XLA = os.environ.get("UFM_TEST_XLA_DEFAULT", "0") == "1"
 
 
