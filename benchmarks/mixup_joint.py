@@ -1,7 +1,7 @@
 """Joint problem: mixup cross-entropy with the classifier learned jointly (``mixup-joint``), three ways to solve
 one instance.
 
-    L(W, G) = sum_t pi_t [logsumexp(W h_t) - y_t^T W h_t] + (lambda_H/2) ||G||_F^2 + (lambda_W/2) ||W||_F^2,
+    L(W, G) = sum_t pi_t [logsumexp(W h_t) - y_t^T W h_t] + (mu/2) ||G||_F^2 + (lambda_W/2) ||W||_F^2,
 
 ``h_t = g_t / sqrt(pi_t)``, one feature variable per distinct soft target ``y_t = lam e_c + (1-lam) e_c'`` with its
 probability pi_t (the family's ``MixupJointProblem.targets()``: C + C(C-1)/2 n_nodes targets, Gauss-Jacobi nodes
@@ -25,7 +25,7 @@ ACCURACY = "relative objective gap to the best objective any method reached"
 
 
 def instance(spec: dict, *, seed: int = 0) -> dict:
-    """The family's defaults (alpha = 1, lam_W = lam_H = 0.05, 16 nodes, d = C) at ``spec["C"]``; one seeded
+    """The family's defaults (alpha = 1, lambda_W = mu = 0.05, 16 nodes, d = C) at ``spec["C"]``; one seeded
     start as the family draws its first restart (W with N(0, 1/d) entries, g_t with N(0, pi_t / d))."""
     problem = MixupJointProblem(C=int(spec["C"]), d=spec.get("d"), restarts=1, seed=seed)
     c, c_prime, lam, weight = problem.targets()
@@ -40,8 +40,8 @@ def instance(spec: dict, *, seed: int = 0) -> dict:
         "d": d,
         "T": T,
         "alpha": problem.alpha,
-        "lam_W": problem.lam_W,
-        "lam_H": problem.lam_H,
+        "lambda_W": problem.lambda_W,
+        "mu": problem.mu,
         "n_nodes": problem.n_nodes,
         "problem": problem,
         "Y": Y,
@@ -54,12 +54,12 @@ def instance(spec: dict, *, seed: int = 0) -> dict:
 
 
 def describe(inst: dict) -> dict:
-    return {k: inst[k] for k in ("C", "d", "T", "alpha", "lam_W", "lam_H", "n_nodes", "n_vars")}
+    return {k: inst[k] for k in ("C", "d", "T", "alpha", "lambda_W", "mu", "n_nodes", "n_vars")}
 
 
 def _data(inst: dict) -> JointData:
     return JointData(
-        jnp.asarray(inst["Y"]), jnp.asarray(inst["weight"]), jnp.asarray(inst["lam_W"]), jnp.asarray(inst["lam_H"])
+        jnp.asarray(inst["Y"]), jnp.asarray(inst["weight"]), jnp.asarray(inst["lambda_W"]), jnp.asarray(inst["mu"])
     )
 
 
@@ -80,8 +80,8 @@ def memory_estimate(inst: dict) -> int:
 def scipy_problem(inst: dict):
     """scipy L-BFGS-B on the flattened (W, G), numpy float64, its own objective and analytic gradient: with
     ``H = G / sqrt(pi)``, ``Z = H W^T``, ``P = softmax(Z)`` (rows) and ``R = pi (P - Y)``: ``grad_W = R^T H +
-    lambda_W W``, ``grad_G = (R W) / sqrt(pi) + lambda_H G``."""
-    Y, w, lw, lh = inst["Y"], inst["weight"], inst["lam_W"], inst["lam_H"]
+    lambda_W W``, ``grad_G = (R W) / sqrt(pi) + mu G``."""
+    Y, w, lw, lh = inst["Y"], inst["weight"], inst["lambda_W"], inst["mu"]
     C, d, T = inst["C"], inst["d"], inst["T"]
     root = np.sqrt(w)[:, None]
 
@@ -102,7 +102,7 @@ def scipy_problem(inst: dict):
 
 def sgd_lr(inst: dict) -> float:
     """SGD (momentum 0.9) at lr 1, whatever C: in the g variables the feature block of the Hessian is
-    ``lambda_H I + ...`` whatever the number of targets. Tuned once on C = 10 among 0.1, 0.3, 1, 3, 10 (checked every
+    ``mu I + ...`` whatever the number of targets. Tuned once on C = 10 among 0.1, 0.3, 1, 3, 10 (checked every
     50 steps): 1 was the fastest to a 1e-10 gap (3 about as fast, 10 diverged): a favourable choice for the
     baseline there; Adam runs at its default-in-papers lr 1e-3."""
     return 1.0

@@ -39,7 +39,7 @@ def instance(spec: dict, *, rho: float = 0.5, seed: int = 0) -> dict:
         n=n,
         layers=1,
         model="ufm",
-        act="linear",
+        activation="linear",
         bias="none",
         lambda_W=lam,
         lambda_H=lam,

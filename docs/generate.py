@@ -24,6 +24,8 @@ holds). Re-running a command into its folder and then this script updates the pa
 - ``certificates``: the certificate table;
 - ``benchmarks-mixup``, ``benchmarks-joint``, ``benchmarks-growth``, ``benchmarks-machine``: the benchmark tables;
 - ``figure-captions``: the table of figures, each with its caption at the full configuration;
+- ``flags``: every problem flag of ``python -m ufm.solve``, read from the families' parsers (which are generated
+  from the problem dataclasses): the field it sets, the families that have it, its deprecated spellings;
 - ``network-verdicts``: the claims tested on trained networks, with their numbers and verdicts, from the summaries
   that ``python -m ufm.experiments --only network_mixup network_label_noise network_linearity`` wrote into
   ``docs/data/network-*/NAME.json``.
@@ -265,6 +267,33 @@ def _network_mixup_claims(summary: dict) -> list[dict]:
     return out
 
 
+def flag_table(root: Path) -> str:
+    """``flags``: one row per problem flag of ``python -m ufm.solve`` (from each family's parser)."""
+    from ufm import families
+    from ufm import solve as solve_cli
+    from ufm.cli import Store
+
+    rows: dict[str, dict] = {}
+    for loss in families.FAMILIES:
+        family = families.load(loss)
+        unused = getattr(family, "UNUSED_FLAGS", {}).get(loss, set())  # refused by that variant
+        for action in solve_cli._family_parser(family)._actions:
+            if isinstance(action, Store) and action.dest not in unused:
+                row = rows.setdefault(action.option_strings[0], {"fields": set(), "losses": [], "old": set()})
+                row["fields"].add(action.dest)
+                row["losses"].append(loss)
+                row["old"].update(action.deprecated)
+    lines = ["| flag | problem field | families | deprecated spelling |", "|---|---|---|---|"]
+    for flag in sorted(rows, key=lambda f: (f.lower(), f)):
+        row = rows[flag]
+        every = len(row["losses"]) == len(families.FAMILIES)
+        losses = "all" if every else ", ".join(f"`{name}`" for name in row["losses"])
+        fields = ", ".join(f"`{name}`" for name in sorted(row["fields"]))
+        old = ", ".join(f"`{name}`" for name in sorted(row["old"])) or ""
+        lines.append(f"| `{flag}` | {fields} | {losses} | {old} |")
+    return "\n".join(lines) + "\n"
+
+
 def network_verdicts(root: Path) -> str:
     """``network-verdicts``: one row per claim of the network figures: the claim, the per-seed condition, the
     numbers (mean +- standard deviation over the seeds, ddof 0) and the verdict, read from the recorded JSON."""
@@ -357,6 +386,7 @@ RENDERERS = {
     "benchmarks-machine": benchmarks_machine,
     "figure-captions": figure_captions,
     "network-verdicts": network_verdicts,
+    "flags": flag_table,
 }
 
 

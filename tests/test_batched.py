@@ -142,10 +142,10 @@ def test_steps_in_lockstep_join_each_round_and_equal_their_drive_alone():
 PAIRS = {
     "mixup": [ufm.MixupProblem(C=3, n_lambdas=3, mu=mu) for mu in (1e-2, 1e-1)],
     "mixup-deep": [
-        ufm.MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed", mu=mu)
+        ufm.MixupDeepProblem(C=2, d0=3, d1=2, n_nodes=1, restarts=1, eval_lambdas=1, classifier="fixed", mu=mu)
         for mu in (1e-2, 2e-2)
     ],
-    "mixup-joint": [ufm.MixupJointProblem(C=3, n_nodes=4, lam_H=lam) for lam in (0.05, 0.1)],
+    "mixup-joint": [ufm.MixupJointProblem(C=3, n_nodes=4, mu=lam) for lam in (0.05, 0.1)],
     "nonneg-ufm": [ufm.NonnegProblem(C=3, n=2, restarts=2, lambda_H=lam) for lam in (1e-3, 1e-2)],
     "md": [ufm.MemorizationDilationProblem(C=2, n=4, d=2, restarts=1, r=r) for r in (1.0, 0.5)],
     "ce": [ufm.CEProblem(C=3, n=2, restarts=2, lambda_H=lam) for lam in (1e-3, 1e-2)],

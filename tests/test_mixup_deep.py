@@ -19,7 +19,7 @@ from ufm.objectives.mixup_deep import activation_function, make_loss
 from ufm.problems import InputError
 from ufm.problems.mixup_deep import MixupDeepProblem
 
-SMALL = dict(C=3, d0=3, d1=4, n_lambdas=3, restarts=4, eval_lambdas=9, seed=0, classifier="fixed")
+SMALL = dict(C=3, d0=3, d1=4, n_nodes=3, restarts=4, eval_lambdas=9, seed=0, classifier="fixed")
 
 
 def _random_params(problem, seed=5):
@@ -33,7 +33,7 @@ def _random_params(problem, seed=5):
 @pytest.mark.parametrize("alpha", [0.4, 1.0, 2.5])
 def test_quadrature_integrates_beta_moments(alpha):
     """n-node Gauss-Jacobi is exact for degree <= 2n - 1: E[lam^j] = B(alpha + j, alpha)/B(alpha, alpha)."""
-    lam, w = MixupDeepProblem(alpha=alpha, n_lambdas=4).quadrature()
+    lam, w = MixupDeepProblem(alpha=alpha, n_nodes=4).quadrature()
     for j in range(8):
         exact = np.exp(special.betaln(alpha + j, alpha) - special.betaln(alpha, alpha))
         assert abs(w @ lam**j - exact) < 1e-13
@@ -45,7 +45,7 @@ def test_distinct_training_rows_give_the_same_expectation(alpha, n):
     pair x node): the same rows up to order, and the same expectation of a function that is neither symmetric nor
     polynomial in lam (1e-14 relative: the Gauss-Jacobi nodes are symmetric to rounding). The objective on these
     rows against a direct evaluation over every ordered pair, per rule: the test below."""
-    problem = MixupDeepProblem(C=4, alpha=alpha, n_lambdas=n)
+    problem = MixupDeepProblem(C=4, alpha=alpha, n_nodes=n)
     M, w, _ = problem.training_mixes()
     rows, w_vertex, w_mix = problem.training_rows()
     assert rows.shape == (4 + 6 * n, 4) and abs(w_vertex.sum() + w_mix.sum() - 1) < 1e-15
@@ -66,7 +66,7 @@ def test_objective_mixes_before_the_forward_pass(rule):
     g, V, W = (np.asarray(x) for x in (params["g"], params["V"], data.W))
     net = lambda x: np.maximum(x @ V.T, 0) @ W.T
     lam, w = problem.quadrature()
-    decay = 0.5 * problem.mu * np.sum(g * g) / problem.C + 0.5 * problem.mu_v * np.sum(V * V)
+    decay = 0.5 * problem.mu * np.sum(g * g) / problem.C + 0.5 * problem.lambda_W * np.sum(V * V)
     ce = lambda z, y: special.logsumexp(z) - y @ z
     erm = np.mean([ce(net(g[c]), np.eye(3)[c]) for c in range(3)])
     mix, cons, after = 0.0, 0.0, 0.0
@@ -85,7 +85,7 @@ def test_objective_mixes_before_the_forward_pass(rule):
 
 
 def test_learned_classifier_is_used_and_decayed():
-    """With a "W" entry in params the loss uses it (not the fixed ETF) and adds (mu_v/2)||W||^2: compared with the
+    """With a "W" entry in params the loss uses it (not the fixed ETF) and adds (lambda_W/2)||W||^2: compared with the
     fixed-W loss evaluated at data.W = that W, 1e-12 relative."""
     problem = MixupDeepProblem(activation="relu", **{**SMALL, "classifier": "learned"})
     params = _random_params(problem)
@@ -94,7 +94,7 @@ def test_learned_classifier_is_used_and_decayed():
     loss = make_loss(activation_function("relu"))
     learned = float(loss({**params, "W": jnp.asarray(W)}, data))
     fixed_at_W = float(loss(params, data._replace(W=jnp.asarray(W))))
-    expected = fixed_at_W + 0.5 * problem.mu_v * np.sum(W * W)
+    expected = fixed_at_W + 0.5 * problem.lambda_W * np.sum(W * W)
     assert abs(learned - expected) < 1e-12 * abs(expected)
 
 
@@ -142,7 +142,9 @@ def test_problem_validation():
 
 def test_cli_bad_input(tmp_path):
     out = tmp_path / "never"
-    assert_refused(run_main("ufm.solve", "--loss", "mixup-deep", "--mu-v", "-1", "--out", str(out)), "argument --mu-v:")
+    assert_refused(
+        run_main("ufm.solve", "--loss", "mixup-deep", "--lambda-W", "-1", "--out", str(out)), "argument --lambda-W:"
+    )
     assert not out.exists()
 
 
@@ -198,7 +200,7 @@ def test_flags_that_do_not_apply_and_huge_sizes_are_refused():
 
     assert "argument --sharpness:" in refused(["--activation", "relu", "--sharpness", "5"])
     assert "argument --m:" in refused(["--classifier", "learned", "--m", "2"])
-    assert "argument --lambdas:" in refused(["--lambdas", "1001"])
+    assert "argument --nodes:" in refused(["--nodes", "1001"])
     for flag, value in (
         ("--C", "100000"),
         ("--d0", "10000000"),
@@ -240,7 +242,7 @@ def test_one_compiled_solve_serves_every_continuation_stage(monkeypatch):
 
     monkeypatch.setattr(solver, "_solver_functions", functions)
     monkeypatch.setattr(batched, "minimise", minimise)  # every solver call of a solve written as steps
-    problem = MixupDeepProblem(C=2, d0=3, d1=2, n_lambdas=1, restarts=1, eval_lambdas=1, classifier="fixed")
+    problem = MixupDeepProblem(C=2, d0=3, d1=2, n_nodes=1, restarts=1, eval_lambdas=1, classifier="fixed")
     report = family.run(problem, progress=False)
     compiled = sum(len(cache) - before for cache, before in caches.values())
     assert len(calls) == 3 * len(family.RELU_SHARPNESS) and compiled == 2, (calls, compiled)

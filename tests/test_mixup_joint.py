@@ -22,7 +22,7 @@ from ufm.solver import minimise
 from ufm.theory import mixup as theory
 from ufm.theory import mixup_joint as joint_theory
 
-BASE = MixupJointProblem(C=3, alpha=1.0, lam_W=5e-2, lam_H=5e-2, n_nodes=16, restarts=2)
+BASE = MixupJointProblem(C=3, alpha=1.0, lambda_W=5e-2, mu=5e-2, n_nodes=16, restarts=2)
 
 
 def checks_by_name(report) -> dict:
@@ -98,8 +98,8 @@ def test_erm_reduction_against_same_class_closed_form():
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_trivial_threshold(alpha):
-    """W = 0 is optimal iff lambda_W lambda_H >= E||Py||^2/(C-1): 10% on either side of the threshold flips the
-    1-D answer; and the certificate at W = 0, H = 0 is sqrt(threshold / (lambda_W lambda_H)) exactly (by symmetry
+    """W = 0 is optimal iff lambda_W mu >= E||Py||^2/(C-1): 10% on either side of the threshold flips the
+    1-D answer; and the certificate at W = 0, H = 0 is sqrt(threshold / (lambda_W mu)) exactly (by symmetry
     E[P y y^T P] is a multiple of P), so it exposes W = 0 as non-global below the threshold."""
     C = 4
     problem = MixupJointProblem(C=C, alpha=alpha, n_nodes=6)
@@ -212,7 +212,7 @@ def test_etf_error_detects_a_non_etf_optimum():
         (["--alpha", "-0.5"], "--alpha"),
         (["--alpha", "nan"], "--alpha"),
         (["--nodes", "0"], "--nodes"),
-        (["--lam-W", "0"], "--lam-W"),
+        (["--lambda-W", "0"], "--lambda-W"),
         (["--restarts", "0"], "--restarts"),
     ],
 )
@@ -270,7 +270,7 @@ def test_one_node_quadrature_is_reported_not_failed():
 
 
 def test_unconverged_restarts_are_not_graded_as_minima():
-    """lambda_W = lambda_H = 1e-6 (C = 10): one of three restarts stalled at grad 5.2e-10 with ETF error 7.6e-5,
+    """lambda_W = mu = 1e-6 (C = 10): one of three restarts stalled at grad 5.2e-10 with ETF error 7.6e-5,
     2.2e-13 above the others (ETF to 2e-12). Only converged restarts are graded as minima; the stalled one is
     named in the convergence check's detail; the best (lowest converged) is graded."""
     from ufm.checks import mixup_joint as joint_checks
@@ -300,10 +300,10 @@ def test_unconverged_restarts_are_not_graded_as_minima():
 
 @pytest.mark.parametrize("factor, zero", [(1.1, True), (0.9, False)])
 def test_zero_start_where_the_zero_solution_can_be_optimal(factor, zero):
-    """W = H = 0 (always a critical point) is added as a start iff lambda_W lambda_H >= the trivial threshold."""
+    """W = H = 0 (always a critical point) is added as a start iff lambda_W mu >= the trivial threshold."""
     problem = MixupJointProblem(C=4, n_nodes=3, restarts=2)
     thr = joint_theory.trivial_threshold(4, *problem.quadrature())
-    problem = dataclasses.replace(problem, lam_W=np.sqrt(factor * thr), lam_H=np.sqrt(factor * thr))
+    problem = dataclasses.replace(problem, lambda_W=np.sqrt(factor * thr), mu=np.sqrt(factor * thr))
     assert family.start_kinds(problem) == ("random", "random") + (("zero",) if zero else ())
 
 

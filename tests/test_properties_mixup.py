@@ -104,11 +104,11 @@ def deep_problems(draw):
     decay = log_uniform(*deep_ranges.DECAY_RANGE)
     mu = draw(decay)
     ratio = draw(log_uniform(1 / deep_ranges.DECAY_RATIO_MAX, deep_ranges.DECAY_RATIO_MAX))
-    mu_v = min(max(mu / ratio, deep_ranges.DECAY_RANGE[0]), deep_ranges.DECAY_RANGE[1])
-    while mu / mu_v > deep_ranges.DECAY_RATIO_MAX:  # rounding
-        mu_v *= 1 + 2**-52
-    while mu / mu_v < 1 / deep_ranges.DECAY_RATIO_MAX:
-        mu_v *= 1 - 2**-52
+    lambda_W = min(max(mu / ratio, deep_ranges.DECAY_RANGE[0]), deep_ranges.DECAY_RANGE[1])
+    while mu / lambda_W > deep_ranges.DECAY_RATIO_MAX:  # rounding
+        lambda_W *= 1 + 2**-52
+    while mu / lambda_W < 1 / deep_ranges.DECAY_RATIO_MAX:
+        lambda_W *= 1 - 2**-52
     return MixupDeepProblem(
         C=C,
         d0=draw(sizes([3], [1, C])),
@@ -118,9 +118,9 @@ def deep_problems(draw):
         classifier=classifier,
         m=draw(log_uniform(*deep_ranges.M_RANGE)) if classifier == "fixed" else 1.0,
         mu=mu,
-        mu_v=mu_v,
+        lambda_W=lambda_W,
         alpha=draw(log_uniform(*deep_ranges.ALPHA_RANGE)),
-        n_lambdas=draw(sizes([3], [1, 2])),
+        n_nodes=draw(sizes([3], [1, 2])),
         consistency=draw(st.one_of(st.just(0.0), log_uniform(1e-3, deep_ranges.CONSISTENCY_MAX))),  # [0, max]
         restarts=draw(sizes([4], [1, 2])),
         eval_lambdas=draw(sizes([9], [1, 3])),
@@ -148,19 +148,19 @@ def joint_problems(draw):
     )
     product = draw(log_uniform(1e-6, 0.05) if CI else log_uniform(joint_ranges.DECAY_PRODUCT_MIN, 1e6))
     ratio = draw(log_uniform(1 / joint_ranges.DECAY_RATIO_MAX, joint_ranges.DECAY_RATIO_MAX))
-    lam_W, lam_H = (product * ratio) ** 0.5, (product / ratio) ** 0.5
-    while lam_W * lam_H < joint_ranges.DECAY_PRODUCT_MIN:  # rounding of the square roots
-        lam_W *= 1 + 2**-52
-    while lam_W / lam_H > joint_ranges.DECAY_RATIO_MAX:
-        lam_W *= 1 - 2**-52
-    while lam_W / lam_H < 1 / joint_ranges.DECAY_RATIO_MAX:
-        lam_W *= 1 + 2**-52
+    lambda_W, mu = (product * ratio) ** 0.5, (product / ratio) ** 0.5
+    while lambda_W * mu < joint_ranges.DECAY_PRODUCT_MIN:  # rounding of the square roots
+        lambda_W *= 1 + 2**-52
+    while lambda_W / mu > joint_ranges.DECAY_RATIO_MAX:
+        lambda_W *= 1 - 2**-52
+    while lambda_W / mu < 1 / joint_ranges.DECAY_RATIO_MAX:
+        lambda_W *= 1 + 2**-52
     return MixupJointProblem(
         C=C,
         d=draw(sizes([C], [C - 1, C])),
         alpha=alpha,
-        lam_W=lam_W,
-        lam_H=lam_H,
+        lambda_W=lambda_W,
+        mu=mu,
         n_nodes=draw(sizes([16], [1, 2, 3])),
         restarts=draw(sizes([2], [1, 2])),
         seed=draw(st.integers(0, 3)),

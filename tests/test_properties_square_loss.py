@@ -73,7 +73,7 @@ def problems(draw) -> SquareLossProblem:
         n=draw(st.sampled_from([1, 2, 3])),
         layers=layers,
         model=model,
-        act=act,
+        activation=act,
         bias=bias,
         lambda_W=lambda_W,
         lambda_H=draw(DECAYS) if model == "ufm" else SquareLossProblem.lambda_H,
@@ -86,7 +86,7 @@ def problems(draw) -> SquareLossProblem:
 
 def check_outcome(problem: SquareLossProblem) -> None:
     report = family.run(problem, progress=False)
-    genuine = RELU_GENUINE if problem.act == "relu" else {}
+    genuine = RELU_GENUINE if problem.activation == "relu" else {}
     assert_named_outcome(report, genuine_failures=genuine)
     for c in report.failed_checks:  # a ReLU failure must be a documented one: kinks or dead units
         assert any(sig in c.detail for sig in RELU_SIGNATURES), (problem, c)
@@ -100,6 +100,6 @@ def check_outcome(problem: SquareLossProblem) -> None:
         C=3, n=2, layers=2, bias=BIAS_DECAY_RANGE[1], lambda_W=DECAY_RANGE[1], lambda_H=DECAY_RANGE[0], restarts=2
     )
 )
-@example(SquareLossProblem(C=2, n=1, layers=2, act="relu", bias="free", d=4, restarts=2))
+@example(SquareLossProblem(C=2, n=1, layers=2, activation="relu", bias="free", d=4, restarts=2))
 def test_square_loss_runs_have_named_outcomes(problem):
     check_outcome(problem)

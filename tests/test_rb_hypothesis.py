@@ -51,7 +51,7 @@ def test_solver_critical_point_of_a_bias_free_relu_model():
     # A bias-free two-layer ReLU UFM, no closed form: at the solver's converged point the residual sums follow the
     # stationarity formula (tolerance 1e-8: the point is critical to a relative gradient <= 1e-12, and the N x N
     # solve is well conditioned), and they are positive: no output column sums to 1.
-    report = ufm.run(ufm.SquareLossProblem(C=3, n=2, layers=2, act="relu", d=6, bias="none", restarts=2))
+    report = ufm.run(ufm.SquareLossProblem(C=3, n=2, layers=2, activation="relu", d=6, bias="none", restarts=2))
     assert report.passed
     F, h, labels = report.arrays["F"], report.arrays["features"], report.arrays["labels"]
     Y = np.eye(3)[:, labels]

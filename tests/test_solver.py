@@ -152,7 +152,7 @@ def test_polish_tolerates_evaluation_noise_of_large_sums():
 def test_lbfgs_phase_never_ends_above_its_start():
     """optax's zoom line search still steps when it fails; on ReLU kinks such steps compounded (f 2.35 -> 1e24 on
     restart 5 below). The phase must return its lowest iterate: bounded by the start's objective, exactly."""
-    problem = SquareLossProblem(C=3, n=2, d=6, layers=2, act="relu", bias="free", restarts=6)
+    problem = SquareLossProblem(C=3, n=2, d=6, layers=2, activation="relu", bias="free", restarts=6)
     parts = [
         objective.balanced_orthogonal_params(problem, 3, problem.seed),
         objective.gaussian_params(problem, 3, problem.seed),

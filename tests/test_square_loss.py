@@ -91,7 +91,7 @@ def test_identities_hold_at_relu_solutions():
     the identities and they hold, or names the nonsmooth point; and most runs grade them."""
     graded = 0
     for seed in range(3):
-        report = run(C=3, layers=2, act="relu", bias="free", d=6, seed=seed)
+        report = run(C=3, layers=2, activation="relu", bias="free", d=6, seed=seed)
         identities = [check(report, name) for name in ("(I1)", "(I2)", "(I3)")]
         if report.passed:
             assert all(c.graded and c.passed for c in identities), [(c.name, c.value) for c in identities]
@@ -155,7 +155,7 @@ def test_gradient_descent_trajectory_records_collapse():
         ("lambda_W", {"lambda_W": -1.0}),
         ("lambda_H", {"lambda_H": 0.0}),
         ("layers", {"layers": 0}),
-        ("act", {"act": "tanh"}),
+        ("activation", {"activation": "tanh"}),
         ("bias", {"bias": "sometimes"}),
         ("bias", {"bias": "-0.1"}),
         ("n", {"n": 0}),
@@ -303,15 +303,19 @@ def test_restarts_cover_the_zero_basin():
 
 
 def test_unused_flags_and_meaningless_settings():
-    assert family.UNUSED_FLAGS == {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
+    assert family.UNUSED_FLAGS == {
+        "mse": {"layers", "activation", "inputs"},
+        "mse-deep": {"inputs"},
+        "mse-net": {"lambda_H"},
+    }
     parser = argparse.ArgumentParser()
     parser.add_argument("--loss")
     family.add_arguments(parser)
     dests = {a.dest for a in parser._actions}
     assert all(flags <= dests for flags in family.UNUSED_FLAGS.values())
     with pytest.raises(InputError) as info:  # ReLU acts between layers; one layer has none
-        SquareLossProblem(layers=1, act="relu")
-    assert info.value.field == "act"
+        SquareLossProblem(layers=1, activation="relu")
+    assert info.value.field == "activation"
     with pytest.raises(InputError) as info:  # a one-layer network has no hidden width
         family.problem_from_args(parser.parse_args(["--loss", "mse-net", "--layers", "1", "--d", "5"]))
     assert info.value.field == "d"
@@ -359,7 +363,7 @@ def test_memory_estimate_from_sizes_only():
 def test_relu_kinks_count_exact_zeros():
     """A sample whose first-layer features are all dead has second-layer pre-activations exactly 0: a kink in the
     first layer (restarts of a 3-layer ReLU network stalled on 12 - 18 of them, reported as 'no kink')."""
-    problem = SquareLossProblem(C=2, n=1, model="net", layers=3, act="relu", d=2, restarts=1)
+    problem = SquareLossProblem(C=2, n=1, model="net", layers=3, activation="relu", d=2, restarts=1)
     data = objective.objective_data(problem)
     X = np.asarray(data.X)  # orthonormal columns: W1 = M X^T gives first-layer pre-activations M
     M = np.array([[1.0, -1.0], [2.0, -0.5]])  # sample 1 negative at both units, no entry near 0
@@ -374,7 +378,7 @@ def test_relu_best_above_the_known_critical_point_fails_by_name():
     K n^(1/m) Lambda = 2e-9) is a known critical point of the ReLU model (factors >= 0, ReLU inactive), so a best
     point above it fails, by name, with the dead units in the detail; the zero agreement is reported, not graded,
     for ReLU."""
-    report = run(C=2, n=1, layers=2, act="relu", lambda_W=1e-9, lambda_H=1e-9, d=2, restarts=1)
+    report = run(C=2, n=1, layers=2, activation="relu", lambda_W=1e-9, lambda_H=1e-9, d=2, restarts=1)
     failed = {c.name: c for c in report.failed_checks}
     assert checks.BEST_NOT_ABOVE in failed and "dead ReLU units" in failed[checks.BEST_NOT_ABOVE].detail
     assert abs(report.numbers["closed_form_point"]["objective"] - 3e-9) <= 1e-15

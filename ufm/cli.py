@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import signal
 import sys
 import tempfile
 import threading
+import types
+import typing
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_WRITTEN = 0, 1, 2, 3
@@ -58,6 +61,131 @@ class Parser(argparse.ArgumentParser):
         if arg_string.startswith("-") and is_number(arg_string):
             return None
         return super()._parse_optional(arg_string)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help without the deprecated spellings of a flag (:class:`Store`'s ``deprecated``)."""
+
+    def _format_action_invocation(self, action):
+        deprecated = getattr(action, "deprecated", ())
+        if not deprecated:
+            return super()._format_action_invocation(action)
+        current = [s for s in action.option_strings if s not in deprecated]
+        return super()._format_action_invocation(
+            argparse.Action(current, action.dest, nargs=action.nargs, metavar=action.metavar)
+        )
+
+
+class Store(argparse.Action):
+    """argparse's ``store`` that also accepts the deprecated spellings in ``deprecated``; the current flag is
+    ``option_strings[0]`` (:func:`canonical_flag`). A deprecated spelling read is noted in the parser's
+    ``deprecated_used`` (:func:`deprecation_notes`), for the command line to warn once its input is valid (bad input
+    stays one line)."""
+
+    def __init__(self, option_strings, dest, deprecated=(), **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.deprecated = tuple(deprecated)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in self.deprecated:
+            note = f"{option_string} is deprecated; use {self.option_strings[0]}"
+            parser.__dict__.setdefault("deprecated_used", []).append(note)
+        setattr(namespace, self.dest, values)
+
+
+def deprecation_notes(parser: argparse.ArgumentParser) -> list[str]:
+    """The deprecated spellings ``parser`` has read, one note each (``--act is deprecated; use --activation``)."""
+    return list(dict.fromkeys(parser.__dict__.get("deprecated_used", [])))
+
+
+def canonical_flag(action: argparse.Action) -> str:
+    """The flag an action is named by in messages: the first of a :class:`Store`'s, else the longest."""
+    if isinstance(action, Store):
+        return action.option_strings[0]
+    return max(action.option_strings, key=len)
+
+
+def _value_type(hint) -> type:
+    """The command-line type of a field's annotation: int, float or str (``X | None`` is X; a union of str with
+    anything else is read as str and parsed by the dataclass, as the square loss's bias)."""
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
+    options = tuple(o for o in options if o is not type(None))
+    if len(options) == 1 and options[0] in (int, float, str):
+        return options[0]
+    if str in options:
+        return str
+    raise TypeError(f"no command-line type for the annotation {hint!r}")
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _with_default(doc: str, shown: str | None) -> str:
+    """``doc`` with ``default X`` inside its closing parenthesis, or after it in one."""
+    if shown is None:
+        return doc
+    depth = 0
+    for i in range(len(doc) - 1, -1, -1):  # the parenthesis that the last character closes, if it is one
+        depth += {")": 1, "(": -1}.get(doc[i], 0)
+        if depth == 0:
+            break
+    if doc.endswith(")") and depth == 0:
+        return f"{doc[:-1]}; default {shown})"
+    return f"{doc} (default {shown})"
+
+
+def add_problem_arguments(
+    parser: argparse.ArgumentParser,
+    problem_class,
+    title: str,
+    *,
+    exclude: tuple[str, ...] = (),
+    defaults: dict | None = None,
+) -> None:
+    """One flag per field of ``problem_class`` (declared with ``ufm.problems.parameter``) in the group ``title``.
+
+    The flag is ``ufm.problems.flag_name``'s, its dest the field, its type from the annotation, its help the
+    field's doc and its default (``default_doc`` or the value). ``defaults`` replaces a field's default on this
+    command line (``None``: left to the family's ``problem_from_args``, e.g. a default that depends on the
+    variant); ``exclude`` names the fields that are not flags (set by the variant). Returns the group (a family
+    adds its flags that are not problem fields to it).
+    """
+    from ufm.problems import flag_name
+
+    hints = typing.get_type_hints(problem_class)
+    group = parser.add_argument_group(title)
+    for field in dataclasses.fields(problem_class):
+        if field.name in exclude:
+            continue
+        if "doc" not in field.metadata:
+            raise TypeError(f"{problem_class.__name__}.{field.name} has no doc: declare it with ufm.problems.parameter")
+        default = (defaults or {}).get(field.name, field.default)
+        shown = field.metadata["default_doc"] or (None if field.default is None else _shown(field.default))
+        aliases = field.metadata["aliases"]
+        group.add_argument(
+            flag_name(field),
+            *aliases,
+            action=Store,
+            deprecated=aliases,
+            type=_value_type(hints[field.name]),
+            default=default,
+            dest=field.name,
+            metavar=field.name.upper(),
+            help=_with_default(field.metadata["doc"], shown),
+        )
+    return group
+
+
+def problem_flags(problem_class) -> dict[str, str]:
+    """Field name -> its command-line flag, for every field of ``problem_class``."""
+    from ufm.problems import flag_name
+
+    return {field.name: flag_name(field) for field in dataclasses.fields(problem_class)}
 
 
 _UNSET = object()

@@ -37,10 +37,12 @@ from ufm.cli import (
     EXIT_NOT_WRITTEN,
     EXIT_OK,
     SIZE_HELP,
+    HelpFormatter,
     Interrupted,
     Parser,
     UsageError,
     cache_dir_choice,
+    deprecation_notes,
     explicit_dests,
     gib,
     interruptible,
@@ -60,7 +62,7 @@ def _common_parser(*, families_help: str = "") -> Parser:
     parser = Parser(
         prog=PROG,
         add_help=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         description="Solve an unconstrained-features model objective and check it against theory.",
         epilog=(families_help + "\n\n" if families_help else "") + EXIT_CODES_HELP,
     )
@@ -214,6 +216,8 @@ def parse(argv: list[str]):
         _refuse_over_budget(family, problem, ns.max_memory)
     except InputError as err:
         raise UsageError(f"argument {flag_of(family, err.field)}: {err.message}") from None
+    for note in deprecation_notes(parser):
+        warn(note)
     return family, ns, problem
 
 

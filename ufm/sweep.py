@@ -82,6 +82,7 @@ from ufm.cli import (
     Parser,
     UsageError,
     cache_dir_choice,
+    canonical_flag,
     interruptible,
     is_number,
     os_problem,
@@ -255,7 +256,7 @@ def occurrences(argv: list[str], parser: argparse.ArgumentParser) -> list[Occurr
             stop = i + 1 if eq else min(i + 2, len(argv))
         else:
             value, stop = None, i + 1
-        out.append(Occurrence(action.dest, max(action.option_strings, key=len), i, stop, value))
+        out.append(Occurrence(action.dest, canonical_flag(action), i, stop, value))
         i = stop
     return out
 

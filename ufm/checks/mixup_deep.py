@@ -233,7 +233,7 @@ def headline(problem: MixupDeepProblem, table: dict, losses: dict, verdicts: dic
         f"ufm mixup-deep: C={problem.C} d0={problem.d0} d1={problem.d1} activation={problem.activation}"
         + (f"(s={problem.sharpness:g})" if problem.activation == "softplus" else "")
         + (f" (by softplus continuation to s={RELU_SHARPNESS[-1]:g})" if problem.activation == "relu" else "")
-        + f" classifier={problem.classifier} mu={problem.mu:g} mu_v={problem.mu_v:g} alpha={problem.alpha:g} "
+        + f" classifier={problem.classifier} mu={problem.mu:g} lambda_W={problem.lambda_W:g} alpha={problem.alpha:g} "
         f"consistency={problem.consistency:g}  {problem.restarts} restarts per rule",
         "NonLin of Chaudhry et al. eq. (3) per layer (g: mixed input features, h: hidden, z: logits), best restart;",
         "floor = 1 - |sum lam f^| (any exactly linear map with equal vertex norms); excess = NonLin - floor:",

@@ -326,7 +326,7 @@ CENTRAL_PATH = "central path: W = ridge LS classifier of its features"
 def _relu_pre_activations(problem: SquareLossProblem, params: dict, data: SquareLossData):
     """Every hidden layer's pre-activations (numpy, units x samples) of a ReLU network; none for another
     activation."""
-    if problem.act != "relu":
+    if problem.activation != "relu":
         return
     h = params["H"] if "H" in params else data.X
     for W in params["layers"][:-1]:

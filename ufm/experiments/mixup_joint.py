@@ -29,8 +29,8 @@ def config(quick: bool) -> dict:
         "classes": [3] if quick else [3, 5, 10],
         "solver_alphas": [1.0] if quick else [0.0, 0.2, 1.0, 2.0],
         "theory_alphas": (2 * np.linspace(0, 1, 9 if quick else 41) ** 2).tolist(),
-        "lam_W": 5e-2,
-        "lam_H": 5e-2,
+        "lambda_W": 5e-2,
+        "mu": 5e-2,
         "n_nodes": 16,
         "restarts": 2 if quick else 3,
         "seed": 0,
@@ -52,7 +52,7 @@ def caption(cfg: dict) -> str:
     """
     return compose(
         f"testing the ETF assumption of {FISHER_2024}",
-        f"classifier learned jointly, lambda_W = {cfg['lam_W']:g}, lambda_H = {cfg['lam_H']:g}, "
+        f"classifier learned jointly, lambda_W = {cfg['lambda_W']:g}, mu = {cfg['mu']:g}, "
         f"{cfg['n_nodes']} quadrature nodes, {cfg['restarts']} restarts from random (W, H)",
         f"the learned ETF multiplier m against alpha for C = {comma_list(cfg['classes'])} (circles the joint solve at "
         f"alpha = {comma_list(cfg['solver_alphas'])}, lines the 1-D reduction at {grid(cfg['theory_alphas'])}), and "
@@ -69,8 +69,8 @@ def compute(cfg: dict, progress) -> dict:
     for C in cfg["classes"]:
         base = MixupJointProblem(
             C=C,
-            lam_W=cfg["lam_W"],
-            lam_H=cfg["lam_H"],
+            lambda_W=cfg["lambda_W"],
+            mu=cfg["mu"],
             n_nodes=cfg["n_nodes"],
             restarts=cfg["restarts"],
             seed=cfg["seed"],
@@ -113,7 +113,7 @@ def plot(data: dict, cfg: dict):
     left.set(
         xlabel=r"mixup $\alpha$ ($\lambda \sim$ Beta($\alpha$, $\alpha$); 0 = ERM)",
         ylabel=r"ETF multiplier $m = \|w_c\|$",
-        title=rf"$\lambda_W$ = {cfg['lam_W']:g}, $\lambda_H$ = {cfg['lam_H']:g}; lines: 1-D reduction",
+        title=rf"$\lambda_W$ = {cfg['lambda_W']:g}, $\mu$ = {cfg['mu']:g}; lines: 1-D reduction",
     )
     left.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     right.set(

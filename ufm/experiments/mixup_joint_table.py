@@ -3,7 +3,7 @@
     python -m ufm.experiments.mixup_joint_table --out runs/mixup-joint-table
 
 solves the joint mixup UFM (``ufm.run`` on ``ufm.MixupJointProblem``) for every C in {3, 5, 10, 20, 50}, alpha in
-{0 (ERM), 0.2, 1, 2} and (lambda_W, lambda_H) in {(5e-2, 5e-2), (1e-2, 5e-2), (5e-2, 1e-2)}, and writes
+{0 (ERM), 0.2, 1, 2} and (lambda_W, mu) in {(5e-2, 5e-2), (1e-2, 5e-2), (5e-2, 1e-2)}, and writes
 ``table.txt`` and ``table.md`` (one row per case and the verdict line) and ``summary.json`` (every number of every
 case, the configuration, package versions) into ``--out`` atomically. Progress: one line per case on stderr.
 Exit 0 when every check of every case passed, 1 otherwise (the failing checks are in the table).
@@ -32,7 +32,7 @@ COLUMNS = (
     "C",
     "alpha",
     "lambda_W",
-    "lambda_H",
+    "mu",
     "ETF error",
     "m joint",
     "m 1-D",
@@ -52,8 +52,8 @@ def row(problem: MixupJointProblem, report) -> dict:
     return {
         "C": problem.C,
         "alpha": problem.alpha,
-        "lam_W": problem.lam_W,
-        "lam_H": problem.lam_H,
+        "lambda_W": problem.lambda_W,
+        "mu": problem.mu,
         "etf_error": n["etf_error"],
         "m": n["m"],
         "m_1d": n["m_1d"],
@@ -81,8 +81,8 @@ def format_row(r: dict) -> list[str]:
     return [
         str(r["C"]),
         alpha,
-        f"{r['lam_W']:g}",
-        f"{r['lam_H']:g}",
+        f"{r['lambda_W']:g}",
+        f"{r['mu']:g}",
         f"{r['etf_error']:.1e}",
         f"{r['m']:.10f}",
         f"{r['m_1d']:.10f}",
@@ -102,8 +102,8 @@ def verdict(rows: list[dict]) -> str:
     for r in rows:
         if not r["etf_error"] <= checks.ETF_TOL:
             return (
-                f"the ETF assumption FAILED first at C={r['C']}, alpha={r['alpha']:g}, lambda_W={r['lam_W']:g}, "
-                f"lambda_H={r['lam_H']:g}: ETF error {r['etf_error']:.3e} > {checks.ETF_TOL:g}"
+                f"the ETF assumption FAILED first at C={r['C']}, alpha={r['alpha']:g}, lambda_W={r['lambda_W']:g}, "
+                f"mu={r['mu']:g}: ETF error {r['etf_error']:.3e} > {checks.ETF_TOL:g}"
             )
     worst = max(rows, key=lambda r: r["etf_error"])
     return (
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         problems = [
-            MixupJointProblem(C=C, alpha=a, lam_W=lw, lam_H=lh, n_nodes=ns.nodes, restarts=ns.restarts)
+            MixupJointProblem(C=C, alpha=a, lambda_W=lw, mu=lh, n_nodes=ns.nodes, restarts=ns.restarts)
             for C in ns.C
             for lw, lh in DECAYS
             for a in ns.alpha
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(problem, ufm.run(problem)))
             r = rows[-1]
             print(
-                f"[{i + 1}/{len(problems)}] C={r['C']} alpha={r['alpha']:g} lW={r['lam_W']:g} lH={r['lam_H']:g}: "
+                f"[{i + 1}/{len(problems)}] C={r['C']} alpha={r['alpha']:g} lW={r['lambda_W']:g} lH={r['mu']:g}: "
                 f"ETF err {r['etf_error']:.1e}, m {r['m']:.10f} (1-D {r['m_1d']:.10f}), "
                 f"{'PASS' if r['passed'] else 'FAIL'}, {r['seconds']:.0f} s",
                 file=sys.stderr,

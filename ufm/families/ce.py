@@ -21,6 +21,7 @@ from ufm import driver
 from ufm.algorithms.batched import SolveRequest
 from ufm.checks import ce as checks
 from ufm.checks.convergence import best_converged
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives.ce import (
     LBFGS_ABOVE,
@@ -31,7 +32,7 @@ from ufm.objectives.ce import (
     objective_data,
     starts,
 )
-from ufm.problems import filled
+from ufm.problems import filled, from_namespace
 from ufm.problems.ce import CEProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, peak_bytes
@@ -39,39 +40,16 @@ from ufm.theory import ce as theory
 
 NAME = "ce"
 DESCRIPTION = "cross-entropy UFM with weight decay: simplex ETF, NC1-NC3, trivial past K^2 n lambda_W lambda_H = 1"
-FLAGS = {"lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
+FLAGS = problem_flags(CEProblem)
 UNUSED_FLAGS: dict[str, set[str]] = {NAME: set()}
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("cross-entropy UFM (ce)")
-    group.add_argument("--C", type=int, default=4, dest="C", help="classes K (>= 2)")
-    group.add_argument("--n", type=int, default=5, help="samples per class (>= 1)")
-    group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
-    for flag, what in (("W", "classifier"), ("H", "feature")):
-        group.add_argument(
-            f"--lambda-{flag}",
-            type=float,
-            default=5e-3,
-            dest=f"lambda_{flag}",
-            help=f"{what} weight decay (in [1e-9, 1e6])",
-        )
-    group.add_argument("--bias", default="none", help="none, or a bias weight decay lambda_b in [1e-9, 1e3]")
-    group.add_argument("--restarts", type=int, default=4, help="seeded random restarts (>= 1)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the restarts")
+    add_problem_arguments(parser, CEProblem, "cross-entropy UFM (ce)")
 
 
 def problem_from_args(ns) -> CEProblem:
-    return CEProblem(
-        C=ns.C,
-        n=ns.n,
-        d=ns.d,
-        lambda_W=ns.lambda_W,
-        lambda_H=ns.lambda_H,
-        bias=ns.bias,
-        restarts=ns.restarts,
-        seed=ns.seed,
-    )
+    return from_namespace(CEProblem, ns)
 
 
 def memory_estimate(problem: CEProblem) -> tuple[int, str]:

@@ -30,6 +30,7 @@ from ufm.algorithms.augmented_lagrangian import constraint_residual  # noqa: F40
 from ufm.algorithms.batched import drive, drive_together
 from ufm.checks import memorization_dilation as checks
 from ufm.checks.memorization_dilation import CONVERGED_NAME, KKT, measures, solution_checks  # noqa: F401 (tests)
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives.memorization_dilation import (  # noqa: F401 (RHO_MAX, next_penalty: read by the tests)
     RHO_MAX,
@@ -48,26 +49,17 @@ from ufm.sweeps import default_joint_batch
 
 NAME = "md"
 DESCRIPTION = "memorization-dilation: nonnegative UFM, label noise, coupling M_k <= r D_k (Model 3)"
-FLAGS = {"alpha": "--ls-alpha", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
+FLAGS = problem_flags(MemorizationDilationProblem)
 UNUSED_FLAGS: dict[str, set[str]] = {"md": set()}  # --r and --ls-alpha with --sweep r: refused in problem_from_args
 SWEEP_R = (0.25, 0.5, 1.0, 2.0, 4.0)
 SWEEP_ALPHAS = (0.0, 0.1, 0.3)
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("memorization-dilation (md)")
-    group.add_argument("--C", type=int, default=3, help="classes K (>= 2)")
-    group.add_argument("--n", type=int, default=10, help="samples per class (>= 3)")
-    group.add_argument("--d", type=int, default=None, help="feature dimension (>= K; default 2K)")
-    group.add_argument("--noise", type=float, default=0.2, help="share of noisy labels per class, in [0, 1)")
-    group.add_argument("--r", type=float, default=None, help="expressivity: M_k <= r D_k (> 0; default 1)")
-    group.add_argument(
-        "--ls-alpha", type=float, default=None, dest="alpha", help="label smoothing alpha in [0, 1) (default 0: CE)"
+    # --r and --ls-alpha unset (None) unless typed: refused with --sweep r, which sets them
+    group = add_problem_arguments(
+        parser, MemorizationDilationProblem, "memorization-dilation (md)", defaults={"r": None, "alpha": None}
     )
-    group.add_argument("--lambda-W", type=float, default=5e-3, dest="lambda_W", help="weight decay of W (> 0)")
-    group.add_argument("--lambda-H", type=float, default=5e-3, dest="lambda_H", help="weight decay of H (> 0)")
-    group.add_argument("--restarts", type=int, default=3, help="seeded random restarts (>= 1)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the noisy labels and the restarts")
     group.add_argument(
         "--sweep",
         choices=["r"],

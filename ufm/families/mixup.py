@@ -20,6 +20,7 @@ from ufm.checks import mixup as checks
 from ufm.checks import mixup_points as point_checks
 from ufm.checks.convergence import auxiliary_converged, every_converged
 from ufm.checks.nonlinearity import KAPPA_SWEEP, nonlinearity_defined, nonlinearity_summary, nonlinearity_vs_kappa
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives.mixup import (
     SOLVER,
@@ -54,43 +55,12 @@ __all__ = [
 ]
 NAME = "mixup"
 DESCRIPTION = "mixup cross-entropy, fixed simplex-ETF classifier, free features (Fisher et al. 2024, Thm 3.1)"
-FLAGS = {"n_lambdas": "--lambdas", "n_mixes": "--mixes"}
-DEFAULT_LAMBDAS = MixupProblem.n_lambdas
+FLAGS = problem_flags(MixupProblem)
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("mixup")
-    group.add_argument("--C", type=int, default=10, help="number of classes (>= 2)")
-    group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
-    group.add_argument("--m", type=float, default=1.0, help="ETF multiplier, ||w_c|| = m (in [1e-2, 1e2])")
-    group.add_argument("--mu", type=float, default=1e-2, help="feature weight decay mu in (mu/2)||h||^2 (> 0)")
-    group.add_argument(
-        "--lambdas",
-        type=int,
-        default=None,
-        dest="n_lambdas",
-        help="lambda grid size on [0, 1] (>= 2; default 101; only with --points 2)",
-    )
-    group.add_argument("--seed", type=int, default=0, help="seed of the ETF embedding and of the random starts")
-    group.add_argument(
-        "--points",
-        type=int,
-        default=2,
-        help="number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, Chaudhry et al.)",
-    )
-    group.add_argument(
-        "--alpha",
-        type=float,
-        default=None,
-        help="Dirichlet concentration of the k-point weights (> 0; default 1; only with --points >= 3)",
-    )
-    group.add_argument(
-        "--mixes",
-        type=int,
-        default=None,
-        dest="n_mixes",
-        help="number of random k-point mixes (>= 1; default 1000; only with --points >= 3)",
-    )
+    # --lambdas unset (None) unless typed: refused with --points >= 3, where it does not apply
+    add_problem_arguments(parser, MixupProblem, "mixup", defaults={"n_lambdas": None})
 
 
 # Every flag applies to the one variant; --lambdas (pair grid) versus --alpha/--mixes (points >= 3) depend on

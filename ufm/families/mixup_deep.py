@@ -19,6 +19,7 @@ from ufm.algorithms.continuation import continuation_steps
 from ufm.algorithms.restarts import concatenate
 from ufm.checks import mixup_deep as checks
 from ufm.checks.mixup_deep import layer_nonlinearity  # noqa: F401 (a public name)
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives.mixup_deep import (  # noqa: F401 (public names: memory_estimate is read by ufm.solve)
     RELU_SHARPNESS,
@@ -31,55 +32,21 @@ from ufm.objectives.mixup_deep import (  # noqa: F401 (public names: memory_esti
     stages,
 )
 from ufm.problems import InputError, from_namespace
-from ufm.problems.mixup_deep import MAX_NODES, RULES, MixupDeepProblem
+from ufm.problems.mixup_deep import RULES, MixupDeepProblem
 from ufm.report import Report
 from ufm.solver import SolverOptions, best_element
 
 NAME = "mixup-deep"
 DESCRIPTION = "two-layer UFM with input mixup: ERM vs mixup vs consistency loss, NonLin per layer (Chaudhry et al.)"
-FLAGS = {"n_lambdas": "--lambdas", "mu_v": "--mu-v", "eval_lambdas": "--eval-lambdas"}
+FLAGS = problem_flags(MixupDeepProblem)
 # One variant; --sharpness (softplus only) and --m (fixed classifier only) depend on other flags and are refused
 # by problem_from_args where they do not apply.
 UNUSED_FLAGS: dict[str, set[str]] = {NAME: set()}
-ARGUMENTS = (  # flag, type, default, help (the problem's field: FLAGS, else the flag without dashes)
-    ("--C", int, 4, "number of classes (>= 2)"),
-    ("--d0", int, None, "first-layer feature dimension (>= 1; default C)"),
-    ("--d1", int, None, "hidden width (default 2C; >= C-1 with a fixed ETF)"),
-    ("--activation", str, "relu", "relu (default; reached by softplus continuation), softplus (smooth) or linear"),
-    (
-        "--sharpness",
-        float,
-        None,
-        "softplus sharpness s: softplus(s x)/s (in [0.1, 1e6]; default 10; only with --activation softplus)",
-    ),
-    ("--classifier", str, "learned", "learned (default) or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)"),
-    (
-        "--m",
-        float,
-        None,
-        "ETF multiplier of the fixed classifier (in [1e-2, 1e2]; default 1; only with --classifier fixed)",
-    ),
-    ("--mu", float, 1e-2, "weight decay of the free features (in [1e-6, 1e6])"),
-    (
-        "--mu-v",
-        float,
-        1e-2,
-        "weight decay of the layer (and of a learned classifier) (in [1e-6, 1e6]; mu / mu_v in [1e-4, 1e4])",
-    ),
-    ("--alpha", float, 1.0, "mixup lam ~ Beta(alpha, alpha) (in [1e-6, 1e6])"),
-    ("--lambdas", int, 6, f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})"),
-    ("--consistency", float, 1.0, "weight of the consistency loss (in [0, 10])"),
-    ("--restarts", int, 8, "seeded random starts per rule (>= 1)"),
-    ("--eval-lambdas", int, 99, "lam values per class pair at which NonLin is evaluated (>= 1)"),
-    ("--seed", int, 0, "seed of the ETF embedding and of the random starts"),
-)
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("mixup-deep")
-    dests = {flag: field for field, flag in FLAGS.items()}
-    for flag, kind, default, what in ARGUMENTS:
-        group.add_argument(flag, type=kind, default=default, dest=dests.get(flag, flag[2:]), help=what)
+    # --sharpness and --m unset (None) unless typed: refused where they do not apply
+    add_problem_arguments(parser, MixupDeepProblem, "mixup-deep", defaults={"sharpness": None, "m": None})
 
 
 def problem_from_args(ns) -> MixupDeepProblem:

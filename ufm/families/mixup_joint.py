@@ -16,6 +16,7 @@ import numpy as np
 from ufm import driver
 from ufm.algorithms.restarts import graded_restarts
 from ufm.checks import mixup_joint as checks
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.etf import etf_gram_error
 from ufm.family import Assessment, Family
 from ufm.objectives.mixup_joint import (
@@ -28,7 +29,7 @@ from ufm.objectives.mixup_joint import (
     start_kinds,
 )
 from ufm.problems import InputError, from_namespace
-from ufm.problems.mixup_joint import MAX_NODES, MixupJointProblem
+from ufm.problems.mixup_joint import MixupJointProblem
 from ufm.report import Report
 from ufm.solver import STATUS_MESSAGES, SolverOptions, best_element
 from ufm.theory.mixup_joint import reduced_multiplier
@@ -46,43 +47,12 @@ __all__ = [
 ]
 NAME = "mixup-joint"
 DESCRIPTION = "mixup cross-entropy, classifier AND features learned jointly: does the simplex ETF stay optimal?"
-FLAGS = {"n_nodes": "--nodes"}
+FLAGS = problem_flags(MixupJointProblem)
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("mixup-joint")
-    group.add_argument("--C", type=int, default=10, help="number of classes (>= 2)")
-    group.add_argument("--d", type=int, default=None, help="feature dimension (>= C-1; default C)")
-    group.add_argument(
-        "--alpha", type=float, default=1.0, help="lam ~ Beta(alpha, alpha) (in [1e-6, 1e6]); 0 means ERM (no mixup)"
-    )
-    group.add_argument(
-        "--lam-W",
-        type=float,
-        default=5e-2,
-        dest="lam_W",
-        help="classifier weight decay (> 0; lam_W lam_H >= 1e-10, lam_W / lam_H in [1e-4, 1e4])",
-    )
-    group.add_argument(
-        "--lam-H", type=float, default=5e-2, dest="lam_H", help="feature weight decay (> 0; see --lam-W)"
-    )
-    group.add_argument(
-        "--nodes",
-        type=int,
-        default=None,
-        dest="n_nodes",
-        help=f"Gauss-Jacobi nodes for the Beta(alpha, alpha) average (1 .. {MAX_NODES}; default "
-        f"{MixupJointProblem.n_nodes}; not with --alpha 0)",
-    )
-    group.add_argument("--restarts", type=int, default=3, help="seeded random starts, solved as one batch (>= 1)")
-    group.add_argument(
-        "--samples-per-target",
-        type=int,
-        default=1,
-        dest="samples_per_target",
-        help="feature variables per ordered (c, c', node); > 1 checks the collapse (default 1)",
-    )
-    group.add_argument("--seed", type=int, default=0, help="seed of the random starts")
+    # --nodes unset (None) unless typed: refused with --alpha 0 (ERM), where it does not apply
+    add_problem_arguments(parser, MixupJointProblem, "mixup-joint", defaults={"n_nodes": None})
 
 
 # One variant; --nodes does not apply to ERM (--alpha 0), which problem_from_args refuses.

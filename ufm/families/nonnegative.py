@@ -14,6 +14,7 @@ import numpy as np
 from ufm import driver
 from ufm.checks import nonnegative as checks
 from ufm.checks.nonnegative import GEOMETRY_NAMES
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives.nonnegative import (
     BOUNDS,
@@ -67,23 +68,13 @@ DESCRIPTION = (
     "nonnegative features with CE / label smoothing: Model 1 (budgets), Model 2 (weight decay) (Nguyen et al.)"
 )
 VARIANTS = {"nonneg-lpm": "lpm", "nonneg-ufm": "ufm"}
-FLAGS = {"alpha": "--ls-alpha", "E_W": "--E-W", "E_H": "--E-H", "lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
+FLAGS = problem_flags(NonnegProblem)
 # Flags of this family that a variant does not read (the CLI refuses them when given explicitly).
 UNUSED_FLAGS = {"nonneg-lpm": {"lambda_W", "lambda_H"}, "nonneg-ufm": {"E_W", "E_H"}}
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("nonnegative features (nonneg-lpm, nonneg-ufm)")
-    group.add_argument("--C", type=int, default=10, help="classes K (>= 2)")
-    group.add_argument("--n", type=int, default=4, help="samples per class (>= 1)")
-    group.add_argument("--d", type=int, default=None, help="feature dimension (>= K; default 2K)")
-    group.add_argument("--ls-alpha", type=float, default=0.0, dest="alpha", help="label smoothing alpha in [0, 1)")
-    group.add_argument("--E-W", type=float, default=1.0, dest="E_W", help="Model 1 classifier budget (> 0)")
-    group.add_argument("--E-H", type=float, default=1.0, dest="E_H", help="Model 1 feature budget (> 0)")
-    group.add_argument("--lambda-W", type=float, default=5e-3, dest="lambda_W", help="Model 2 weight decay of W (> 0)")
-    group.add_argument("--lambda-H", type=float, default=5e-3, dest="lambda_H", help="Model 2 weight decay of H (> 0)")
-    group.add_argument("--restarts", type=int, default=6, help="seeded random restarts (>= 1)")
-    group.add_argument("--seed", type=int, default=0, help="seed of the restarts")
+    add_problem_arguments(parser, NonnegProblem, "nonnegative features (nonneg-lpm, nonneg-ufm)", exclude=("model",))
 
 
 def problem_from_args(ns) -> NonnegProblem:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ufm import driver
 from ufm.checks import square_loss as checks
+from ufm.cli import add_problem_arguments, problem_flags
 from ufm.family import Assessment, Family
 from ufm.objectives import square_loss as objective
 from ufm.objectives.square_loss import SOLVER, SquareLossSolution, solve, solver_options
@@ -32,37 +33,23 @@ VARIANTS = {
     "mse-deep": {"model": "ufm", "layers": 3, "C": 10},
     "mse-net": {"model": "net", "layers": 2, "C": 3},
 }
-FLAGS = {"lambda_W": "--lambda-W", "lambda_H": "--lambda-H"}
+FLAGS = problem_flags(SquareLossProblem)
+MODEL_NAMES = {"ufm": "UFM", "net": "network on fixed inputs"}
 # Flags (argparse dests) that do not apply to a variant; the CLI refuses them when given. mse is the one-layer
 # UFM: its layer count is 1 by definition, it has no hidden layer for an activation, and its features are free
 # (no inputs). mse-deep has free features too. mse-net has fixed inputs instead of features, so no lambda_H.
-UNUSED_FLAGS = {"mse": {"layers", "act", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
+UNUSED_FLAGS = {"mse": {"layers", "activation", "inputs"}, "mse-deep": {"inputs"}, "mse-net": {"lambda_H"}}
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("square loss (mse, mse-deep, mse-net)")
-    group.add_argument("--C", type=int, default=None, help="classes (>= 2; default 10, mse-net 3)")
-    group.add_argument("--n", type=int, default=5, help="samples per class (>= 1)")
-    group.add_argument(
-        "--layers", type=int, default=None, help="weight layers L (>= 1; default mse-deep 3, mse-net 2; mse has 1)"
+    # C and layers unset (None) unless typed: their defaults are the variant's (problem_from_args)
+    add_problem_arguments(
+        parser,
+        SquareLossProblem,
+        "square loss (mse, mse-deep, mse-net)",
+        exclude=("model",),
+        defaults={"C": None, "layers": None},
     )
-    group.add_argument("--act", default="linear", help="activation between layers: linear or relu (layers >= 2)")
-    group.add_argument("--bias", default="none", help="none, free, or a bias weight decay lambda_b in [1e-9, 1e3]")
-    group.add_argument(
-        "--lambda-W", type=float, default=5e-3, dest="lambda_W", help="weight decay of every layer (in [1e-9, 1e6])"
-    )
-    group.add_argument(
-        "--lambda-H", type=float, default=5e-3, dest="lambda_H", help="feature weight decay (in [1e-9, 1e6]; UFMs only)"
-    )
-    group.add_argument("--d", type=int, default=None, help="width / feature dimension (>= C; default C)")
-    group.add_argument("--inputs", default="orthonormal", help="mse-net inputs: orthonormal or gaussian")
-    group.add_argument(
-        "--restarts",
-        type=int,
-        default=4,
-        help="seeded random restarts (>= 1); a candidate start at W = H = 0 is added to them",
-    )
-    group.add_argument("--seed", type=int, default=0, help="seed of restarts and inputs")
 
 
 def problem_from_args(ns) -> SquareLossProblem:
@@ -92,8 +79,8 @@ def assess(problem: SquareLossProblem, sol, best: int, found: SquareLossSolution
     kinks = checks.relu_kinks(problem, found.params, data)
     result[:0] = checks.convergence_checks(problem, found, kinks)
     headline = [
-        f"ufm {problem.model} square loss: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
-        f"act={problem.act} bias={problem.bias} lambda_W={problem.lambda_W:g}"
+        f"ufm square loss, {MODEL_NAMES[problem.model]}: C={problem.C} n={problem.n} L={problem.layers} d={problem.d} "
+        f"activation={problem.activation} bias={problem.bias} lambda_W={problem.lambda_W:g}"
         + (f" lambda_H={problem.lambda_H:g}" if problem.model == "ufm" else f" inputs={problem.inputs}")
     ]
     if t is None:

@@ -7,7 +7,7 @@ learned layer, ``g_mix = sum_c M_c g_c`` (an input mix, their eq. 1), BEFORE the
 One objective covers the three training rules of Chaudhry et al., Sec. 3, through its data:
 
     L = sum_i a_i CE(z(M_i g), Y_i) + sum_i b_i || z(M_i g) - sum_c M_ic z(g_c) ||^2
-        + (mu/2) ||g||_F^2 / C + (mu_v/2) (||V||_F^2 [+ ||W||_F^2 if learned])
+        + (mu/2) ||g||_F^2 / C + (lambda_W/2) (||V||_F^2 [+ ||W||_F^2 if learned])
 
 - ERM: M = Y = I, a = 1/C, b = 0;
 - mixup: rows M_i = Y_i = lam e_c + (1-lam) e_c' over ordered pairs and quadrature nodes lam, a = weights, b = 0;
@@ -68,7 +68,7 @@ def activation_function(name: str, sharpness: float = 10.0) -> Callable[[jax.Arr
 
 class DeepMixupData(NamedTuple):
     """Rows of input mixes M (n x C), soft targets Y (n x C), CE weights a (n,), consistency weights b (n,), the
-    fixed classifier W (C x d1; unused when learned), weight decays mu (features) and mu_v (layers), and the
+    fixed classifier W (C x d1; unused when learned), weight decays mu (features) and lambda_W (layers), and the
     softplus sharpness used by :func:`smooth_loss` (data, not a constant, so that one compiled objective serves
     every stage of a continuation)."""
 
@@ -78,7 +78,7 @@ class DeepMixupData(NamedTuple):
     b: jax.Array
     W: jax.Array
     mu: jax.Array
-    mu_v: jax.Array
+    lambda_W: jax.Array
     sharpness: jax.Array | float = 10.0
 
 
@@ -98,9 +98,9 @@ def make_loss(act: Callable) -> Callable[[dict, DeepMixupData], jax.Array]:
         _, z_pts = forward(params, data, act, g)
         ce = jax.nn.logsumexp(z_mix, axis=-1) - jnp.sum(data.Y * z_mix, axis=-1)
         gap = z_mix - data.M @ z_pts
-        decay = 0.5 * data.mu * jnp.sum(g * g) / g.shape[0] + 0.5 * data.mu_v * jnp.sum(params["V"] ** 2)
+        decay = 0.5 * data.mu * jnp.sum(g * g) / g.shape[0] + 0.5 * data.lambda_W * jnp.sum(params["V"] ** 2)
         if "W" in params:
-            decay = decay + 0.5 * data.mu_v * jnp.sum(params["W"] ** 2)
+            decay = decay + 0.5 * data.lambda_W * jnp.sum(params["W"] ** 2)
         return data.a @ ce + data.b @ jnp.sum(gap * gap, axis=-1) + decay
 
     return loss
@@ -130,7 +130,7 @@ def _estimate(sz: dict) -> int:
     """Peak bytes of a run from its sizes (python ints, nothing allocated); see :func:`memory_estimate`."""
     C, d0, d1, R = sz["C"], sz["d0"], sz["d1"], sz["restarts"]
     n_vars = _n_vars(C, d0, d1, sz["learned"])
-    rows = C + C * (C - 1) // 2 * sz["n_lambdas"]  # mixup's and consistency's rows (problem.training_rows)
+    rows = C + C * (C - 1) // 2 * sz["n_nodes"]  # mixup's and consistency's rows (problem.training_rows)
     data = 8 * (2 * rows * C + 2 * rows + C * d1)
     # one pass keeps per row the mixed input, pre-activation, hidden, logits (and the C unmixed points); the dense
     # Hessian (forward over reverse) carries one tangent of that per variable (matrix-free: a few), per restart
@@ -152,11 +152,11 @@ def memory_estimate(problem: MixupDeepProblem) -> tuple[int, str]:
         "d0": problem.d0,
         "d1": problem.d1,
         "restarts": problem.restarts,
-        "n_lambdas": problem.n_lambdas,
+        "n_nodes": problem.n_nodes,
         "eval_lambdas": problem.eval_lambdas,
         "learned": problem.classifier == "learned",
     }
-    reference = {"C": 4, "d0": problem.C, "d1": 2 * problem.C, "restarts": 8, "n_lambdas": 6, "eval_lambdas": 99}
+    reference = {"C": 4, "d0": problem.C, "d1": 2 * problem.C, "restarts": 8, "n_nodes": 6, "eval_lambdas": 99}
     return _estimate(sizes), driving_field(_estimate, sizes, reference)
 
 
@@ -167,7 +167,7 @@ def rule_data(problem: MixupDeepProblem, rule: str) -> DeepMixupData:
     # mixup and consistency on the same distinct rows (problem.training_rows: the vertices, then the mixes of
     # distinct classes): one data shape, so one compiled solve serves both rules. A class mixed with itself adds
     # nothing to the consistency term (its gap is exactly 0). ERM keeps its C rows: padding it to theirs would cost
-    # it 1 + (C-1) n_lambdas / 2 times the work per evaluation, more than a compilation once C is large.
+    # it 1 + (C-1) n_nodes / 2 times the work per evaluation, more than a compilation once C is large.
     rows, w_vertex, w_mix = problem.training_rows()
     if rule == "erm":
         M, Y, a, b = eye, eye, ones, np.zeros(C)
@@ -179,7 +179,7 @@ def rule_data(problem: MixupDeepProblem, rule: str) -> DeepMixupData:
         b = np.concatenate([np.zeros(C), problem.consistency * w_mix])
     else:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    arrays = (M, Y, a, b, problem.classifier_matrix(), problem.mu, problem.mu_v, problem.sharpness)
+    arrays = (M, Y, a, b, problem.classifier_matrix(), problem.mu, problem.lambda_W, problem.sharpness)
     return DeepMixupData(*(jnp.asarray(x, dtype=jnp.float64) for x in arrays))
 
 

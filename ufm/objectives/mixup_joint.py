@@ -30,8 +30,8 @@ class JointData(NamedTuple):
 
     Y: jax.Array
     weight: jax.Array
-    lam_W: jax.Array
-    lam_H: jax.Array
+    lambda_W: jax.Array
+    mu: jax.Array
 
 
 def features(params: JointParams, weight: jax.Array) -> jax.Array:
@@ -40,12 +40,12 @@ def features(params: JointParams, weight: jax.Array) -> jax.Array:
 
 
 def joint_mixup_loss(params: JointParams, data: JointData) -> jax.Array:
-    """``sum_t pi_t [logsumexp(W h_t) - y_t^T W h_t + (lambda_H/2) ||h_t||^2] + (lambda_W/2) ||W||_F^2``.
+    """``sum_t pi_t [logsumexp(W h_t) - y_t^T W h_t + (mu/2) ||h_t||^2] + (lambda_W/2) ||W||_F^2``.
 
-    The mixup UFM objective ``E_pairs E_lam [CE_soft(W h, y) + (lambda_H/2)||h||^2] + (lambda_W/2)||W||_F^2``
+    The mixup UFM objective ``E_pairs E_lam [CE_soft(W h, y) + (mu/2)||h||^2] + (lambda_W/2)||W||_F^2``
     (``ufm.theory.mixup_joint``) with the expectations as the finite sum over targets t with probabilities pi_t.
     The variables are ``g_t = sqrt(pi_t) h_t``: the same problem after a diagonal change of variables, so that the
-    feature block of the Hessian is ``lambda_H I + ...`` instead of ``pi_t lambda_H I + ...`` whatever the number of
+    feature block of the Hessian is ``mu I + ...`` instead of ``pi_t mu I + ...`` whatever the number of
     targets, which keeps one gradient tolerance meaningful for every feature and CG's conditioning independent of
     T. (The gradient in h is ``sqrt(pi_t)`` times the gradient in g: a tolerance on the latter bounds the former.)
     """
@@ -54,8 +54,8 @@ def joint_mixup_loss(params: JointParams, data: JointData) -> jax.Array:
     ce = jax.nn.logsumexp(Z, axis=-1) - jnp.sum(data.Y * Z, axis=-1)
     return (
         data.weight @ ce
-        + 0.5 * data.lam_H * jnp.sum(params.G * params.G)
-        + 0.5 * data.lam_W * jnp.sum(params.W * params.W)
+        + 0.5 * data.mu * jnp.sum(params.G * params.G)
+        + 0.5 * data.lambda_W * jnp.sum(params.W * params.W)
     )
 
 
@@ -76,8 +76,8 @@ SOLVER = SolverOptions(
 
 def start_kinds(problem: MixupJointProblem) -> tuple[str, ...]:
     """``problem.restarts`` seeded Gaussian starts, plus W = H = 0 where it is the global minimum (``lambda_W
-    lambda_H >=`` the trivial threshold ``E||P y||^2 / (C-1)``, ``ufm.theory.mixup_joint.trivial_threshold``)."""
-    zero = problem.lam_W * problem.lam_H >= joint_theory.trivial_threshold(problem.C, *problem.quadrature())
+    mu >=`` the trivial threshold ``E||P y||^2 / (C-1)``, ``ufm.theory.mixup_joint.trivial_threshold``)."""
+    zero = problem.lambda_W * problem.mu >= joint_theory.trivial_threshold(problem.C, *problem.quadrature())
     return ("random",) * problem.restarts + (("zero",) if zero else ())
 
 
@@ -106,7 +106,7 @@ def solve_request(problem: MixupJointProblem, options: SolverOptions) -> SolveRe
     """The joint objective from :func:`start_kinds`'s starts as one batch (nothing of the ETF, of the theorem or of
     the collapse is imposed beyond one variable per target)."""
     _, _, _, weight, Y = _soft_targets(problem)
-    data = JointData(jnp.asarray(Y), jnp.asarray(weight), jnp.asarray(problem.lam_W), jnp.asarray(problem.lam_H))
+    data = JointData(jnp.asarray(Y), jnp.asarray(weight), jnp.asarray(problem.lambda_W), jnp.asarray(problem.mu))
     rng = np.random.default_rng(problem.seed)
     R, T, d = problem.restarts, weight.size, filled(problem.d, "d")
     W0 = rng.standard_normal((R, problem.C, d)) / np.sqrt(d)

@@ -125,7 +125,7 @@ def objective_data(problem: SquareLossProblem, balanced: bool = False) -> Square
         jnp.full(problem.layers, lam_W),
         jnp.asarray(lam_H),
         jnp.asarray(lambda_b),
-        jnp.asarray(1.0 if problem.act == "relu" else 0.0),
+        jnp.asarray(1.0 if problem.activation == "relu" else 0.0),
     )
 
 
@@ -293,7 +293,7 @@ def _balanced_random_starts(problem: SquareLossProblem, restarts: int, seed: int
     restarts the two that came to the symmetric point stopped 1.1e-9 above it, unconverged on its kinks, and the
     only converged one was at 0.0404; Gaussian starts converge at the symmetric point (0.0355156695) to 2e-16.
     """
-    if problem.act == "linear":
+    if problem.activation == "linear":
         return balanced_orthogonal_params(problem, restarts, seed)
     return gaussian_params(problem, restarts, seed)
 
@@ -309,12 +309,12 @@ def zero_candidate(problem: SquareLossProblem) -> bool:
     term's change is O(|theta|^m), the decays' O(|theta|^2)). Not for a two-layer ReLU network: there W = 0 can be
     a saddle along directions with every hidden unit active, but every pre-activation sits on its kink, where the
     Hessian the solver forms (relu'(0) = 0) sees only the decays and would call the saddle a minimum."""
-    return problem.act == "linear" or problem.factor_decays.size >= 3
+    return problem.activation == "linear" or problem.factor_decays.size >= 3
 
 
 def start_labels(problem: SquareLossProblem) -> list[str]:
     """What every batch element of :func:`solve` started from."""
-    if problem.act == "linear":
+    if problem.activation == "linear":
         labels = [
             f"random {i} (balanced orthogonal, scale {START_SCALES[i % len(START_SCALES)]:g})"
             for i in range(problem.restarts)

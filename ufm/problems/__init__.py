@@ -1,4 +1,9 @@
-"""Problem definitions: frozen dataclasses of sizes and hyper-parameters, validated on construction."""
+"""Problem definitions: frozen dataclasses of sizes and hyper-parameters, validated on construction.
+
+Each field is declared with :func:`parameter`, which carries its one-line documentation: the command line is
+generated from the fields (``ufm.cli.add_problem_arguments``), so a field's name, its flag and its help are
+written once, here.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,34 @@ class InputError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def parameter(
+    default: Any, doc: str, *, default_doc: str | None = None, flag: str | None = None, aliases: tuple[str, ...] = ()
+) -> Any:
+    """A problem field with its documentation, from which the command line is generated.
+
+    Args:
+        default: the field's default (``None``: filled in by ``__post_init__`` from other fields).
+        doc: what the field is and its valid range, one line (e.g. ``"samples per class (>= 1)"``).
+        default_doc: how the default reads in the help when it is not the value itself (``"C"``, ``"2K"``).
+        flag: the command-line flag when it is not the rule's (:func:`flag_name`).
+        aliases: earlier spellings of the flag, still accepted with a deprecation warning.
+
+    Returns:
+        a ``dataclasses.field`` with these in its metadata.
+    """
+    metadata = {"doc": doc, "default_doc": default_doc, "flag": flag, "aliases": tuple(aliases)}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The command-line flag of a problem field: its ``flag`` if given, else ``--`` and the name with ``_`` as
+    ``-`` and a leading ``n_`` (a count) dropped: ``lambda_W`` -> ``--lambda-W``, ``n_nodes`` -> ``--nodes``."""
+    if field.metadata.get("flag"):
+        return field.metadata["flag"]
+    name = field.name[2:] if field.name.startswith("n_") else field.name
+    return "--" + name.replace("_", "-")
 
 
 def from_namespace(cls: type[T], namespace: Any, defaults: tuple[str, ...] = (), **values: Any) -> T:

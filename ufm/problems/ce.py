@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from ufm.problems import InputError, filled, require, require_int, require_positive
+from ufm.problems import InputError, filled, parameter, require, require_int, require_positive
 
 # Accepted weight decays lambda_W, lambda_H. Every value is a well-posed problem (the infimum is attained for any
 # decays > 0); the range is what the tests and the certificate cover: at its ends every restart converges (decays
@@ -51,14 +51,14 @@ class CEProblem:
     lambda_W (classifier W, C x d), lambda_H (features H, N x d); ``bias`` ``"none"`` or a bias decay lambda_b;
     ``restarts`` seeded random starts. The objective is :func:`ufm.objectives.ce.ce_loss`."""
 
-    C: int = 4
-    n: int = 5
-    d: int | None = None
-    lambda_W: float = 5e-3
-    lambda_H: float = 5e-3
-    bias: str | float = "none"
-    restarts: int = 4
-    seed: int = 0
+    C: int = parameter(4, "classes K (>= 2)")
+    n: int = parameter(5, "samples per class (>= 1)")
+    d: int | None = parameter(None, "feature dimension (>= C-1)", default_doc="C")
+    lambda_W: float = parameter(5e-3, "classifier weight decay (lambda_W/2)||W||_F^2 (in [1e-9, 1e6])")
+    lambda_H: float = parameter(5e-3, "feature weight decay (lambda_H/2)||H||_F^2 (in [1e-9, 1e6])")
+    bias: str | float = parameter("none", "none, or a bias weight decay lambda_b in [1e-9, 1e3]")
+    restarts: int = parameter(4, "seeded random restarts (>= 1)")
+    seed: int = parameter(0, "seed of the restarts")
 
     def __post_init__(self):
         require_int(self.C, "C", 2)

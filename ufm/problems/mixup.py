@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from ufm.etf import simplex_etf
-from ufm.problems import filled, require, require_int, require_positive
+from ufm.problems import filled, parameter, require, require_int, require_positive
 
 # Beyond this range the optimum's conditioning (Hessian condition ~ 1 + kappa) leaves no correct digits to test.
 KAPPA_RANGE = (1e-12, 1e12)
@@ -34,15 +34,21 @@ class MixupProblem:
     (defaults 1.0 and 1000); with k = 2 the lambda grid is used and they must be left unset.
     """
 
-    C: int = 10
-    d: int | None = None
-    m: float = 1.0
-    mu: float = 1e-2
-    n_lambdas: int = 101
-    seed: int = 0
-    points: int = 2
-    alpha: float | None = None
-    n_mixes: int | None = None
+    C: int = parameter(10, "number of classes (>= 2)")
+    d: int | None = parameter(None, "feature dimension (>= C-1)", default_doc="C")
+    m: float = parameter(1.0, "ETF multiplier, ||w_c|| = m (in [1e-2, 1e2])")
+    mu: float = parameter(1e-2, "feature weight decay mu in (mu/2)||h||^2, per sample (> 0)")
+    n_lambdas: int = parameter(101, "lambda grid size on [0, 1] (>= 2; only with --points 2)")
+    seed: int = parameter(0, "seed of the ETF embedding and of the random starts")
+    points: int = parameter(
+        2, "number of mixed points k (>= 2; k >= 3: several-point Dirichlet mixup, Chaudhry et al.)"
+    )
+    alpha: float | None = parameter(
+        None, "mixing concentration: k-point weights ~ Dirichlet(alpha) (> 0; only with --points >= 3)", default_doc="1"
+    )
+    n_mixes: int | None = parameter(
+        None, "number of random k-point mixes (>= 1; only with --points >= 3)", default_doc="1000"
+    )
 
     def __post_init__(self):
         require_int(self.C, "C", 2)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from ufm.etf import simplex_etf
-from ufm.problems import filled, require, require_int, require_nonnegative, require_positive
+from ufm.problems import filled, parameter, require, require_int, require_nonnegative, require_positive
 
 RULES = ("erm", "mixup", "consistency")
 ACTIVATIONS = ("relu", "softplus", "linear")
@@ -23,14 +23,14 @@ ALPHA_RANGE = (1e-6, 1e6)
 # m = 0.1 (or 0.01) and mu = 1e-6 ran out of 1000 steps at loss 9.4 (s = 0.1: 466 steps, found by the property
 # test); a consistency weight of
 # 1e4 .. 1e6 with decays 1e-6 .. 1e-4 made the consistency rule so stiff that 1000 Newton steps ended at relative
-# gradients 1e-4 .. 30, and 100 left one of two C = 3 restarts unconverged; mu, mu_v in 1e-6 .. 1e6, s in
+# gradients 1e-4 .. 30, and 100 left one of two C = 3 restarts unconverged; mu, lambda_W in 1e-6 .. 1e6, s in
 # 1e-1 .. 1e6 and consistency up to 10 converged at every corner tried. The fixed classifier's m: as in the
 # fixed-ETF family (ufm.problems.mixup.M_RANGE), the CE gradient W^T (p - y) scales with m, so the relative-gradient
 # test bounds p - y only by rtol / m; [1e-2, 1e2] as there.
 DECAY_RANGE = (1e-6, 1e6)
-# mu / mu_v: the scales of the free features and of the layer balance as (mu_v / mu)^(1/4), and the gradient test is
-# not scale-free (as in the joint family): mu = 1e-6 with mu_v = 1e6 ran out of 1000 steps (rel grad 9e-4; found by
-# the property test).
+# mu / lambda_W: the scales of the free features and of the layer balance as (lambda_W / mu)^(1/4), and the
+# gradient test is not scale-free (as in the joint family): mu = 1e-6 with lambda_W = 1e6 ran out of 1000 steps
+# (rel grad 9e-4; found by the property test).
 DECAY_RATIO_MAX = 1e4
 M_RANGE = (1e-2, 1e2)
 SHARPNESS_RANGE = (1e-1, 1e6)
@@ -41,30 +41,39 @@ CONSISTENCY_MAX = 10.0
 class MixupDeepProblem:
     """C classes, one free first-layer feature per class in R^d0, a learned layer R^d0 -> R^d1 with ``activation``,
     a classifier (``fixed`` simplex ETF with multiplier m, or ``learned``); weight decays mu (features, per sample)
-    and mu_v (layer weights, and the classifier when learned).
+    and lambda_W (layer weights, and the classifier when learned).
 
     Mixup and the consistency loss average over all ordered class pairs and lam ~ Beta(alpha, alpha), integrated by
-    ``n_lambdas``-node Gauss-Jacobi quadrature (exact for polynomials of degree 2 n_lambdas - 1 in lam).
+    ``n_nodes``-node Gauss-Jacobi quadrature (exact for polynomials of degree 2 n_nodes - 1 in lam).
     ``consistency`` is the weight of the consistency (ICT) term. NonLin is evaluated on every ordered pair of
     distinct classes at ``eval_lambdas`` equally spaced interior lam, weighted by the Beta(alpha, alpha) density.
     ``restarts`` seeded random starts per training rule (the problem is nonconvex).
     """
 
-    C: int = 4
-    d0: int | None = None
-    d1: int | None = None
-    activation: str = "relu"
-    sharpness: float = 10.0
-    classifier: str = "learned"
-    m: float = 1.0
-    mu: float = 1e-2
-    mu_v: float = 1e-2
-    alpha: float = 1.0
-    n_lambdas: int = 6
-    consistency: float = 1.0
-    restarts: int = 8
-    eval_lambdas: int = 99
-    seed: int = 0
+    C: int = parameter(4, "number of classes (>= 2)")
+    d0: int | None = parameter(None, "first-layer feature dimension (>= 1)", default_doc="C")
+    d1: int | None = parameter(None, "hidden width (>= C-1 with a fixed ETF)", default_doc="2C")
+    activation: str = parameter("relu", "relu (reached by softplus continuation), softplus (smooth) or linear")
+    sharpness: float = parameter(
+        10.0, "softplus sharpness s: softplus(s x)/s (in [0.1, 1e6]; only with --activation softplus)"
+    )
+    classifier: str = parameter("learned", "learned or fixed (a simplex ETF, randomly embedded in R^d1 by --seed)")
+    m: float = parameter(1.0, "ETF multiplier of the fixed classifier (in [1e-2, 1e2]; only with --classifier fixed)")
+    mu: float = parameter(1e-2, "feature weight decay (mu/2)||g||^2, per sample (in [1e-6, 1e6])")
+    lambda_W: float = parameter(
+        1e-2,
+        "weight decay (lambda_W/2)||.||_F^2 of the layer and of a learned classifier (in [1e-6, 1e6]; mu / lambda_W "
+        "in [1e-4, 1e4])",
+        aliases=("--mu-v",),
+    )
+    alpha: float = parameter(1.0, "mixing concentration: lam ~ Beta(alpha, alpha) (in [1e-6, 1e6])")
+    n_nodes: int = parameter(
+        6, f"Gauss-Jacobi nodes for the expectation over lam (1 .. {MAX_NODES})", aliases=("--lambdas",)
+    )
+    consistency: float = parameter(1.0, "weight of the consistency loss (in [0, 10])")
+    restarts: int = parameter(8, "seeded random starts per rule (>= 1)")
+    eval_lambdas: int = parameter(99, "lam values per class pair at which NonLin is evaluated (>= 1)")
+    seed: int = parameter(0, "seed of the ETF embedding and of the random starts")
 
     def __post_init__(self):
         require_int(self.C, "C", 2)
@@ -88,7 +97,7 @@ class MixupDeepProblem:
             ("sharpness", SHARPNESS_RANGE),
             ("m", M_RANGE),
             ("mu", DECAY_RANGE),
-            ("mu_v", DECAY_RANGE),
+            ("lambda_W", DECAY_RANGE),
         ):
             value = getattr(self, field)
             require_positive(value, field)
@@ -103,18 +112,18 @@ class MixupDeepProblem:
             "alpha",
             f"must lie in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] (Beta quadrature), got {self.alpha!r}",
         )
-        require_int(self.n_lambdas, "n_lambdas", 1)
+        require_int(self.n_nodes, "n_nodes", 1)
         require(
-            self.n_lambdas <= MAX_NODES,
-            "n_lambdas",
+            self.n_nodes <= MAX_NODES,
+            "n_nodes",
             f"must be at most {MAX_NODES} (Gauss-Jacobi nodes cost "
-            f"O(n^2) time; the quadrature converges exponentially), got {self.n_lambdas!r}",
+            f"O(n^2) time; the quadrature converges exponentially), got {self.n_nodes!r}",
         )
         require(
-            1 / DECAY_RATIO_MAX <= self.mu / self.mu_v <= DECAY_RATIO_MAX,
-            "mu_v",
-            f"mu / mu_v must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient tolerance is not "
-            f"scale-free), got {self.mu / self.mu_v:.3g}",
+            1 / DECAY_RATIO_MAX <= self.mu / self.lambda_W <= DECAY_RATIO_MAX,
+            "lambda_W",
+            f"mu / lambda_W must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient tolerance is not "
+            f"scale-free), got {self.mu / self.lambda_W:.3g}",
         )
         require_nonnegative(self.consistency, "consistency")
         require(
@@ -132,7 +141,7 @@ class MixupDeepProblem:
 
     def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Jacobi nodes lam in (0, 1) and weights (sum 1) for E_{lam ~ Beta(alpha, alpha)}."""
-        x, w = special.roots_jacobi(self.n_lambdas, self.alpha - 1, self.alpha - 1)
+        x, w = special.roots_jacobi(self.n_nodes, self.alpha - 1, self.alpha - 1)
         return (x + 1) / 2, w / np.sum(w)
 
     def pairs(self, distinct: bool = False) -> np.ndarray:
@@ -154,7 +163,7 @@ class MixupDeepProblem:
 
     def training_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The distinct rows of :meth:`training_mixes`: (rows R, shares of the vertices (C,), shares of the mixes);
-        R (C + C (C-1)/2 n_lambdas x C) is the C vertices e_c, then lam e_c + (1-lam) e_c' for every unordered
+        R (C + C (C-1)/2 n_nodes x C) is the C vertices e_c, then lam e_c + (1-lam) e_c' for every unordered
         pair c < c' and node lam. The shares are the mixup expectation's weights (sum 1), on fewer than half the
         rows: a class mixed with itself is its vertex at every lam (share sum_i w_i / C^2 = 1 / C^2), and the pair
         (c', c) at node lam is (c, c') at 1 - lam, itself a node of the same weight (Beta(alpha, alpha) is

@@ -7,16 +7,16 @@ import math
 
 import numpy as np
 
-from ufm.problems import require, require_int, require_positive
+from ufm.problems import parameter, require, require_int, require_positive
 from ufm.theory.mixup_joint import beta_quadrature
 
 # Gauss-Jacobi nodes: the rule converges exponentially in n for the smooth integrands of the 1-D reduction, and
 # scipy's roots_jacobi costs O(n^2) time (1.9 s at n = 1e4, 220 s at 1e5); the run also builds the 2n-node rule.
 MAX_NODES = 1000
-# Where the run's fixed tolerances (ufm.checks.mixup_joint) hold. The optimal kappa grows as lambda_W lambda_H
+# Where the run's fixed tolerances (ufm.checks.mixup_joint) hold. The optimal kappa grows as lambda_W mu
 # falls (kappa* ~ 6e5 at 1e-10, 7e6 at 1e-12) and the gradient tolerance 1e-10 then leaves errors far above 1e-7:
 # at 1e-12 converged restarts had ETF errors 1e-5 (C = 3, 4; 100x the tolerance); at 1e-11 the worst was 2% of it.
-# The test is not scale-free either: at lambda_W / lambda_H = 1e-10 (product 1e-10) every check failed by 1e2..1e6,
+# The test is not scale-free either: at lambda_W / mu = 1e-10 (product 1e-10) every check failed by 1e2..1e6,
 # while at 1e-4 .. 1e4 (products >= 1e-10, alpha 1e-3 .. 1e3, C = 2 .. 4) every check held with margin >= 7.
 DECAY_PRODUCT_MIN = 1e-10
 DECAY_RATIO_MAX = 1e4
@@ -36,7 +36,7 @@ def count_targets(C: int, n_nodes: int, samples_per_target: int, erm: bool) -> i
 @dataclasses.dataclass(frozen=True)
 class MixupJointProblem:
     """C classes, features in R^d, mixing lam ~ Beta(alpha, alpha) (alpha = 0: ERM, no mixup) integrated by an
-    ``n_nodes``-point Gauss-Jacobi rule, weight decays lambda_W (classifier) and lambda_H (features), ``restarts``
+    ``n_nodes``-point Gauss-Jacobi rule, weight decays lambda_W (classifier) and mu (features), ``restarts``
     seeded random starts of the nonconvex joint problem (plus the critical point W = H = 0 where it can be the
     optimum, ``zero_start``). With ``alpha = 0`` the quadrature is not used and ``n_nodes`` is ignored.
 
@@ -44,15 +44,23 @@ class MixupJointProblem:
     split evenly) instead of one per distinct soft target: used once to check that the optimum is collapsed.
     """
 
-    C: int = 10
-    d: int | None = None
-    alpha: float = 1.0
-    lam_W: float = 5e-2
-    lam_H: float = 5e-2
-    n_nodes: int = 16
-    restarts: int = 3
-    samples_per_target: int = 1
-    seed: int = 0
+    C: int = parameter(10, "number of classes (>= 2)")
+    d: int | None = parameter(None, "feature dimension (>= C-1)", default_doc="C")
+    alpha: float = parameter(1.0, "mixing concentration: lam ~ Beta(alpha, alpha) (in [1e-6, 1e6]; 0 means ERM)")
+    lambda_W: float = parameter(
+        5e-2,
+        "classifier weight decay (lambda_W/2)||W||_F^2 (> 0; lambda_W mu >= 1e-10, lambda_W / mu in [1e-4, 1e4])",
+        aliases=("--lam-W",),
+    )
+    mu: float = parameter(
+        5e-2, "feature weight decay (mu/2)||h||^2, per sample (> 0; see --lambda-W)", aliases=("--lam-H",)
+    )
+    n_nodes: int = parameter(
+        16, f"Gauss-Jacobi nodes for the Beta(alpha, alpha) average (1 .. {MAX_NODES}; not with --alpha 0)"
+    )
+    restarts: int = parameter(3, "seeded random starts, solved as one batch (>= 1)")
+    samples_per_target: int = parameter(1, "feature variables per ordered (c, c', node); > 1 checks the collapse")
+    seed: int = parameter(0, "seed of the random starts")
 
     def __post_init__(self):
         require_int(self.C, "C", 2)
@@ -66,19 +74,19 @@ class MixupJointProblem:
             "alpha",
             f"must be 0 (ERM, no mixup) or in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}], got {self.alpha!r}",
         )
-        require_positive(self.lam_W, "lam_W")
-        require_positive(self.lam_H, "lam_H")
+        require_positive(self.lambda_W, "lambda_W")
+        require_positive(self.mu, "mu")
         require(
-            self.lam_W * self.lam_H >= DECAY_PRODUCT_MIN,
-            "lam_H",
-            f"lambda_W lambda_H must be >= {DECAY_PRODUCT_MIN:g} (below, the optimum's kappa exceeds ~6e5 and the "
-            f"gradient tolerance no longer delivers the checks' 1e-7), got {self.lam_W * self.lam_H:.3g}",
+            self.lambda_W * self.mu >= DECAY_PRODUCT_MIN,
+            "mu",
+            f"lambda_W mu must be >= {DECAY_PRODUCT_MIN:g} (below, the optimum's kappa exceeds ~6e5 and the "
+            f"gradient tolerance no longer delivers the checks' 1e-7), got {self.lambda_W * self.mu:.3g}",
         )
         require(
-            1 / DECAY_RATIO_MAX <= self.lam_W / self.lam_H <= DECAY_RATIO_MAX,
-            "lam_H",
-            f"lambda_W / lambda_H must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient "
-            f"tolerance is not scale-free), got {self.lam_W / self.lam_H:.3g}",
+            1 / DECAY_RATIO_MAX <= self.lambda_W / self.mu <= DECAY_RATIO_MAX,
+            "mu",
+            f"lambda_W / mu must lie in [{1 / DECAY_RATIO_MAX:g}, {DECAY_RATIO_MAX:g}] (the gradient "
+            f"tolerance is not scale-free), got {self.lambda_W / self.mu:.3g}",
         )
         require_int(self.n_nodes, "n_nodes", 1)
         require(

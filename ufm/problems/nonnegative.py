@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ufm.problems import require, require_in_unit_interval, require_int, require_positive
+from ufm.problems import parameter, require, require_in_unit_interval, require_int, require_positive
 
 # The ranges float64 certifies (see NonnegProblem). Model 1 depends on the budgets only through the largest margin
 # M_max = sqrt(K E_W E_H / (K-1)) (the solve normalises W and H onto the budget spheres).
@@ -127,17 +127,17 @@ class NonnegProblem:
     (Model 2), each in :data:`LAMBDA_RANGE`, off the band just below the zero-solution threshold (see
     :func:`_require_model2_range`)."""
 
-    C: int = 10
-    n: int = 4
-    d: int | None = None
-    model: str = "ufm"
-    alpha: float = 0.0
-    E_W: float = 1.0
-    E_H: float = 1.0
-    lambda_W: float = 5e-3
-    lambda_H: float = 5e-3
-    restarts: int = 6
-    seed: int = 0
+    C: int = parameter(10, "classes K (>= 2)")
+    n: int = parameter(4, "samples per class (>= 1)")
+    d: int | None = parameter(None, "feature dimension (>= K)", default_doc="2K")
+    model: str = parameter("ufm", "lpm (Model 1, budgets) or ufm (Model 2, weight decays)")
+    alpha: float = parameter(0.0, "label smoothing alpha in [0, 1) (0: CE)", flag="--ls-alpha")
+    E_W: float = parameter(1.0, "Model 1 classifier budget (1/K)||W||_F^2 = E_W (> 0)")
+    E_H: float = parameter(1.0, "Model 1 feature budget (1/N)||H||_F^2 = E_H (> 0)")
+    lambda_W: float = parameter(5e-3, "Model 2 weight decay of W (> 0)")
+    lambda_H: float = parameter(5e-3, "Model 2 weight decay of H (> 0)")
+    restarts: int = parameter(6, "seeded random restarts (>= 1)")
+    seed: int = parameter(0, "seed of the restarts")
 
     def __post_init__(self):
         _common(self)
@@ -169,16 +169,16 @@ class MemorizationDilationProblem:
     decay in :data:`MD_LAMBDA_RANGE` (the ranges float64 certifies).
     """
 
-    C: int = 3
-    n: int = 10
-    d: int | None = None
-    noise: float = 0.2
-    r: float = 1.0
-    alpha: float = 0.0
-    lambda_W: float = 5e-3
-    lambda_H: float = 5e-3
-    restarts: int = 3
-    seed: int = 0
+    C: int = parameter(3, "classes K (>= 2)")
+    n: int = parameter(10, "samples per class (>= 3)")
+    d: int | None = parameter(None, "feature dimension (>= K)", default_doc="2K")
+    noise: float = parameter(0.2, "share of noisy labels per class, in [0, 1)")
+    r: float = parameter(1.0, "expressivity: M_k <= r D_k (> 0)")
+    alpha: float = parameter(0.0, "label smoothing alpha in [0, 1) (0: CE)", flag="--ls-alpha")
+    lambda_W: float = parameter(5e-3, "weight decay of W (> 0)")
+    lambda_H: float = parameter(5e-3, "weight decay of H (> 0)")
+    restarts: int = parameter(3, "seeded random restarts (>= 1)")
+    seed: int = parameter(0, "seed of the noisy labels and the restarts")
 
     def __post_init__(self):
         _common(self)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ufm.problems import InputError, filled, require, require_int, require_positive
+from ufm.problems import InputError, filled, parameter, require, require_int, require_positive
 from ufm.solver import SolverOptions, peak_bytes
 
 MODELS = ("ufm", "net")
@@ -75,36 +75,41 @@ class SquareLossProblem:
     ``model="ufm"``: free features H (d x N) with weight decay lambda_H under the layers (L = 1 is the one-layer
     UFM); ``model="net"``: fixed inputs X (orthonormal columns, or a seeded Gaussian mixture) instead of H. Every
     layer has weight decay lambda_W; ``bias`` is ``"none"``, ``"free"`` or a bias weight decay. Weight decays must
-    be > 0 (at 0 the infimum over rescaled factors is not attained) and lie in ``DECAY_RANGE``. ``act="relu"`` needs
-    ``layers >= 2``: the activation acts between layers, and one layer has none. Constructing a problem allocates
-    nothing (inputs and targets are built on demand), so a huge size is refused by the memory estimate at once.
+    be > 0 (at 0 the infimum over rescaled factors is not attained) and lie in ``DECAY_RANGE``.
+    ``activation="relu"`` needs ``layers >= 2``: the activation acts between layers, and one layer has none.
+    Constructing a problem allocates nothing (inputs and targets are built on demand), so a huge size is refused by
+    the memory estimate at once.
     """
 
-    C: int = 10
-    n: int = 5
-    layers: int = 1
-    model: str = "ufm"
-    act: str = "linear"
-    bias: str | float = "none"
-    lambda_W: float = 5e-3
-    lambda_H: float = 5e-3
-    d: int | None = None
-    inputs: str = "orthonormal"
-    restarts: int = 4
-    seed: int = 0
+    C: int = parameter(10, "classes (>= 2)", default_doc="10, mse-net 3")
+    n: int = parameter(5, "samples per class (>= 1)")
+    layers: int = parameter(1, "weight layers L (>= 1)", default_doc="mse-deep 3, mse-net 2; mse has 1")
+    model: str = parameter("ufm", "ufm (free features) or net (fixed inputs)")
+    activation: str = parameter("linear", "activation between layers: linear or relu (layers >= 2)", aliases=("--act",))
+    bias: str | float = parameter("none", "none, free, or a bias weight decay lambda_b in [1e-9, 1e3]")
+    lambda_W: float = parameter(5e-3, "weight decay (lambda_W/2)||W_l||_F^2 of every layer (in [1e-9, 1e6])")
+    lambda_H: float = parameter(5e-3, "feature weight decay (lambda_H/2)||H||_F^2 (in [1e-9, 1e6]; UFMs only)")
+    d: int | None = parameter(None, "width / feature dimension (>= C)", default_doc="C")
+    inputs: str = parameter("orthonormal", "mse-net inputs: orthonormal or gaussian")
+    restarts: int = parameter(4, "seeded random restarts (>= 1); a candidate start at W = H = 0 is added to them")
+    seed: int = parameter(0, "seed of restarts and inputs")
 
     def __post_init__(self):
         require_int(self.C, "C", 2)
         require_int(self.n, "n", 1)
         require_int(self.layers, "layers", 1)
         require(self.model in MODELS, "model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
-        require(self.act in ACTIVATIONS, "act", f"must be one of {', '.join(ACTIVATIONS)}, got {self.act!r}")
+        require(
+            self.activation in ACTIVATIONS,
+            "activation",
+            f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}",
+        )
         require(self.inputs in INPUTS, "inputs", f"must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         object.__setattr__(self, "bias", parse_bias(self.bias))
         require(
-            self.act == "linear" or self.layers >= 2,
-            "act",
-            f"relu acts between layers: with layers = 1 there is none (use linear), got act={self.act!r}",
+            self.activation == "linear" or self.layers >= 2,
+            "activation",
+            f"relu acts between layers: with layers = 1 there is none (use linear), got activation={self.activation!r}",
         )
         require_decay(self.lambda_W, "lambda_W")
         require_decay(self.lambda_H, "lambda_H")
@@ -178,7 +183,16 @@ def n_variables(problem: SquareLossProblem) -> int:
 
 
 def memory_bytes(
-    C: int, n: int, d: int, layers: int, restarts: int, model: str, bias, inputs: str, act: str, options: SolverOptions
+    C: int,
+    n: int,
+    d: int,
+    layers: int,
+    restarts: int,
+    model: str,
+    bias,
+    inputs: str,
+    activation: str,
+    options: SolverOptions,
 ) -> int:
     """Estimated peak bytes of a run from its sizes alone: ``ufm.solver.peak_bytes`` of the batched solve (the
     random restarts and the W = H = 0 candidate where it is added) with ``options``, plus the report's arrays."""
@@ -187,7 +201,7 @@ def memory_bytes(
     first_in = input_dim if model == "net" else d
     shapes = list(zip([d] * (layers - 1) + [C], [first_in] + [d] * (layers - 1)))
     n_vars = sum(o * i for o, i in shapes) + (d * N if model == "ufm" else 0) + (C if bias != "none" else 0)
-    batch = restarts + (1 if act == "linear" or layers + (model == "ufm") >= 3 else 0)
+    batch = restarts + (1 if activation == "linear" or layers + (model == "ufm") >= 3 else 0)
     # the objective's data (targets, inputs) and its intermediates (activations, outputs; value and gradient)
     data = 8 * (2 * C * N + (input_dim * N if model == "net" else N) + 2 * (layers + 1) * max(d, C) * N)
     solver = peak_bytes(n_vars, batch, options, data)
@@ -210,9 +224,14 @@ def memory_estimate(problem: SquareLossProblem, options: SolverOptions) -> tuple
         "layers": problem.layers,
         "restarts": problem.restarts,
     }
-    rest: dict[str, Any] = {"model": problem.model, "bias": problem.bias, "inputs": problem.inputs, "act": problem.act}
+    rest: dict[str, Any] = {
+        "model": problem.model,
+        "bias": problem.bias,
+        "inputs": problem.inputs,
+        "activation": problem.activation,
+    }
     estimate = memory_bytes(**sizes, **rest, options=options)
-    smallest = {"C": 2, "n": 1, "d": problem.C, "layers": 2 if problem.act == "relu" else 1, "restarts": 1}
+    smallest = {"C": 2, "n": 1, "d": problem.C, "layers": 2 if problem.activation == "relu" else 1, "restarts": 1}
     reduced = {}
     for field, low in smallest.items():
         trial = {**sizes, field: low}

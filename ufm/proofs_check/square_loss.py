@@ -245,7 +245,7 @@ def _hypotheses(problem: SquareLossProblem) -> dict:
     return {
         "d_minus_K": problem.d - problem.C,
         "min_weight_decay": float(min(decays)),
-        "linear": problem.act == "linear",
+        "linear": problem.activation == "linear",
         "free_features": problem.model == "ufm",
     }
 

@@ -3,27 +3,27 @@
 Objective (``ufm.objectives.mixup_joint``), class pairs (c, c') uniform over the C^2 ordered pairs and
 lam ~ Beta(alpha, alpha) (alpha = 0: no mixup, lam in {0, 1} with probability 1/2 each, i.e. ERM):
 
-    L(W, H) = E_pairs E_lam [ CE_soft(W h_{c c' lam}, lam e_c + (1-lam) e_c') + (lambda_H/2) ||h_{c c' lam}||^2 ]
+    L(W, H) = E_pairs E_lam [ CE_soft(W h_{c c' lam}, lam e_c + (1-lam) e_c') + (mu/2) ||h_{c c' lam}||^2 ]
               + (lambda_W/2) ||W||_F^2.
 
 The feature weight decay is weighted like the loss (inside the expectations), so in Theorem 3.1's notation
-(``ufm.theory.mixup``) ``mu = lambda_H`` and ``kappa = C m^2 / ((C-1) lambda_H)``. Statements and the hyper-parameter
+(``ufm.theory.mixup``) its mu is this mu, and ``kappa = C m^2 / ((C-1) mu)``. Statements and the hyper-parameter
 map: docs/theory/mixup_joint.md.
 
 One-dimensional reduction. If W is a simplex ETF with multiplier m (``||W||_F^2 = C m^2``), every feature solves its
 own problem and takes Theorem 3.1's value, so ``L = F(m) = E_pairs E_lam f*(kappa(m), lam) + (lambda_W/2) C m^2``.
-Since ``C m^2 = (C-1) lambda_H kappa``, F depends on (lambda_W, lambda_H) only through their product:
-``F = E f*(kappa) + (C-1) lambda_W lambda_H kappa / 2``, and ``dF/dkappa = (C-1) lambda_W lambda_H / 2 -
+Since ``C m^2 = (C-1) mu kappa``, F depends on (lambda_W, mu) only through their product:
+``F = E f*(kappa) + (C-1) lambda_W mu kappa / 2``, and ``dF/dkappa = (C-1) lambda_W mu / 2 -
 E ||z*||^2 / (2 kappa^2)`` (envelope theorem, ``ufm.theory.mixup.optimal_objective``). F(0) = log C (W = 0).
 
 Why the ETF assumption holds (argument checked numerically by the family, not assumed by it). With
-``G = D^{1/2} H`` (D = diag of the sample weights pi_t), ``min_{H W^T = Z} (lambda_W/2)||W||^2 + (lambda_H/2)
-||D^{1/2} H||^2 = sigma ||D^{1/2} Z||_*`` with ``sigma = sqrt(lambda_W lambda_H)`` (any d >= rank Z), so the
+``G = D^{1/2} H`` (D = diag of the sample weights pi_t), ``min_{H W^T = Z} (lambda_W/2)||W||^2 + (mu/2)
+||D^{1/2} H||^2 = sigma ||D^{1/2} Z||_*`` with ``sigma = sqrt(lambda_W mu)`` (any d >= rank Z), so the
 global minimum is that of the convex problem ``min_Z sum_t pi_t CE(z_t, y_t) + sigma ||D^{1/2} Z||_*``. At every
 stationary point of L the rows of W sum to zero (the CE gradient's rows do), so Z is row-centred; on centred Z the
 CE part is strictly convex, so the optimal Z is unique, hence equivariant under class permutations (they permute
-the weighted target set onto itself). Stationarity also gives the balance ``lambda_W W^T W = lambda_H G^T G``,
-so ``W W^T = sqrt(lambda_H/lambda_W) (Z^T D Z)^{1/2}``, a permutation-invariant centred matrix: a multiple of
+the weighted target set onto itself). Stationarity also gives the balance ``lambda_W W^T W = mu G^T G``,
+so ``W W^T = sqrt(mu/lambda_W) (Z^T D Z)^{1/2}``, a permutation-invariant centred matrix: a multiple of
 ``I - 11^T/C``, i.e. a simplex ETF (or W = 0). A first-order stationary point is a global minimiser iff
 ``||D^{1/2} (P - Y)||_op <= sigma`` (P, Y: softmax outputs and targets, one row per feature), the Burer-Monteiro
 certificate of :func:`global_certificate`; it holds automatically when rank W = C-1.
@@ -73,23 +73,23 @@ def pair_average(C: int, kappa: float, nodes, weights) -> tuple[float, float]:
     )
 
 
-def etf_objective(C: int, kappa: float, lam_W: float, lam_H: float, nodes, weights) -> tuple[float, float]:
+def etf_objective(C: int, kappa: float, lambda_W: float, mu: float, nodes, weights) -> tuple[float, float]:
     """``F`` (see module docstring) at ``kappa`` and its derivative ``dF/dkappa``; F(0) = log C."""
     if kappa == 0:
         return float(np.log(C)), -np.inf
     f, z2 = pair_average(C, kappa, nodes, weights)
-    s = (C - 1) * lam_W * lam_H
+    s = (C - 1) * lambda_W * mu
     return f + s * kappa / 2, (s - z2 / kappa**2) / 2
 
 
-def multiplier(C: int, kappa: float, lam_H: float) -> float:
-    """The ETF multiplier m with ``kappa = C m^2 / ((C-1) lambda_H)``."""
-    return float(np.sqrt((C - 1) * lam_H * kappa / C))
+def multiplier(C: int, kappa: float, mu: float) -> float:
+    """The ETF multiplier m with ``kappa = C m^2 / ((C-1) mu)``."""
+    return float(np.sqrt((C - 1) * mu * kappa / C))
 
 
 def trivial_threshold(C: int, nodes, weights) -> float:
     """``E ||P y||^2 / (C-1)`` (P the centring projection): W = 0, H = 0 is the global minimum iff
-    ``lambda_W lambda_H >= `` this (the nuclear-norm problem's optimality condition at Z = 0; equivalently
+    ``lambda_W mu >= `` this (the nuclear-norm problem's optimality condition at Z = 0; equivalently
     ``dF/dkappa(0) >= 0``)."""
     nodes = np.asarray(nodes)
     mixed = np.dot(weights, nodes**2 + (1 - nodes) ** 2)
@@ -99,8 +99,8 @@ def trivial_threshold(C: int, nodes, weights) -> float:
 
 def optimal_etf_kappa(
     C: int,
-    lam_W: float,
-    lam_H: float,
+    lambda_W: float,
+    mu: float,
     nodes,
     weights,
     log_kappa_range: tuple[float, float] = (-8.0, 28.0),
@@ -113,7 +113,7 @@ def optimal_etf_kappa(
     precision (dF/dkappa is computed from the root-solved gaps, not by differencing F); the smallest F among those
     and F(0) = log C wins. kappa* = 0 (W = 0) is returned when the trivial point is optimal.
     """
-    dF = lambda u: etf_objective(C, float(np.exp(u)), lam_W, lam_H, nodes, weights)[1]
+    dF = lambda u: etf_objective(C, float(np.exp(u)), lambda_W, mu, nodes, weights)[1]
     grid = np.linspace(*log_kappa_range, n_scan)
     slopes = np.array([dF(u) for u in grid])
     if slopes[-1] < 0:
@@ -122,7 +122,7 @@ def optimal_etf_kappa(
     for i in np.flatnonzero((slopes[:-1] < 0) & (slopes[1:] >= 0)):  # minima only
         u = optimize.brentq(dF, grid[i], grid[i + 1], xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
         k = float(np.exp(u))
-        F = etf_objective(C, k, lam_W, lam_H, nodes, weights)[0]
+        F = etf_objective(C, k, lambda_W, mu, nodes, weights)[0]
         if F < best[1]:
             best = (k, F)
     return best
@@ -133,11 +133,11 @@ def clean_confidence(C: int, kappa: float) -> float:
     return 1.0 + (C - 1) * mixup.same_class_root(C, kappa) / kappa
 
 
-def global_certificate(P: np.ndarray, Y: np.ndarray, weights: np.ndarray, lam_W: float, lam_H: float) -> float:
-    """``||D^{1/2} (P - Y)||_op / sqrt(lambda_W lambda_H)``: <= 1 (to rounding) at a stationary point certifies a
+def global_certificate(P: np.ndarray, Y: np.ndarray, weights: np.ndarray, lambda_W: float, mu: float) -> float:
+    """``||D^{1/2} (P - Y)||_op / sqrt(lambda_W mu)``: <= 1 (to rounding) at a stationary point certifies a
     global minimum of the joint problem (see module docstring); > 1 exhibits a descent direction of rank one."""
     Ghat = np.sqrt(np.asarray(weights))[:, None] * (np.asarray(P) - np.asarray(Y))
-    return float(np.linalg.norm(Ghat, 2) / np.sqrt(lam_W * lam_H))
+    return float(np.linalg.norm(Ghat, 2) / np.sqrt(lambda_W * mu))
 
 
 def reduced_multiplier(problem, n_nodes: int | None = None, alpha: float | None = None) -> tuple[float, float, float]:
@@ -146,8 +146,8 @@ def reduced_multiplier(problem, n_nodes: int | None = None, alpha: float | None 
     ``alpha`` (e.g. 2n nodes beyond the problem's own limit, or alpha = 0 for ERM)."""
     alpha = problem.alpha if alpha is None else alpha
     nodes, w = beta_quadrature(alpha, problem.n_nodes if n_nodes is None else n_nodes)
-    kappa, F = optimal_etf_kappa(problem.C, problem.lam_W, problem.lam_H, nodes, w)
-    return multiplier(problem.C, kappa, problem.lam_H), kappa, F
+    kappa, F = optimal_etf_kappa(problem.C, problem.lambda_W, problem.mu, nodes, w)
+    return multiplier(problem.C, kappa, problem.mu), kappa, F
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

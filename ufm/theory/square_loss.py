@@ -218,7 +218,7 @@ def closed_form(problem: SquareLossProblem) -> dict | None:
     compared, not asserted: ``asserted`` False), and the one-layer linear UFM with a decayed bias ((A3),
     :func:`ufm_optimum`); networks only on orthonormal inputs. ``zero``: the optimum has W = H = 0 (Z exactly 0).
     """
-    linear = problem.act == "linear"
+    linear = problem.activation == "linear"
     K, n = problem.C, problem.n
     Y = problem.targets()
     centred = Y - 1.0 / K
