@@ -5,6 +5,7 @@ safety are in tests/test_signals.py and tests/test_output_files.py; drawn bad in
 tests/test_properties_cli.py."""
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -17,6 +18,8 @@ import pytest
 from inprocess import default_compilation_env
 
 from ufm import families
+from ufm.cli import Store
+from ufm.problems import flag_name
 from ufm.solve import main, parse
 
 
@@ -181,6 +184,31 @@ def test_help_of_every_family_lists_its_flags(capsys, loss):
             assert f in stdout, (loss, f)
         for f in deprecated:  # accepted, not advertised
             assert not re.search(rf"{re.escape(f)}\b(?!-)", stdout), (loss, f)
+
+
+@pytest.mark.parametrize("loss", list(families.FAMILIES))
+def test_flags_are_generated_from_the_problem_fields(loss):
+    """One flag per problem field (the variant's own fields aside), named by the field, its default in the help."""
+    family = families.load(loss)
+    problem_class = type(parse(["--loss", loss])[2])
+    own = argparse.ArgumentParser(add_help=False)
+    family.add_arguments(own)
+    generated = {action.dest: action for action in own._actions if isinstance(action, Store)}
+    fields = {field.name for field in dataclasses.fields(problem_class)}
+    assert set(generated) <= fields and fields - set(generated) <= {"model"}
+    for name, action in generated.items():
+        assert action.option_strings[0] == family.FLAGS[name] == flag_name(problem_class.__dataclass_fields__[name])
+        assert "default " in action.help, (loss, name)
+
+
+def test_deprecated_spellings_are_read_and_warned_once_valid(capsys):
+    problem = parse(["--loss", "mixup-joint", "--lam-H", "0.07", "--lam-W=0.06"])[2]
+    assert (problem.mu, problem.lambda_W) == (0.07, 0.06)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["--lam-H is deprecated; use --mu", "--lam-W is deprecated; use --lambda-W"]
+    problem = parse(["--loss", "mixup-deep", "--lambdas", "4", "--mu-v", "0.02"])[2]
+    assert (problem.n_nodes, problem.lambda_W) == (4, 0.02)
+    assert parse(["--loss", "mse-deep", "--act", "relu"])[2].activation == "relu"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="uses a file as a parent directory")

@@ -250,7 +250,7 @@ STATED = {
     "noise": lambda v: [f"{100 * v:g} % noisy labels"],
     "restarts": lambda v: [f"{v} restarts"],
     "lambda_W": lambda v: [f"lambda_W = {v:g}"],
-    "mu": lambda v: [f"lambda_H = {v:g}"],
+    "mu": lambda v: [f"mu = {v:g}"],
     "n_lambdas": lambda v: [f"{v} lambdas"],
     "n_mixes": lambda v: [f"{v} Dirichlet"],
     "alpha": lambda v: [f"Dirichlet({v:g})"],

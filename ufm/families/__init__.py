@@ -1,8 +1,9 @@
-"""Loss families for the CLI. Each module defines NAME, DESCRIPTION, ``add_arguments(parser)``,
+"""Loss families for the CLI. Each module defines NAME, DESCRIPTION, ``add_arguments(parser)`` (generated from
+its problem dataclass by ``ufm.cli.add_problem_arguments``, plus any flag that is not a problem field),
 ``problem_from_args(namespace)`` and ``run(problem, *, progress, max_memory_bytes) -> ufm.report.Report``
-(``max_memory_bytes``: the solver's memory budget, None for the default); FLAGS maps a problem field to its
-command-line flag where the two differ; an optional ``run_options(namespace) -> dict`` passes further keyword
-arguments to ``run`` (e.g. a sweep). One module may serve several loss names (its variants)."""
+(``max_memory_bytes``: the solver's memory budget, None for the default); FLAGS maps each problem field to its
+command-line flag (``ufm.cli.problem_flags``); an optional ``run_options(namespace) -> dict`` passes further
+keyword arguments to ``run`` (e.g. a sweep). One module may serve several loss names (its variants)."""
 
 from __future__ import annotations
 
