@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row(problem, ufm.run(problem)))
             r = rows[-1]
             print(
-                f"[{i + 1}/{len(problems)}] C={r['C']} alpha={r['alpha']:g} lW={r['lambda_W']:g} lH={r['mu']:g}: "
+                f"[{i + 1}/{len(problems)}] C={r['C']} alpha={r['alpha']:g} lambda_W={r['lambda_W']:g} mu={r['mu']:g}: "
                 f"ETF err {r['etf_error']:.1e}, m {r['m']:.10f} (1-D {r['m_1d']:.10f}), "
                 f"{'PASS' if r['passed'] else 'FAIL'}, {r['seconds']:.0f} s",
                 file=sys.stderr,

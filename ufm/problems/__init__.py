@@ -104,3 +104,16 @@ def require_nonnegative(value, field: str) -> None:
 def require_in_unit_interval(value, field: str, *, closed_right: bool = True) -> None:
     ok = isinstance(value, (int, float)) and 0 <= value and (value <= 1 if closed_right else value < 1)
     require(ok, field, f"must lie in [0, 1{']' if closed_right else ')'}, got {value!r}")
+
+
+def require_in_range(value, field: str, bounds: tuple[float, float], why: str = "") -> None:
+    """Raise :class:`InputError` for ``field`` unless ``value`` is a finite number in ``[bounds[0], bounds[1]]``;
+    ``why``: the reason for the range, said in the message."""
+    if bounds[0] > 0:
+        require_positive(value, field)
+    else:
+        require_nonnegative(value, field)
+    reason = f" ({why})" if why else ""
+    require(
+        bounds[0] <= value <= bounds[1], field, f"must lie in [{bounds[0]:g}, {bounds[1]:g}]{reason}, got {value!r}"
+    )

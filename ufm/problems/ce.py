@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from ufm.problems import InputError, filled, parameter, require, require_int, require_positive
+from ufm.problems import InputError, filled, parameter, require, require_in_range, require_int
 
 # Accepted weight decays lambda_W, lambda_H. Every value is a well-posed problem (the infimum is attained for any
 # decays > 0); the range is what the tests and the certificate cover: at its ends every restart converges (decays
@@ -37,12 +37,7 @@ def parse_bias(value) -> str | float:
 
 def require_decay(value, field: str) -> None:
     """A weight decay: a finite number in DECAY_RANGE."""
-    require_positive(value, field)
-    require(
-        DECAY_RANGE[0] <= value <= DECAY_RANGE[1],
-        field,
-        f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}], got {value!r}",
-    )
+    require_in_range(value, field, DECAY_RANGE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ufm.problems import InputError, filled, parameter, require, require_int, require_positive
+from ufm.problems import InputError, filled, parameter, require, require_in_range, require_int
 from ufm.solver import SolverOptions, peak_bytes
 
 MODELS = ("ufm", "net")
@@ -59,13 +59,7 @@ def parse_bias(value) -> str | float:
 
 def require_decay(value, field: str) -> None:
     """A weight decay: a finite number in DECAY_RANGE (see there for why the range is bounded)."""
-    require_positive(value, field)
-    require(
-        DECAY_RANGE[0] <= value <= DECAY_RANGE[1],
-        field,
-        f"must lie in [{DECAY_RANGE[0]:g}, {DECAY_RANGE[1]:g}] (float64 keeps too few digits of the optimum's "
-        f"residual below), got {value!r}",
-    )
+    require_in_range(value, field, DECAY_RANGE, "float64 keeps too few digits of the optimum's residual below")
 
 
 @dataclasses.dataclass(frozen=True)
