@@ -20,6 +20,7 @@ from ufm.objectives.memorization_dilation import AL_TOL, CERT_TOL, OBJECTIVE_TOL
 from ufm.objectives.nonnegative import cross_entropy, dilation_memorization
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.solver import CONVERGED as CONVERGED_STATUS
+from ufm.solver import MAX_STEPS
 
 
 def measures(problem: MemorizationDilationProblem, W: np.ndarray, H: np.ndarray) -> dict:
@@ -277,6 +278,34 @@ def headline(problem: MemorizationDilationProblem, out: dict, meas: dict) -> lis
         f"D_k = {np.array2string(meas['D'], precision=6)}  M_k = {np.array2string(meas['M'], precision=6)}  "
         f"mean class-mean distance {meas['mean_distance']:.6f}",
     ]
+
+
+def solution_record(problem: MemorizationDilationProblem, out: dict, meas: dict) -> tuple[dict, dict, dict]:
+    """The report's arrays (samples x features), its JSON numbers, and the convergence failures: the inner
+    solves' (``Solution.report``) and the restarts whose inner solve converged but whose constraint did not."""
+    arrays = {
+        "W": out["W"],
+        "H": out["H"],
+        "labels": problem.labels,
+        "true_labels": problem.true_labels,
+        "noisy_mask": problem.noisy_mask,
+        "D": meas["D"],
+        "M": meas["M"],
+        "multipliers": out["multipliers"],
+        "restart_objectives": out["restart_objectives"],
+        "restart_status": out["status"],
+    }
+    numbers = {
+        **meas,
+        **{key: out[key] for key in ("objective", "best", "best_is_zero")},
+        "restart_status": out["status"],
+        "restart_residual": out["residual"],
+    }
+    failures = dict(out["solution"].report()["failures"])
+    outer = int(np.sum((out["status"] == MAX_STEPS) & out["solution"].converged))
+    if outer:
+        failures["outer loop: constraint residual above tolerance"] = outer
+    return arrays, numbers, failures
 
 
 def sweep_row(alpha: float, r: float, out: dict, meas: dict) -> list:

@@ -44,7 +44,7 @@ from ufm.objectives.memorization_dilation import (  # noqa: F401 (RHO_MAX, next_
 from ufm.problems import InputError, from_namespace
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.report import Report, progress_bar
-from ufm.solver import MAX_STEPS, SolverOptions
+from ufm.solver import SolverOptions
 from ufm.sweeps import default_joint_batch
 
 NAME = "md"
@@ -120,30 +120,7 @@ def steps(problem: MemorizationDilationProblem, options: SolverOptions):
 
 def assess(problem: MemorizationDilationProblem, ranked, best: int, out: dict, options: SolverOptions) -> Assessment:
     result, meas = solution_checks(problem, out)
-    arrays = {
-        "W": out["W"],
-        "H": out["H"],
-        "labels": problem.labels,
-        "true_labels": problem.true_labels,
-        "noisy_mask": problem.noisy_mask,
-        "D": meas["D"],
-        "M": meas["M"],
-        "multipliers": out["multipliers"],
-        "restart_objectives": out["restart_objectives"],
-        "restart_status": out["status"],
-    }
-    numbers = {
-        **meas,
-        **{key: out[key] for key in ("objective", "best", "best_is_zero")},
-        "restart_status": out["status"],
-        "restart_residual": out["residual"],
-    }
-    # the inner solves' failures and the restarts whose inner solve converged but whose constraint did not
-    # (converged / all_converged are the ranked statuses', the driver's record)
-    failures = dict(out["solution"].report()["failures"])
-    outer = int(np.sum((out["status"] == MAX_STEPS) & out["solution"].converged))
-    if outer:
-        failures["outer loop: constraint residual above tolerance"] = outer
+    arrays, numbers, failures = checks.solution_record(problem, out, meas)
     lines = checks.headline(problem, out, meas)
     return Assessment(lines, result, numbers, arrays, config=extra_config(), convergence={"failures": failures})
 
