@@ -15,13 +15,21 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.properties import assert_named_outcome
 from ufm.families import memorization_dilation as md
 from ufm.problems import InputError
-from ufm.problems.nonnegative import MD_LAMBDA_RANGE, R_RANGE, MemorizationDilationProblem
+from ufm.problems.nonnegative import (
+    MD_LAMBDA_RANGE,
+    MD_LS_MIN_DECAY,
+    MD_LS_MIN_MARGIN,
+    R_RANGE,
+    MemorizationDilationProblem,
+    model2_margin,
+)
 
 LONG = os.environ.get("UFM_HYPOTHESIS_PROFILE", "ci") != "ci"
 ALL_SHAPES = [(C, n, d, R) for C in (2, 3, 4) for n in (3, 4, 5) for d in (C, C + 2) for R in (1, 2, 3)]
@@ -74,7 +82,7 @@ def test_md_named_outcome(shape, noise, r, lambda_W, lambda_H, alpha, seed):
         problem = MemorizationDilationProblem(
             C=C, n=n, d=d, noise=noise, r=r, alpha=alpha, lambda_W=lambda_W, lambda_H=lambda_H, restarts=R, seed=seed
         )
-    except InputError:  # too few noisy or clean samples per class at this n
+    except InputError:  # too few noisy or clean samples per class at this n, or a label-smoothing corner refused
         assume(False)
     report = md.run(problem, progress=False)
     assert_named_outcome(report, genuine_failures=genuine(problem))
@@ -92,3 +100,21 @@ def test_md_floor_accepted_kkt_defect():
     report = md.run(problem, progress=False)
     assert report.passed, [c.name for c in report.failed_checks]
     assert report.numbers["best_is_zero"]
+
+
+def test_md_label_smoothing_corners_refused_and_their_edge_certified():
+    """Drawn by the property test: LS (alpha = 0.5) at weight decays 1e-8, r = 20 ended with both restarts stalled
+    (KKT residual 3.5e-8 > 1e-8): refused now, naming the decays; alpha = 0.999 at decays 1e-4 (Model 2 margin
+    1.02e-3) stalled too: refused, naming alpha. Just inside both limits the run certifies."""
+    base = dict(C=2, n=3, d=2, noise=0.25, restarts=2, seed=0)
+    with pytest.raises(InputError) as small:
+        MemorizationDilationProblem(**base, r=20.0, alpha=0.5, lambda_W=1e-8, lambda_H=1e-8)
+    assert small.value.field == "lambda_W" and f"{MD_LS_MIN_DECAY:g}" in small.value.message
+    with pytest.raises(InputError) as near:
+        MemorizationDilationProblem(**base, r=1.0, alpha=0.999, lambda_W=1e-4, lambda_H=1e-4)
+    assert near.value.field == "alpha"
+    MemorizationDilationProblem(**base, r=1.0, alpha=0.0, lambda_W=1e-8, lambda_H=1e-8)  # CE: the whole range
+    edge = MemorizationDilationProblem(**base, r=5.0, alpha=0.5, lambda_W=MD_LS_MIN_DECAY, lambda_H=MD_LS_MIN_DECAY)
+    assert model2_margin(edge)[2] >= MD_LS_MIN_MARGIN
+    report = md.run(edge, progress=False)
+    assert report.passed, [c.name for c in report.failed_checks]

@@ -40,6 +40,15 @@ R_RANGE = (0.05, 20.0)
 # on negative curvature; at 1e-10 with r = 0.01 and r = 0.05 (K = 3, n = 4, d = 3, one restart) they ran out of
 # steps at 7e-6; at 1e-8 (and the reported 1e-7) certified.
 MD_LAMBDA_RANGE = (1e-8, 1e5)
+# Model 3 with label smoothing (K = 2, n = 3, d = 2, 25 % noise, 2 restarts; r = 1, 5, 10, 20): two corners where the
+# inner solves stall above their tolerance (KKT residual 3e-8 .. 4e-8 > 1e-8). Small weight decays: at
+# sqrt(lambda_W lambda_H) = 1e-7 alpha = 0.1, 0.3 and 0.9 failed for some r, at 1e-6 alpha = 0.5 (r = 5, 10); at 1e-5
+# alpha 0.1 .. 0.9 certified for every r (and K = 3, n = 4, d = 3 at r = 0.05, 5). Smoothing near its threshold,
+# where the margin of the uncoupled Model 2 optimum (``model2_margin``) vanishes: alpha = 0.999 failed at margins
+# 1.0e-3 and 1.9e-3, alpha = 0.99 certified at 1.0e-2 and 1.9e-2. With CE (alpha = 0) all of MD_LAMBDA_RANGE
+# certified in the same cases.
+MD_LS_MIN_DECAY = 1e-5
+MD_LS_MIN_MARGIN = 1e-2
 
 
 def _common(problem) -> None:
@@ -84,6 +93,18 @@ def _require_model1_range(problem) -> None:
         )
 
 
+def model2_margin(problem) -> tuple[float, float, float | None]:
+    """``(gamma, gamma_alpha, m*)`` of Model 2 at the problem's K, n, weight decays and smoothing:
+    ``gamma = sqrt(lambda_W lambda_H n K (K-1))``, ``gamma_alpha = gamma + alpha (K-1)/K`` and the optimum's margin
+    ``m* = log((K-1)(1 - gamma_alpha)/gamma_alpha)``, None at or past the threshold (K-1)/K (W = H = 0 optimal)."""
+    K = problem.C
+    gamma = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1))
+    gamma_alpha = gamma + problem.alpha * (K - 1) / K
+    if gamma_alpha >= (K - 1) / K:
+        return gamma, gamma_alpha, None
+    return gamma, gamma_alpha, math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
+
+
 def _require_model2_range(problem) -> None:
     """Model 2: each weight decay within :data:`LAMBDA_RANGE`; not within the thin band below the threshold
     gamma_alpha = (K-1)/K where the optimum's margin m* = log((K-1)(1 - gamma_alpha)/gamma_alpha) is below
@@ -97,10 +118,8 @@ def _require_model2_range(problem) -> None:
             low <= value <= high, name, f"must lie in [{low:g}, {high:g}] (the range float64 certifies), got {value!r}"
         )
     K = problem.C
-    gamma = math.sqrt(problem.lambda_W * problem.lambda_H * problem.n * K * (K - 1))
-    gamma_alpha = gamma + problem.alpha * (K - 1) / K
-    if gamma_alpha < (K - 1) / K:
-        m = math.log((K - 1) * (1 - gamma_alpha) / gamma_alpha)
+    gamma, gamma_alpha, m = model2_margin(problem)
+    if m is not None:
         require(
             m >= MIN_MODEL2_MARGIN,
             "lambda_W",
@@ -117,6 +136,27 @@ def _require_model2_range(problem) -> None:
             f"{gamma * m:.3g}, below {MIN_DECAY_SHARE:g} of the optimal loss {loss:.6g}: with label smoothing alpha "
             f"= {problem.alpha:g} that term alone decides the optimum's geometry, and float64 does not resolve it",
         )
+
+
+def _require_md_smoothing_range(problem) -> None:
+    """Model 3 with label smoothing: sqrt(lambda_W lambda_H) >= :data:`MD_LS_MIN_DECAY` and the uncoupled Model 2
+    margin (:func:`model2_margin`, the coupling ignored) >= :data:`MD_LS_MIN_MARGIN` where it is not W = H = 0."""
+    decay = math.sqrt(problem.lambda_W * problem.lambda_H)
+    require(
+        decay >= MD_LS_MIN_DECAY,
+        "lambda_W",
+        f"with label smoothing (alpha = {problem.alpha:g}) sqrt(lambda_W lambda_H) must be >= {MD_LS_MIN_DECAY:g} "
+        f"(below, the inner solves stall above tolerance; with alpha = 0 down to {MD_LAMBDA_RANGE[0]:g}), "
+        f"got {decay:.3g}",
+    )
+    _, gamma_alpha, margin = model2_margin(problem)
+    require(
+        margin is None or margin >= MD_LS_MIN_MARGIN,
+        "alpha",
+        f"alpha = {problem.alpha:g} puts gamma_alpha = {gamma_alpha:.10g} just below the threshold "
+        f"(K-1)/K = {(problem.C - 1) / problem.C:.10g} (Model 2 margin {margin or 0:.3g} < {MD_LS_MIN_MARGIN:g}: "
+        f"a degenerate optimum the inner solves do not resolve); move it off the threshold",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +240,8 @@ class MemorizationDilationProblem:
                 f"must lie in [{MD_LAMBDA_RANGE[0]:g}, {MD_LAMBDA_RANGE[1]:g}] (the range float64 certifies), "
                 f"got {value!r}",
             )
+        if self.alpha > 0:
+            _require_md_smoothing_range(self)
         require(
             self.n_noisy >= 1 and self.n - self.n_noisy >= 2,
             "noise",
