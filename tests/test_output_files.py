@@ -15,8 +15,9 @@ import fake_family
 import pytest
 
 from ufm import proofs_check
+from ufm.checks import Check
 from ufm.proofs_check.__main__ import main as proofs_main
-from ufm.proofs_check.certificate import Certificate, Measurement
+from ufm.proofs_check.certificate import Certificate
 from ufm.report import OutputDir, OutputError, atomic_write
 from ufm.solve import main as solve_main
 
@@ -289,9 +290,7 @@ def fake_certificates(monkeypatch):
     def certify():
         state.calls += 1
         state.during()
-        return Certificate(
-            "fake", "planted", "test", "1 = 1", "evaluation", [Measurement("|1 - 1|", 0.0, 1e-14)], [{"C": 3}]
-        )
+        return Certificate("fake", "planted", "test", "1 = 1", "evaluation", [Check("|1 - 1|", 0.0, 1e-14)], [{"C": 3}])
 
     family.CERTIFICATES = [certify]
     monkeypatch.setitem(sys.modules, "proofs_check_fake_out", family)

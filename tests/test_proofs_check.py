@@ -17,11 +17,12 @@ import pytest
 from inprocess import assert_refused, run_main
 
 from ufm import proofs_check
+from ufm.checks import Check
 from ufm.problems.mixup import MixupProblem
 from ufm.proofs_check import lemmas
 from ufm.proofs_check import mixup as pc_mixup
 from ufm.proofs_check.__main__ import main
-from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS, Certificate, Measurement
+from ufm.proofs_check.certificate import CONDITIONAL, FAIL, PASS, Certificate
 from ufm.theory import mixup as theory
 
 # Small grid for speed: the minimal dimension and C = 2 (gauge a + b = 0) beside a generic C = 3.
@@ -56,7 +57,7 @@ def test_planted_wrong_closed_form_fails_first_order(certify, wrong):
     first_order = cert.measurements[0]
     assert not first_order.passed
     # not a marginal miss: a wrong closed form is off at O(1e-3) or more, the bound is 64 eps
-    assert first_order.value > 1e6 * first_order.bound
+    assert first_order.value > 1e6 * first_order.tol
     assert first_order.worst_at["C"] in (2, 3)  # the failing instance is named
 
 
@@ -112,12 +113,13 @@ def test_planted_wrong_lemma_fails(wrong):
 
 
 def test_verdict_rules():
-    ok = Measurement("x", 1e-16, 1e-14)
+    ok = Check("x", 1e-16, 1e-14)
     assert Certificate("f", "t", "s", "st", "m", [ok], []).verdict == PASS
     assert Certificate("f", "t", "s", "st", "m", [ok], [], condition="budget").verdict == CONDITIONAL
-    nan = Measurement("x", math.nan, 1e-14)
+    nan = Check("x", math.nan, 1e-14)
     assert Certificate("f", "t", "s", "st", "m", [ok, nan], [], condition="budget").verdict == FAIL
-    assert not Measurement("eig", 0.5, 1.0, ">=").passed and Measurement("eig", 0.5, None, ">=").passed
+    assert not Check("eig", 0.5, 1.0, sense=">=").passed and Check("eig", 0.5, None, sense=">=").passed
+    assert Check("eig", 1.5, 1.0, sense=">=").passed and not Check("eig", math.nan, 1.0, sense=">=").passed
 
 
 def test_cli_lemmas_writes_certificates(tmp_path):
@@ -149,7 +151,7 @@ def test_a_new_family_is_one_module_and_one_line(tmp_path, monkeypatch, capsys):
             "test",
             "1 = 2",
             "evaluation",
-            [Measurement("|1 - 2|", 1.0, 1e-14, worst_at={"C": 3})],
+            [Check("|1 - 2|", 1.0, 1e-14, worst_at={"C": 3})],
             [{"C": 3}],
         )
     ]

@@ -146,7 +146,7 @@ def add_problem_arguments(
     *,
     exclude: tuple[str, ...] = (),
     defaults: dict | None = None,
-) -> None:
+) -> argparse._ArgumentGroup:
     """One flag per field of ``problem_class`` (declared with ``ufm.problems.parameter``) in the group ``title``.
 
     The flag is ``ufm.problems.flag_name``'s, its dest the field, its type from the annotation, its help the

@@ -108,7 +108,7 @@ def render_table(report: Report, wall_seconds: float) -> str:
     width = max(len(check.name) for check in report.checks)
     lines.append(f"{'check':<{width}}  {'value':>9}  {'tol':>7}  verdict")
     for check in report.checks:
-        tol = "-" if check.tol is None else f"{check.tol:.0e}"
+        tol = "-" if check.tol is None else ("" if check.sense == "<=" else ">=") + f"{check.tol:.0e}"
         value = "-" if check.void is not None and not np.isfinite(check.value) else f"{check.value:9.2e}"
         lines.append(
             f"{check.name:<{width}}  {value:>9}  {tol:>7}  {check.verdict}"

@@ -20,13 +20,18 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
+SENSES = ("<=", ">=")
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One verified statement: the measured worst residual ``value`` against ``tol`` (``tol=None``: reported only).
+    """One verified statement: the measured ``value`` against the bound ``tol`` (``tol=None``: reported only), in
+    the sense ``sense``: ``"<="`` for a residual that must be small, ``">="`` for a quantity that must be large.
 
-    ``void``: the reason the check is undefined at this configuration; a void check is not graded, whatever its
-    value. A graded check whose value is NaN or infinite fails (a broken computation can never pass) and says so
-    in its detail.
+    The one check record of ufm's runs and of its certificates (``ufm.proofs_check``, whose checks are the worst
+    value over a grid of instances and name that instance in ``worst_at``). ``void``: the reason the check is
+    undefined at this configuration; a void check is not graded, whatever its value. A graded check whose value is
+    NaN or infinite fails (a broken computation can never pass) and says so in its detail.
     """
 
     name: str
@@ -34,8 +39,12 @@ class Check:
     tol: float | None
     detail: str = ""
     void: str | None = None
+    sense: str = "<="
+    worst_at: dict | None = None
 
     def __post_init__(self):
+        if self.sense not in SENSES:
+            raise ValueError(f"sense must be '<=' or '>=', got {self.sense!r}")
         value = float(self.value)
         object.__setattr__(self, "value", value)
         if self.graded and not math.isfinite(value) and "non-finite" not in self.detail:
@@ -55,7 +64,9 @@ class Check:
     def passed(self) -> bool:
         if not self.graded or self.tol is None:  # (graded implies a tolerance; the second test narrows the type)
             return True
-        return math.isfinite(self.value) and self.value <= self.tol
+        if not math.isfinite(self.value):
+            return False
+        return self.value <= self.tol if self.sense == "<=" else self.value >= self.tol
 
     @property
     def verdict(self) -> Verdict:
@@ -69,10 +80,12 @@ class Check:
         return {
             "name": self.name,
             "value": self.value,
+            "sense": self.sense,
             "tol": self.tol,
             "verdict": self.verdict.value,
             "detail": self.detail,
             "void": self.void,
+            "worst_at": self.worst_at,
         }
 
 

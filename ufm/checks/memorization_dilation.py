@@ -134,7 +134,7 @@ def solution_checks(problem, out) -> tuple[list[Check], dict]:
         result = [
             Check(
                 "zero solution optimal: sqrt(lambda_W lambda_H) >= bound (sufficient condition)",
-                zero["bound"] / zero["sqrt_lambda"],
+                zero["sqrt_lambda"] / zero["bound"],
                 None,
                 f"ufm.theory.nonnegative.model3_zero_solution_optimal: bound {zero['bound']:.6g}, the smaller of "
                 f"{zero['any_labels_bound']:.6g} (any labels) and {zero['coupled_bound']:.6g} (coupling r)",

@@ -90,7 +90,7 @@ def render_table(certificates) -> str:
                 cert.theorem,
                 str(len(cert.instances)),
                 _fmt(h.value),
-                f"{h.sense} {_fmt(h.bound)}",
+                f"{h.sense} {_fmt(h.tol)}",
                 _fmt(cert.min_hessian_eig),
                 restarts,
                 cert.verdict,
@@ -108,7 +108,7 @@ def render_table(certificates) -> str:
 
 def describe_failures(cert) -> list[str]:
     return [
-        f"FAIL {cert.family} / {cert.theorem}: {m.name} = {m.value:.3e} (needs {m.sense} {m.bound:.3e}) at {m.worst_at}"
+        f"FAIL {cert.family} / {cert.theorem}: {m.name} = {m.value:.3e} (needs {m.sense} {m.tol:.3e}) at {m.worst_at}"
         for m in cert.failures
     ]
 

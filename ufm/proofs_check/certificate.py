@@ -1,8 +1,9 @@
 """The certificate record shared by every family: measurements with tolerances, instances, verdict, JSON.
 
 A certificate is one theorem (or lemma, or scalar fact a proof relies on) checked on a grid of instances. It holds
-a list of :class:`Measurement`: the worst value over all instances of one numerical quantity, the bound it must
-satisfy, and the instance where the worst value occurred. The verdict is
+a list of measurements, each a :class:`ufm.checks.Check` (the record of ufm's runs too): the worst value over all
+instances of one numerical quantity, the bound it must satisfy (``tol``, in the sense ``<=`` or ``>=``), and the
+instance where the worst value occurred (``worst_at``). The verdict is
 
 - ``FAIL`` if any graded measurement misses its bound (NaN always misses), naming the instance;
 - ``CONDITIONAL`` if every bound holds but the certificate found a condition the statement needs beyond its
@@ -18,56 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ufm.checks import Check
+
 EPS = float(np.finfo(np.float64).eps)
 
 PASS, FAIL, CONDITIONAL = "PASS", "FAIL", "CONDITIONAL"
-
-
-@dataclasses.dataclass(frozen=True)
-class Measurement:
-    """One quantity, worst case over the instances: ``value <= bound`` (sense "<=") or ``value >= bound`` (">=").
-
-    ``bound=None`` means reported, not graded. ``worst_at`` identifies the instance (and subproblem) where the
-    worst value was found.
-    """
-
-    name: str
-    value: float
-    bound: float | None
-    sense: str = "<="
-    worst_at: dict | None = None
-    note: str = ""
-
-    def __post_init__(self):
-        if self.sense not in ("<=", ">="):
-            raise ValueError(f"sense must be '<=' or '>=', got {self.sense!r}")
-
-    @property
-    def graded(self) -> bool:
-        return self.bound is not None
-
-    @property
-    def passed(self) -> bool:
-        if self.bound is None:  # not graded
-            return True
-        if not math.isfinite(self.value):
-            return False
-        return self.value <= self.bound if self.sense == "<=" else self.value >= self.bound
-
-    @property
-    def verdict(self) -> str:
-        return "info" if not self.graded else (PASS if self.passed else FAIL)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "sense": self.sense,
-            "bound": self.bound,
-            "verdict": self.verdict,
-            "worst_at": self.worst_at,
-            "note": self.note,
-        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +40,7 @@ class Certificate:
     source: str
     statement: str
     method: str
-    measurements: list[Measurement]
+    measurements: list[Check]
     instances: list[dict]
     min_hessian_eig: float | None = None
     restarts: int = 0
@@ -93,7 +49,7 @@ class Certificate:
     seconds: float = 0.0
 
     @property
-    def failures(self) -> list[Measurement]:
+    def failures(self) -> list[Check]:
         return [m for m in self.measurements if not m.passed]
 
     @property
@@ -103,7 +59,7 @@ class Certificate:
         return CONDITIONAL if self.condition else PASS
 
     @property
-    def headline(self) -> Measurement:
+    def headline(self) -> Check:
         return self.measurements[0]
 
     def to_dict(self) -> dict:
@@ -135,20 +91,20 @@ def worst(
     sense: str = "<=",
     where: list[dict] | None = None,
     note: str = "",
-) -> Measurement:
-    """Measurement of the worst of ``values`` (one per instance; max for "<=", min for ">="; NaN counts as worst).
+) -> Check:
+    """The check of the worst of ``values`` (one per instance; max for "<=", min for ">="; NaN counts as worst).
 
     ``where`` optionally gives, per instance, the subproblem inside it where that instance's value occurred.
     """
     values = np.asarray(values, dtype=float)
     if values.size == 0:
-        return Measurement(name, float("nan"), bound, sense, None, note or "no instances")
+        return Check(name, float("nan"), bound, note or "no instances", sense=sense)
     key = np.where(np.isnan(values), np.inf, values if sense == "<=" else -values)
     i = int(np.argmax(key))
     at = dict(instances[i]) if instances else {}
     if where is not None:
         at.update(where[i])
-    return Measurement(name, float(values[i]), bound, sense, at, note)
+    return Check(name, float(values[i]), bound, note, sense=sense, worst_at=at)
 
 
 def jsonable(x: Any) -> Any:
