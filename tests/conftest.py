@@ -1,5 +1,10 @@
-"""Suite-wide settings: float64 JAX (importing ufm enables it), the hypothesis profiles, and JAX's persistent
+"""Suite-wide settings: float64 JAX for the whole test process, the hypothesis profiles, and JAX's persistent
 compilation cache for the test session.
+
+float64: importing ufm changes no global setting (its entry points run in ``jax.enable_x64(True)``,
+``ufm.precision``), but the tests also call its internals directly (the solver, objectives, algorithms), so the
+suite, a program of its own, turns 64-bit mode on for its process. ``tests/test_precision.py`` checks the scoped
+behaviour in a fresh process.
 
 Compilation cache (opt-in: ``UFM_TEST_JAX_CACHE=1``): JAX's persistent cache under pytest's cache folder
 (``.pytest_cache/d/jax-compilation-cache``; a temporary folder with ``-p no:cacheprovider``), inherited by the
@@ -8,7 +13,7 @@ mixup points, mixup-joint, square loss; 2-core machine under load): no cache 4:5
 4:47 / 183 s and 6:18 / 203 s (load 5-7): in a cold session only 9 of 98 cacheable programs repeat (0.9 s of
 compilation saved; the in-memory jit cache already serves the rest), so a fresh clone (CI) gains nothing
 measurable and it stays off by default; a warm cache (a second local run) took 2:12 / 81 s. This is for tests
-only: importing ufm sets nothing but float64. Without the opt-in, the command-line subprocesses get a cache
+only: importing ufm sets nothing. Without the opt-in, the command-line subprocesses get a cache
 folder of their own for the session (``UFM_CACHE_DIR``), never the user's.
 """
 
@@ -22,7 +27,7 @@ import jax
 from hypothesis import HealthCheck, settings
 from inprocess import FAST_COMPILATION
 
-import ufm  # noqa: F401  (side effect: jax_enable_x64)
+jax.config.update("jax_enable_x64", True)  # the suite's choice (above); ufm's import leaves it alone
 
 # XLA's CPU compilation tuned for compilation speed in the suite (its workers and the command lines it runs), unless
 # ``UFM_TEST_XLA_DEFAULT=1`` or XLA_FLAGS already sets a level: LLVM optimization level 0 and the elemental emitters

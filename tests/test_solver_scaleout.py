@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from inprocess import run_main
 
-import ufm  # noqa: F401  (float64)
 from ufm.etf import simplex_etf
 from ufm.objectives.mixup import MixupData, mixup_feature_loss, mixup_newton_system, soft_target
 from ufm.solver import SolverOptions, minimise
@@ -43,7 +42,7 @@ def _mixup_batch(C, d, n_lambdas, seed=0, W=None):
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    import ufm
+    jax.config.update("jax_enable_x64", True)  # the solver is called directly, not through ufm.run
     from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target
     from ufm.etf import simplex_etf
     from ufm.solver import SolverOptions, minimise

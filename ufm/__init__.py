@@ -12,24 +12,22 @@ Data flows problem -> objective -> solver -> result -> theory -> checks -> repor
 - ``ufm.api``          the public entry points ``ufm.run(problem) -> Report`` and ``ufm.run_batch(problems)`` (problems
   of one shape in one batched solve), exported here with the problem dataclasses.
 
-Importing the package enables float64 in JAX: verification is meaningless in float32.
+Every computation of ufm runs in float64 (verification is meaningless in float32), scoped to ufm's own calls:
+importing the package changes no global setting, and a user's JAX code keeps its dtypes (``ufm.precision``).
 """
-
-import jax
-
-jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from ufm.api import run, run_batch  # noqa: E402  (after float64 is on)
-from ufm.checks import Check, Verdict  # noqa: E402
-from ufm.problems.ce import CEProblem  # noqa: E402
-from ufm.problems.mixup import MixupProblem  # noqa: E402
-from ufm.problems.mixup_deep import MixupDeepProblem  # noqa: E402
-from ufm.problems.mixup_joint import MixupJointProblem  # noqa: E402
-from ufm.problems.nonnegative import MemorizationDilationProblem, NonnegProblem  # noqa: E402
-from ufm.problems.square_loss import SquareLossProblem  # noqa: E402
-from ufm.report import Report  # noqa: E402
+from ufm.api import run, run_batch
+from ufm.checks import Check, Verdict
+from ufm.problems.ce import CEProblem
+from ufm.problems.mixup import MixupProblem
+from ufm.problems.mixup_deep import MixupDeepProblem
+from ufm.problems.mixup_joint import MixupJointProblem
+from ufm.problems.nonnegative import MemorizationDilationProblem, NonnegProblem
+from ufm.problems.square_loss import SquareLossProblem
+from ufm.report import Report
+from ufm.solver import Status
 
 __all__ = [
     "run",
@@ -37,6 +35,7 @@ __all__ = [
     "Report",
     "Check",
     "Verdict",
+    "Status",
     "MixupProblem",
     "MixupDeepProblem",
     "MixupJointProblem",

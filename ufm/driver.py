@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ufm.algorithms.batched import drive_together
 from ufm.family import Family
+from ufm.precision import float64
 from ufm.report import Report
 from ufm.solver import SolverOptions, best_element
 
@@ -48,6 +49,7 @@ def _report(family: Family, problem, options: SolverOptions, solution, context, 
     )
 
 
+@float64
 def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int | None = None) -> Report:
     """Solve ``problem`` with ``family``'s solver options and check the best restart against its theory.
 
@@ -69,6 +71,7 @@ def run(family: Family, problem, *, progress: bool = True, max_memory_bytes: int
     return _report(family, problem, options, solution, context, time.perf_counter() - t0, {})
 
 
+@float64
 def run_batch(
     family: Family, problems: Sequence, *, progress: bool = True, max_memory_bytes: int | None = None
 ) -> list[Report]:

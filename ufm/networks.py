@@ -35,8 +35,7 @@ import numpy as np
 import optax
 
 from ufm.etf import simplex_etf
-
-jax.config.update("jax_enable_x64", True)
+from ufm.precision import float64
 
 OBJECTIVES = ("erm", "mixup", "mixup_etf")
 
@@ -136,6 +135,7 @@ def noisy_labels(y: np.ndarray, C: int, fraction: float, seed: int) -> tuple[np.
     return labels, mask
 
 
+@float64
 def smoothed_targets(labels, C: int, alpha: float) -> jax.Array:
     """Label-smoothing targets ``(1 - alpha) e_y + (alpha/C) 1``, one row per label (rows sum to 1; alpha = 0:
     one-hot).
@@ -154,6 +154,7 @@ def smoothed_targets(labels, C: int, alpha: float) -> jax.Array:
     return targets if alpha == 0 else (1.0 - alpha) * targets + alpha / C
 
 
+@float64
 def init_params(key, sizes: tuple[int, ...]) -> list[dict]:
     """He-initialised dense layers ``sizes[0] -> sizes[1] -> ...`` (He, Zhang, Ren, Sun, "Delving Deep into
     Rectifiers", ICCV 2015): ``W ~ N(0, 2/fan_in)``, ``b = 0``.
@@ -168,6 +169,7 @@ def init_params(key, sizes: tuple[int, ...]) -> list[dict]:
     return layers
 
 
+@float64
 def features(body: list[dict], x):
     """The last-layer features ``h = relu(W_L ... relu(W_1 x + b_1) ... + b_L)`` (N, d) of inputs x (N, p)."""
     for layer in body:
@@ -175,6 +177,7 @@ def features(body: list[dict], x):
     return x
 
 
+@float64
 def layer_outputs(body: list[dict], x) -> list:
     """Every hidden layer's output ``h_l = relu(W_l h_{l-1} + b_l)``, ``h_0 = x``: a list of L arrays (N, width_l),
     the last one :func:`features`."""
@@ -221,6 +224,7 @@ def _train(params, head, x, y, perms, lams, *, objective, steps, C, lr, weight_d
     return params, losses
 
 
+@float64
 def train(cfg: TrainConfig, data: dict | None = None) -> dict:
     """Train one MLP on the digits (module docstring) and read off its last-layer features.
 
@@ -331,6 +335,7 @@ def mixed_inputs(x: np.ndarray, y: np.ndarray, C: int, lambdas, per_pair: int, s
     return {"x": np.concatenate(xs), "pairs": np.concatenate(pairs).astype(np.int64), "lam": np.concatenate(lams)}
 
 
+@float64
 def measure_arrays(run: dict, lambdas, per_pair: int, seed: int) -> dict:
     """The arrays ``ufm.measure`` takes (docs/measure.md), from a :func:`train` result: the training samples'
     features, labels, W, bias, and the features of :func:`mixed_inputs` of the training samples.
@@ -352,6 +357,7 @@ def measure_arrays(run: dict, lambdas, per_pair: int, seed: int) -> dict:
     }
 
 
+@float64
 def label_noise_arrays(run: dict) -> dict:
     """The arrays ``ufm.measure`` takes for memorization and dilation (docs/measure.md), from a :func:`train`
     result: the training samples' features, the labels trained with, W, bias, ``noisy_mask`` and ``true_labels``.

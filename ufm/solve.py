@@ -52,6 +52,7 @@ from ufm.cli import (
     use_compilation_cache,
     warn,
 )
+from ufm.precision import float64
 from ufm.problems import InputError
 
 EXIT_CHECK_FAILED = EXIT_FAILED
@@ -221,6 +222,7 @@ def parse(argv: list[str]):
     return family, ns, problem
 
 
+@float64
 def main(argv: list[str] | None = None, *, program: bool = False) -> int:
     """The command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 

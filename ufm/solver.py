@@ -65,6 +65,7 @@ quasi-Newton methods near 1e-9).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import sys
 import time
@@ -77,13 +78,40 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-RUNNING, CONVERGED, MAX_STEPS, NONFINITE, STALLED, SADDLE = -1, 0, 1, 2, 3, 4
-STATUS_MESSAGES = {
-    CONVERGED: "converged",
-    MAX_STEPS: "maximum number of steps reached",
-    NONFINITE: "loss or gradient became non-finite",
-    STALLED: "stalled: no decrease beyond rounding (tolerance below the rounding floor)",
-    SADDLE: "saddle point: gradient at tolerance but the Hessian has a clearly negative eigenvalue",
+from ufm.precision import require_float64
+
+
+class Status(enum.IntEnum):
+    """How one batch element's solve ended: :attr:`Solution.status` holds these codes (``Status(code)``, and
+    :meth:`Solution.statuses`), each with its :attr:`message`. ``RUNNING`` is never returned."""
+
+    RUNNING = -1
+    CONVERGED = 0
+    MAX_STEPS = 1
+    NONFINITE = 2
+    STALLED = 3
+    SADDLE = 4
+
+    @property
+    def message(self) -> str:
+        return STATUS_MESSAGES[self]
+
+
+RUNNING, CONVERGED, MAX_STEPS, NONFINITE, STALLED, SADDLE = (
+    Status.RUNNING,
+    Status.CONVERGED,
+    Status.MAX_STEPS,
+    Status.NONFINITE,
+    Status.STALLED,
+    Status.SADDLE,
+)
+STATUS_MESSAGES: dict[int, str] = {
+    Status.RUNNING: "running",
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "maximum number of steps reached",
+    Status.NONFINITE: "loss or gradient became non-finite",
+    Status.STALLED: "stalled: no decrease beyond rounding (tolerance below the rounding floor)",
+    Status.SADDLE: "saddle point: gradient at tolerance but the Hessian has a clearly negative eigenvalue",
 }
 _EPS = float(np.finfo(np.float64).eps)
 # A Hessian eigenvalue below -NEGATIVE_CURVATURE * max(1, max |eigenvalue|) is "clearly negative": far above the
@@ -158,7 +186,8 @@ def linear_algebra(options: SolverOptions, n_vars: int, budget_bytes: int | None
 
 @dataclasses.dataclass(frozen=True)
 class Solution:
-    """Per batch element: params, final loss, gradient norms, steps taken, status; plus timings (s)."""
+    """Per batch element (leading axis): params (a pytree of numpy arrays), final loss, gradient norms, steps taken,
+    status (:class:`Status` codes); plus timings (s). Every array is numpy, on the host."""
 
     params: Any
     loss: np.ndarray
@@ -176,6 +205,10 @@ class Solution:
     @property
     def converged(self) -> np.ndarray:
         return self.status == CONVERGED
+
+    def statuses(self) -> list[Status]:
+        """Each element's status as a :class:`Status`."""
+        return [Status(int(code)) for code in self.status]
 
     def report(self) -> dict:
         """JSON-ready convergence report; ``failures`` counts each non-converged status by its message."""
@@ -674,6 +707,7 @@ def minimise(
     ``options`` (they are data of the compiled programs, mapped with the batch); ``options`` gives the rest, and
     its ``rtol`` is the returned Solution's.
     """
+    require_float64("ufm.solver.minimise")
     if log is None:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if options.progress else (lambda msg: None)
     example = jax.tree.map(lambda a: a[0], params0)
@@ -792,7 +826,7 @@ def minimise(
         g = np.where(bound, np.minimum(np.asarray(state.x), g), g)  # the projected gradient
     grad_norm = np.linalg.norm(g, axis=-1)
     return Solution(
-        params=jax.vmap(unravel)(state.x),
+        params=jax.tree.map(np.asarray, jax.vmap(unravel)(state.x)),
         loss=f,
         grad_norm=grad_norm,
         rel_grad_norm=grad_norm / np.maximum(1.0, np.abs(f)),
@@ -880,7 +914,7 @@ def _concatenate(parts) -> Solution:
     return dataclasses.replace(
         first,
         params=jax.tree.map(
-            lambda *a: jnp.concatenate([x[:k] for x, (k, _) in zip(a, parts)]), *[sol.params for _, sol in parts]
+            lambda *a: np.concatenate([x[:k] for x, (k, _) in zip(a, parts)]), *[sol.params for _, sol in parts]
         ),
         loss=cat(lambda x: x.loss),
         grad_norm=cat(lambda x: x.grad_norm),

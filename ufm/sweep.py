@@ -90,6 +90,7 @@ from ufm.cli import (
     use_compilation_cache,
     warn,
 )
+from ufm.precision import float64
 from ufm.sweeps import JOINT_BATCH
 
 PROG = "python -m ufm.sweep"
@@ -534,6 +535,7 @@ def _inspect_out(out: Path, identity: list[str], size: int) -> Existing | None:
     return Existing(header, rows)
 
 
+@float64
 def main(argv: list[str] | None = None, *, program: bool = False) -> int:
     """The command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code. ``program``: this process
     is the command line (``python -m ufm.sweep``), so the persistent compilation cache is configured in JAX (as

@@ -25,6 +25,7 @@ from ufm.cli import (
     say,
     warn,
 )
+from ufm.precision import float64
 
 # Figure name -> module; a family that has not landed has no module here and is listed in PENDING instead.
 FIGURES = {
@@ -44,6 +45,7 @@ FIGURES = {
 PENDING: dict[str, str] = {}
 
 
+@float64
 def main(argv=None) -> int:
     try:
         with interruptible():

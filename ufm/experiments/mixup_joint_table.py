@@ -22,6 +22,7 @@ import jax
 
 import ufm
 from ufm.checks import mixup_joint as checks
+from ufm.precision import float64
 from ufm.problems.mixup_joint import MixupJointProblem
 from ufm.report import OutputDir, to_json, versions
 
@@ -124,6 +125,7 @@ def render(rows: list[dict], markdown: bool) -> str:
     return "\n".join(lines + ["", verdict(rows)])
 
 
+@float64
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ufm.experiments.mixup_joint_table", description=__doc__.split("\n")[0]

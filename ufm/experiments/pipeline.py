@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ufm.experiments.style import RC
+from ufm.precision import float64
 from ufm.report import OutputDir, atomic_write, to_json
 
 EXTENSIONS = ("npz", "json", "png", "pdf")  # the files of a figure NAME: data, configuration + caption, the drawings
@@ -43,6 +44,7 @@ class Progress:
         )
 
 
+@float64
 def run_figure(module, out, *, quick: bool = False, quiet: bool = False) -> list[Path]:
     """Compute, save and plot one figure module into ``out``; returns the files written.
 

@@ -41,6 +41,7 @@ from ufm.objectives.memorization_dilation import (  # noqa: F401 (RHO_MAX, next_
     solve,
     solve_steps,
 )
+from ufm.precision import float64
 from ufm.problems import InputError, from_namespace
 from ufm.problems.nonnegative import MemorizationDilationProblem
 from ufm.report import Report, progress_bar
@@ -135,6 +136,7 @@ FAMILY = Family(
 )
 
 
+@float64
 def run(
     problem: MemorizationDilationProblem,
     *,

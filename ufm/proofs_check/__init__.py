@@ -22,7 +22,7 @@ import os
 # ``python -m ufm.proofs_check``).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import ufm  # noqa: E402,F401  (enables float64 in JAX before any certificate runs)
+import ufm  # noqa: E402,F401  (the public API the certificates are built from)
 
 FAMILIES = {
     "mixup": "ufm.proofs_check.mixup",

@@ -26,6 +26,7 @@ from ufm.cli import (
     warn,
 )
 from ufm.cli import Parser as _Parser
+from ufm.precision import float64
 
 DEFAULT_OUT = "certificates.json"
 EXIT_FAIL = 1
@@ -120,6 +121,7 @@ def write_atomically(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+@float64
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:

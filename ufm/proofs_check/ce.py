@@ -37,6 +37,7 @@ from jax.flatten_util import ravel_pytree
 from scipy import optimize
 
 from ufm.objectives.ce import SOLVER, CEData, ce_loss, objective_data, starts
+from ufm.precision import float64
 from ufm.problems.ce import CEProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.solver import CONVERGED, minimise
@@ -142,6 +143,7 @@ def second_order(hess: np.ndarray, tangents: np.ndarray) -> dict:
     }
 
 
+@float64
 def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_point) -> Certificate:
     """The closed-form point is a critical point with the formula's objective and a nondegenerate minimum up to
     rotations; the zero point is a saddle below the threshold and a strict minimum past it."""
@@ -300,6 +302,7 @@ def _scalar_facts(K: int, n: int, rho: float, g, dg, d2g, root, optimum) -> dict
     return out
 
 
+@float64
 def scalar_reduction(
     *,
     g=theory.scalar_objective,
@@ -391,6 +394,7 @@ RESTART_GRID = tuple(problem_at(3, 2, 3, bias, rho, restarts=4) for bias in BIAS
 ROUNDING = 64 * EPS
 
 
+@float64
 def restarts_never_below(*, problems=RESTART_GRID, optimum=theory.optimum) -> Certificate:
     """Seeded restarts of the shared solver (the family's starts and settings, balanced coordinates; all instances
     of one shape in one batch) never end below the closed form beyond rounding."""

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import optimize
 
 from ufm.etf import random_isometry
+from ufm.precision import float64
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.theory import square_loss as square_loss_theory
 
@@ -70,6 +71,7 @@ def _identity_instances():
                     yield C, N, p, float(alpha), C * 1000 + p
 
 
+@float64
 def nc_loss_identity(*, formula=nc_square_loss) -> Certificate:
     """``||W M Y - Y||^2/(2NC) = formula(alpha, C)`` on random NC instances (alpha in [-1, 2]); the instances'
     NC hypotheses (W M = G, global mean 0) are measured too."""
@@ -123,6 +125,7 @@ def nc_loss_identity(*, formula=nc_square_loss) -> Certificate:
     )
 
 
+@float64
 def nc_cannot_interpolate(*, formula=nc_square_loss) -> Certificate:
     """min over alpha of the NC loss is 1/(2C) > 0, at alpha = (C-1)/C: by scalar minimisation of the formula,
     by exact least squares on the matrix loss (independent of the formula), and by a grid on [-10, 10]

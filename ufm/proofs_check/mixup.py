@@ -27,6 +27,7 @@ from scipy import special
 
 from ufm.etf import etf_gram_error
 from ufm.objectives.mixup import MixupData, mixup_feature_loss, soft_target
+from ufm.precision import float64
 from ufm.problems.mixup import MixupProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.solver import CONVERGED, SolverOptions, minimise
@@ -204,6 +205,7 @@ def _optimality(problems, features, same_class: bool, theorem: str, statement: s
     )
 
 
+@float64
 def same_class_optimality(*, problems=GRID, features=theory.optimal_features) -> Certificate:
     """Theorem 3.1, same class: ``h*_cc = -((C-1) K/m^2) w_c`` minimises f for every lam (c = c')."""
     return _optimality(
@@ -216,6 +218,7 @@ def same_class_optimality(*, problems=GRID, features=theory.optimal_features) ->
     )
 
 
+@float64
 def different_class_optimality(*, problems=GRID, features=theory.optimal_features) -> Certificate:
     """Theorem 3.1, different classes: ``h*_cc'(lam) = (C-1)/(C m^2) (a w_c + b w_c')``, (a, b) the gap system."""
     return _optimality(
@@ -272,6 +275,7 @@ def _restarts(problems, features, restarts: int, rng) -> list:
     ]
 
 
+@float64
 def convexity(
     *, problems=CONVEXITY_GRID, features=theory.optimal_features, restarts: int = RESTARTS, seed: int = 0
 ) -> Certificate:
@@ -384,6 +388,7 @@ def _scalar_instances(problems) -> list[tuple[int, float]]:
     return sorted(pairs)
 
 
+@float64
 def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid: int = 200_001) -> Certificate:
     """The root K < 0 of ``F(K) = K (C-1+e^{-CK}) + kappa`` exists, is unique, and ``root`` computes it.
 
@@ -464,6 +469,7 @@ def same_class_root_unique(*, problems=GRID, root=theory.same_class_root, n_grid
     )
 
 
+@float64
 def gap_symmetry(*, problems=GRID, gaps=theory.different_class_gaps, n_lambdas: int = 101) -> Certificate:
     """Symmetry ``b(lam) = a(1-lam)``, ``a = b`` at lam = 1/2, and the endpoint lam = 1 giving the same-class point.
 
@@ -521,6 +527,7 @@ def gap_symmetry(*, problems=GRID, gaps=theory.different_class_gaps, n_lambdas: 
 LIMIT_KAPPAS = tuple(10.0**k for k in range(0, 7))
 
 
+@float64
 def large_kappa_limit(*, classes=(2, 3, 10), kappas=LIMIT_KAPPAS, features=theory.optimal_features) -> Certificate:
     """kappa -> infinity: ``softmax(W h*) -> y`` (calibrated softmax on mixup targets), monotonically.
 

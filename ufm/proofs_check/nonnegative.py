@@ -37,6 +37,7 @@ import numpy as np
 from ufm.checks import nonnegative as nonneg_checks
 from ufm.families import nonnegative as family
 from ufm.objectives.nonnegative import cross_entropy, model1_loss, model2_loss, objective_data
+from ufm.precision import float64
 from ufm.problems.nonnegative import NonnegProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.theory import nonnegative as theory
@@ -333,6 +334,7 @@ def _kkt_bounds(g: np.ndarray, g_ce: np.ndarray, W: np.ndarray, H: np.ndarray, n
     }
 
 
+@float64
 def model2_optimality(*, problems=MODEL2_GRID, optimum=theory.model2_optimum, seed: int = 0) -> Certificate:
     """Model 2: the closed form (collapse, orthogonal means, ETF classifier; W = H = 0 past gamma_alpha >= (K-1)/K)
     satisfies KKT with multipliers for H >= 0, the reduced Hessian on the support is positive definite, and the
@@ -637,6 +639,7 @@ def _model1(problems, optimum, theorem: str, statement: str, seed: int) -> Certi
     )
 
 
+@float64
 def model1_ce_optimality(*, problems=MODEL1_CE_GRID, optimum=theory.model1_optimum, seed: int = 0) -> Certificate:
     """Model 1 with CE: collapse, h_k = sqrt(E_H) v_k, w_k the ETF of the centred means, every margin M_max,
     value log(1 + (K-1) e^{-M_max}); both budgets active with positive multipliers."""
@@ -650,6 +653,7 @@ def model1_ce_optimality(*, problems=MODEL1_CE_GRID, optimum=theory.model1_optim
     )
 
 
+@float64
 def model1_ls_budget_condition(*, problems=MODEL1_LS_GRID, optimum=theory.model1_optimum, seed: int = 0) -> Certificate:
     """Model 1 with label smoothing: the CE geometry and value ell_alpha(M_max) hold if M_max <= m*_alpha; beyond,
     the value is the entropy of q and the minimisers are not unique. CONDITIONAL when the grid crosses m*."""
@@ -677,6 +681,7 @@ def _ell_curvature(K, m):
     return e / (1 + e) ** 2
 
 
+@float64
 def margin_facts(
     *, classes=(2, 3, 10), alphas=(0.05, 0.1, 0.3), margin=theory.smoothing_margin, optimum=theory.model2_optimum
 ) -> Certificate:
@@ -781,6 +786,7 @@ def _closed_value(problem: NonnegProblem) -> float:
     return theory.model1_optimum(problem.C, problem.E_W, problem.E_H, problem.alpha)["objective"]
 
 
+@float64
 def restarts_never_below(
     *, problems=RESTART_GRID, closed_value=_closed_value, restarts: int = RESTARTS, seed: int = 0
 ) -> Certificate:

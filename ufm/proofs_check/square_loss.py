@@ -37,6 +37,7 @@ from scipy import optimize
 from ufm import metrics
 from ufm.objectives import square_loss as objective
 from ufm.objectives.square_loss import SquareLossData, forward, square_loss
+from ufm.precision import float64
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
 from ufm.solver import CONVERGED, SolverOptions, minimise
@@ -372,6 +373,7 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
     )
 
 
+@float64
 def one_layer_optimality(*, problems=ONE_LAYER_GRID, closed_form=theory.closed_form) -> Certificate:
     """(A1)-(A3): the soft-thresholded closed form is a critical point, a strict local minimum up to the orthogonal
     symmetry, with the closed-form objective; below rho = 1 the zero point is a saddle, past it the optimum."""
@@ -386,6 +388,7 @@ def one_layer_optimality(*, problems=ONE_LAYER_GRID, closed_form=theory.closed_f
     )
 
 
+@float64
 def deep_optimality(*, problems=DEEP_GRID, closed_form=theory.closed_form) -> Certificate:
     """Deep linear UFM (m = 3, 4 factors): balanced factors of x* Y (or x* (Y - 11^T/K) with b = 1/K)."""
     return _optimality(
@@ -459,6 +462,7 @@ def _restart_group(problems, closed_form, restarts: int, seed: int):
     return out
 
 
+@float64
 def restarts_never_below(
     *, problems=RESTART_GRID, closed_form=theory.closed_form, restarts: int = RESTARTS, seed: int = 0
 ) -> Certificate:
@@ -550,6 +554,7 @@ def _local_min_value(m: int, beta: float) -> float:
     return float(res.fun)
 
 
+@float64
 def deep_threshold_jump(
     *, depths=DEPTHS, threshold=theory.deep_threshold, fit=theory.deep_fit, n_grid: int = 200_001
 ) -> Certificate:
@@ -685,6 +690,7 @@ def _rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
+@float64
 def rb_relations(
     *,
     problems=RB_GRID,
