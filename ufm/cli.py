@@ -27,6 +27,8 @@ import types
 import typing
 from pathlib import Path
 
+from ufm.problems import flag_name
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_WRITTEN = 0, 1, 2, 3
 EXIT_CODES_HELP = (
     "exit codes: 0 all checks pass; 1 a check failed; 2 bad input (one line, nothing written); "
@@ -155,8 +157,6 @@ def add_problem_arguments(
     variant); ``exclude`` names the fields that are not flags (set by the variant). Returns the group (a family
     adds its flags that are not problem fields to it).
     """
-    from ufm.problems import flag_name
-
     hints = typing.get_type_hints(problem_class)
     group = parser.add_argument_group(title)
     for field in dataclasses.fields(problem_class):
@@ -183,8 +183,6 @@ def add_problem_arguments(
 
 def problem_flags(problem_class) -> dict[str, str]:
     """Field name -> its command-line flag, for every field of ``problem_class``."""
-    from ufm.problems import flag_name
-
     return {field.name: flag_name(field) for field in dataclasses.fields(problem_class)}
 
 
