@@ -247,6 +247,7 @@ def test_existing_empty_out_is_used(tmp_path, capsys):
         ("mse-deep", ["--layers", "0"], "--layers"),
         ("mse-deep", ["--activation", "tanh"], "--activation"),
         ("mse-deep", ["--act", "tanh"], "--activation"),  # a deprecated spelling: named by the current one
+        ("mixup-deep", ["--lambdas", "1.5"], "--nodes"),  # argparse's own error names it by the current one too
         ("mse-net", ["--inputs", "images"], "--inputs"),
         ("nonneg-lpm", ["--C", "1"], "--C"),
         ("nonneg-lpm", ["--E-W", "0"], "--E-W"),

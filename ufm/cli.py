@@ -56,6 +56,11 @@ class Parser(argparse.ArgumentParser):
     the range check that names the valid values."""
 
     def error(self, message):
+        for action in self._actions:  # argparse names an action by all its spellings: name the current one only
+            if getattr(action, "deprecated", ()):
+                message = message.replace(
+                    f"argument {'/'.join(action.option_strings)}:", f"argument {action.option_strings[0]}:"
+                )
         raise UsageError(message)
 
     def _parse_optional(self, arg_string):
