@@ -40,6 +40,7 @@ from ufm.objectives.ce import SOLVER, CEData, ce_loss, objective_data, starts
 from ufm.precision import float64
 from ufm.problems.ce import CEProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.orbit import STRICT_TOL, orbit_checks, second_order
 from ufm.solver import CONVERGED, minimise
 from ufm.theory import ce as theory
 
@@ -52,10 +53,6 @@ SOURCE = (
 
 GRAD_TOL = 64 * EPS  # ||grad|| / (||grad CE|| + ||grad decays|| + 1/sqrt(N)): cancellation of the two parts
 OBJECTIVE_TOL = 64 * EPS  # |f(point) - formula| / max(1, |f|): a mean of N rounded log1p terms
-PSD_TOL = 1e-12  # smallest eigenvalue / largest >= -PSD_TOL (rounding of an AD Hessian)
-NULL_TOL = 1e-9  # |eigenvalue| <= NULL_TOL x largest counts as zero (the smallest nonzero one: >= 1e-3 of it here)
-TANGENT_RANK_TOL = 1e-10
-STRICT_TOL = 1e-8  # smallest eigenvalue on the orbit's complement / largest >= this
 BALANCE_TOL = 1e-7  # Brent locates a minimiser to ~sqrt(eps) relative
 FD_TOL = 1e-8  # central differences of step h = 1e-5: truncation ~h^2 |g'''| + rounding ~eps |g| / h, both ~1e-10
 ROOT_TOL = 64 * EPS  # g' at / between the roots, relative to the terms that cancel in g' (rho and K q)
@@ -122,27 +119,6 @@ def rotation_tangents(params: dict) -> np.ndarray:
     return np.array(rows)
 
 
-def second_order(hess: np.ndarray, tangents: np.ndarray) -> dict:
-    """Smallest / largest eigenvalue, orbit dimension (rank of the tangents), near-zero count, smallest eigenvalue
-    on the orthogonal complement of the tangents."""
-    hess = (hess + hess.T) / 2
-    eig = np.linalg.eigvalsh(hess)
-    scale = max(float(np.max(np.abs(eig))), 1e-300)
-    basis, rank = np.eye(hess.shape[0]), 0
-    if tangents.size and np.max(np.abs(tangents)) > 0:
-        _, s, vt = np.linalg.svd(tangents, full_matrices=True)
-        rank = int(np.sum(s > TANGENT_RANK_TOL * s[0]))
-        basis = vt[rank:].T
-    eig_c = np.linalg.eigvalsh(basis.T @ hess @ basis)
-    return {
-        "min_eig": float(eig[0]),
-        "max_abs_eig": scale,
-        "orbit_dim": rank,
-        "near_zero": int(np.sum(np.abs(eig) <= NULL_TOL * scale)),
-        "min_eig_complement": float(eig_c[0]),
-    }
-
-
 @float64
 def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_point) -> Certificate:
     """The closed-form point is a critical point with the formula's objective and a nondegenerate minimum up to
@@ -151,9 +127,7 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
     ids, instances = [], []
     rel_grad: list[float] = []
     obj_err: list[float] = []
-    strict: list[float] = []
-    null_excess: list[float] = []
-    psd: list[float] = []
+    spectra: list[dict] = []
     saddle: list[float] = []
     past: list[float] = []
     saddle_ids: list[dict] = []
@@ -181,9 +155,7 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
         ids.append({k: record[k] for k in ("K", "n", "d", "bias", "rho")})
         rel_grad.append(record["numbers"]["rel_grad"])
         obj_err.append(abs(float(f) - t["objective"]) / max(1.0, abs(float(f))))
-        strict.append(so["min_eig_complement"] / so["max_abs_eig"])
-        null_excess.append(abs(so["near_zero"] - so["orbit_dim"]))
-        psd.append(so["min_eig"] / so["max_abs_eig"])
+        spectra.append(so)
         (saddle if record["rho"] < 1 else past).append(eig0[0] / max(float(np.max(np.abs(eig0))), 1e-300))
         (saddle_ids if record["rho"] < 1 else past_ids).append(ids[-1])
     measurements = [
@@ -195,22 +167,7 @@ def optimality(*, problems=GRID, optimum=theory.optimum, point=theory.optimal_po
             note="JAX gradient of ufm.objectives.ce.ce_loss at ufm.theory.ce.optimal_point, no solver",
         ),
         worst(obj_err, ids, "objective at the point = closed-form objective, |diff| / max(1, |f|)", OBJECTIVE_TOL),
-        worst(
-            strict,
-            ids,
-            "second order: smallest eigenvalue on the complement of the orbit / largest",
-            STRICT_TOL,
-            sense=">=",
-            note="> 0: strict local minimum up to the rotations (W, H) -> (W Q, H Q)",
-        ),
-        worst(
-            null_excess,
-            ids,
-            "|#(near-zero eigenvalues) - dim(rotation orbit)|",
-            0,
-            note=f"near zero: |eig| <= {NULL_TOL:g} x largest; orbit dimension: rank of the tangents",
-        ),
-        worst(psd, ids, "PSD: smallest Hessian eigenvalue / largest", -PSD_TOL, sense=">="),
+        *orbit_checks(spectra, ids, orbit="rotation orbit", symmetry="the rotations (W, H) -> (W Q, H Q)"),
         worst([p.d - p.C + 1 for p in problems], ids, "hypothesis: d - (K - 1) >= 0", 0, sense=">="),
     ]
     if saddle:

@@ -40,6 +40,7 @@ from ufm.objectives.square_loss import SquareLossData, forward, square_loss
 from ufm.precision import float64
 from ufm.problems.square_loss import SquareLossProblem
 from ufm.proofs_check.certificate import EPS, Certificate, worst
+from ufm.proofs_check.orbit import STRICT_TOL, orbit_checks, second_order
 from ufm.solver import CONVERGED, SolverOptions, minimise
 from ufm.theory import square_loss as theory
 
@@ -51,10 +52,6 @@ SOURCE = "Rangamani, Banburski, ICASSP 2022; stated in ufm/theory/square_loss.py
 GRAD_TOL = 64 * EPS  # ||grad f|| / (||grad of the fit term|| + ||grad of the decay term||): the two cancel at the
 #                      optimum, so this is the cancellation error relative to the terms (a wrong closed form: >= 1e-3)
 OBJECTIVE_TOL = 64 * EPS  # |f(point) - closed-form objective| / max(1, |f|): a sum of O(K n) rounded terms
-PSD_TOL = 1e-12  # smallest Hessian eigenvalue / largest |eigenvalue| >= -PSD_TOL (rounding of an AD Hessian)
-NULL_TOL = 1e-9  # |eigenvalue| <= NULL_TOL * largest counts as zero; the smallest nonzero one here is >= 1e-4 of it
-TANGENT_RANK_TOL = 1e-10  # singular values of the tangent vectors below this (relative) are rank deficiency
-STRICT_TOL = 1e-8  # smallest eigenvalue on the complement of the orbit / largest >= this: strictly positive
 ROUNDING = 64 * EPS  # restarts: (f(closed form) - f(end)) / max(1, |f|) <= this (no restart below the closed form)
 RB_TOL = 1e-12  # relations evaluated at the closed-form point: rounding of sums over N samples (observed <= 1e-14)
 RB_FAILS = 1e-2  # the paper's free-bias formula must MISS bias-free by at least this (relative); observed >= 0.29
@@ -153,31 +150,6 @@ def symmetry_tangents(params: dict) -> np.ndarray:
     return np.array(rows)
 
 
-def second_order(hess: np.ndarray, tangents: np.ndarray) -> dict:
-    """Spectrum of the Hessian, the orbit dimension (rank of the tangents), the count of near-zero eigenvalues,
-    the smallest eigenvalue on the orthogonal complement of the tangent space and ``||Hess t||`` on the tangents."""
-    hess = (hess + hess.T) / 2
-    eig = np.linalg.eigvalsh(hess)
-    scale = max(float(np.max(np.abs(eig))), 1e-300)
-    rank, tangent_residual = 0, 0.0
-    basis = np.eye(hess.shape[0])
-    if tangents.size and np.max(np.abs(tangents)) > 0:
-        _, s, vt = np.linalg.svd(tangents, full_matrices=True)
-        rank = int(np.sum(s > TANGENT_RANK_TOL * s[0]))
-        basis = vt[rank:].T
-        tangent_residual = float(np.max(np.linalg.norm(hess @ vt[:rank].T, axis=0))) / scale if rank else 0.0
-    eig_c = np.linalg.eigvalsh(basis.T @ hess @ basis)
-    return {
-        "dim": int(hess.shape[0]),
-        "min_eig": float(eig[0]),
-        "max_abs_eig": scale,
-        "orbit_dim": rank,
-        "near_zero": int(np.sum(np.abs(eig) <= NULL_TOL * scale)),
-        "min_eig_complement": float(eig_c[0]),
-        "tangent_residual": tangent_residual,
-    }
-
-
 def zero_point(params: dict, data: SquareLossData) -> dict:
     """W = H = 0 with the bias that is optimal for zero factors: ``b = 1/(K (1 + lambda_b))`` (1/K when free)."""
     zero = jax.tree.map(jnp.zeros_like, params)
@@ -259,7 +231,8 @@ def _point(problem: SquareLossProblem, closed_form):
 def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_saddle_below: bool) -> Certificate:
     t0 = time.perf_counter()
     instances, ids = [], []
-    rel_grad, obj_err, psd, null_excess, strict, tangent, hyp_d, hyp_decay = [], [], [], [], [], [], [], []
+    rel_grad, obj_err, tangent, hyp_d, hyp_decay = [], [], [], [], []
+    spectra: list[dict] = []
     zero_min_rel, below_saddle = [], []
     min_eigs = []
     for problem in problems:
@@ -285,9 +258,7 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
         ids.append({k: record[k] for k in ("C", "n", "d", "m", "bias", "lambda_W", "lambda_H")})
         rel_grad.append(record["numbers"]["rel_grad"])
         obj_err.append(abs(float(f) - t["objective"]) / max(1.0, abs(float(f))))
-        psd.append(so["min_eig"] / so["max_abs_eig"])
-        null_excess.append(abs(so["near_zero"] - so["orbit_dim"]))
-        strict.append(so["min_eig_complement"] / so["max_abs_eig"])
+        spectra.append(so)
         tangent.append(so["tangent_residual"])
         min_eigs.append(so["min_eig_complement"])
         hyp_d.append(record["hypotheses"]["d_minus_K"])
@@ -307,22 +278,7 @@ def _optimality(problems, closed_form, theorem: str, statement: str, zero_is_sad
             note="JAX gradient of ufm.objectives.square_loss.square_loss, float64, no solver",
         ),
         worst(obj_err, ids, "objective at the point = closed-form objective, |diff| / max(1, |f|)", OBJECTIVE_TOL),
-        worst(
-            strict,
-            ids,
-            "second order: smallest eigenvalue on the complement of the orbit / largest",
-            STRICT_TOL,
-            sense=">=",
-            note="> 0: strict local minimum up to the orthogonal symmetry",
-        ),
-        worst(
-            null_excess,
-            ids,
-            "|#(near-zero eigenvalues) - dim(symmetry orbit)|",
-            0,
-            note=f"near zero: |eig| <= {NULL_TOL:g} x largest; orbit dimension: rank of the tangent vectors",
-        ),
-        worst(psd, ids, "PSD: smallest Hessian eigenvalue / largest", -PSD_TOL, sense=">="),
+        *orbit_checks(spectra, ids, orbit="symmetry orbit", symmetry="the orthogonal symmetry"),
         worst(tangent, ids, "orbit tangents are null: max ||Hess t|| / largest eigenvalue (t orthonormal)", 1e-12),
         worst(hyp_d, ids, "hypothesis: d - K >= 0", 0, sense=">="),
         worst(hyp_decay, ids, "hypothesis: every weight decay > 0 (smallest)", 0.0, sense=">="),
