@@ -499,7 +499,8 @@ def test_md_without_convergence_is_a_named_failure(monkeypatch):
     assert spread.verdict is Verdict.VOID
     one_step = md.solve_steps  # the sweep's solves, written as steps (joined across its points)
     monkeypatch.setattr(md, "solve_steps", lambda problem, **options: one_step(problem, outer_steps=1, **options))
-    curve, failures = md.sweep(p, r_values=(1.0,), alphas=(0.0,), progress=False)
+    curve, failures, seconds = md.sweep(p, r_values=(1.0,), alphas=(0.0,), progress=False)
+    assert seconds[0] > 0 and seconds[1] > 0  # the solver's own compile and solve time (compile was 0.0 before)
     assert failures and md.CONVERGED_NAME in failures[0] and np.isnan(curve["D_restart_spread"][0])
 
 

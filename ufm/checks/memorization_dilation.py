@@ -383,9 +383,9 @@ def sweep_headline(problem: MemorizationDilationProblem, curve: dict, r_values, 
     return lines
 
 
-def sweep_convergence(curve: dict, failures: list[str], rtol: float, seconds: float) -> dict:
+def sweep_convergence(curve: dict, failures: list[str], rtol: float, seconds: tuple[float, float]) -> dict:
     """The r sweep's convergence record: one entry per sweep point, its best restart (inner solve and constraint
-    residual both converged)."""
+    residual both converged); ``seconds``: the solver's compile and solve seconds over all points."""
     converged = int(np.sum(curve["converged"]))
     return {
         "subproblems": len(curve["r"]),
@@ -399,6 +399,6 @@ def sweep_convergence(curve: dict, failures: list[str], rtol: float, seconds: fl
         "failures": {}
         if not failures
         else {"sweep points failing a check": len(set(f.split(":")[0] for f in failures))},
-        "compile_seconds": 0.0,
-        "solve_seconds": seconds,
+        "compile_seconds": float(seconds[0]),
+        "solve_seconds": float(seconds[1]),
     }

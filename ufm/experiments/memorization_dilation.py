@@ -54,7 +54,7 @@ def caption(cfg: dict) -> str:
 
 def compute(cfg: dict, progress) -> dict:
     problem = MemorizationDilationProblem(C=cfg["C"], n=cfg["n"], noise=cfg["noise"], restarts=cfg["restarts"])
-    curve, failures = family.sweep(problem, r_values=cfg["r_values"], alphas=cfg["alphas"], progress=False)
+    curve, failures, _ = family.sweep(problem, r_values=cfg["r_values"], alphas=cfg["alphas"], progress=False)
     if failures:
         raise RuntimeError("memorization-dilation sweep has uncertified points: " + "; ".join(failures))
     progress.step()

@@ -94,15 +94,21 @@ def sweep(
     options: SolverOptions | None = None,
 ):
     """Dilation vs memorization over r for CE (alpha = 0) and LS alphas, on identical data (same seed): the curve
-    (``ufm.checks.memorization_dilation.SWEEP_COLUMNS``) and the failed checks, one line each; ``options``: the
-    solver's (None: ``SOLVER``)."""
+    (``ufm.checks.memorization_dilation.SWEEP_COLUMNS``), the failed checks, one line each, and the solver's
+    ``(compile, solve)`` seconds over all points; ``options``: the solver's (None: ``SOLVER``)."""
     grid = [(alpha, r) for alpha in alphas for r in r_values]
     step = progress_bar("md sweep", len(grid), quiet=not progress)
     points = [dataclasses.replace(problem, r=float(r), alpha=float(alpha)) for alpha, r in grid]
     # on an accelerator every point's inner solves, round by round, in one batched solve (they share their
     # shapes); on the CPU one point after another, measured faster there (ufm.sweeps.default_joint_batch)
     steps = [solve_steps(p, options=options) for p in points]
-    outs = drive_together(steps)[0] if default_joint_batch() > 1 else [drive(s) for s in steps]
+    joint = default_joint_batch() > 1
+    outs = drive_together(steps)[0] if joint else [drive(s) for s in steps]
+    # each point's Solution carries the seconds of the solves it took part in: its own one after another (summed
+    # over the points); joined, those of every joint solve of its rounds, and the point with the most rounds was
+    # in all of them (its seconds are the total)
+    total = max if joint else sum
+    seconds = tuple(total(getattr(out["solution"], f"{kind}_seconds") for out in outs) for kind in ("compile", "solve"))
     rows, failures = [], []
     for (alpha, r), p, out in zip(grid, points, outs):
         result, meas = solution_checks(p, out)
@@ -110,7 +116,7 @@ def sweep(
         rows.append(checks.sweep_row(alpha, r, out, meas))
         step()
     arr = np.array(rows, dtype=float)
-    return {name: arr[:, i] for i, name in enumerate(checks.SWEEP_COLUMNS)}, failures
+    return {name: arr[:, i] for i, name in enumerate(checks.SWEEP_COLUMNS)}, failures, seconds
 
 
 def steps(problem: MemorizationDilationProblem, options: SolverOptions):
@@ -151,10 +157,10 @@ def run(
     options = driver.with_memory_budget(SOLVER, max_memory_bytes)
     t0 = time.perf_counter()
     config = {"loss": NAME, **dataclasses.asdict(problem), "solver": dataclasses.asdict(options), **extra_config()}
-    curve, failures = sweep(problem, progress=progress, options=options)
+    curve, failures, seconds = sweep(problem, progress=progress, options=options)
     config["sweep"] = {"r": list(SWEEP_R), "alphas": list(SWEEP_ALPHAS)}
     result, verdict = checks.sweep_checks(curve, failures, SWEEP_ALPHAS)
     lines = checks.sweep_headline(problem, curve, SWEEP_R, SWEEP_ALPHAS)
-    conv = checks.sweep_convergence(curve, failures, SOLVER.rtol, time.perf_counter() - t0)
+    conv = checks.sweep_convergence(curve, failures, SOLVER.rtol, seconds)
     numbers = {"verdict": verdict, "seconds": time.perf_counter() - t0}
     return Report(NAME, config, lines, result, conv, numbers, curve, "curve.npz")
