@@ -18,7 +18,6 @@ import dataclasses
 import importlib
 import time
 
-from ufm.precision import float64
 from ufm.problems.ce import CEProblem
 from ufm.problems.mixup import MixupProblem
 from ufm.problems.mixup_deep import MixupDeepProblem
@@ -39,7 +38,6 @@ FAMILY_OF = {
 }
 
 
-@float64
 def run(problem, *, progress: bool = False, max_memory_bytes: int | None = None) -> Report:
     """Solve ``problem`` to float64 precision and check the solution against its family's closed forms.
 
@@ -64,7 +62,6 @@ def run(problem, *, progress: bool = False, max_memory_bytes: int | None = None)
     return dataclasses.replace(report, wall_seconds=time.perf_counter() - t0)
 
 
-@float64
 def run_batch(problems, *, progress: bool = False, max_memory_bytes: int | None = None) -> list[Report]:
     """:func:`run` for each of ``problems``, those of one family and one shape in ONE batched solve.
 

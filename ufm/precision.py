@@ -2,11 +2,11 @@
 
 Verification in float32 is meaningless (a rounding floor of 1e-7 against tolerances of 1e-12), so every
 computation ufm makes runs in float64, but a user's own JAX code in the same process keeps its dtypes: importing
-ufm leaves ``jax_enable_x64`` as it was, and each entry point (``ufm.run``, ``ufm.run_batch``, ``ufm.driver``'s
-runs, the families' runs, the certificates, the network training, the command lines) runs inside
-``jax.enable_x64(True)``, JAX's scoped form of the setting (:func:`float64`). The solver itself refuses to run in
-float32 (:func:`require_float64`), so a call that bypasses the entry points fails loudly instead of computing in
-single precision.
+ufm leaves ``jax_enable_x64`` as it was, and each entry point runs inside ``jax.enable_x64(True)``, JAX's scoped
+form of the setting (:func:`float64`): the shared driver's runs (so ``ufm.run``, ``ufm.run_batch`` and every
+family's run), md's r sweep, the certificates, the network training, the figures and the command lines. The solver
+itself refuses to run in float32 (:func:`require_float64`), so a call that bypasses the entry points fails loudly
+instead of computing in single precision.
 """
 
 from __future__ import annotations
